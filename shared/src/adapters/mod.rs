@@ -1,0 +1,4 @@
+//! Adapters: implementations of the ports over real services.
+
+pub mod http;
+pub mod s3;

@@ -1,0 +1,186 @@
+//! [`ObjectSink`] over Amazon S3 (or any S3 wire implementation).
+//!
+//! Every part carries a CRC-32 checksum, declared on `CreateMultipartUpload` and repeated on
+//! `CompleteMultipartUpload`, so S3 verifies each part as it lands; this consistent form is accepted
+//! by S3 and the local emulators alike.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use bytes::Bytes;
+
+use crate::ports::{ObjectSink, SinkError, UploadedPart};
+
+/// Server-side encryption applied to every object written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Encryption {
+    /// The bucket's default (SSE-S3 unless the bucket says otherwise).
+    #[default]
+    BucketDefault,
+    /// SSE-KMS with this key id or ARN.
+    Kms(String),
+}
+
+/// Writes objects into one bucket.
+#[derive(Debug, Clone)]
+pub struct S3Sink {
+    client: Client,
+    bucket: String,
+    encryption: Encryption,
+}
+
+impl S3Sink {
+    /// A sink for `bucket` using `client`.
+    pub fn new(client: Client, bucket: impl Into<String>, encryption: Encryption) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+            encryption,
+        }
+    }
+
+    /// The bucket written to.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+fn sink_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> SinkError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            status >= 500
+                || status == 429
+                || matches!(
+                    service.err().code(),
+                    Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable")
+                )
+        }
+        _ => false,
+    };
+    SinkError {
+        operation,
+        message: DisplayErrorContext(&err).to_string(),
+        retryable,
+    }
+}
+
+impl ObjectSink for S3Sink {
+    async fn begin_upload(&self, key: &str, content_type: &str) -> Result<String, SinkError> {
+        let mut request = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32);
+        if let Encryption::Kms(key_id) = &self.encryption {
+            request = request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(key_id);
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|e| sink_error("CreateMultipartUpload", e))?;
+        out.upload_id.ok_or_else(|| SinkError {
+            operation: "CreateMultipartUpload",
+            message: "the response had no upload id".into(),
+            retryable: true,
+        })
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        data: Bytes,
+    ) -> Result<UploadedPart, SinkError> {
+        let number = i32::try_from(part_number).map_err(|_| SinkError {
+            operation: "UploadPart",
+            message: "part number out of range".into(),
+            retryable: false,
+        })?;
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| sink_error("UploadPart", e))?;
+        Ok(UploadedPart {
+            part_number,
+            etag: out.e_tag.unwrap_or_default(),
+            checksum_crc32: out.checksum_crc32,
+        })
+    }
+
+    async fn complete_upload(&self, key: &str, upload_id: &str, parts: &[UploadedPart]) -> Result<(), SinkError> {
+        let completed = parts
+            .iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(i32::try_from(p.part_number).unwrap_or(i32::MAX))
+                    .e_tag(&p.etag)
+                    .set_checksum_crc32(p.checksum_crc32.clone())
+                    .build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+            .send()
+            .await
+            .map_err(|e| sink_error("CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), SinkError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_upload() => Ok(()),
+            Err(e) => Err(sink_error("AbortMultipartUpload", e)),
+        }
+    }
+
+    async fn put_object(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), SinkError> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from(body));
+        if let Encryption::Kms(key_id) = &self.encryption {
+            request = request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(key_id);
+        }
+        request.send().await.map_err(|e| sink_error("PutObject", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,13 @@
+//! `amzpipe`: the library behind the serverless Amazon data pipeline.
+//!
+//! The Lambda functions under `functions/` are wiring only; everything they do lives here:
+//!
+//! - [`transfer`]: the streaming transfer that moves one Amazon document from a pre-signed HTTPS URL
+//!   into S3 with bounded memory: HTTP body → AES-256-CBC / AES-256-GCM → gzip / zip → S3 multipart,
+//!   plus the manifest that commits a run.
+//! - [`ports`]: the narrow traits the use cases depend on (today: [`ports::ObjectSink`]).
+//! - [`adapters`]: the implementations of those ports over real services (S3, HTTPS).
+
+pub mod adapters;
+pub mod ports;
+pub mod transfer;

@@ -1,0 +1,30 @@
+//! The streaming transfer: one pre-signed URL in, verified objects and a manifest in S3 out.
+//!
+//! ```text
+//! HTTP body → [AES-256-CBC | AES-256-GCM | none] → [gzip | zip | none] → [decompress | keep] → S3 multipart
+//! ```
+//!
+//! - [`transfer_document`] moves one document; see [`pipeline`] for its memory bound and its
+//!   visibility guarantee (nothing at a final key until the whole document is verified).
+//! - [`run_transform`] is the synchronous core, usable on its own (the benchmark measures it alone).
+//! - [`Manifest`] records a run and, written last, commits it.
+
+pub mod crypto;
+mod error;
+pub mod manifest;
+pub mod pipeline;
+pub mod transform;
+pub mod unzip;
+mod url;
+
+pub use crypto::{AesKey, GcmTag, iv_from_base64};
+pub use error::{DecodeError, ErrorClass, TransferError};
+pub use manifest::{MANIFEST_FILE_NAME, Manifest, Totals};
+pub use pipeline::{
+    Destination, Document, DocumentRecord, StoredObject, TransferOptions, transfer_document,
+};
+pub use transform::{
+    Compression, ContentFormat, Encryption, NullOutput, OutputMode, PartOutput, TransformLimits,
+    TransformSpec, run_transform,
+};
+pub use url::{DownloadUrl, InvalidUrl};

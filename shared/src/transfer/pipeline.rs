@@ -1,0 +1,463 @@
+//! The asynchronous transfer of one document: HTTP body → blocking transform → S3 multipart.
+//!
+//! Three activities overlap, joined by bounded channels:
+//!
+//! ```text
+//!  body pump (async)  --[≤ 16 chunks]-->  transform (blocking thread)  --[≤ 1 part]-->  uploader (async,
+//!                                                                                     ≤ N parts in flight)
+//! ```
+//!
+//! Peak memory is therefore about `(max_parts_in_flight + 2) × part_size` plus a few hundred KiB of
+//! decoder buffers, whatever the document size. Nothing touches local disk.
+//!
+//! Visibility: multipart uploads are completed only after the transform has returned `Ok` — that is,
+//! after the whole document has been read and verified (CBC padding, GCM tag, gzip/zip CRCs, size
+//! ceiling). On any error every upload this transfer opened is aborted, so no partial or
+//! unauthenticated object ever appears at a final key.
+
+use std::io::{self, Read};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::error::TransferError;
+use super::transform::{
+    Compression, ContentFormat, Encryption, ObjectStart, ObjectStats, OutputMode, PartOutput,
+    StoredAs, TransformLimits, TransformSpec, run_transform,
+};
+use super::url::DownloadUrl;
+use crate::adapters::http::{BodyStream, open_download};
+use crate::ports::{ObjectSink, UploadedPart};
+
+/// Default size of each part buffer.
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// Default number of parts uploading at once.
+pub const DEFAULT_PARTS_IN_FLIGHT: usize = 2;
+/// Default ceiling on the decompressed size of one document (gzip/zip bomb protection).
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 64 * 1024 * 1024 * 1024;
+const BODY_CHANNEL_CHUNKS: usize = 16;
+
+/// Tuning of one transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferOptions {
+    /// Bytes per part for the first 1,000 parts (S3 minimum 5 MiB); grows for huge documents.
+    pub part_size: usize,
+    /// Parts uploading concurrently (at least 1).
+    pub max_parts_in_flight: usize,
+    /// Ceiling on decompressed bytes per document.
+    pub max_output_bytes: u64,
+    /// Decompress, or keep the compressed stream as delivered.
+    pub output: OutputMode,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        Self {
+            part_size: DEFAULT_PART_SIZE,
+            max_parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            output: OutputMode::Decompress,
+        }
+    }
+}
+
+/// One document to fetch from a source.
+#[derive(Debug)]
+pub struct Document {
+    /// The source's id for it (report document id, execution id + file index, file id).
+    pub source_id: String,
+    /// The pre-signed download URL.
+    pub url: DownloadUrl,
+    /// How the source encrypted it.
+    pub encryption: Encryption,
+    /// How the source compressed it.
+    pub compression: Compression,
+    /// The content format once decompressed.
+    pub format: ContentFormat,
+}
+
+/// Where a document's objects go: a key stem to which the transfer adds an extension, or under
+/// which it places ZIP entries (`{stem}/{entry name}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// e.g. `sp-api/seller=A1/report_type=GET_X/dt=2026-11-22/run=abc/GET_X` — no leading `/`.
+    pub key_stem: String,
+}
+
+/// One object stored by a transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredObject {
+    /// The S3 key.
+    pub key: String,
+    /// The ZIP entry it came from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_name: Option<String>,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// SHA-256 of the bytes stored, lowercase hex.
+    pub sha256: String,
+    /// Data rows (header excluded) for TSV, CSV and JSON Lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// The content type stored with the object.
+    pub content_type: String,
+    /// Parts uploaded (0 for an empty object, stored with a single put).
+    pub parts: u32,
+}
+
+/// What a transfer did with one document: the manifest's record of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentRecord {
+    /// The source's id for the document.
+    pub source_id: String,
+    /// `none`, `AES-256-CBC` or `AES-256-GCM`.
+    pub encryption: String,
+    /// How the source compressed it.
+    pub compression: Compression,
+    /// Decompressed, or kept compressed.
+    pub output: OutputMode,
+    /// Bytes downloaded.
+    pub bytes_in: u64,
+    /// Bytes stored over all objects.
+    pub bytes_out: u64,
+    /// The objects stored.
+    pub objects: Vec<StoredObject>,
+    /// When the download started.
+    pub started_at: DateTime<Utc>,
+    /// When the last object was completed.
+    pub finished_at: DateTime<Utc>,
+    /// Wall-clock duration in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Events from the transform thread to the uploader.
+enum Event {
+    Begin(ObjectStart),
+    Part(Bytes),
+    End(ObjectStats),
+}
+
+/// Feeds the transform thread from the body channel.
+struct ChannelReader {
+    rx: mpsc::Receiver<Result<Bytes, TransferError>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        self.current.copy_to_slice(&mut buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Sends the transform's events to the uploader, blocking while the uploader is busy.
+struct ChannelOutput(mpsc::Sender<Event>);
+
+impl ChannelOutput {
+    fn send(&self, event: Event) -> Result<(), TransferError> {
+        self.0
+            .blocking_send(event)
+            .map_err(|_| TransferError::Internal("the uploader stopped".into()))
+    }
+}
+
+impl PartOutput for ChannelOutput {
+    fn begin(&mut self, start: ObjectStart) -> Result<(), TransferError> {
+        self.send(Event::Begin(start))
+    }
+    fn part(&mut self, data: Bytes) -> Result<(), TransferError> {
+        self.send(Event::Part(data))
+    }
+    fn end(&mut self, stats: ObjectStats) -> Result<(), TransferError> {
+        self.send(Event::End(stats))
+    }
+}
+
+/// An object being uploaded.
+struct OpenObject {
+    key: String,
+    entry_name: Option<String>,
+    content_type: &'static str,
+    upload_id: Option<String>,
+    parts_sent: u32,
+    parts: Vec<UploadedPart>,
+    stats: Option<ObjectStats>,
+}
+
+/// Moves one document from its URL into the sink. See the module docs for the guarantees.
+///
+/// Retrying a failed transfer with the same destination is safe: the same keys are written again
+/// and nothing from the failed attempt is visible.
+pub async fn transfer_document<S: ObjectSink>(
+    http: &reqwest::Client,
+    sink: &S,
+    document: Document,
+    destination: &Destination,
+    options: &TransferOptions,
+) -> Result<DocumentRecord, TransferError> {
+    validate(destination, options)?;
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let Document {
+        source_id,
+        url,
+        encryption,
+        compression,
+        format,
+    } = document;
+    let encryption_label = encryption.label().to_owned();
+    let body = open_download(http, &url).await?;
+    tracing::info!(source_id, encryption = %encryption_label, ?compression, "download started");
+
+    let (body_tx, body_rx) = mpsc::channel(BODY_CHANNEL_CHUNKS);
+    let (event_tx, event_rx) = mpsc::channel(1);
+    let spec = TransformSpec {
+        encryption,
+        compression,
+        format,
+        output: options.output,
+    };
+    let limits = TransformLimits {
+        part_size: options.part_size,
+        max_output_bytes: options.max_output_bytes,
+    };
+    let transform = tokio::task::spawn_blocking(move || {
+        let reader = ChannelReader {
+            rx: body_rx,
+            current: Bytes::new(),
+        };
+        run_transform(reader, spec, &limits, &mut ChannelOutput(event_tx))
+    });
+
+    let mut objects = Vec::new();
+    let (_, transformed, uploaded) = tokio::join!(
+        pump(body, body_tx),
+        transform,
+        upload(sink, destination, options.max_parts_in_flight, event_rx, &mut objects),
+    );
+    let transformed = transformed
+        .map_err(|e| TransferError::Internal(format!("transform task: {e}")))
+        .and_then(|r| r);
+
+    let outcome = match (transformed, uploaded) {
+        (Ok(summary), Ok(())) => complete_all(sink, &objects).await.map(|()| summary),
+        (_, Err(e)) | (Err(e), Ok(())) => Err(e),
+    };
+    match outcome {
+        Ok(summary) => {
+            let finished_at = Utc::now();
+            let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let stored: Vec<StoredObject> = objects.into_iter().map(stored_object).collect();
+            tracing::info!(
+                source_id,
+                bytes_in = summary.bytes_in,
+                bytes_out = summary.bytes_out,
+                objects = stored.len(),
+                duration_ms,
+                "document stored"
+            );
+            Ok(DocumentRecord {
+                source_id,
+                encryption: encryption_label,
+                compression,
+                output: options.output,
+                bytes_in: summary.bytes_in,
+                bytes_out: summary.bytes_out,
+                objects: stored,
+                started_at,
+                finished_at,
+                duration_ms,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(source_id, error = %e, "transfer failed; aborting its uploads");
+            abort_all(sink, &objects).await;
+            Err(e)
+        }
+    }
+}
+
+fn validate(destination: &Destination, options: &TransferOptions) -> Result<(), TransferError> {
+    let stem = &destination.key_stem;
+    if stem.is_empty() || stem.starts_with('/') || stem.ends_with('/') || stem.len() > 900 {
+        return Err(TransferError::Invalid(
+            "the key stem must be 1–900 bytes, without a leading or trailing '/'".into(),
+        ));
+    }
+    if options.max_parts_in_flight == 0 {
+        return Err(TransferError::Invalid("max_parts_in_flight must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// Copies the HTTP body into the transform's channel. Stops early when the transform has stopped
+/// reading (its error is the one reported).
+async fn pump(mut body: BodyStream, tx: mpsc::Sender<Result<Bytes, TransferError>>) {
+    while let Some(chunk) = body.next().await {
+        let failed = chunk.is_err();
+        if tx.send(chunk).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Receives the transform's events and uploads parts, at most `max_in_flight` at a time.
+/// Everything it opens is recorded in `objects`, so the caller can complete or abort it.
+async fn upload<S: ObjectSink>(
+    sink: &S,
+    destination: &Destination,
+    max_in_flight: usize,
+    mut rx: mpsc::Receiver<Event>,
+    objects: &mut Vec<OpenObject>,
+) -> Result<(), TransferError> {
+    let mut in_flight = FuturesUnordered::new();
+    let mut receiving = true;
+    while receiving || !in_flight.is_empty() {
+        tokio::select! {
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                let (index, part): (usize, UploadedPart) = done?;
+                objects[index].parts.push(part);
+            }
+            event = rx.recv(), if receiving && in_flight.len() < max_in_flight => match event {
+                None => receiving = false,
+                Some(Event::Begin(start)) => {
+                    let key = object_key(destination, &start, objects);
+                    objects.push(OpenObject {
+                        key,
+                        entry_name: start.entry_name,
+                        content_type: start.stored_as.content_type(),
+                        upload_id: None,
+                        parts_sent: 0,
+                        parts: Vec::new(),
+                        stats: None,
+                    });
+                }
+                Some(Event::Part(data)) => {
+                    let index = objects.len().checked_sub(1).ok_or_else(|| {
+                        TransferError::Internal("a part arrived before its object".into())
+                    })?;
+                    let object = &mut objects[index];
+                    let upload_id = match &object.upload_id {
+                        Some(id) => id.clone(),
+                        None => {
+                            let id = sink.begin_upload(&object.key, object.content_type).await?;
+                            object.upload_id = Some(id.clone());
+                            id
+                        }
+                    };
+                    object.parts_sent += 1;
+                    let (key, number) = (object.key.clone(), object.parts_sent);
+                    tracing::debug!(key, part = number, bytes = data.len(), "uploading part");
+                    in_flight.push(async move {
+                        let part = sink.upload_part(&key, &upload_id, number, data).await?;
+                        Ok::<_, TransferError>((index, part))
+                    });
+                }
+                Some(Event::End(stats)) => {
+                    if let Some(object) = objects.last_mut() {
+                        object.stats = Some(stats);
+                    }
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+/// The key for a new object: the stem plus an extension, or `{stem}/{entry}` for ZIP entries.
+/// Entry names are untrusted: `..`, `.`, empty segments and control characters are removed, and a
+/// name that collides with an earlier one gets a numeric suffix.
+fn object_key(destination: &Destination, start: &ObjectStart, earlier: &[OpenObject]) -> String {
+    let stem = &destination.key_stem;
+    let base = match (&start.entry_name, start.stored_as) {
+        (Some(name), _) => {
+            let clean = sanitize_entry_name(name);
+            let clean = if clean.is_empty() {
+                format!("entry-{:05}", earlier.len() + 1)
+            } else {
+                clean
+            };
+            format!("{stem}/{clean}")
+        }
+        (None, StoredAs::Content(format)) => format!("{stem}.{}", format.extension()),
+        (None, StoredAs::Gzip) => format!("{stem}.gz"),
+        (None, StoredAs::Zip) => format!("{stem}.zip"),
+    };
+    let mut key = base.clone();
+    let mut n = 1;
+    while earlier.iter().any(|o| o.key == key) {
+        n += 1;
+        key = format!("{base}~{n}");
+    }
+    key
+}
+
+/// Turns an untrusted archive entry name into a safe relative key suffix.
+pub fn sanitize_entry_name(name: &str) -> String {
+    name.replace('\\', "/")
+        .split('/')
+        .filter(|seg| !seg.is_empty() && *seg != "." && *seg != "..")
+        .map(|seg| seg.chars().filter(|c| !c.is_control()).collect::<String>())
+        .filter(|seg| !seg.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Makes every object visible: completes multipart uploads, puts empty objects.
+async fn complete_all<S: ObjectSink>(sink: &S, objects: &[OpenObject]) -> Result<(), TransferError> {
+    for object in objects {
+        match &object.upload_id {
+            Some(upload_id) => {
+                let mut parts = object.parts.clone();
+                parts.sort_by_key(|p| p.part_number);
+                sink.complete_upload(&object.key, upload_id, &parts).await?;
+            }
+            None => sink.put_object(&object.key, Bytes::new(), object.content_type).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Aborts every upload still open. Failures are logged, not returned: the bucket's lifecycle rule
+/// for incomplete multipart uploads is the backstop.
+async fn abort_all<S: ObjectSink>(sink: &S, objects: &[OpenObject]) {
+    for object in objects {
+        if let Some(upload_id) = &object.upload_id {
+            if let Err(e) = sink.abort_upload(&object.key, upload_id).await {
+                tracing::error!(key = object.key, error = %e, "could not abort a multipart upload");
+            }
+        }
+    }
+}
+
+fn stored_object(object: OpenObject) -> StoredObject {
+    let stats = object.stats.unwrap_or(ObjectStats {
+        bytes: 0,
+        sha256: String::new(),
+        rows: None,
+        parts: 0,
+    });
+    StoredObject {
+        key: object.key,
+        entry_name: object.entry_name,
+        bytes: stats.bytes,
+        sha256: stats.sha256,
+        rows: stats.rows,
+        content_type: object.content_type.to_owned(),
+        parts: stats.parts,
+    }
+}

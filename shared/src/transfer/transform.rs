@@ -1,0 +1,506 @@
+//! The synchronous heart of the transfer: ciphertext in, parts of output objects out.
+//!
+//! [`run_transform`] chains `io::Read` adapters — byte counting → decryption → gzip / zip / nothing —
+//! and cuts what comes out into parts handed to a [`PartOutput`]. It runs on a blocking thread (it is
+//! CPU-bound: inflate is the limit), fed by the HTTP body through a bounded channel, so memory is a
+//! few part buffers whatever the document size.
+//!
+//! Contract: parts and object boundaries are emitted as they are produced, **before** the document is
+//! verified. The document is verified (CBC padding, GCM tag, gzip and zip CRCs, size ceiling) only
+//! when `run_transform` returns `Ok`; a caller must not make any output visible before that.
+
+use std::cell::Cell;
+use std::io::{self, BufReader, Read};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use flate2::bufread::MultiGzDecoder;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::crypto::{AesKey, CbcDecryptReader, GcmDecryptReader, GcmTag};
+use super::error::{DecodeError, TransferError};
+use super::unzip::{EntryReader, ZipStream};
+
+/// S3's smallest allowed part (all parts but the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+/// S3's largest allowed part.
+pub const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
+/// S3's limit on the number of parts of one multipart upload.
+pub const MAX_PARTS: u32 = 10_000;
+/// Every this many parts, the part size doubles (see [`part_size_for`]).
+pub const PARTS_PER_SIZE_STEP: u32 = 1_000;
+const READ_BUFFER: usize = 256 * 1024;
+
+/// How a document is encrypted by its source.
+pub enum Encryption {
+    /// Plain bytes (every current Amazon source).
+    None,
+    /// AES-256-CBC with PKCS#7 padding (SP-API Reports 2020-09-04 documents).
+    AesCbc {
+        /// The 32-byte key.
+        key: AesKey,
+        /// The 16-byte initialisation vector.
+        iv: Vec<u8>,
+    },
+    /// AES-256-GCM.
+    AesGcm {
+        /// The 32-byte key.
+        key: AesKey,
+        /// The nonce (normally 12 bytes).
+        nonce: Vec<u8>,
+        /// Additional authenticated data, usually empty.
+        aad: Vec<u8>,
+        /// Where the tag is.
+        tag: GcmTag,
+    },
+}
+
+impl Encryption {
+    /// A short label for logs and manifests.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Encryption::None => "none",
+            Encryption::AesCbc { .. } => "AES-256-CBC",
+            Encryption::AesGcm { .. } => "AES-256-GCM",
+        }
+    }
+}
+
+impl std::fmt::Debug for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// How a document is compressed by its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Not compressed.
+    None,
+    /// gzip; several concatenated members are read as one stream.
+    Gzip,
+    /// A ZIP archive; each file entry becomes its own object.
+    Zip,
+}
+
+/// What the user wants stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputMode {
+    /// Store the decompressed content (the default).
+    #[default]
+    Decompress,
+    /// Store the (decrypted) compressed stream exactly as it came: far less CPU and storage, and
+    /// Athena reads gzip. No row count and no decompressed-size ceiling apply.
+    KeepCompressed,
+}
+
+/// The format of the decompressed content; decides the row count and the content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentFormat {
+    /// Tab-separated values with a header line (SP-API flat files).
+    Tsv,
+    /// RFC 4180 comma-separated values with a header line (AMC, Slate); quoted newlines are
+    /// not counted as rows.
+    Csv,
+    /// One JSON document (Ads v3 reports are a JSON array); no row count.
+    Json,
+    /// One JSON value per line.
+    JsonLines,
+    /// Anything else; no row count.
+    Binary,
+}
+
+impl ContentFormat {
+    /// The MIME type stored with objects of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ContentFormat::Tsv => "text/tab-separated-values",
+            ContentFormat::Csv => "text/csv",
+            ContentFormat::Json => "application/json",
+            ContentFormat::JsonLines => "application/x-ndjson",
+            ContentFormat::Binary => "application/octet-stream",
+        }
+    }
+
+    /// The file extension (without dot) for objects of this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ContentFormat::Tsv => "tsv",
+            ContentFormat::Csv => "csv",
+            ContentFormat::Json => "json",
+            ContentFormat::JsonLines => "jsonl",
+            ContentFormat::Binary => "bin",
+        }
+    }
+
+    fn has_header(self) -> bool {
+        matches!(self, ContentFormat::Tsv | ContentFormat::Csv)
+    }
+}
+
+/// What is stored for one output object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredAs {
+    /// Decompressed (or never compressed) content of this format.
+    Content(ContentFormat),
+    /// The gzip stream as delivered.
+    Gzip,
+    /// The ZIP archive as delivered.
+    Zip,
+}
+
+impl StoredAs {
+    /// The MIME type stored with the object.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            StoredAs::Content(f) => f.content_type(),
+            StoredAs::Gzip => "application/gzip",
+            StoredAs::Zip => "application/zip",
+        }
+    }
+}
+
+/// Everything the transform needs to know about one document.
+#[derive(Debug)]
+pub struct TransformSpec {
+    /// Encryption applied by the source.
+    pub encryption: Encryption,
+    /// Compression applied by the source.
+    pub compression: Compression,
+    /// Format of the content once decompressed.
+    pub format: ContentFormat,
+    /// Decompress, or keep the compressed stream.
+    pub output: OutputMode,
+}
+
+/// Size limits of the transform.
+#[derive(Debug, Clone, Copy)]
+pub struct TransformLimits {
+    /// Size of the first parts; grows per [`part_size_for`].
+    pub part_size: usize,
+    /// Ceiling on all decompressed output of one document (protection against gzip and zip bombs).
+    pub max_output_bytes: u64,
+}
+
+/// The size of part `part_number` (1-based) for a base size: doubles every
+/// [`PARTS_PER_SIZE_STEP`] parts, capped at [`MAX_PART_SIZE`]. With the 8 MiB default, 1,000 parts
+/// carry 8 GiB and 10,000 parts reach S3's 5 TiB object limit, while documents under 8 GiB keep
+/// 8 MiB buffers.
+pub fn part_size_for(base: usize, part_number: u32) -> usize {
+    let doublings = (part_number.saturating_sub(1) / PARTS_PER_SIZE_STEP).min(20);
+    base.saturating_mul(1usize << doublings).min(MAX_PART_SIZE)
+}
+
+/// The start of one output object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectStart {
+    /// The ZIP entry name for archive entries; `None` for a whole document.
+    pub entry_name: Option<String>,
+    /// What the object holds.
+    pub stored_as: StoredAs,
+}
+
+/// What was produced for one output object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectStats {
+    /// Bytes stored.
+    pub bytes: u64,
+    /// SHA-256 of the bytes stored, lowercase hex.
+    pub sha256: String,
+    /// Data rows (header excluded) for row-oriented text formats.
+    pub rows: Option<u64>,
+    /// Number of parts emitted.
+    pub parts: u32,
+}
+
+/// Receives the transform's output in order: `begin`, zero or more `part`s, `end`, per object.
+pub trait PartOutput {
+    /// A new object starts.
+    fn begin(&mut self, start: ObjectStart) -> Result<(), TransferError>;
+    /// The next part of the current object (never empty).
+    fn part(&mut self, data: Bytes) -> Result<(), TransferError>;
+    /// The current object is complete (but the document is not yet verified).
+    fn end(&mut self, stats: ObjectStats) -> Result<(), TransferError>;
+}
+
+/// What a successful transform reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformSummary {
+    /// Bytes read from the source (the encrypted, compressed document).
+    pub bytes_in: u64,
+    /// Bytes emitted over all objects.
+    pub bytes_out: u64,
+}
+
+/// Counts the bytes flowing through it into a shared cell.
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Counts records: newlines, optionally ignoring those inside RFC 4180 double quotes.
+struct RowCounter {
+    quoted: bool,
+    in_quotes: bool,
+    newlines: u64,
+    last: Option<u8>,
+}
+
+impl RowCounter {
+    fn new(quoted: bool) -> Self {
+        Self {
+            quoted,
+            in_quotes: false,
+            newlines: 0,
+            last: None,
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        let Some(&last) = data.last() else { return };
+        self.last = Some(last);
+        if !self.quoted {
+            self.newlines += memchr::memchr_iter(b'\n', data).count() as u64;
+            return;
+        }
+        for i in memchr::memchr2_iter(b'"', b'\n', data) {
+            if data[i] == b'"' {
+                self.in_quotes = !self.in_quotes;
+            } else if !self.in_quotes {
+                self.newlines += 1;
+            }
+        }
+    }
+
+    fn records(&self) -> u64 {
+        match self.last {
+            None => 0,
+            Some(b'\n') => self.newlines,
+            Some(_) => self.newlines + 1,
+        }
+    }
+}
+
+/// Bytes, hash and rows of the object being produced.
+struct ObjectMeter {
+    bytes: u64,
+    sha: Sha256,
+    rows: Option<(RowCounter, bool)>,
+    parts: u32,
+}
+
+impl ObjectMeter {
+    fn new(stored_as: StoredAs) -> Self {
+        let rows = match stored_as {
+            StoredAs::Content(f @ (ContentFormat::Tsv | ContentFormat::Csv | ContentFormat::JsonLines)) => {
+                Some((RowCounter::new(f == ContentFormat::Csv), f.has_header()))
+            }
+            _ => None,
+        };
+        Self {
+            bytes: 0,
+            sha: Sha256::new(),
+            rows,
+            parts: 0,
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
+        self.sha.update(data);
+        if let Some((counter, _)) = self.rows.as_mut() {
+            counter.update(data);
+        }
+    }
+
+    fn finish(self) -> ObjectStats {
+        ObjectStats {
+            bytes: self.bytes,
+            sha256: hex::encode(self.sha.finalize()),
+            rows: self
+                .rows
+                .map(|(c, header)| c.records().saturating_sub(u64::from(header))),
+            parts: self.parts,
+        }
+    }
+}
+
+/// Runs the transform over `input` (the raw document bytes), emitting objects into `out`.
+///
+/// Returns only after the whole input has been read and verified. See the module docs for the
+/// visibility contract.
+pub fn run_transform<R: Read, O: PartOutput>(
+    input: R,
+    spec: TransformSpec,
+    limits: &TransformLimits,
+    out: &mut O,
+) -> Result<TransformSummary, TransferError> {
+    if limits.part_size < MIN_PART_SIZE || limits.part_size > MAX_PART_SIZE {
+        return Err(TransferError::Invalid(format!(
+            "part size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes"
+        )));
+    }
+    let count = Rc::new(Cell::new(0));
+    let counted = Counting {
+        inner: input,
+        count: Rc::clone(&count),
+    };
+    let plain: Box<dyn Read + '_> = match spec.encryption {
+        Encryption::None => Box::new(counted),
+        Encryption::AesCbc { key, iv } => Box::new(CbcDecryptReader::new(counted, &key, &iv)?),
+        Encryption::AesGcm { key, nonce, aad, tag } => {
+            Box::new(GcmDecryptReader::new(counted, &key, &nonce, &aad, tag)?)
+        }
+    };
+    let mut emitter = Emitter {
+        out,
+        limits,
+        ceiling: match spec.output {
+            OutputMode::Decompress => limits.max_output_bytes,
+            OutputMode::KeepCompressed => u64::MAX,
+        },
+        total_out: 0,
+    };
+    match (spec.compression, spec.output) {
+        (Compression::None, _) => {
+            emitter.object(plain, None, StoredAs::Content(spec.format), false)?;
+        }
+        (Compression::Gzip, OutputMode::KeepCompressed) => {
+            emitter.object(plain, None, StoredAs::Gzip, false)?;
+        }
+        (Compression::Zip, OutputMode::KeepCompressed) => {
+            emitter.object(plain, None, StoredAs::Zip, false)?;
+        }
+        (Compression::Gzip, OutputMode::Decompress) => {
+            let gz = MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, plain));
+            emitter.object(gz, None, StoredAs::Content(spec.format), true)?;
+        }
+        (Compression::Zip, OutputMode::Decompress) => {
+            let mut zip = ZipStream::new(BufReader::with_capacity(READ_BUFFER, plain));
+            while let Some(entry) = zip
+                .next_entry()
+                .map_err(|e| TransferError::from_io(e, false))?
+            {
+                if entry.is_dir {
+                    continue;
+                }
+                emitter.object(
+                    EntryReader(&mut zip),
+                    Some(entry.name),
+                    StoredAs::Content(spec.format),
+                    false,
+                )?;
+            }
+            // The central directory and anything after it: read to the end so that decryption
+            // verifies padding or tag over the whole document.
+            io::copy(&mut zip.into_inner(), &mut io::sink())
+                .map_err(|e| TransferError::from_io(e, false))?;
+        }
+    }
+    Ok(TransformSummary {
+        bytes_in: count.get(),
+        bytes_out: emitter.total_out,
+    })
+}
+
+struct Emitter<'a, O> {
+    out: &'a mut O,
+    limits: &'a TransformLimits,
+    ceiling: u64,
+    total_out: u64,
+}
+
+impl<O: PartOutput> Emitter<'_, O> {
+    /// Streams one object from `reader` until its end.
+    fn object<R: Read>(
+        &mut self,
+        mut reader: R,
+        entry_name: Option<String>,
+        stored_as: StoredAs,
+        gzip: bool,
+    ) -> Result<(), TransferError> {
+        self.out.begin(ObjectStart {
+            entry_name,
+            stored_as,
+        })?;
+        let mut meter = ObjectMeter::new(stored_as);
+        loop {
+            let size = part_size_for(self.limits.part_size, meter.parts + 1);
+            let mut buf = vec![0u8; size];
+            let mut filled = 0;
+            let mut eof = false;
+            while filled < size {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        filled += n;
+                        self.total_out += n as u64;
+                        if self.total_out > self.ceiling {
+                            return Err(DecodeError::TooLarge {
+                                limit: self.ceiling,
+                            }
+                            .into());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(TransferError::from_io(e, gzip)),
+                }
+            }
+            if filled > 0 {
+                if meter.parts >= MAX_PARTS {
+                    return Err(TransferError::Invalid(format!(
+                        "the object needs more than {MAX_PARTS} parts"
+                    )));
+                }
+                buf.truncate(filled);
+                meter.update(&buf);
+                meter.parts += 1;
+                self.out.part(Bytes::from(buf))?;
+            }
+            if eof {
+                break;
+            }
+        }
+        self.out.end(meter.finish())
+    }
+}
+
+/// A [`PartOutput`] that discards everything (for measuring the transform alone).
+#[derive(Debug, Default)]
+pub struct NullOutput {
+    /// Objects seen, with their stats.
+    pub objects: Vec<(ObjectStart, Option<ObjectStats>)>,
+}
+
+impl PartOutput for NullOutput {
+    fn begin(&mut self, start: ObjectStart) -> Result<(), TransferError> {
+        self.objects.push((start, None));
+        Ok(())
+    }
+
+    fn part(&mut self, _data: Bytes) -> Result<(), TransferError> {
+        Ok(())
+    }
+
+    fn end(&mut self, stats: ObjectStats) -> Result<(), TransferError> {
+        if let Some(last) = self.objects.last_mut() {
+            last.1 = Some(stats);
+        }
+        Ok(())
+    }
+}
