@@ -1,0 +1,361 @@
+//! The synchronous transform: decryption + decompression + unzip cut into parts, with stats.
+
+use std::io::{Cursor, Write};
+
+use amzpipe::transfer::transform::{ObjectStart, ObjectStats, StoredAs, part_size_for};
+use amzpipe::transfer::{
+    AesKey, Compression, ContentFormat, DecodeError, Encryption, GcmTag, OutputMode, PartOutput,
+    TransferError, TransformLimits, TransformSpec, run_transform,
+};
+use bytes::Bytes;
+use flate2::Compression as Level;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+use zip::write::SimpleFileOptions;
+
+const MIB: usize = 1024 * 1024;
+
+/// Collects everything the transform emits.
+#[derive(Default)]
+struct Collect {
+    objects: Vec<(ObjectStart, Vec<Bytes>, Option<ObjectStats>)>,
+}
+
+impl Collect {
+    fn content(&self, i: usize) -> Vec<u8> {
+        self.objects[i].1.concat()
+    }
+    fn stats(&self, i: usize) -> &ObjectStats {
+        self.objects[i].2.as_ref().expect("ended")
+    }
+}
+
+impl PartOutput for Collect {
+    fn begin(&mut self, start: ObjectStart) -> Result<(), TransferError> {
+        self.objects.push((start, Vec::new(), None));
+        Ok(())
+    }
+    fn part(&mut self, data: Bytes) -> Result<(), TransferError> {
+        assert!(!data.is_empty(), "parts are never empty");
+        self.objects.last_mut().expect("begun").1.push(data);
+        Ok(())
+    }
+    fn end(&mut self, stats: ObjectStats) -> Result<(), TransferError> {
+        self.objects.last_mut().expect("begun").2 = Some(stats);
+        Ok(())
+    }
+}
+
+fn limits() -> TransformLimits {
+    TransformLimits {
+        part_size: 5 * MIB,
+        max_output_bytes: 1 << 40,
+    }
+}
+
+fn spec(compression: Compression, format: ContentFormat) -> TransformSpec {
+    TransformSpec {
+        encryption: Encryption::None,
+        compression,
+        format,
+        output: OutputMode::Decompress,
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Level::new(6));
+    enc.write_all(data).expect("write");
+    enc.finish().expect("finish")
+}
+
+fn tsv(rows: usize) -> Vec<u8> {
+    let mut out = b"order-id\tsku\tquantity\n".to_vec();
+    for i in 0..rows {
+        out.extend_from_slice(format!("111-{i:07}\tSKU-{}\t{}\n", i % 97, i % 5).as_bytes());
+    }
+    out
+}
+
+fn sha_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn run(input: &[u8], spec: TransformSpec, limits: &TransformLimits) -> Result<Collect, TransferError> {
+    let mut out = Collect::default();
+    run_transform(input, spec, limits, &mut out).map(|_| out)
+}
+
+#[test]
+fn gzip_document_is_decompressed_into_parts_with_hash_and_row_count() {
+    let plain = tsv(600_000); // ~18 MiB: four parts of 5 MiB
+    let out = run(&gzip(&plain), spec(Compression::Gzip, ContentFormat::Tsv), &limits()).expect("ok");
+    assert_eq!(out.objects.len(), 1);
+    assert_eq!(out.content(0), plain);
+    let parts = &out.objects[0].1;
+    assert_eq!(parts.len(), plain.len().div_ceil(5 * MIB));
+    assert!(parts[..parts.len() - 1].iter().all(|p| p.len() == 5 * MIB));
+    let stats = out.stats(0);
+    assert_eq!(stats.rows, Some(600_000));
+    assert_eq!(stats.bytes, plain.len() as u64);
+    assert_eq!(stats.sha256, sha_hex(&plain));
+    assert_eq!(out.objects[0].0.stored_as, StoredAs::Content(ContentFormat::Tsv));
+}
+
+#[test]
+fn concatenated_gzip_members_are_all_decompressed() {
+    let (a, b) = (tsv(10), b"111-9999999\tSKU-X\t1\n".to_vec());
+    let mut doc = gzip(&a);
+    doc.extend(gzip(&b));
+    let out = run(&doc, spec(Compression::Gzip, ContentFormat::Tsv), &limits()).expect("ok");
+    assert_eq!(out.content(0), [a, b].concat());
+    assert_eq!(out.stats(0).rows, Some(11));
+}
+
+#[test]
+fn csv_rows_ignore_newlines_inside_quotes_and_count_a_last_line_without_newline() {
+    let csv = b"id,comment\n1,\"two\nlines\"\n2,\"say \"\"hi\"\"\"\n3,last";
+    let out = run(csv, spec(Compression::None, ContentFormat::Csv), &limits()).expect("ok");
+    assert_eq!(out.stats(0).rows, Some(3));
+}
+
+#[test]
+fn json_documents_have_no_row_count_and_json_lines_count_every_line() {
+    let out = run(b"[{\"a\":1},\n{\"a\":2}]", spec(Compression::None, ContentFormat::Json), &limits())
+        .expect("ok");
+    assert_eq!(out.stats(0).rows, None);
+    let out = run(b"{\"a\":1}\n{\"a\":2}\n", spec(Compression::None, ContentFormat::JsonLines), &limits())
+        .expect("ok");
+    assert_eq!(out.stats(0).rows, Some(2));
+}
+
+#[test]
+fn empty_document_yields_one_empty_object_with_no_parts() {
+    let out = run(&gzip(b""), spec(Compression::Gzip, ContentFormat::Tsv), &limits()).expect("ok");
+    assert_eq!(out.objects.len(), 1);
+    assert!(out.objects[0].1.is_empty());
+    assert_eq!(out.stats(0).rows, Some(0));
+    assert_eq!(out.stats(0).sha256, sha_hex(b""));
+}
+
+#[test]
+fn keep_compressed_stores_the_decrypted_gzip_stream_byte_for_byte() {
+    let doc = gzip(&tsv(1000));
+    let mut s = spec(Compression::Gzip, ContentFormat::Tsv);
+    s.output = OutputMode::KeepCompressed;
+    let out = run(&doc, s, &limits()).expect("ok");
+    assert_eq!(out.content(0), doc);
+    assert_eq!(out.objects[0].0.stored_as, StoredAs::Gzip);
+    assert_eq!(out.stats(0).rows, None);
+}
+
+#[test]
+fn output_above_the_ceiling_is_refused_as_too_large() {
+    let bomb = gzip(&vec![b'a'; 20 * MIB]);
+    let small = TransformLimits {
+        part_size: 5 * MIB,
+        max_output_bytes: 8 * MIB as u64,
+    };
+    let err = run(&bomb, spec(Compression::Gzip, ContentFormat::Tsv), &small).err();
+    assert!(matches!(
+        err,
+        Some(TransferError::Decode(DecodeError::TooLarge { limit })) if limit == 8 * MIB as u64
+    ));
+}
+
+#[test]
+fn corrupt_and_truncated_gzip_are_told_apart() {
+    let doc = gzip(&tsv(50_000));
+    let truncated = &doc[..doc.len() / 2];
+    let err = run(truncated, spec(Compression::Gzip, ContentFormat::Tsv), &limits()).err();
+    assert!(matches!(err, Some(TransferError::Decode(DecodeError::Truncated(_)))), "{err:?}");
+
+    let mut corrupt = doc.clone();
+    let at = corrupt.len() - 6; // inside the CRC-32 trailer
+    corrupt[at] ^= 0xff;
+    let err = run(&corrupt, spec(Compression::Gzip, ContentFormat::Tsv), &limits()).err();
+    assert!(matches!(err, Some(TransferError::Decode(DecodeError::CorruptGzip(_)))), "{err:?}");
+}
+
+#[test]
+fn part_size_doubles_every_thousand_parts_and_stays_within_s3_limits() {
+    let base = 8 * MIB;
+    assert_eq!(part_size_for(base, 1), base);
+    assert_eq!(part_size_for(base, 1000), base);
+    assert_eq!(part_size_for(base, 1001), 2 * base);
+    assert_eq!(part_size_for(base, 10_000), 512 * base);
+    let capacity: u128 = (1..=10_000u32).map(|n| part_size_for(base, n) as u128).sum();
+    assert!(capacity >= 5u128 << 40, "10,000 parts must reach S3's 5 TiB object limit");
+    assert_eq!(part_size_for(5 << 30, 5000), 5 << 30);
+}
+
+#[test]
+fn a_part_size_below_the_s3_minimum_is_refused() {
+    let bad = TransformLimits {
+        part_size: MIB,
+        max_output_bytes: 1 << 30,
+    };
+    let err = run(b"x", spec(Compression::None, ContentFormat::Tsv), &bad).err();
+    assert!(matches!(err, Some(TransferError::Invalid(_))));
+}
+
+// ---- ZIP ----
+
+fn zip_archive(entries: &[(&str, &[u8])], streamed: bool, zip64: bool) -> Vec<u8> {
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(zip64);
+    if streamed {
+        // A non-seekable writer: sizes and CRC go into data descriptors after each entry.
+        let mut w = zip::ZipWriter::new_stream(Vec::new());
+        for (name, data) in entries {
+            w.start_file(*name, options).expect("start");
+            w.write_all(data).expect("write");
+        }
+        w.finish().expect("finish").into_inner()
+    } else {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, data) in entries {
+            if name.ends_with('/') {
+                w.add_directory(*name, options).expect("dir");
+            } else {
+                w.start_file(*name, options).expect("start");
+                w.write_all(data).expect("write");
+            }
+        }
+        w.finish().expect("finish").into_inner()
+    }
+}
+
+#[test]
+fn zip_entries_become_one_object_each_in_every_layout() {
+    let big = tsv(300_000);
+    let entries: [(&str, &[u8]); 3] = [
+        ("playback/2026-11-22.csv", b"a,b\n1,2\n"),
+        ("dir/", b""),
+        ("subscriptions.csv", &big),
+    ];
+    for (streamed, zip64) in [(false, false), (true, false), (false, true), (true, true)] {
+        let archive = zip_archive(&entries, streamed, zip64);
+        let out = run(&archive, spec(Compression::Zip, ContentFormat::Csv), &limits())
+            .unwrap_or_else(|e| panic!("streamed {streamed}, zip64 {zip64}: {e}"));
+        let names: Vec<_> = out.objects.iter().map(|o| o.0.entry_name.clone()).collect();
+        assert_eq!(
+            names,
+            [Some("playback/2026-11-22.csv".to_owned()), Some("subscriptions.csv".to_owned())],
+            "directories are skipped"
+        );
+        assert_eq!(out.content(0), b"a,b\n1,2\n");
+        assert_eq!(out.content(1), big);
+        assert_eq!(out.stats(1).rows, Some(300_000));
+    }
+}
+
+#[test]
+fn stored_zip_entries_are_read_too() {
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    w.start_file("plain.csv", options).expect("start");
+    w.write_all(b"x\n1\n").expect("write");
+    let archive = w.finish().expect("finish").into_inner();
+    let out = run(&archive, spec(Compression::Zip, ContentFormat::Csv), &limits()).expect("ok");
+    assert_eq!(out.content(0), b"x\n1\n");
+}
+
+#[test]
+fn a_tampered_zip_entry_fails_its_crc_check() {
+    for streamed in [false, true] {
+        let data = vec![b'z'; 4096];
+        let mut archive = zip_archive(&[("a.csv", &data)], streamed, false);
+        // Flip the stored CRC (local header offset 14 when not streamed; descriptor otherwise).
+        let at = if streamed {
+            find(&archive, &0x0807_4b50u32.to_le_bytes()).expect("descriptor") + 4
+        } else {
+            14
+        };
+        archive[at] ^= 0x55;
+        let err = run(&archive, spec(Compression::Zip, ContentFormat::Csv), &limits()).err();
+        assert!(
+            matches!(err, Some(TransferError::Decode(DecodeError::CorruptZip(_)))),
+            "streamed {streamed}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn a_truncated_zip_is_reported_as_truncated() {
+    let archive = zip_archive(&[("a.csv", &tsv(20_000))], true, false);
+    let err = run(&archive[..archive.len() / 2], spec(Compression::Zip, ContentFormat::Csv), &limits()).err();
+    assert!(matches!(err, Some(TransferError::Decode(DecodeError::Truncated(_)))), "{err:?}");
+}
+
+#[test]
+fn a_zip_bomb_is_refused_as_too_large() {
+    let archive = zip_archive(&[("bomb.csv", &vec![0u8; 30 * MIB])], false, false);
+    let small = TransformLimits {
+        part_size: 5 * MIB,
+        max_output_bytes: 10 * MIB as u64,
+    };
+    let err = run(&archive, spec(Compression::Zip, ContentFormat::Csv), &small).err();
+    assert!(matches!(err, Some(TransferError::Decode(DecodeError::TooLarge { .. }))));
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+// ---- encryption in the chain ----
+
+fn gcm_seal(key: &[u8; 32], nonce: &[u8; 12], plain: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit};
+    aes_gcm::Aes256Gcm::new_from_slice(key)
+        .expect("key")
+        .encrypt(aes_gcm::Nonce::from_slice(nonce), plain)
+        .expect("seal")
+}
+
+fn cbc_encrypt(key: &[u8; 32], iv: &[u8; 16], plain: &[u8]) -> Vec<u8> {
+    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+    cbc::Encryptor::<aes::Aes256>::new(key.into(), iv.into()).encrypt_padded_vec_mut::<Pkcs7>(plain)
+}
+
+#[test]
+fn cbc_encrypted_gzip_document_decrypts_then_decompresses() {
+    let plain = tsv(100_000);
+    let doc = cbc_encrypt(&[5; 32], &[6; 16], &gzip(&plain));
+    let s = TransformSpec {
+        encryption: Encryption::AesCbc {
+            key: AesKey::from_bytes(&[5; 32]).expect("key"),
+            iv: vec![6; 16],
+        },
+        ..spec(Compression::Gzip, ContentFormat::Tsv)
+    };
+    let mut out = Collect::default();
+    let summary = run_transform(&doc[..], s, &limits(), &mut out).expect("ok");
+    assert_eq!(out.content(0), plain);
+    assert_eq!(summary.bytes_in, doc.len() as u64);
+    assert_eq!(summary.bytes_out, plain.len() as u64);
+}
+
+#[test]
+fn gcm_tag_mismatch_fails_the_transform_after_parts_were_emitted() {
+    let plain = tsv(400_000);
+    let mut doc = gcm_seal(&[9; 32], &[1; 12], &gzip(&plain));
+    let last = doc.len() - 1;
+    doc[last] ^= 1; // the tag
+    let s = TransformSpec {
+        encryption: Encryption::AesGcm {
+            key: AesKey::from_bytes(&[9; 32]).expect("key"),
+            nonce: vec![1; 12],
+            aad: Vec::new(),
+            tag: GcmTag::Appended,
+        },
+        ..spec(Compression::Gzip, ContentFormat::Tsv)
+    };
+    let mut out = Collect::default();
+    let err = run_transform(&doc[..], s, &limits(), &mut out).err();
+    assert!(matches!(err, Some(TransferError::Decode(DecodeError::TagMismatch))), "{err:?}");
+    assert!(
+        !out.objects[0].1.is_empty(),
+        "plaintext flowed before the tag was checked: callers must not publish before Ok"
+    );
+}
