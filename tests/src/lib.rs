@@ -1,1 +1,19 @@
-//! placeholder
+//! Test kit for the pipeline: real local services for tests, the benchmark and the local demo.
+//!
+//! - [`local_s3`]: an S3 server (s3s-fs) on a loopback port, in-process or as a child process.
+//! - [`docserver`]: an HTTP server that serves documents like pre-signed S3 URLs do, with faults
+//!   (expired URL, truncated body, failures before success).
+//! - [`fixtures`]: deterministic report generators and the encryption Amazon used for legacy
+//!   documents, streaming so that large fixtures never sit in memory.
+
+pub mod docserver;
+pub mod fixtures;
+pub mod local_s3;
+
+/// Peak resident set size of this process in bytes (`VmHWM` from `/proc/self/status`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
