@@ -39,11 +39,7 @@ pub struct UploadedPart {
 /// - Parts of one upload may be uploaded concurrently and in any order; part numbers start at 1.
 pub trait ObjectSink: Send + Sync {
     /// Starts a multipart upload for `key`; returns the upload id.
-    fn begin_upload(
-        &self,
-        key: &str,
-        content_type: &str,
-    ) -> impl Future<Output = Result<String, SinkError>> + Send;
+    fn begin_upload(&self, key: &str, content_type: &str) -> impl Future<Output = Result<String, SinkError>> + Send;
 
     /// Uploads one part (at least 5 MiB unless it is the last part).
     fn upload_part(

@@ -79,7 +79,12 @@ fn cbc_decrypts_every_nist_vector_whole_and_byte_by_byte() {
         // forward), and the reader must decrypt the padded form back to the plaintext.
         let (pt, ct) = (v.hex("PT"), v.hex("CT"));
         let padded_ct = encrypt_cbc_padded(&v.hex("Key"), &v.hex("IV"), &pt);
-        assert_eq!(&padded_ct[..ct.len()], &ct[..], "count {}: reference encryption", v.count);
+        assert_eq!(
+            &padded_ct[..ct.len()],
+            &ct[..],
+            "count {}: reference encryption",
+            v.count
+        );
         for trickle in [false, true] {
             let mut out = Vec::new();
             let result = if trickle {
@@ -143,7 +148,10 @@ fn cbc_rejects_a_wrong_iv_length_and_non_base64_key_material() {
     let key = AesKey::from_bytes(&[7; 32]).expect("key");
     assert!(matches!(
         CbcDecryptReader::new(&b""[..], &key, &[0; 12]).err(),
-        Some(DecodeError::IvLength { expected: 16, actual: 12 })
+        Some(DecodeError::IvLength {
+            expected: 16,
+            actual: 12
+        })
     ));
     assert!(matches!(
         AesKey::from_base64("not base64!").err(),

@@ -4,8 +4,8 @@ use std::io::{Cursor, Write};
 
 use amzpipe::transfer::transform::{ObjectStart, ObjectStats, StoredAs, part_size_for};
 use amzpipe::transfer::{
-    AesKey, Compression, ContentFormat, DecodeError, Encryption, GcmTag, OutputMode, PartOutput,
-    TransferError, TransformLimits, TransformSpec, run_transform,
+    AesKey, Compression, ContentFormat, DecodeError, Encryption, GcmTag, OutputMode, PartOutput, TransferError,
+    TransformLimits, TransformSpec, run_transform,
 };
 use bytes::Bytes;
 use flate2::Compression as Level;
@@ -120,11 +120,19 @@ fn csv_rows_ignore_newlines_inside_quotes_and_count_a_last_line_without_newline(
 
 #[test]
 fn json_documents_have_no_row_count_and_json_lines_count_every_line() {
-    let out = run(b"[{\"a\":1},\n{\"a\":2}]", spec(Compression::None, ContentFormat::Json), &limits())
-        .expect("ok");
+    let out = run(
+        b"[{\"a\":1},\n{\"a\":2}]",
+        spec(Compression::None, ContentFormat::Json),
+        &limits(),
+    )
+    .expect("ok");
     assert_eq!(out.stats(0).rows, None);
-    let out = run(b"{\"a\":1}\n{\"a\":2}\n", spec(Compression::None, ContentFormat::JsonLines), &limits())
-        .expect("ok");
+    let out = run(
+        b"{\"a\":1}\n{\"a\":2}\n",
+        spec(Compression::None, ContentFormat::JsonLines),
+        &limits(),
+    )
+    .expect("ok");
     assert_eq!(out.stats(0).rows, Some(2));
 }
 
@@ -167,13 +175,19 @@ fn corrupt_and_truncated_gzip_are_told_apart() {
     let doc = gzip(&tsv(50_000));
     let truncated = &doc[..doc.len() / 2];
     let err = run(truncated, spec(Compression::Gzip, ContentFormat::Tsv), &limits()).err();
-    assert!(matches!(err, Some(TransferError::Decode(DecodeError::Truncated(_)))), "{err:?}");
+    assert!(
+        matches!(err, Some(TransferError::Decode(DecodeError::Truncated(_)))),
+        "{err:?}"
+    );
 
     let mut corrupt = doc.clone();
     let at = corrupt.len() - 6; // inside the CRC-32 trailer
     corrupt[at] ^= 0xff;
     let err = run(&corrupt, spec(Compression::Gzip, ContentFormat::Tsv), &limits()).err();
-    assert!(matches!(err, Some(TransferError::Decode(DecodeError::CorruptGzip(_)))), "{err:?}");
+    assert!(
+        matches!(err, Some(TransferError::Decode(DecodeError::CorruptGzip(_)))),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -184,7 +198,10 @@ fn part_size_doubles_every_thousand_parts_and_stays_within_s3_limits() {
     assert_eq!(part_size_for(base, 1001), 2 * base);
     assert_eq!(part_size_for(base, 10_000), 512 * base);
     let capacity: u128 = (1..=10_000u32).map(|n| part_size_for(base, n) as u128).sum();
-    assert!(capacity >= 5u128 << 40, "10,000 parts must reach S3's 5 TiB object limit");
+    assert!(
+        capacity >= 5u128 << 40,
+        "10,000 parts must reach S3's 5 TiB object limit"
+    );
     assert_eq!(part_size_for(5 << 30, 5000), 5 << 30);
 }
 
@@ -241,7 +258,10 @@ fn zip_entries_become_one_object_each_in_every_layout() {
         let names: Vec<_> = out.objects.iter().map(|o| o.0.entry_name.clone()).collect();
         assert_eq!(
             names,
-            [Some("playback/2026-11-22.csv".to_owned()), Some("subscriptions.csv".to_owned())],
+            [
+                Some("playback/2026-11-22.csv".to_owned()),
+                Some("subscriptions.csv".to_owned())
+            ],
             "directories are skipped"
         );
         assert_eq!(out.content(0), b"a,b\n1,2\n");
@@ -284,8 +304,16 @@ fn a_tampered_zip_entry_fails_its_crc_check() {
 #[test]
 fn a_truncated_zip_is_reported_as_truncated() {
     let archive = zip_archive(&[("a.csv", &tsv(20_000))], true, false);
-    let err = run(&archive[..archive.len() / 2], spec(Compression::Zip, ContentFormat::Csv), &limits()).err();
-    assert!(matches!(err, Some(TransferError::Decode(DecodeError::Truncated(_)))), "{err:?}");
+    let err = run(
+        &archive[..archive.len() / 2],
+        spec(Compression::Zip, ContentFormat::Csv),
+        &limits(),
+    )
+    .err();
+    assert!(
+        matches!(err, Some(TransferError::Decode(DecodeError::Truncated(_)))),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -353,7 +381,10 @@ fn gcm_tag_mismatch_fails_the_transform_after_parts_were_emitted() {
     };
     let mut out = Collect::default();
     let err = run_transform(&doc[..], s, &limits(), &mut out).err();
-    assert!(matches!(err, Some(TransferError::Decode(DecodeError::TagMismatch))), "{err:?}");
+    assert!(
+        matches!(err, Some(TransferError::Decode(DecodeError::TagMismatch))),
+        "{err:?}"
+    );
     assert!(
         !out.objects[0].1.is_empty(),
         "plaintext flowed before the tag was checked: callers must not publish before Ok"

@@ -88,7 +88,13 @@ async fn serve(State(docs): State<Docs>, Path(name): Path<String>) -> Response {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         match docs.get_mut(&name) {
-            None => return (StatusCode::NOT_FOUND, s3_error("NoSuchKey", "The specified key does not exist.")).into_response(),
+            None => {
+                return (
+                    StatusCode::NOT_FOUND,
+                    s3_error("NoSuchKey", "The specified key does not exist."),
+                )
+                    .into_response();
+            }
             Some(Served::FailThen { failures, status, .. }) if *failures > 0 => {
                 *failures -= 1;
                 let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -98,11 +104,14 @@ async fn serve(State(docs): State<Docs>, Path(name): Path<String>) -> Response {
         }
     };
     match served {
-        Served::Bytes(b) | Served::FailThen { body: b, .. } => ([(header::CONTENT_TYPE, "binary/octet-stream")], b).into_response(),
+        Served::Bytes(b) | Served::FailThen { body: b, .. } => {
+            ([(header::CONTENT_TYPE, "binary/octet-stream")], b).into_response()
+        }
         Served::File(path) => match tokio::fs::File::open(&path).await {
             Ok(file) => {
                 let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-                let mut response = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)).into_response();
+                let mut response =
+                    Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)).into_response();
                 if let Ok(v) = HeaderValue::from_str(&len.to_string()) {
                     response.headers_mut().insert(header::CONTENT_LENGTH, v);
                 }
@@ -129,6 +138,8 @@ async fn serve(State(docs): State<Docs>, Path(name): Path<String>) -> Response {
 fn s3_error(code: &str, message: &str) -> ([(header::HeaderName, &'static str); 1], String) {
     (
         [(header::CONTENT_TYPE, "application/xml")],
-        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"),
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        ),
     )
 }

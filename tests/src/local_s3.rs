@@ -98,11 +98,7 @@ pub async fn client_for(endpoint: &str) -> aws_sdk_s3::Client {
         .endpoint_url(endpoint)
         .load()
         .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    )
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build())
 }
 
 /// Counts the pending-upload records s3s-fs keeps in its root directory.

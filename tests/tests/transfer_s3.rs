@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use amzpipe::adapters::http::download_client;
 use amzpipe::adapters::s3::{Encryption as Sse, S3Sink};
 use amzpipe::transfer::{
-    AesKey, Compression, ContentFormat, DecodeError, Destination, Document, DownloadUrl, Encryption,
-    ErrorClass, GcmTag, Manifest, OutputMode, TransferError, TransferOptions, transfer_document,
+    AesKey, Compression, ContentFormat, DecodeError, Destination, Document, DownloadUrl, Encryption, ErrorClass,
+    GcmTag, Manifest, OutputMode, TransferError, TransferOptions, transfer_document,
 };
 use amzpipe_testkit::docserver::{DocServer, Served};
 use amzpipe_testkit::fixtures::{SpApiOrdersReport, cbc_encrypt, gcm_encrypt, gzip};
@@ -46,7 +46,9 @@ async fn env() -> Env {
 
 fn report(size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(size);
-    SpApiOrdersReport::new(size as u64, 7).read_to_end(&mut out).expect("generate");
+    SpApiOrdersReport::new(size as u64, 7)
+        .read_to_end(&mut out)
+        .expect("generate");
     out
 }
 
@@ -84,14 +86,24 @@ fn sha_hex(data: &[u8]) -> String {
 async fn a_legacy_encrypted_gzip_report_is_stored_decompressed_in_many_parts() {
     let e = env().await;
     let plain = report(23 * MIB);
-    let url = e.docs.add("r1", Served::Bytes(cbc_encrypt(&KEY, &IV, &gzip(&plain)).into()));
+    let url = e
+        .docs
+        .add("r1", Served::Bytes(cbc_encrypt(&KEY, &IV, &gzip(&plain)).into()));
 
-    let record = transfer_document(&e.http, &e.sink, cbc_document(url), &dest("sp/run=1/orders"), &options())
-        .await
-        .expect("transfer");
+    let record = transfer_document(
+        &e.http,
+        &e.sink,
+        cbc_document(url),
+        &dest("sp/run=1/orders"),
+        &options(),
+    )
+    .await
+    .expect("transfer");
 
     assert_eq!(list_keys(&e.client, BUCKET).await, ["sp/run=1/orders.tsv"]);
-    let (stored, content_type) = get_object(&e.client, BUCKET, "sp/run=1/orders.tsv").await.expect("object");
+    let (stored, content_type) = get_object(&e.client, BUCKET, "sp/run=1/orders.tsv")
+        .await
+        .expect("object");
     assert!(stored == plain, "stored bytes equal the plaintext");
     assert_eq!(content_type.as_deref(), Some("text/tab-separated-values"));
     let object = &record.objects[0];
@@ -108,7 +120,9 @@ async fn a_legacy_encrypted_gzip_report_is_stored_decompressed_in_many_parts() {
 async fn keep_compressed_mode_stores_the_decrypted_gzip_exactly_as_delivered() {
     let e = env().await;
     let compressed = gzip(&report(3 * MIB));
-    let url = e.docs.add("r2", Served::Bytes(cbc_encrypt(&KEY, &IV, &compressed).into()));
+    let url = e
+        .docs
+        .add("r2", Served::Bytes(cbc_encrypt(&KEY, &IV, &compressed).into()));
     let opts = TransferOptions {
         output: OutputMode::KeepCompressed,
         ..options()
@@ -158,7 +172,13 @@ async fn zip_entries_land_as_separate_objects_with_hostile_names_made_safe() {
     );
     let rows: Vec<_> = record.objects.iter().map(|o| o.rows).collect();
     assert_eq!(rows, [Some(1), Some(1), Some(0)]);
-    assert_eq!(get_object(&e.client, BUCKET, "slate/f1/empty.csv").await.expect("empty").0, b"");
+    assert_eq!(
+        get_object(&e.client, BUCKET, "slate/f1/empty.csv")
+            .await
+            .expect("empty")
+            .0,
+        b""
+    );
     assert_eq!(e.s3.open_uploads(), 0);
 }
 
@@ -188,7 +208,10 @@ async fn a_gcm_tag_mismatch_aborts_every_upload_and_leaves_no_object() {
 
     assert!(matches!(err, TransferError::Decode(DecodeError::TagMismatch)), "{err}");
     assert_eq!(err.class(), ErrorClass::Integrity);
-    assert!(list_keys(&e.client, BUCKET).await.is_empty(), "no unauthenticated plaintext is visible");
+    assert!(
+        list_keys(&e.client, BUCKET).await.is_empty(),
+        "no unauthenticated plaintext is visible"
+    );
     assert_eq!(e.s3.open_uploads(), 0, "every multipart upload was aborted");
 }
 
@@ -198,7 +221,13 @@ async fn a_truncated_download_leaves_nothing_and_the_retry_stores_exactly_one_ob
     let plain = report(12 * MIB);
     let full = Bytes::from(cbc_encrypt(&KEY, &IV, &gzip(&plain)));
     let sent = full.len() * 3 / 4;
-    let url = e.docs.add("t", Served::Truncated { full: full.clone(), sent });
+    let url = e.docs.add(
+        "t",
+        Served::Truncated {
+            full: full.clone(),
+            sent,
+        },
+    );
 
     let err = transfer_document(&e.http, &e.sink, cbc_document(url), &dest("sp/t"), &options())
         .await
@@ -227,7 +256,14 @@ async fn an_expired_url_fails_as_url_expired_and_a_server_error_as_transient() {
     assert!(matches!(err, TransferError::UrlExpired));
     assert_eq!(err.class(), ErrorClass::UrlExpired);
 
-    let url = e.docs.add("y", Served::FailThen { failures: 1, status: 503, body: Bytes::new() });
+    let url = e.docs.add(
+        "y",
+        Served::FailThen {
+            failures: 1,
+            status: 503,
+            body: Bytes::new(),
+        },
+    );
     let err = transfer_document(&e.http, &e.sink, cbc_document(url), &dest("sp/y"), &options())
         .await
         .expect_err("503");
@@ -239,7 +275,10 @@ async fn an_expired_url_fails_as_url_expired_and_a_server_error_as_transient() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_with_the_wrong_key_is_an_integrity_error_and_leaves_nothing() {
     let e = env().await;
-    let url = e.docs.add("w", Served::Bytes(cbc_encrypt(&[1; 32], &IV, &gzip(&report(6 * MIB))).into()));
+    let url = e.docs.add(
+        "w",
+        Served::Bytes(cbc_encrypt(&[1; 32], &IV, &gzip(&report(6 * MIB))).into()),
+    );
     let err = transfer_document(&e.http, &e.sink, cbc_document(url), &dest("sp/w"), &options())
         .await
         .expect_err("wrong key");
@@ -254,21 +293,36 @@ async fn a_document_with_the_wrong_key_is_an_integrity_error_and_leaves_nothing(
 async fn the_manifest_lists_every_object_with_the_hash_of_what_s3_holds() {
     let e = env().await;
     let plain = report(MIB);
-    let url = e.docs.add("m", Served::Bytes(cbc_encrypt(&KEY, &IV, &gzip(&plain)).into()));
-    let record = transfer_document(&e.http, &e.sink, cbc_document(url), &dest("sp/run=9/orders"), &options())
-        .await
-        .expect("transfer");
+    let url = e
+        .docs
+        .add("m", Served::Bytes(cbc_encrypt(&KEY, &IV, &gzip(&plain)).into()));
+    let record = transfer_document(
+        &e.http,
+        &e.sink,
+        cbc_document(url),
+        &dest("sp/run=9/orders"),
+        &options(),
+    )
+    .await
+    .expect("transfer");
     let context = BTreeMap::from([("job".to_owned(), "orders-daily".to_owned())]);
     let manifest = Manifest::new(context, vec![record]);
-    manifest.write(&e.sink, "sp/run=9/_manifest.json").await.expect("manifest");
+    manifest
+        .write(&e.sink, "sp/run=9/_manifest.json")
+        .await
+        .expect("manifest");
 
-    let (json, content_type) = get_object(&e.client, BUCKET, "sp/run=9/_manifest.json").await.expect("manifest");
+    let (json, content_type) = get_object(&e.client, BUCKET, "sp/run=9/_manifest.json")
+        .await
+        .expect("manifest");
     assert_eq!(content_type.as_deref(), Some("application/json"));
     let read: Manifest = serde_json::from_slice(&json).expect("parses");
     assert_eq!(read.totals.objects, 1);
     assert_eq!(read.totals.bytes_out, plain.len() as u64);
     for object in read.documents.iter().flat_map(|d| &d.objects) {
-        let (bytes, _) = get_object(&e.client, BUCKET, &object.key).await.expect("listed object exists");
+        let (bytes, _) = get_object(&e.client, BUCKET, &object.key)
+            .await
+            .expect("listed object exists");
         assert_eq!(sha_hex(&bytes), object.sha256);
     }
 }
@@ -279,8 +333,14 @@ async fn urls_and_keys_never_appear_in_errors_or_debug_output() {
     let url = e.docs.add("s", Served::Expired);
     let document = cbc_document(url);
     let debug = format!("{document:?}");
-    assert!(!debug.contains("X-Amz-Signature") && !debug.contains("/docs/"), "{debug}");
-    assert!(debug.contains("AES-256-CBC") && !debug.contains("90, 90"), "the key bytes stay hidden: {debug}");
+    assert!(
+        !debug.contains("X-Amz-Signature") && !debug.contains("/docs/"),
+        "{debug}"
+    );
+    assert!(
+        debug.contains("AES-256-CBC") && !debug.contains("90, 90"),
+        "the key bytes stay hidden: {debug}"
+    );
 
     // A refused connection: reqwest would put the URL in its message; ours must not.
     let dead = Document {

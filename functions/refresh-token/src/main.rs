@@ -1,1 +1,3 @@
+//! The `refresh-token` Lambda function (placeholder: its handler arrives with the Lambda functions issue).
+
 fn main() {}

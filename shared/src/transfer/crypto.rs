@@ -153,10 +153,7 @@ impl<R: Read> CbcDecryptReader<R> {
                 actual: iv.len(),
             });
         }
-        let cipher = cbc::Decryptor::<Aes256>::new(
-            GenericArray::from_slice(key.bytes()),
-            GenericArray::from_slice(iv),
-        );
+        let cipher = cbc::Decryptor::<Aes256>::new(GenericArray::from_slice(key.bytes()), GenericArray::from_slice(iv));
         Ok(Self {
             inner,
             cipher,
@@ -251,13 +248,7 @@ pub struct GcmDecryptReader<R> {
 
 impl<R: Read> GcmDecryptReader<R> {
     /// Wraps `inner`. `aad` is the additional authenticated data (usually empty).
-    pub fn new(
-        inner: R,
-        key: &AesKey,
-        nonce: &[u8],
-        aad: &[u8],
-        tag: GcmTag,
-    ) -> Result<Self, DecodeError> {
+    pub fn new(inner: R, key: &AesKey, nonce: &[u8], aad: &[u8], tag: GcmTag) -> Result<Self, DecodeError> {
         if nonce.is_empty() {
             return Err(DecodeError::IvLength {
                 expected: 12,

@@ -107,9 +107,7 @@ impl TransferError {
             TransferError::Sink(_) => ErrorClass::Invalid,
             TransferError::Decode(DecodeError::Truncated(_)) => ErrorClass::Transient,
             TransferError::Decode(
-                DecodeError::KeyLength { .. }
-                | DecodeError::IvLength { .. }
-                | DecodeError::KeyMaterial(_),
+                DecodeError::KeyLength { .. } | DecodeError::IvLength { .. } | DecodeError::KeyMaterial(_),
             ) => ErrorClass::Invalid,
             TransferError::Decode(_) => ErrorClass::Integrity,
             TransferError::Invalid(_) => ErrorClass::Invalid,
@@ -121,18 +119,18 @@ impl TransferError {
     /// [`DecodeError::Truncated`].
     pub(crate) fn from_io(err: io::Error, in_gzip: bool) -> Self {
         if err.get_ref().is_some_and(|e| e.is::<TransferError>()) {
-            if let Some(inner) = err.into_inner() {
-                if let Ok(t) = inner.downcast::<TransferError>() {
-                    return *t;
-                }
+            if let Some(inner) = err.into_inner()
+                && let Ok(t) = inner.downcast::<TransferError>()
+            {
+                return *t;
             }
             return TransferError::Internal("lost error".into());
         }
         if err.get_ref().is_some_and(|e| e.is::<DecodeError>()) {
-            if let Some(inner) = err.into_inner() {
-                if let Ok(d) = inner.downcast::<DecodeError>() {
-                    return TransferError::Decode(*d);
-                }
+            if let Some(inner) = err.into_inner()
+                && let Ok(d) = inner.downcast::<DecodeError>()
+            {
+                return TransferError::Decode(*d);
             }
             return TransferError::Internal("lost error".into());
         }

@@ -56,11 +56,7 @@ impl Manifest {
             objects: documents.iter().map(|d| d.objects.len() as u64).sum(),
             bytes_in: documents.iter().map(|d| d.bytes_in).sum(),
             bytes_out: documents.iter().map(|d| d.bytes_out).sum(),
-            rows: documents
-                .iter()
-                .flat_map(|d| &d.objects)
-                .filter_map(|o| o.rows)
-                .sum(),
+            rows: documents.iter().flat_map(|d| &d.objects).filter_map(|o| o.rows).sum(),
         };
         Self {
             manifest_version: MANIFEST_VERSION,

@@ -20,11 +20,9 @@ mod url;
 pub use crypto::{AesKey, GcmTag, iv_from_base64};
 pub use error::{DecodeError, ErrorClass, TransferError};
 pub use manifest::{MANIFEST_FILE_NAME, Manifest, Totals};
-pub use pipeline::{
-    Destination, Document, DocumentRecord, StoredObject, TransferOptions, transfer_document,
-};
+pub use pipeline::{Destination, Document, DocumentRecord, StoredObject, TransferOptions, transfer_document};
 pub use transform::{
-    Compression, ContentFormat, Encryption, NullOutput, OutputMode, PartOutput, TransformLimits,
-    TransformSpec, run_transform,
+    Compression, ContentFormat, Encryption, NullOutput, OutputMode, PartOutput, TransformLimits, TransformSpec,
+    run_transform,
 };
 pub use url::{DownloadUrl, InvalidUrl};

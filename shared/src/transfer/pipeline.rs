@@ -27,8 +27,8 @@ use tokio::sync::mpsc;
 
 use super::error::TransferError;
 use super::transform::{
-    Compression, ContentFormat, Encryption, ObjectStart, ObjectStats, OutputMode, PartOutput,
-    StoredAs, TransformLimits, TransformSpec, run_transform,
+    Compression, ContentFormat, Encryption, ObjectStart, ObjectStats, OutputMode, PartOutput, StoredAs,
+    TransformLimits, TransformSpec, run_transform,
 };
 use super::url::DownloadUrl;
 use crate::adapters::http::{BodyStream, open_download};
@@ -436,10 +436,10 @@ async fn complete_all<S: ObjectSink>(sink: &S, objects: &[OpenObject]) -> Result
 /// for incomplete multipart uploads is the backstop.
 async fn abort_all<S: ObjectSink>(sink: &S, objects: &[OpenObject]) {
     for object in objects {
-        if let Some(upload_id) = &object.upload_id {
-            if let Err(e) = sink.abort_upload(&object.key, upload_id).await {
-                tracing::error!(key = object.key, error = %e, "could not abort a multipart upload");
-            }
+        if let Some(upload_id) = &object.upload_id
+            && let Err(e) = sink.abort_upload(&object.key, upload_id).await
+        {
+            tracing::error!(key = object.key, error = %e, "could not abort a multipart upload");
         }
     }
 }

@@ -389,10 +389,7 @@ pub fn run_transform<R: Read, O: PartOutput>(
         }
         (Compression::Zip, OutputMode::Decompress) => {
             let mut zip = ZipStream::new(BufReader::with_capacity(READ_BUFFER, plain));
-            while let Some(entry) = zip
-                .next_entry()
-                .map_err(|e| TransferError::from_io(e, false))?
-            {
+            while let Some(entry) = zip.next_entry().map_err(|e| TransferError::from_io(e, false))? {
                 if entry.is_dir {
                     continue;
                 }
@@ -405,8 +402,7 @@ pub fn run_transform<R: Read, O: PartOutput>(
             }
             // The central directory and anything after it: read to the end so that decryption
             // verifies padding or tag over the whole document.
-            io::copy(&mut zip.into_inner(), &mut io::sink())
-                .map_err(|e| TransferError::from_io(e, false))?;
+            io::copy(&mut zip.into_inner(), &mut io::sink()).map_err(|e| TransferError::from_io(e, false))?;
         }
     }
     Ok(TransformSummary {
@@ -431,10 +427,7 @@ impl<O: PartOutput> Emitter<'_, O> {
         stored_as: StoredAs,
         gzip: bool,
     ) -> Result<(), TransferError> {
-        self.out.begin(ObjectStart {
-            entry_name,
-            stored_as,
-        })?;
+        self.out.begin(ObjectStart { entry_name, stored_as })?;
         let mut meter = ObjectMeter::new(stored_as);
         loop {
             let size = part_size_for(self.limits.part_size, meter.parts + 1);
@@ -451,10 +444,7 @@ impl<O: PartOutput> Emitter<'_, O> {
                         filled += n;
                         self.total_out += n as u64;
                         if self.total_out > self.ceiling {
-                            return Err(DecodeError::TooLarge {
-                                limit: self.ceiling,
-                            }
-                            .into());
+                            return Err(DecodeError::TooLarge { limit: self.ceiling }.into());
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -119,7 +119,11 @@ impl<R: BufRead> ZipStream<R> {
             return Ok(None);
         }
         let mut sig = [0u8; 4];
-        read_exact_or_truncated(&mut self.inner, &mut sig, "the archive ended before its central directory")?;
+        read_exact_or_truncated(
+            &mut self.inner,
+            &mut sig,
+            "the archive ended before its central directory",
+        )?;
         match u32::from_le_bytes(sig) {
             LOCAL_HEADER_SIG => {}
             CENTRAL_HEADER_SIG | END_OF_CENTRAL_DIR_SIG | ZIP64_END_SIG => {
@@ -247,7 +251,11 @@ impl<R: BufRead> ZipStream<R> {
         } else {
             (cur.crc, cur.compressed_size, cur.uncompressed_size)
         };
-        let size_mask = if cur.descriptor && !cur.zip64 { u64::from(u32::MAX) } else { u64::MAX };
+        let size_mask = if cur.descriptor && !cur.zip64 {
+            u64::from(u32::MAX)
+        } else {
+            u64::MAX
+        };
         if crc != actual_crc {
             return Err(io_corrupt("an entry fails its CRC-32 check"));
         }
@@ -261,11 +269,19 @@ impl<R: BufRead> ZipStream<R> {
     /// (8 bytes each for zip64 entries, else 4).
     fn read_descriptor(&mut self, zip64: bool, actual_crc: u32) -> io::Result<(u32, u64, u64)> {
         let mut first = [0u8; 4];
-        read_exact_or_truncated(&mut self.inner, &mut first, "the archive ended inside a data descriptor")?;
+        read_exact_or_truncated(
+            &mut self.inner,
+            &mut first,
+            "the archive ended inside a data descriptor",
+        )?;
         let mut crc = u32::from_le_bytes(first);
         // The signature is optional; a CRC equal to the signature value is told apart by the data.
         if crc == DATA_DESCRIPTOR_SIG && actual_crc != DATA_DESCRIPTOR_SIG {
-            read_exact_or_truncated(&mut self.inner, &mut first, "the archive ended inside a data descriptor")?;
+            read_exact_or_truncated(
+                &mut self.inner,
+                &mut first,
+                "the archive ended inside a data descriptor",
+            )?;
             crc = u32::from_le_bytes(first);
         }
         let width = if zip64 { 8 } else { 4 };
