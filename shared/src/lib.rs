@@ -5,9 +5,13 @@
 //! - [`transfer`]: the streaming transfer that moves one Amazon document from a pre-signed HTTPS URL
 //!   into S3 with bounded memory: HTTP body → AES-256-CBC / AES-256-GCM → gzip / zip → S3 multipart,
 //!   plus the manifest that commits a run.
-//! - [`ports`]: the narrow traits the use cases depend on (today: [`ports::ObjectSink`]).
-//! - [`adapters`]: the implementations of those ports over real services (S3, HTTPS).
+//! - [`domain`]: regions and time windows.
+//! - [`ports`]: the narrow traits the use cases depend on: [`ports::ObjectSink`] (where documents go) and
+//!   [`ports::ReportSource`] (create → status → documents, one adapter per Amazon API).
+//! - [`adapters`]: the implementations of those ports over real services: S3, Login with Amazon, and the
+//!   SP-API Reports, Ads reporting v3, AMC and Slate clients, all behind one HTTP policy ([`adapters::api`]).
 
 pub mod adapters;
+pub mod domain;
 pub mod ports;
 pub mod transfer;

@@ -69,3 +69,101 @@ pub trait ObjectSink: Send + Sync {
         content_type: &str,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
+
+/// An Amazon request's progress as one status check sees it. "Not ready yet" is a status, not an error:
+/// the state machine waits and asks again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RequestStatus {
+    /// Queued or running; `state` is Amazon's own status word (`IN_QUEUE`, `PROCESSING`, …).
+    InProgress {
+        /// Amazon's status.
+        state: String,
+    },
+    /// Done: the documents can be listed and downloaded.
+    Ready,
+    /// Finished without data (SP-API `CANCELLED`, a Slate window without files). Not a failure.
+    NoData {
+        /// Why, as far as Amazon said.
+        reason: String,
+    },
+    /// Amazon gave up on the request (SP-API `FATAL`, Ads/AMC `FAILED`): `reason` is Amazon's own.
+    Failed {
+        /// Amazon's reason (the FATAL error document, `failureReason`, `statusReason`).
+        reason: String,
+    },
+}
+
+/// One document a ready request produced.
+#[derive(Debug)]
+pub struct SourceDocument {
+    /// What the transfer needs: URL, encryption, compression, format, source id.
+    pub document: crate::transfer::Document,
+    /// When the pre-signed URL stops working, when the source says.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the source produced it (Slate: the file timestamp that becomes the watermark).
+    pub produced_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Its size in bytes, when the source says.
+    pub size: Option<u64>,
+}
+
+/// Why a call to a source failed, classified for the state machine's Retry/Catch.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SourceError {
+    /// Amazon or a shared quota says to wait: retry after `retry_after` (the state machine waits).
+    #[error("throttled; retry after {} s", retry_after.as_secs())]
+    Throttled {
+        /// How long to wait.
+        retry_after: std::time::Duration,
+    },
+    /// The access token was refused even after a refresh: retry with a fresh token.
+    #[error("authorisation failed: {0}")]
+    AuthExpired(String),
+    /// The refresh token or the application was refused by Login with Amazon: a person must
+    /// re-authorise; retrying does not help.
+    #[error("credentials refused: {0}")]
+    CredentialsRefused(String),
+    /// Network trouble, 5xx, an unreadable answer: retry.
+    #[error("transient failure: {0}")]
+    Transient(String),
+    /// Amazon (or our client-side validation) refused the request as asked: fix the job.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The request or document does not exist (any more).
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// A source of Amazon reports: create a request for a window, check its status, list its documents.
+///
+/// Contract:
+/// - [`ReportSource::create`] never makes a second Amazon request for one call, even when it retries
+///   internally: an ambiguous failure is resolved by looking for the request it may have made (or by
+///   the API's own duplicate detection). The caller persists the returned id before anything else.
+/// - [`ReportSource::status`] is one check; it never waits.
+/// - [`ReportSource::documents`] may be called again (e.g. after a URL expired) and returns fresh URLs.
+pub trait ReportSource: Send + Sync {
+    /// What the job asks this source for (report type and marketplaces, SQL, ad product and columns…).
+    type Request: Send + Sync;
+
+    /// Creates (or finds) the Amazon request for `window`; returns its id.
+    fn create(
+        &self,
+        request: &Self::Request,
+        window: &crate::domain::TimeWindow,
+    ) -> impl Future<Output = Result<String, SourceError>> + Send;
+
+    /// Checks the request's status once.
+    fn status(
+        &self,
+        request: &Self::Request,
+        id: &str,
+    ) -> impl Future<Output = Result<RequestStatus, SourceError>> + Send;
+
+    /// Lists the documents of a ready request, with fresh download URLs.
+    fn documents(
+        &self,
+        request: &Self::Request,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<SourceDocument>, SourceError>> + Send;
+}

@@ -5,10 +5,12 @@
 //!   (expired URL, truncated body, failures before success).
 //! - [`fixtures`]: deterministic report generators and the encryption Amazon used for legacy
 //!   documents, streaming so that large fixtures never sit in memory.
+//! - [`sim`]: the Amazon API simulator (LWA, SP-API Reports, Ads reporting v3, AMC, Slate).
 
 pub mod docserver;
 pub mod fixtures;
 pub mod local_s3;
+pub mod sim;
 
 /// Peak resident set size of this process in bytes (`VmHWM` from `/proc/self/status`), if known.
 pub fn peak_rss_bytes() -> Option<u64> {

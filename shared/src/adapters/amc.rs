@@ -1,0 +1,583 @@
+//! Amazon Marketing Cloud: workflow executions under `/amc/reporting/{instanceId}` on the Ads hosts.
+//!
+//! - Ad-hoc SQL (`workflow.sqlQuery`, made single-line here: comments dropped, whitespace collapsed
+//!   outside string literals) or a saved workflow (`workflowId`), an explicit time window, parameter
+//!   values, a time zone.
+//! - Status `PENDING`/`RUNNING` (and legacy `PUBLISHING`) → in progress; `SUCCEEDED` → ready;
+//!   `FAILED`/`REJECTED`/`CANCELLED` → failed with the status reason.
+//! - Execution bodies are read wrapped (`{"workflowExecution": …}`, as the spec says) or unwrapped (as
+//!   the documentation samples and real answers show).
+//! - At most [`MAX_RUNNING_EXECUTIONS`] executions run per instance: a create that finds them all
+//!   busy is throttled instead of queueing more.
+//! - An ambiguous create is resolved by listing the instance's executions created since the attempt.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation};
+use crate::adapters::sp_reports::path_segment;
+use crate::domain::TimeWindow;
+use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
+use crate::transfer::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
+
+/// The running executions AMC allows per instance.
+pub const MAX_RUNNING_EXECUTIONS: usize = 10;
+/// Content type of execution creation.
+pub const EXECUTION_CONTENT_TYPE: &str = "application/vnd.amcworkflowexecutions.v1+json";
+/// Content type of workflow creation and update.
+pub const WORKFLOW_CONTENT_TYPE: &str = "application/vnd.amcworkflows.v1+json";
+/// Content type of schedules.
+pub const SCHEDULE_CONTENT_TYPE: &str = "application/vnd.amcschedules.v1+json";
+
+/// AMC publishes no rates; a polite default.
+pub const AMC: Operation = Operation {
+    name: "amc",
+    rate: 1.0,
+    burst: 5,
+};
+/// Creating executions.
+pub const CREATE_EXECUTION: Operation = Operation {
+    name: "amc.createWorkflowExecution",
+    rate: 0.5,
+    burst: 10,
+};
+
+/// The query an execution runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum AmcQuery {
+    /// Ad-hoc SQL.
+    Sql(String),
+    /// A saved workflow's id.
+    WorkflowId(String),
+}
+
+/// What a job asks AMC for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AmcRequest {
+    /// The AMC instance.
+    pub instance_id: String,
+    /// The AMC account (`Amazon-Advertising-API-AdvertiserId`).
+    pub advertiser_id: String,
+    /// The marketplace (`Amazon-Advertising-API-MarketplaceId`).
+    pub marketplace_id: String,
+    /// The query.
+    pub query: AmcQuery,
+    /// Parameter values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameter_values: BTreeMap<String, String>,
+    /// The time zone of the window (`America/New_York`); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// `workflowExecutionTimeoutSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    /// Sandbox instances need synthetic data.
+    #[serde(default)]
+    pub require_synthetic_data: bool,
+}
+
+/// Makes SQL single-line as AMC requires: `--` and `/* */` comments dropped and whitespace runs
+/// collapsed to one space, outside string literals and quoted identifiers.
+pub fn single_line_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut pending_space = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                if pending_space && !out.is_empty() {
+                    out.push(' ');
+                }
+                pending_space = false;
+                out.push(c);
+                while let Some(d) = chars.next() {
+                    // Newlines inside literals are not allowed either; keep them as spaces.
+                    out.push(if d == '\n' || d == '\r' || d == '\t' { ' ' } else { d });
+                    if d == c {
+                        if chars.peek() == Some(&c) {
+                            out.push(c);
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+                pending_space = true;
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+                pending_space = true;
+            }
+            c if c.is_whitespace() => pending_space = true,
+            c => {
+                if pending_space && !out.is_empty() {
+                    out.push(' ');
+                }
+                pending_space = false;
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn amc_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+impl AmcRequest {
+    fn validate(&self) -> Result<(), SourceError> {
+        for (name, value) in [
+            ("instanceId", &self.instance_id),
+            ("advertiserId", &self.advertiser_id),
+            ("marketplaceId", &self.marketplace_id),
+        ] {
+            if path_segment(value).is_err() {
+                return Err(SourceError::Invalid(format!(
+                    "{name} {value:?} is not a valid AMC identifier"
+                )));
+            }
+        }
+        match &self.query {
+            AmcQuery::Sql(sql) if single_line_sql(sql).is_empty() => {
+                Err(SourceError::Invalid("the SQL is empty".into()))
+            }
+            AmcQuery::WorkflowId(id) if path_segment(id).is_err() => Err(SourceError::Invalid(format!(
+                "workflowId {id:?} is not a valid identifier"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn body(&self, window: &TimeWindow) -> serde_json::Value {
+        let mut body = serde_json::json!({
+            "timeWindowType": "EXPLICIT",
+            "timeWindowStart": amc_time(window.start),
+            "timeWindowEnd": amc_time(window.end),
+            "timeWindowTimeZone": self.time_zone.as_deref().unwrap_or("UTC"),
+        });
+        match &self.query {
+            AmcQuery::Sql(sql) => body["workflow"] = serde_json::json!({ "sqlQuery": single_line_sql(sql) }),
+            AmcQuery::WorkflowId(id) => body["workflowId"] = serde_json::json!(id),
+        }
+        if !self.parameter_values.is_empty() {
+            body["parameterValues"] = serde_json::json!(self.parameter_values);
+        }
+        if let Some(t) = self.timeout_seconds {
+            body["workflowExecutionTimeoutSeconds"] = serde_json::json!(t);
+        }
+        if self.require_synthetic_data {
+            body["requireSyntheticData"] = serde_json::json!(true);
+        }
+        body
+    }
+}
+
+/// A workflow execution.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    /// Its id.
+    pub workflow_execution_id: String,
+    /// The workflow (`transient_<uuid>` for ad-hoc SQL).
+    #[serde(default)]
+    pub workflow_id: Option<String>,
+    /// The status.
+    pub status: String,
+    /// Why it failed.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// Window start as AMC echoes it.
+    #[serde(default)]
+    pub time_window_start: Option<String>,
+    /// Window end as AMC echoes it.
+    #[serde(default)]
+    pub time_window_end: Option<String>,
+    /// The SQL (only with `includeWorkflow=true`).
+    #[serde(default)]
+    pub sql_query: Option<String>,
+}
+
+impl Execution {
+    fn from_value(value: serde_json::Value, operation: &'static str) -> Result<Self, ApiError> {
+        let value = value.get("workflowExecution").cloned().unwrap_or(value);
+        serde_json::from_value(value).map_err(|e| ApiError::Decode {
+            operation,
+            message: e.to_string(),
+        })
+    }
+
+    fn is_running(&self) -> bool {
+        matches!(self.status.as_str(), "PENDING" | "RUNNING" | "PUBLISHING")
+    }
+
+    fn window_is(&self, window: &TimeWindow) -> bool {
+        let same = |echo: &Option<String>, t: DateTime<Utc>| {
+            echo.as_deref().is_some_and(|s| {
+                let s = s.trim_end_matches('Z');
+                NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").is_ok_and(|d| d == t.naive_utc())
+            })
+        };
+        same(&self.time_window_start, window.start) && same(&self.time_window_end, window.end)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecutionList {
+    #[serde(default)]
+    executions: Vec<serde_json::Value>,
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DownloadUrls {
+    #[serde(default)]
+    download_urls: Vec<String>,
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+/// The AMC client of one credential set in one region.
+#[derive(Debug, Clone)]
+pub struct AmcClient {
+    api: ApiClient,
+    base_url: String,
+}
+
+impl AmcClient {
+    /// A client of `base_url` (the Ads host of the region). `api` must send bearer tokens.
+    pub fn new(api: ApiClient, base_url: impl Into<String>) -> Self {
+        Self {
+            api,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn url(&self, request: &AmcRequest, path: &str) -> String {
+        format!("{}/amc/reporting/{}/{path}", self.base_url, request.instance_id)
+    }
+
+    fn headers(&self, r: reqwest::RequestBuilder, request: &AmcRequest) -> reqwest::RequestBuilder {
+        r.header("Amazon-Advertising-API-ClientId", self.api.session().client_id())
+            .header("Amazon-Advertising-API-AdvertiserId", &request.advertiser_id)
+            .header("Amazon-Advertising-API-MarketplaceId", &request.marketplace_id)
+    }
+
+    async fn call(
+        &self,
+        op: &Operation,
+        method: Method,
+        request: &AmcRequest,
+        path: &str,
+        body: Option<(&str, &serde_json::Value)>,
+        query: &[(&str, String)],
+    ) -> Result<serde_json::Value, ApiError> {
+        // Every AMC POST creates something; PUT, GET and DELETE can be repeated.
+        let idempotency = if method == Method::POST {
+            Idempotency::Create
+        } else {
+            Idempotency::Idempotent
+        };
+        let response = self
+            .api
+            .send(
+                op,
+                method,
+                idempotency,
+                |r| {
+                    let r = self.headers(r, request).query(query);
+                    match body {
+                        Some((content_type, body)) => r
+                            .header(reqwest::header::CONTENT_TYPE, content_type)
+                            .body(body.to_string()),
+                        None => r,
+                    }
+                },
+                &self.url(request, path),
+            )
+            .await?;
+        if response.body.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        response.json()
+    }
+
+    /// The instance's executions created since `since`, following `nextToken`.
+    pub async fn executions_since(
+        &self,
+        request: &AmcRequest,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Execution>, ApiError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let mut query = vec![
+                ("minCreationTime", amc_time(since)),
+                ("includeWorkflow", "true".to_owned()),
+                ("limit", "100".to_owned()),
+            ];
+            if let Some(token) = &next {
+                query.push(("nextToken", token.clone()));
+            }
+            let value = self
+                .call(&AMC, Method::GET, request, "workflowExecutions", None, &query)
+                .await?;
+            let list: ExecutionList = serde_json::from_value(value).map_err(|e| ApiError::Decode {
+                operation: "amc.listWorkflowExecutions",
+                message: e.to_string(),
+            })?;
+            for e in list.executions {
+                out.push(Execution::from_value(e, "amc.listWorkflowExecutions")?);
+            }
+            match list.next_token.filter(|t| !t.is_empty()) {
+                Some(t) => next = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// getWorkflowExecution.
+    pub async fn execution(&self, request: &AmcRequest, id: &str) -> Result<Execution, ApiError> {
+        let id = path_segment(id)?;
+        let value = self
+            .call(
+                &AMC,
+                Method::GET,
+                request,
+                &format!("workflowExecutions/{id}"),
+                None,
+                &[],
+            )
+            .await?;
+        Execution::from_value(value, "amc.getWorkflowExecution")
+    }
+
+    /// Cancels an execution (`PUT {"status":"CANCELLED"}`, as AMCI does).
+    pub async fn cancel(&self, request: &AmcRequest, id: &str) -> Result<(), SourceError> {
+        let id = path_segment(id)?;
+        let body = serde_json::json!({ "status": "CANCELLED" });
+        self.call(
+            &AMC,
+            Method::PUT,
+            request,
+            &format!("workflowExecutions/{id}"),
+            Some((EXECUTION_CONTENT_TYPE, &body)),
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Creates or replaces a saved workflow (`POST /workflows`, or `PUT /workflows/{id}` when it exists).
+    pub async fn put_workflow(&self, request: &AmcRequest, workflow_id: &str, sql: &str) -> Result<(), SourceError> {
+        let id = path_segment(workflow_id)?;
+        let body = serde_json::json!({ "workflowId": id, "sqlQuery": single_line_sql(sql) });
+        let exists = match self.workflow(request, id).await {
+            Ok(_) => true,
+            Err(SourceError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        };
+        let (method, path) = if exists {
+            (Method::PUT, format!("workflows/{id}"))
+        } else {
+            (Method::POST, "workflows".to_owned())
+        };
+        self.call(&AMC, method, request, &path, Some((WORKFLOW_CONTENT_TYPE, &body)), &[])
+            .await?;
+        Ok(())
+    }
+
+    /// A saved workflow as AMC returns it.
+    pub async fn workflow(&self, request: &AmcRequest, workflow_id: &str) -> Result<serde_json::Value, SourceError> {
+        let id = path_segment(workflow_id)?;
+        Ok(self
+            .call(&AMC, Method::GET, request, &format!("workflows/{id}"), None, &[])
+            .await?)
+    }
+
+    /// Deletes a saved workflow.
+    pub async fn delete_workflow(&self, request: &AmcRequest, workflow_id: &str) -> Result<(), SourceError> {
+        let id = path_segment(workflow_id)?;
+        self.call(&AMC, Method::DELETE, request, &format!("workflows/{id}"), None, &[])
+            .await?;
+        Ok(())
+    }
+
+    /// Creates an AMC-side schedule (`aggregationPeriod` Daily|Weekly); returns AMC's answer.
+    pub async fn create_schedule(
+        &self,
+        request: &AmcRequest,
+        schedule: &serde_json::Value,
+    ) -> Result<serde_json::Value, SourceError> {
+        Ok(self
+            .call(
+                &AMC,
+                Method::POST,
+                request,
+                "schedules",
+                Some((SCHEDULE_CONTENT_TYPE, schedule)),
+                &[],
+            )
+            .await?)
+    }
+
+    /// Deletes an AMC-side schedule.
+    pub async fn delete_schedule(&self, request: &AmcRequest, schedule_id: &str) -> Result<(), SourceError> {
+        let id = path_segment(schedule_id)?;
+        self.call(&AMC, Method::DELETE, request, &format!("schedules/{id}"), None, &[])
+            .await?;
+        Ok(())
+    }
+
+    fn is_same_request(&self, e: &Execution, request: &AmcRequest, window: &TimeWindow) -> bool {
+        let query_matches = match &request.query {
+            AmcQuery::WorkflowId(id) => e.workflow_id.as_deref() == Some(id.as_str()),
+            AmcQuery::Sql(sql) => e.sql_query.as_deref().map(single_line_sql) == Some(single_line_sql(sql)),
+        };
+        query_matches && e.window_is(window)
+    }
+}
+
+impl ReportSource for AmcClient {
+    type Request = AmcRequest;
+
+    async fn create(&self, request: &AmcRequest, window: &TimeWindow) -> Result<String, SourceError> {
+        request.validate()?;
+        let started = Utc::now() - chrono::Duration::seconds(30);
+        let recent = self
+            .executions_since(request, Utc::now() - chrono::Duration::days(1))
+            .await?;
+        let running = recent.iter().filter(|e| e.is_running()).count();
+        if running >= MAX_RUNNING_EXECUTIONS {
+            tracing::info!(running, instance = %request.instance_id, "AMC instance at its running-execution limit");
+            return Err(SourceError::Throttled {
+                retry_after: std::time::Duration::from_secs(300),
+            });
+        }
+        let body = &request.body(window);
+        let id = self
+            .api
+            .create_once(
+                move || async move {
+                    let value = self
+                        .call(
+                            &CREATE_EXECUTION,
+                            Method::POST,
+                            request,
+                            "workflowExecutions",
+                            Some((EXECUTION_CONTENT_TYPE, body)),
+                            &[],
+                        )
+                        .await?;
+                    Ok(Execution::from_value(value, "amc.createWorkflowExecution")?.workflow_execution_id)
+                },
+                move || async move {
+                    let found = self.executions_since(request, started).await?;
+                    Ok(found
+                        .into_iter()
+                        .find(|e| self.is_same_request(e, request, window) && e.status != "CANCELLED")
+                        .map(|e| e.workflow_execution_id))
+                },
+            )
+            .await?;
+        tracing::info!(execution_id = %id, instance = %request.instance_id, "AMC execution created");
+        Ok(id)
+    }
+
+    async fn status(&self, request: &AmcRequest, id: &str) -> Result<RequestStatus, SourceError> {
+        let e = self.execution(request, id).await?;
+        Ok(match e.status.as_str() {
+            "SUCCEEDED" => RequestStatus::Ready,
+            "FAILED" | "REJECTED" | "CANCELLED" => RequestStatus::Failed {
+                reason: format!(
+                    "{}: {}",
+                    e.status,
+                    e.status_reason.unwrap_or_else(|| "no reason given".into())
+                ),
+            },
+            other => RequestStatus::InProgress {
+                state: other.to_owned(),
+            },
+        })
+    }
+
+    async fn documents(&self, request: &AmcRequest, id: &str) -> Result<Vec<SourceDocument>, SourceError> {
+        let id = path_segment(id)?;
+        let mut urls = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let query: Vec<(&str, String)> = next.iter().map(|t| ("nextToken", t.clone())).collect();
+            let value = self
+                .call(
+                    &AMC,
+                    Method::GET,
+                    request,
+                    &format!("workflowExecutions/{id}/downloadUrls"),
+                    None,
+                    &query,
+                )
+                .await?;
+            let page: DownloadUrls =
+                serde_json::from_value(value).map_err(|e| SourceError::Transient(e.to_string()))?;
+            urls.extend(page.download_urls);
+            match page.next_token.filter(|t| !t.is_empty() && t != "[Placeholder]") {
+                Some(t) => next = Some(t),
+                None => break,
+            }
+        }
+        urls.into_iter()
+            .enumerate()
+            .map(|(i, url)| {
+                Ok(SourceDocument {
+                    document: Document {
+                        source_id: format!("{id}/{i}"),
+                        url: DownloadUrl::parse(url).map_err(|e| SourceError::Invalid(e.to_string()))?,
+                        encryption: Encryption::None,
+                        compression: Compression::None,
+                        format: ContentFormat::Csv,
+                    },
+                    expires_at: None,
+                    produced_at: None,
+                    size: None,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_is_made_single_line_without_touching_literals() {
+        let sql = "-- reach by campaign\nSELECT campaign,\n\tCOUNT(DISTINCT user_id) AS reach /* users */\nFROM dsp_impressions\nWHERE note = 'a  b -- c'\nGROUP BY 1";
+        assert_eq!(
+            single_line_sql(sql),
+            "SELECT campaign, COUNT(DISTINCT user_id) AS reach FROM dsp_impressions WHERE note = 'a  b -- c' GROUP BY 1"
+        );
+        assert_eq!(single_line_sql("SELECT 'it''s'\n"), "SELECT 'it''s'");
+    }
+}

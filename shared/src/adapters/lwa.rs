@@ -1,0 +1,327 @@
+//! Login with Amazon (LWA): the refresh-token grant every source authenticates with.
+//!
+//! [`LwaClient`] exchanges a refresh token for an access token at the regional token host (form-encoded,
+//! `POST /auth/o2/token`). [`LwaSession`] caches the access token for one credential set and renews it
+//! [`REFRESH_MARGIN`] before it expires, so a token never runs out between two calls of one step. When
+//! LWA rotates the refresh token, the session keeps the new one and reports it through
+//! [`LwaSession::rotated_refresh_token`] so that the caller can persist it.
+//!
+//! Secrets are [`SecretString`]s: client secrets, refresh and access tokens are never logged, never in
+//! an error and never in `Debug` output.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::domain::Region;
+
+/// How long before its expiry an access token is renewed (the SP-API client libraries use 60 s).
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// The production token endpoint of a region.
+pub fn token_endpoint(region: Region) -> &'static str {
+    match region {
+        Region::Na => "https://api.amazon.com/auth/o2/token",
+        Region::Eu => "https://api.amazon.co.uk/auth/o2/token",
+        Region::Fe => "https://api.amazon.co.jp/auth/o2/token",
+    }
+}
+
+/// One credential set: an LWA application (client id and secret) and a seller's or advertiser's
+/// refresh token.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The LWA client id (`amzn1.application-oa2-client.…`); not a secret, sent as a header by the Ads API.
+    pub client_id: String,
+    /// The LWA client secret.
+    pub client_secret: SecretString,
+    /// The refresh token (`Atzr|…`).
+    pub refresh_token: SecretString,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("refresh_token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// An access token and when it stops working.
+#[derive(Clone)]
+pub struct AccessToken {
+    /// The bearer token (`Atza|…`).
+    pub token: SecretString,
+    /// When LWA said it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl AccessToken {
+    /// Whether the token is still good for at least [`REFRESH_MARGIN`] at `now`.
+    pub fn is_fresh_at(&self, now: DateTime<Utc>) -> bool {
+        let margin = chrono::Duration::from_std(REFRESH_MARGIN).unwrap_or_else(|_| chrono::Duration::seconds(60));
+        now + margin < self.expires_at
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// What a successful refresh returned.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    /// The new access token.
+    pub access: AccessToken,
+    /// A new refresh token when LWA rotated it: persist it, the old one may stop working.
+    pub rotated_refresh_token: Option<SecretString>,
+}
+
+/// Why LWA refused or could not answer. Messages are LWA's error code and description, which never
+/// contain the tokens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LwaError {
+    /// `invalid_grant`: the refresh token was revoked, expired or belongs to another application. Fatal
+    /// until a person renews the authorisation.
+    #[error(
+        "Login with Amazon refused the refresh token ({description}); the seller or advertiser must authorise the application again and the new refresh token must be stored"
+    )]
+    InvalidGrant {
+        /// LWA's `error_description`.
+        description: String,
+    },
+    /// `invalid_client`, `unauthorized_client`, `invalid_scope`, `access_denied`, `invalid_request`: the
+    /// application's configuration is wrong. Fatal.
+    #[error("Login with Amazon rejected the request: {code} ({description})")]
+    Rejected {
+        /// LWA's error code.
+        code: String,
+        /// LWA's `error_description`.
+        description: String,
+    },
+    /// `server_error`, `temporarily_unavailable`, 5xx, 429 or a network failure: try again later.
+    #[error("Login with Amazon is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl LwaError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    expires_in: i64,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// A client of one LWA token endpoint.
+#[derive(Debug, Clone)]
+pub struct LwaClient {
+    http: reqwest::Client,
+    endpoint: String,
+}
+
+impl LwaClient {
+    /// A client of `endpoint` (see [`token_endpoint`]; tests pass the simulator's).
+    pub fn new(http: reqwest::Client, endpoint: impl Into<String>) -> Self {
+        Self {
+            http,
+            endpoint: endpoint.into(),
+        }
+    }
+
+    /// Exchanges the refresh token for an access token (`grant_type=refresh_token`, form-encoded).
+    pub async fn refresh(&self, credentials: &Credentials) -> Result<TokenGrant, LwaError> {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", credentials.refresh_token.expose_secret()),
+            ("client_id", credentials.client_id.as_str()),
+            ("client_secret", credentials.client_secret.expose_secret()),
+        ];
+        let started = Utc::now();
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded;charset=UTF-8",
+            )
+            .body(
+                serde_urlencoded::to_string(form)
+                    .map_err(|e| LwaError::Unavailable(format!("encoding the token request: {e}")))?,
+            )
+            .send()
+            .await
+            .map_err(|e| LwaError::Unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| LwaError::Unavailable(e.without_url().to_string()))?;
+        if status.is_success() {
+            let parsed: TokenResponse = serde_json::from_slice(&body)
+                .map_err(|e| LwaError::Unavailable(format!("unreadable token response: {e}")))?;
+            tracing::debug!(
+                expires_in = parsed.expires_in,
+                rotated = parsed.refresh_token.is_some(),
+                "LWA token refreshed"
+            );
+            let rotated = parsed
+                .refresh_token
+                .filter(|t| t.as_str() != credentials.refresh_token.expose_secret())
+                .map(SecretString::from);
+            return Ok(TokenGrant {
+                access: AccessToken {
+                    token: SecretString::from(parsed.access_token),
+                    expires_at: started + chrono::Duration::seconds(parsed.expires_in),
+                },
+                rotated_refresh_token: rotated,
+            });
+        }
+        let error: Option<ErrorResponse> = serde_json::from_slice(&body).ok();
+        Err(match error {
+            Some(e) => classify(status.as_u16(), e.error, e.error_description),
+            None => LwaError::Unavailable(format!("HTTP {status}")),
+        })
+    }
+}
+
+fn classify(status: u16, code: String, description: String) -> LwaError {
+    match code.as_str() {
+        "invalid_grant" => LwaError::InvalidGrant { description },
+        "server_error" | "temporarily_unavailable" => LwaError::Unavailable(format!("{code}: {description}")),
+        _ if status >= 500 || status == 429 => LwaError::Unavailable(format!("{code}: {description}")),
+        _ => LwaError::Rejected { code, description },
+    }
+}
+
+/// The access token of one credential set, cached and renewed before it expires.
+///
+/// Concurrent callers share one refresh (the cache is behind an async mutex).
+pub struct LwaSession {
+    client: LwaClient,
+    credentials: Mutex<Credentials>,
+    client_id: String,
+    cached: Mutex<Option<AccessToken>>,
+    rotated: Mutex<Option<SecretString>>,
+}
+
+impl std::fmt::Debug for LwaSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LwaSession")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LwaSession {
+    /// A session for `credentials`, with no token yet.
+    pub fn new(client: LwaClient, credentials: Credentials) -> Self {
+        Self {
+            client,
+            client_id: credentials.client_id.clone(),
+            credentials: Mutex::new(credentials),
+            cached: Mutex::new(None),
+            rotated: Mutex::new(None),
+        }
+    }
+
+    /// The LWA client id (the Ads and AMC APIs send it as a header).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Seeds the cache with a token obtained elsewhere (a shared cache); ignored if it is not fresh.
+    pub async fn seed(&self, token: AccessToken) {
+        if token.is_fresh_at(Utc::now()) {
+            *self.cached.lock().await = Some(token);
+        }
+    }
+
+    /// A token good for at least [`REFRESH_MARGIN`]: the cached one, or a new one.
+    pub async fn access_token(&self) -> Result<AccessToken, LwaError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| t.is_fresh_at(Utc::now())) {
+            return Ok(token.clone());
+        }
+        let token = self.refresh_locked().await?;
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Drops the cached token and gets a new one: for an API that answered "token expired" although the
+    /// cache thought it fresh (clock skew, revocation).
+    pub async fn force_refresh(&self) -> Result<AccessToken, LwaError> {
+        let mut cached = self.cached.lock().await;
+        let token = self.refresh_locked().await?;
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn refresh_locked(&self) -> Result<AccessToken, LwaError> {
+        let mut credentials = self.credentials.lock().await;
+        let grant = self.client.refresh(&credentials).await?;
+        if let Some(rotated) = grant.rotated_refresh_token {
+            tracing::info!(client_id = %self.client_id, "LWA rotated the refresh token; it must be persisted");
+            credentials.refresh_token = rotated.clone();
+            *self.rotated.lock().await = Some(rotated);
+        }
+        Ok(grant.access)
+    }
+
+    /// The refresh token LWA rotated to during this session, if it did: the caller persists it (a new
+    /// secret version) and must not lose it.
+    pub async fn rotated_refresh_token(&self) -> Option<SecretString> {
+        self.rotated.lock().await.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lwa_error_codes_map_to_fatal_or_transient() {
+        assert!(matches!(
+            classify(400, "invalid_grant".into(), String::new()),
+            LwaError::InvalidGrant { .. }
+        ));
+        assert!(classify(500, "server_error".into(), String::new()).is_transient());
+        assert!(classify(503, "temporarily_unavailable".into(), String::new()).is_transient());
+        assert!(!classify(401, "invalid_client".into(), String::new()).is_transient());
+    }
+
+    #[test]
+    fn tokens_are_renewed_a_minute_before_they_expire() {
+        let now = Utc::now();
+        let token = |secs| AccessToken {
+            token: SecretString::from("Atza|x"),
+            expires_at: now + chrono::Duration::seconds(secs),
+        };
+        assert!(token(61).is_fresh_at(now));
+        assert!(!token(60).is_fresh_at(now));
+        assert!(!format!("{:?}", token(10)).contains("Atza"));
+    }
+}

@@ -1,0 +1,281 @@
+//! Prime Video Slate datasets: accounts → groups → businesses → datasets → files, each a paginated
+//! list (`limit`/`offset`, `{total, next, data}`), files delivered as ZIP archives of CSV changelogs.
+//!
+//! The Datasets API's paths and file fields are not published in any material we could verify
+//! (`../shared/reference/amazon-apis.md` §4), so the base URL is configuration and the paths below
+//! follow the documented v1 reporting API's conventions:
+//! `{base}/v2/accounts/{account}/groups/{group}/businesses/{business}/datasets/{dataset}/files
+//! ?startDateTime=…&endDateTime=…&limit=…&offset=…`.
+//!
+//! There is no Amazon-side request to create: a "request" is the window of files to fetch, its id
+//! encodes the window, and it is ready at once (no data when no file falls in it). Incremental runs
+//! pass the previous run's watermark ([`SlateRequest::after`]): only files strictly newer are
+//! fetched, and [`watermark`] of the documents is the next run's starting point — no gap, no overlap.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::adapters::api::{ApiClient, Idempotency, Operation};
+use crate::adapters::sp_reports::path_segment;
+use crate::domain::TimeWindow;
+use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
+use crate::transfer::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
+
+/// The documented production base URL.
+pub const DEFAULT_BASE_URL: &str = "https://videocentral.amazon.com/apis";
+/// Page size asked for.
+pub const PAGE_SIZE: u32 = 100;
+/// Slate publishes no rates; a polite default.
+pub const SLATE: Operation = Operation {
+    name: "slate",
+    rate: 2.0,
+    burst: 10,
+};
+
+/// What a job asks Slate for: one dataset of one business.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlateRequest {
+    /// Account id.
+    pub account_id: String,
+    /// Group id.
+    pub group_id: String,
+    /// Business id.
+    pub business_id: String,
+    /// Dataset id (e.g. `playback`, `subscription`).
+    pub dataset_id: String,
+    /// The previous run's watermark: only files strictly newer are fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<DateTime<Utc>>,
+}
+
+/// One entry of a list (account, group, business, dataset).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A dataset file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlateFile {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// When it was published (the watermark).
+    #[serde(alias = "timestamp", alias = "createdAt", alias = "lastModified")]
+    pub published_at: DateTime<Utc>,
+    /// Its size in bytes.
+    #[serde(default, alias = "fileSize")]
+    pub size: Option<u64>,
+    /// The pre-signed download URL.
+    #[serde(alias = "downloadUrl")]
+    pub url: String,
+    /// When the URL expires.
+    #[serde(default)]
+    pub url_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    data: Vec<T>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// The latest publication time among `documents`: the next run's watermark.
+pub fn watermark(documents: &[SourceDocument]) -> Option<DateTime<Utc>> {
+    documents.iter().filter_map(|d| d.produced_at).max()
+}
+
+/// The Slate client of one credential set.
+#[derive(Debug, Clone)]
+pub struct SlateClient {
+    api: ApiClient,
+    base_url: String,
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl SlateClient {
+    /// A client of `base_url` (see [`DEFAULT_BASE_URL`]). `api` must send bearer tokens.
+    pub fn new(api: ApiClient, base_url: impl Into<String>) -> Self {
+        Self {
+            api,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// Every item of a paginated list, following `next` links to exhaustion. A `next` link that
+    /// leaves the configured base URL is refused.
+    async fn all<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<T>, SourceError> {
+        let mut out = Vec::new();
+        let mut url = format!("{}/{path}", self.base_url);
+        let mut query: Vec<(&str, String)> = query.to_vec();
+        query.push(("limit", PAGE_SIZE.to_string()));
+        query.push(("offset", "0".to_owned()));
+        let mut first = true;
+        for _ in 0..10_000 {
+            let q = if first { query.clone() } else { Vec::new() };
+            let response = self
+                .api
+                .send(&SLATE, Method::GET, Idempotency::Idempotent, |r| r.query(&q), &url)
+                .await?;
+            let page: Page<T> = response.json()?;
+            let empty = page.data.is_empty();
+            out.extend(page.data);
+            match page.next.filter(|n| !n.is_empty()) {
+                Some(next) if !empty => {
+                    if !next.starts_with(&format!("{}/", self.base_url)) {
+                        return Err(SourceError::Invalid(
+                            "a pagination link points outside the Slate API".into(),
+                        ));
+                    }
+                    url = next;
+                    first = false;
+                }
+                _ => return Ok(out),
+            }
+        }
+        Err(SourceError::Transient(
+            "pagination did not end after 10,000 pages".into(),
+        ))
+    }
+
+    /// The accounts the credentials can see.
+    pub async fn accounts(&self) -> Result<Vec<Entry>, SourceError> {
+        self.all("v2/accounts", &[]).await
+    }
+
+    /// An account's groups.
+    pub async fn groups(&self, account: &str) -> Result<Vec<Entry>, SourceError> {
+        let a = path_segment(account)?;
+        self.all(&format!("v2/accounts/{a}/groups"), &[]).await
+    }
+
+    /// A group's businesses.
+    pub async fn businesses(&self, account: &str, group: &str) -> Result<Vec<Entry>, SourceError> {
+        let (a, g) = (path_segment(account)?, path_segment(group)?);
+        self.all(&format!("v2/accounts/{a}/groups/{g}/businesses"), &[]).await
+    }
+
+    /// A business's datasets.
+    pub async fn datasets(&self, account: &str, group: &str, business: &str) -> Result<Vec<Entry>, SourceError> {
+        let (a, g, b) = (path_segment(account)?, path_segment(group)?, path_segment(business)?);
+        self.all(&format!("v2/accounts/{a}/groups/{g}/businesses/{b}/datasets"), &[])
+            .await
+    }
+
+    /// The files of `request`'s dataset published in `window` and after the watermark, oldest first.
+    pub async fn files(&self, request: &SlateRequest, window: &TimeWindow) -> Result<Vec<SlateFile>, SourceError> {
+        let (a, g, b, d) = (
+            path_segment(&request.account_id)?,
+            path_segment(&request.group_id)?,
+            path_segment(&request.business_id)?,
+            path_segment(&request.dataset_id)?,
+        );
+        let start = request.after.map_or(window.start, |w| w.max(window.start));
+        if start >= window.end {
+            return Ok(Vec::new());
+        }
+        let mut files: Vec<SlateFile> = self
+            .all(
+                &format!("v2/accounts/{a}/groups/{g}/businesses/{b}/datasets/{d}/files"),
+                &[("startDateTime", iso(start)), ("endDateTime", iso(window.end))],
+            )
+            .await?;
+        files.retain(|f| {
+            f.published_at >= start && f.published_at < window.end && request.after.is_none_or(|w| f.published_at > w)
+        });
+        files.sort_by(|x, y| x.published_at.cmp(&y.published_at).then_with(|| x.id.cmp(&y.id)));
+        files.dedup_by(|x, y| x.id == y.id);
+        Ok(files)
+    }
+}
+
+/// The id of a Slate "request": its window.
+fn window_id(window: &TimeWindow) -> String {
+    format!("{}_{}", window.start.timestamp(), window.end.timestamp())
+}
+
+fn parse_window_id(id: &str) -> Result<TimeWindow, SourceError> {
+    let bad = || SourceError::Invalid(format!("{id:?} is not a Slate window id"));
+    let (s, e) = id.split_once('_').ok_or_else(bad)?;
+    let parse = |x: &str| {
+        x.parse::<i64>()
+            .ok()
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .ok_or_else(bad)
+    };
+    TimeWindow::new(parse(s)?, parse(e)?).map_err(|_| bad())
+}
+
+impl ReportSource for SlateClient {
+    type Request = SlateRequest;
+
+    async fn create(&self, request: &SlateRequest, window: &TimeWindow) -> Result<String, SourceError> {
+        path_segment(&request.dataset_id)
+            .map_err(|_| SourceError::Invalid("datasetId is not a valid identifier".into()))?;
+        Ok(window_id(window))
+    }
+
+    async fn status(&self, request: &SlateRequest, id: &str) -> Result<RequestStatus, SourceError> {
+        let window = parse_window_id(id)?;
+        Ok(if self.files(request, &window).await?.is_empty() {
+            RequestStatus::NoData {
+                reason: "no file was published in the window".into(),
+            }
+        } else {
+            RequestStatus::Ready
+        })
+    }
+
+    async fn documents(&self, request: &SlateRequest, id: &str) -> Result<Vec<SourceDocument>, SourceError> {
+        let window = parse_window_id(id)?;
+        self.files(request, &window)
+            .await?
+            .into_iter()
+            .map(|f| {
+                Ok(SourceDocument {
+                    document: Document {
+                        source_id: f.id,
+                        url: DownloadUrl::parse(f.url).map_err(|e| SourceError::Invalid(e.to_string()))?,
+                        encryption: Encryption::None,
+                        compression: Compression::Zip,
+                        format: ContentFormat::Csv,
+                    },
+                    expires_at: f.url_expires_at,
+                    produced_at: Some(f.published_at),
+                    size: f.size,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_id_round_trips() {
+        let w = TimeWindow::new(
+            DateTime::from_timestamp(1_700_000_000, 0).expect("t"),
+            DateTime::from_timestamp(1_700_086_400, 0).expect("t"),
+        )
+        .expect("window");
+        assert_eq!(parse_window_id(&window_id(&w)), Ok(w));
+        assert!(parse_window_id("../etc").is_err());
+    }
+}

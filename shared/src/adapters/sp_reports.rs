@@ -1,0 +1,563 @@
+//! SP-API Reports 2021-06-30: createReport → getReport → getReportDocument, plus cancel, schedules,
+//! and the retired 2020-09-04 encrypted document shape.
+//!
+//! Paths, status codes and usage plans are those of the official model (`reports_2021-06-30.json`).
+//! Status mapping: `IN_QUEUE`/`IN_PROGRESS` → in progress; `DONE` → ready; `FATAL` → failed, with the
+//! reason read from the error document the report points at; `CANCELLED` → no data (Amazon cancels a
+//! report automatically when there is no data).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation};
+use crate::adapters::small_document;
+use crate::domain::{Region, TimeWindow};
+use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
+use crate::transfer::{AesKey, Compression, ContentFormat, Document, DownloadUrl, Encryption, iv_from_base64};
+
+/// createReport: 0.0167 rps, burst 15.
+pub const CREATE_REPORT: Operation = Operation {
+    name: "createReport",
+    rate: 0.0167,
+    burst: 15,
+};
+/// getReport: 2 rps, burst 15.
+pub const GET_REPORT: Operation = Operation {
+    name: "getReport",
+    rate: 2.0,
+    burst: 15,
+};
+/// getReports: 0.0222 rps, burst 10.
+pub const GET_REPORTS: Operation = Operation {
+    name: "getReports",
+    rate: 0.0222,
+    burst: 10,
+};
+/// getReportDocument: 0.0167 rps, burst 15.
+pub const GET_REPORT_DOCUMENT: Operation = Operation {
+    name: "getReportDocument",
+    rate: 0.0167,
+    burst: 15,
+};
+/// cancelReport: 0.0222 rps, burst 10.
+pub const CANCEL_REPORT: Operation = Operation {
+    name: "cancelReport",
+    rate: 0.0222,
+    burst: 10,
+};
+/// The schedule operations: 0.0222 rps, burst 10.
+pub const SCHEDULES: Operation = Operation {
+    name: "reportSchedules",
+    rate: 0.0222,
+    burst: 10,
+};
+
+/// The production (or sandbox) endpoint of a region.
+pub fn endpoint(region: Region, sandbox: bool) -> String {
+    let host = match region {
+        Region::Na => "sellingpartnerapi-na.amazon.com",
+        Region::Eu => "sellingpartnerapi-eu.amazon.com",
+        Region::Fe => "sellingpartnerapi-fe.amazon.com",
+    };
+    if sandbox {
+        format!("https://sandbox.{host}")
+    } else {
+        format!("https://{host}")
+    }
+}
+
+/// What a job asks SP-API for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpReportRequest {
+    /// The report type, e.g. `GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL`.
+    pub report_type: String,
+    /// 1–25 marketplace ids.
+    pub marketplace_ids: Vec<String>,
+    /// Report-type-specific options.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub report_options: BTreeMap<String, String>,
+    /// The document's format; by default JSON for the analytics report families, TSV otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ContentFormat>,
+}
+
+impl SpReportRequest {
+    /// Checks what the API would refuse, before calling it.
+    pub fn validate(&self) -> Result<(), SourceError> {
+        if self.report_type.is_empty()
+            || !self
+                .report_type
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(SourceError::Invalid(format!(
+                "reportType {:?} is not an SP-API report type (upper-case letters, digits and underscores)",
+                self.report_type
+            )));
+        }
+        if self.marketplace_ids.is_empty() || self.marketplace_ids.len() > 25 {
+            return Err(SourceError::Invalid(format!(
+                "marketplaceIds must hold 1 to 25 ids, not {}",
+                self.marketplace_ids.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The document's content format.
+    pub fn content_format(&self) -> ContentFormat {
+        self.format.unwrap_or_else(|| default_format(&self.report_type))
+    }
+}
+
+/// JSON for the report families documented as JSON (Sales and Traffic, Brand Analytics, Vendor
+/// analytics, …), TSV for the flat files.
+pub fn default_format(report_type: &str) -> ContentFormat {
+    const JSON_PREFIXES: [&str; 6] = [
+        "GET_SALES_AND_TRAFFIC_REPORT",
+        "GET_BRAND_ANALYTICS_",
+        "GET_VENDOR_",
+        "GET_SELLER_FEEDBACK_DATA",
+        "GET_B2B_PRODUCT_OPPORTUNITIES",
+        "GET_PROMOTION_PERFORMANCE_REPORT",
+    ];
+    if JSON_PREFIXES.iter().any(|p| report_type.starts_with(p)) || report_type.contains("_JSON") {
+        ContentFormat::Json
+    } else {
+        ContentFormat::Tsv
+    }
+}
+
+/// A report as getReport returns it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The report id.
+    pub report_id: String,
+    /// The report type.
+    pub report_type: String,
+    /// `IN_QUEUE`, `IN_PROGRESS`, `DONE`, `FATAL` or `CANCELLED`.
+    pub processing_status: String,
+    /// The marketplaces.
+    #[serde(default)]
+    pub marketplace_ids: Vec<String>,
+    /// Start of the data.
+    #[serde(default)]
+    pub data_start_time: Option<DateTime<Utc>>,
+    /// End of the data.
+    #[serde(default)]
+    pub data_end_time: Option<DateTime<Utc>>,
+    /// The document (DONE, and FATAL with an error document).
+    #[serde(default)]
+    pub report_document_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Reports {
+    #[serde(default)]
+    reports: Vec<Report>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EncryptionDetails {
+    standard: String,
+    initialization_vector: String,
+    key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportDocument {
+    report_document_id: String,
+    url: String,
+    #[serde(default)]
+    compression_algorithm: Option<String>,
+    #[serde(default)]
+    encryption_details: Option<EncryptionDetails>,
+}
+
+/// A report schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportSchedule {
+    /// Its id (absent when creating).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_schedule_id: Option<String>,
+    /// The report type.
+    pub report_type: String,
+    /// The marketplaces.
+    #[serde(default)]
+    pub marketplace_ids: Vec<String>,
+    /// Report options.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub report_options: BTreeMap<String, String>,
+    /// An ISO-8601 period from the model's enum (`PT1H`, `P1D`, …).
+    pub period: String,
+    /// When the next report is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_report_creation_time: Option<DateTime<Utc>>,
+}
+
+/// The periods the model allows for schedules.
+pub const SCHEDULE_PERIODS: [&str; 18] = [
+    "PT5M", "PT15M", "PT30M", "PT1H", "PT2H", "PT4H", "PT8H", "PT12H", "P1D", "P2D", "P3D", "PT84H", "P7D", "P14D",
+    "P15D", "P18D", "P30D", "P1M",
+];
+
+/// The SP-API Reports client of one seller in one region.
+#[derive(Debug, Clone)]
+pub struct SpReportsClient {
+    api: ApiClient,
+    base_url: String,
+    content_encoding_header: bool,
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl SpReportsClient {
+    /// A client of `base_url` (see [`endpoint`]). `api` must send tokens as `x-amz-access-token`.
+    pub fn new(api: ApiClient, base_url: impl Into<String>) -> Self {
+        Self {
+            api,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            content_encoding_header: false,
+        }
+    }
+
+    /// Asks getReportDocument for URLs that label GZIP documents `Content-Encoding: gzip`
+    /// (`enableContentEncodingUrlHeader=true`). The transfer never relies on the label, so the
+    /// default (off) is fine; this exists for parity with other tools reading the same URL.
+    pub fn with_content_encoding_header(mut self, enabled: bool) -> Self {
+        self.content_encoding_header = enabled;
+        self
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/reports/2021-06-30/{path}", self.base_url)
+    }
+
+    async fn create_report(&self, body: &serde_json::Value) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Created {
+            report_id: String,
+        }
+        let response = self
+            .api
+            .send(
+                &CREATE_REPORT,
+                Method::POST,
+                Idempotency::Create,
+                |r| r.json(body),
+                &self.url("reports"),
+            )
+            .await?;
+        Ok(response.json::<Created>()?.report_id)
+    }
+
+    /// The reports of `request`'s type and marketplaces created since `since` (newest first).
+    pub async fn find_reports(&self, request: &SpReportRequest, since: DateTime<Utc>) -> Result<Vec<Report>, ApiError> {
+        let query = [
+            ("reportTypes", request.report_type.clone()),
+            ("marketplaceIds", request.marketplace_ids.join(",")),
+            ("createdSince", iso(since)),
+            ("pageSize", "100".to_owned()),
+        ];
+        let response = self
+            .api
+            .send(
+                &GET_REPORTS,
+                Method::GET,
+                Idempotency::Idempotent,
+                |r| r.query(&query),
+                &self.url("reports"),
+            )
+            .await?;
+        Ok(response.json::<Reports>()?.reports)
+    }
+
+    /// getReport.
+    pub async fn get_report(&self, id: &str) -> Result<Report, ApiError> {
+        let id = path_segment(id)?;
+        self.api
+            .send(
+                &GET_REPORT,
+                Method::GET,
+                Idempotency::Idempotent,
+                |r| r,
+                &self.url(&format!("reports/{id}")),
+            )
+            .await?
+            .json()
+    }
+
+    /// cancelReport (only `IN_QUEUE` reports can be cancelled).
+    pub async fn cancel_report(&self, id: &str) -> Result<(), ApiError> {
+        let id = path_segment(id)?;
+        self.api
+            .send(
+                &CANCEL_REPORT,
+                Method::DELETE,
+                Idempotency::Idempotent,
+                |r| r,
+                &self.url(&format!("reports/{id}")),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn get_document(&self, document_id: &str) -> Result<ReportDocument, ApiError> {
+        let id = path_segment(document_id)?;
+        let flag = self.content_encoding_header;
+        let response = self
+            .api
+            .send(
+                &GET_REPORT_DOCUMENT,
+                Method::GET,
+                Idempotency::Idempotent,
+                |r| {
+                    if flag {
+                        r.query(&[("enableContentEncodingUrlHeader", "true")])
+                    } else {
+                        r
+                    }
+                },
+                &self.url(&format!("documents/{id}")),
+            )
+            .await?;
+        // 2021-06-30 answers unwrapped; the retired 2020-09-04 shape wraps it in `payload`.
+        let value: serde_json::Value = response.json()?;
+        let value = value.get("payload").cloned().unwrap_or(value);
+        serde_json::from_value(value).map_err(|e| ApiError::Decode {
+            operation: GET_REPORT_DOCUMENT.name,
+            message: e.to_string(),
+        })
+    }
+
+    /// createReportSchedule → the schedule id.
+    pub async fn create_schedule(&self, schedule: &ReportSchedule) -> Result<String, SourceError> {
+        if !SCHEDULE_PERIODS.contains(&schedule.period.as_str()) {
+            return Err(SourceError::Invalid(format!(
+                "period {:?} is not one of {}",
+                schedule.period,
+                SCHEDULE_PERIODS.join(", ")
+            )));
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Created {
+            report_schedule_id: String,
+        }
+        let response = self
+            .api
+            .send(
+                &SCHEDULES,
+                Method::POST,
+                Idempotency::Create,
+                |r| r.json(schedule),
+                &self.url("schedules"),
+            )
+            .await?;
+        Ok(response.json::<Created>()?.report_schedule_id)
+    }
+
+    /// getReportSchedules for 1–10 report types.
+    pub async fn list_schedules(&self, report_types: &[&str]) -> Result<Vec<ReportSchedule>, SourceError> {
+        if report_types.is_empty() || report_types.len() > 10 {
+            return Err(SourceError::Invalid(
+                "getReportSchedules takes 1 to 10 report types".into(),
+            ));
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Schedules {
+            #[serde(default)]
+            report_schedules: Vec<ReportSchedule>,
+        }
+        let types = report_types.join(",");
+        let response = self
+            .api
+            .send(
+                &SCHEDULES,
+                Method::GET,
+                Idempotency::Idempotent,
+                |r| r.query(&[("reportTypes", types.as_str())]),
+                &self.url("schedules"),
+            )
+            .await?;
+        Ok(response.json::<Schedules>()?.report_schedules)
+    }
+
+    /// cancelReportSchedule.
+    pub async fn cancel_schedule(&self, id: &str) -> Result<(), SourceError> {
+        let id = path_segment(id)?;
+        self.api
+            .send(
+                &SCHEDULES,
+                Method::DELETE,
+                Idempotency::Idempotent,
+                |r| r,
+                &self.url(&format!("schedules/{id}")),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The reason of a FATAL report: the text of its error document, or a note that it has none.
+    async fn fatal_reason(&self, report: &Report) -> String {
+        let Some(document_id) = &report.report_document_id else {
+            return "FATAL without an error document".into();
+        };
+        let reason = async {
+            let document = self.get_document(document_id).await.map_err(|e| e.to_string())?;
+            let url = DownloadUrl::parse(document.url).map_err(|e| e.to_string())?;
+            small_document(
+                self.api.http(),
+                &url,
+                document.compression_algorithm.as_deref() == Some("GZIP"),
+            )
+            .await
+        }
+        .await;
+        match reason {
+            Ok(text) => text,
+            Err(e) => format!("FATAL; the error document could not be read: {e}"),
+        }
+    }
+}
+
+/// An id placed in a URL path: refuses anything that could change the path (hostile ids).
+pub(crate) fn path_segment(id: &str) -> Result<&str, ApiError> {
+    if !id.is_empty()
+        && id.len() <= 256
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.|:".contains(&b))
+        && id != "."
+        && id != ".."
+    {
+        Ok(id)
+    } else {
+        Err(ApiError::Status {
+            operation: "validate",
+            status: 400,
+            code: "InvalidId".into(),
+            message: format!(
+                "{:?} is not a valid identifier",
+                id.chars().take(80).collect::<String>()
+            ),
+        })
+    }
+}
+
+fn same_time(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> bool {
+    a.is_some_and(|a| a == b)
+}
+
+impl ReportSource for SpReportsClient {
+    type Request = SpReportRequest;
+
+    async fn create(&self, request: &SpReportRequest, window: &TimeWindow) -> Result<String, SourceError> {
+        request.validate()?;
+        let mut body = serde_json::json!({
+            "reportType": request.report_type,
+            "marketplaceIds": request.marketplace_ids,
+            "dataStartTime": iso(window.start),
+            "dataEndTime": iso(window.end),
+        });
+        if !request.report_options.is_empty() {
+            body["reportOptions"] = serde_json::json!(request.report_options);
+        }
+        let since = Utc::now() - chrono::Duration::seconds(30);
+        let body = &body;
+        let id = self
+            .api
+            .create_once(
+                move || async move { self.create_report(body).await },
+                move || async move {
+                    let found = self.find_reports(request, since).await?;
+                    Ok(found
+                        .into_iter()
+                        .find(|r| {
+                            r.report_type == request.report_type
+                                && same_time(r.data_start_time, window.start)
+                                && same_time(r.data_end_time, window.end)
+                        })
+                        .map(|r| r.report_id))
+                },
+            )
+            .await?;
+        tracing::info!(report_id = %id, report_type = %request.report_type, "SP-API report created");
+        Ok(id)
+    }
+
+    async fn status(&self, _request: &SpReportRequest, id: &str) -> Result<RequestStatus, SourceError> {
+        let report = self.get_report(id).await?;
+        Ok(match report.processing_status.as_str() {
+            "DONE" => RequestStatus::Ready,
+            "CANCELLED" => RequestStatus::NoData {
+                reason: "the report was cancelled (Amazon cancels reports that have no data)".into(),
+            },
+            "FATAL" => RequestStatus::Failed {
+                reason: self.fatal_reason(&report).await,
+            },
+            other => RequestStatus::InProgress {
+                state: other.to_owned(),
+            },
+        })
+    }
+
+    async fn documents(&self, request: &SpReportRequest, id: &str) -> Result<Vec<SourceDocument>, SourceError> {
+        let report = self.get_report(id).await?;
+        let document_id = match (report.processing_status.as_str(), &report.report_document_id) {
+            ("DONE", Some(doc)) => doc.clone(),
+            (status, _) => {
+                return Err(SourceError::Invalid(format!(
+                    "report {id} is {status}, not DONE with a document"
+                )));
+            }
+        };
+        let document = self.get_document(&document_id).await?;
+        let encryption = match document.encryption_details {
+            None => Encryption::None,
+            Some(details) if details.standard == "AES" => Encryption::AesCbc {
+                key: AesKey::from_base64(&details.key).map_err(|e| SourceError::Invalid(e.to_string()))?,
+                iv: iv_from_base64(&details.initialization_vector, Some(16))
+                    .map_err(|e| SourceError::Invalid(e.to_string()))?,
+            },
+            Some(details) => {
+                return Err(SourceError::Invalid(format!(
+                    "unsupported encryption standard {:?}",
+                    details.standard
+                )));
+            }
+        };
+        let compression = match document.compression_algorithm.as_deref() {
+            None => Compression::None,
+            Some("GZIP") => Compression::Gzip,
+            Some(other) => {
+                return Err(SourceError::Invalid(format!(
+                    "unsupported compressionAlgorithm {other:?}"
+                )));
+            }
+        };
+        Ok(vec![SourceDocument {
+            document: Document {
+                source_id: document.report_document_id,
+                url: DownloadUrl::parse(document.url).map_err(|e| SourceError::Invalid(e.to_string()))?,
+                encryption,
+                compression,
+                format: request.content_format(),
+            },
+            // The model documents a five-minute URL.
+            expires_at: Some(Utc::now() + chrono::Duration::minutes(5)),
+            produced_at: None,
+            size: None,
+        }])
+    }
+}

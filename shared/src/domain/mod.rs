@@ -1,0 +1,109 @@
+//! Domain types shared by every source: regions and time windows.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// An Amazon API region. Every source has a host (and an LWA token host) per region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    /// North America.
+    Na,
+    /// Europe (and India, the Middle East, Africa).
+    Eu,
+    /// Far East (Japan, Australia, Singapore).
+    Fe,
+}
+
+impl Region {
+    /// The lower-case name used in configuration (`na`, `eu`, `fe`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Na => "na",
+            Self::Eu => "eu",
+            Self::Fe => "fe",
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Region {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "na" => Ok(Self::Na),
+            "eu" => Ok(Self::Eu),
+            "fe" => Ok(Self::Fe),
+            other => Err(format!("unknown region {other:?}: expected na, eu or fe")),
+        }
+    }
+}
+
+/// A half-open time window `[start, end)` in UTC: the data a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeWindow {
+    /// First instant included.
+    pub start: DateTime<Utc>,
+    /// First instant excluded.
+    pub end: DateTime<Utc>,
+}
+
+impl TimeWindow {
+    /// A window, or an error when `end` is not after `start`.
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Self, String> {
+        if end <= start {
+            return Err(format!("the window ends ({end}) before it starts ({start})"));
+        }
+        Ok(Self { start, end })
+    }
+
+    /// The calendar days the window covers, first and last inclusive (for APIs that take dates).
+    pub fn inclusive_dates(&self) -> (NaiveDate, NaiveDate) {
+        let last = self.end - chrono::Duration::nanoseconds(1);
+        (self.start.date_naive(), last.date_naive())
+    }
+
+    /// The number of calendar days covered, counting partial days.
+    pub fn days(&self) -> i64 {
+        let (first, last) = self.inclusive_dates();
+        (last - first).num_days() + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .expect("valid time")
+    }
+
+    #[test]
+    fn a_window_of_whole_days_ends_on_the_day_before_its_end() {
+        let w = TimeWindow::new(at("2026-11-01T00:00:00Z"), at("2026-11-08T00:00:00Z")).expect("window");
+        assert_eq!(w.inclusive_dates().1.to_string(), "2026-11-07");
+        assert_eq!(w.days(), 7);
+    }
+
+    #[test]
+    fn an_empty_window_is_refused() {
+        assert!(TimeWindow::new(at("2026-11-01T00:00:00Z"), at("2026-11-01T00:00:00Z")).is_err());
+    }
+
+    #[test]
+    fn regions_parse_case_insensitively() {
+        assert_eq!("EU".parse::<Region>(), Ok(Region::Eu));
+        assert!("us".parse::<Region>().is_err());
+    }
+}

@@ -1,0 +1,452 @@
+//! The Amazon API simulator: LWA, SP-API Reports 2021-06-30 (and the legacy 2020-09-04 document
+//! shape), Amazon Ads reporting v3 with profiles, AMC workflow executions, and Prime Video Slate
+//! datasets, with the shapes of `../shared/reference/amazon-apis.md` §7, plus the pre-signed download
+//! URLs they hand out.
+//!
+//! One simulator plays one region (its profiles are that region's). Paths are the real ones, so a
+//! client only needs its base URL pointed here (Slate lives under `/apis`).
+//!
+//! Progress is driven by polls, not wall time: each status read moves a request one stage on
+//! ([`SimConfig::polls_per_stage`]), so tests are deterministic and the demo is fast. Token and URL
+//! expiry use the simulator's clock, which `POST /_sim/advance` moves forward.
+//!
+//! Control endpoints (under `/_sim/`):
+//! - `POST /_sim/scenario`: faults (`[{"op":"sp.createReport","status":429,"times":3}]`, with optional
+//!   `retryAfter`, `body`, and `afterEffect` — the fault replaces the answer *after* the operation
+//!   took effect, to test ambiguous creates) and outcomes per report type / workflow
+//!   (`{"GET_X":"FATAL"}`; values `success`, `FATAL`, `CANCELLED`, `FAILED`, `LATIN1`).
+//! - `POST /_sim/advance` `{"seconds": 400}`: moves the clock on.
+//! - `GET /_sim/requests`: every request received (operation, method, path, selected headers, body).
+//! - `POST /_sim/revoke`: revokes every refresh token (LWA answers `invalid_grant`).
+//!
+//! Documents are generated while they are sent (a large SP-API report is never held in memory).
+
+mod handlers;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Simulator settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SimConfig {
+    /// Status reads per lifecycle stage (queued → running → done).
+    pub polls_per_stage: u32,
+    /// Access token lifetime.
+    pub token_ttl_secs: i64,
+    /// Whether LWA rotates the refresh token on every refresh.
+    pub rotate_refresh_tokens: bool,
+    /// SP-API document URL lifetime (the model says 5 minutes).
+    pub sp_url_ttl_secs: i64,
+    /// Ads report URL lifetime (3600 s).
+    pub ads_url_ttl_secs: i64,
+    /// AMC download URL lifetime (undocumented).
+    pub amc_url_ttl_secs: i64,
+    /// Slate file URL lifetime (unverified claim: 60 min).
+    pub slate_url_ttl_secs: i64,
+    /// Uncompressed size of each SP-API report document.
+    pub sp_report_bytes: u64,
+    /// Answer getReportDocument in the retired 2020-09-04 shape, AES-256-CBC encrypted.
+    pub sp_legacy_documents: bool,
+    /// Enforce the SP-API usage plans (token buckets) with 429 `QuotaExceeded`.
+    pub sp_rate_limits: bool,
+    /// Rows of each Ads report.
+    pub ads_rows: u32,
+    /// The region this simulator plays (`na`, `eu`, `fe`); profiles are filtered by it.
+    pub region: String,
+    /// Result files per AMC execution.
+    pub amc_files: u32,
+    /// Rows per AMC file.
+    pub amc_rows: u32,
+    /// Answer AMC executions wrapped in `{"workflowExecution": …}` (the spec) instead of unwrapped (the docs).
+    pub amc_wrapped: bool,
+    /// Slate files published per day, per dataset.
+    pub slate_files_per_day: u32,
+    /// Rows per Slate file.
+    pub slate_rows: u32,
+    /// Spurious 401s answered on Ads status reads (every Nth read; 0 = never).
+    pub ads_spurious_401_every: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            polls_per_stage: 1,
+            token_ttl_secs: 3600,
+            rotate_refresh_tokens: false,
+            sp_url_ttl_secs: 300,
+            ads_url_ttl_secs: 3600,
+            amc_url_ttl_secs: 3600,
+            slate_url_ttl_secs: 3600,
+            sp_report_bytes: 256 << 10,
+            sp_legacy_documents: false,
+            sp_rate_limits: true,
+            ads_rows: 500,
+            region: "na".into(),
+            amc_files: 2,
+            amc_rows: 1000,
+            amc_wrapped: false,
+            slate_files_per_day: 2,
+            slate_rows: 200,
+            ads_spurious_401_every: 0,
+        }
+    }
+}
+
+/// A scripted fault.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fault {
+    /// The operation (`sp.createReport`, `ads.createReport`, `amc.createExecution`, `lwa.token`,
+    /// `file.download`, …; see `GET /_sim/requests` for the names).
+    pub op: String,
+    /// The status answered.
+    pub status: u16,
+    /// How many times.
+    #[serde(default = "one")]
+    pub times: u32,
+    /// `Retry-After` seconds, when the fault should carry one.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// The body; a realistic one for the API and status when absent.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    /// Let the operation take effect, then answer the fault (an ambiguous create).
+    #[serde(default)]
+    pub after_effect: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What tests script: faults and outcomes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Scenario {
+    /// Faults, consumed in order per operation.
+    pub faults: Vec<Fault>,
+    /// Outcome per SP-API report type, Ads reportTypeId, AMC workflow id (`adhoc` for SQL).
+    pub outcomes: BTreeMap<String, String>,
+    /// Replaces the configuration when present.
+    pub config: Option<SimConfig>,
+}
+
+/// One request as the simulator saw it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Logged {
+    /// The operation name.
+    pub op: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Selected headers (`content-type`, `amazon-advertising-api-*`, whether a token was sent).
+    pub headers: BTreeMap<String, String>,
+    /// The body (form bodies with secrets are redacted).
+    pub body: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum FileBody {
+    Bytes(Bytes),
+    SpReport {
+        bytes: u64,
+        seed: u64,
+        key: Option<([u8; 32], [u8; 16])>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SimFile {
+    pub body: FileBody,
+    pub expires_at: DateTime<Utc>,
+    pub content_encoding: Option<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SpReport {
+    pub report_type: String,
+    pub marketplace_ids: Vec<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub created: DateTime<Utc>,
+    pub polls: u32,
+    pub outcome: String,
+    pub cancelled: bool,
+    pub document_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AdsReport {
+    pub profile_id: String,
+    pub body: serde_json::Value,
+    pub created: DateTime<Utc>,
+    pub polls: u32,
+    pub outcome: String,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AmcExecution {
+    pub instance_id: String,
+    pub workflow_id: String,
+    pub sql: Option<String>,
+    pub body: serde_json::Value,
+    pub created: DateTime<Utc>,
+    pub polls: u32,
+    pub outcome: String,
+    pub cancelled: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub config: SimConfig,
+    pub clock_offset_secs: i64,
+    pub faults: Vec<Fault>,
+    pub outcomes: BTreeMap<String, String>,
+    pub log: Vec<Logged>,
+    pub counter: u64,
+    pub access_tokens: HashMap<String, DateTime<Utc>>,
+    pub revoked: bool,
+    pub retired_refresh_tokens: HashSet<String>,
+    pub files: HashMap<String, SimFile>,
+    pub sp_reports: BTreeMap<String, SpReport>,
+    pub sp_schedules: BTreeMap<String, serde_json::Value>,
+    pub sp_buckets: HashMap<&'static str, (f64, DateTime<Utc>)>,
+    pub ads_reports: BTreeMap<String, AdsReport>,
+    pub ads_reads: u32,
+    pub amc_executions: BTreeMap<String, AmcExecution>,
+    pub amc_workflows: BTreeMap<String, serde_json::Value>,
+    pub amc_schedules: BTreeMap<String, serde_json::Value>,
+}
+
+impl State {
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::seconds(self.clock_offset_secs)
+    }
+
+    pub fn next_id(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    pub fn uuid(&mut self) -> String {
+        let n = self.next_id();
+        let r = fastrand::u64(..);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            (r >> 32) as u32,
+            (r >> 16) as u16,
+            n & 0xfff,
+            (r >> 4) & 0xfff,
+            n
+        )
+    }
+
+    /// Takes the next scripted fault for `op`.
+    pub fn take_fault(&mut self, op: &str) -> Option<Fault> {
+        let fault = self.faults.iter_mut().find(|f| f.op == op && f.times > 0)?;
+        fault.times -= 1;
+        Some(fault.clone())
+    }
+
+    pub fn outcome(&self, key: &str) -> String {
+        self.outcomes.get(key).cloned().unwrap_or_else(|| "success".into())
+    }
+}
+
+/// Shared simulator state.
+#[derive(Clone)]
+pub struct Sim {
+    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) base: String,
+}
+
+impl Sim {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A running simulator on a loopback port. Stops when dropped.
+pub struct Simulator {
+    sim: Sim,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Simulator {
+    /// Starts on a free loopback port.
+    pub async fn start(config: SimConfig) -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0", config).await
+    }
+
+    /// Starts on `addr` (e.g. `127.0.0.1:9400`).
+    pub async fn start_on(addr: &str, config: SimConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let sim = Sim {
+            state: Arc::new(Mutex::new(State {
+                config,
+                ..State::default()
+            })),
+            base,
+        };
+        let app = router(sim.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "simulator stopped");
+            }
+        });
+        Ok(Self { sim, _stop: stop })
+    }
+
+    /// The base URL (`http://127.0.0.1:port`): SP-API, Ads, AMC and LWA (`/auth/o2/token`) live here.
+    pub fn base_url(&self) -> &str {
+        &self.sim.base
+    }
+
+    /// The LWA token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("{}/auth/o2/token", self.sim.base)
+    }
+
+    /// The Slate base URL (`…/apis`).
+    pub fn slate_url(&self) -> String {
+        format!("{}/apis", self.sim.base)
+    }
+
+    /// Replaces the faults and outcomes (and the configuration when given).
+    pub fn set_scenario(&self, scenario: Scenario) {
+        let mut state = self.sim.lock();
+        state.faults = scenario.faults;
+        state.outcomes = scenario.outcomes;
+        if let Some(config) = scenario.config {
+            state.config = config;
+        }
+    }
+
+    /// Changes the configuration.
+    pub fn configure(&self, f: impl FnOnce(&mut SimConfig)) {
+        f(&mut self.sim.lock().config);
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, seconds: i64) {
+        self.sim.lock().clock_offset_secs += seconds;
+    }
+
+    /// Revokes every refresh token.
+    pub fn revoke_refresh_tokens(&self) {
+        self.sim.lock().revoked = true;
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Logged> {
+        self.sim.lock().log.clone()
+    }
+
+    /// The requests of one operation.
+    pub fn requests_of(&self, op: &str) -> Vec<Logged> {
+        self.sim.lock().log.iter().filter(|l| l.op == op).cloned().collect()
+    }
+
+    /// How many SP-API reports, Ads reports and AMC executions exist.
+    pub fn created_counts(&self) -> (usize, usize, usize) {
+        let s = self.sim.lock();
+        (s.sp_reports.len(), s.ads_reports.len(), s.amc_executions.len())
+    }
+}
+
+fn router(sim: Sim) -> Router {
+    use handlers::*;
+    Router::new()
+        .route("/auth/o2/token", post(lwa_token))
+        .route(
+            "/reports/2021-06-30/reports",
+            post(sp_create_report).get(sp_get_reports),
+        )
+        .route(
+            "/reports/2021-06-30/reports/{id}",
+            get(sp_get_report).delete(sp_cancel_report),
+        )
+        .route("/reports/2021-06-30/documents/{id}", get(sp_get_document))
+        .route(
+            "/reports/2021-06-30/schedules",
+            post(sp_create_schedule).get(sp_get_schedules),
+        )
+        .route(
+            "/reports/2021-06-30/schedules/{id}",
+            get(sp_get_schedule).delete(sp_cancel_schedule),
+        )
+        .route("/v2/profiles", get(ads_profiles))
+        .route("/reporting/reports", post(ads_create_report))
+        .route("/reporting/reports/{id}", get(ads_get_report).delete(ads_delete_report))
+        .route(
+            "/amc/reporting/{instance}/workflowExecutions",
+            post(amc_create_execution).get(amc_list_executions),
+        )
+        .route(
+            "/amc/reporting/{instance}/workflowExecutions/{id}",
+            get(amc_get_execution)
+                .put(amc_update_execution)
+                .delete(amc_delete_execution),
+        )
+        .route(
+            "/amc/reporting/{instance}/workflowExecutions/{id}/downloadUrls",
+            get(amc_download_urls),
+        )
+        .route(
+            "/amc/reporting/{instance}/workflows",
+            post(amc_create_workflow).get(amc_list_workflows),
+        )
+        .route(
+            "/amc/reporting/{instance}/workflows/{id}",
+            get(amc_get_workflow)
+                .put(amc_update_workflow)
+                .delete(amc_delete_workflow),
+        )
+        .route(
+            "/amc/reporting/{instance}/schedules",
+            post(amc_create_schedule).get(amc_list_schedules),
+        )
+        .route(
+            "/amc/reporting/{instance}/schedules/{id}",
+            axum::routing::delete(amc_delete_schedule),
+        )
+        .route("/apis/v2/accounts", get(slate_accounts))
+        .route("/apis/v2/accounts/{account}/groups", get(slate_groups))
+        .route(
+            "/apis/v2/accounts/{account}/groups/{group}/businesses",
+            get(slate_businesses),
+        )
+        .route(
+            "/apis/v2/accounts/{account}/groups/{group}/businesses/{business}/datasets",
+            get(slate_datasets),
+        )
+        .route(
+            "/apis/v2/accounts/{account}/groups/{group}/businesses/{business}/datasets/{dataset}/files",
+            get(slate_files),
+        )
+        .route("/files/{id}", get(download))
+        .route("/_sim/scenario", post(control_scenario))
+        .route("/_sim/advance", post(control_advance))
+        .route("/_sim/requests", get(control_requests))
+        .route("/_sim/revoke", post(control_revoke))
+        .with_state(sim)
+}
