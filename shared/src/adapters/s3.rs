@@ -64,9 +64,20 @@ where
         }
         _ => false,
     };
+    // A service error is summed up by its status, code and message; the SDK's own rendering of it
+    // includes the whole raw response.
+    let message = match &err {
+        SdkError::ServiceError(service) => format!(
+            "HTTP {} {}: {}",
+            service.raw().status().as_u16(),
+            service.err().code().unwrap_or("unknown error"),
+            service.err().message().unwrap_or("no message")
+        ),
+        other => DisplayErrorContext(other).to_string(),
+    };
     SinkError {
         operation,
-        message: DisplayErrorContext(&err).to_string(),
+        message,
         retryable,
     }
 }

@@ -66,6 +66,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
     let _ = std::fs::remove_dir_all(&cli.s3_dir);
     std::fs::create_dir_all(&cli.s3_dir)?;
+    // s3s-fs resolves its files against an absolute root.
+    let s3_dir = std::fs::canonicalize(&cli.s3_dir)?;
+    let cli = Cli { s3_dir, ..cli };
     let s3 = LocalS3::start_in(&cli.s3_dir).await?;
     let client = s3.client().await;
     client.create_bucket().bucket(BUCKET).send().await?;
@@ -87,8 +90,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (key, iv) = ([0x42u8; 32], [0x24u8; 16]);
     let url = docs.add("sp-api", Served::Bytes(cbc_encrypt(&key, &iv, &gzip(&report)).into()));
     drop(report);
+    // s3s-fs names its metadata files after the base64 of the key, so keys over ~130 bytes exceed
+    // the file-name limit of the local file system; real S3 takes keys up to 1,024 bytes.
     let prefix = format!(
-        "source=sp-api/account=A1DEMOSELLER/report_type=GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL/{day}/run=demo"
+        "source=sp-api/seller=A1DEMO/report=GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL/{day}/run=demo"
     );
     runs.push(Run {
         source: "SP-API Reports",
