@@ -13,8 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation};
-use crate::adapters::sp_reports::path_segment;
+use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation, path_segment};
 use crate::domain::{Region, TimeWindow};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
 use crate::transfer::{Compression, ContentFormat, Document, DownloadUrl, Encryption};

@@ -12,14 +12,13 @@
 //! pass the previous run's watermark ([`SlateRequest::after`]): only files strictly newer are
 //! fetched, and [`watermark`] of the documents is the next run's starting point — no gap, no overlap.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::api::{ApiClient, Idempotency, Operation};
-use crate::adapters::sp_reports::path_segment;
-use crate::domain::TimeWindow;
+use crate::adapters::api::{ApiClient, Idempotency, Operation, path_segment};
+use crate::domain::{TimeWindow, iso};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
 use crate::transfer::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
 
@@ -102,10 +101,6 @@ pub fn watermark(documents: &[SourceDocument]) -> Option<DateTime<Utc>> {
 pub struct SlateClient {
     api: ApiClient,
     base_url: String,
-}
-
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 impl SlateClient {

@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation};
+use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation, path_segment};
 use crate::adapters::small_document;
-use crate::domain::{Region, TimeWindow};
+use crate::domain::{Region, TimeWindow, iso};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
 use crate::transfer::{AesKey, Compression, ContentFormat, Document, DownloadUrl, Encryption, iv_from_base64};
 
@@ -215,10 +215,6 @@ pub struct SpReportsClient {
     api: ApiClient,
     base_url: String,
     content_encoding_header: bool,
-}
-
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 impl SpReportsClient {
@@ -430,28 +426,6 @@ impl SpReportsClient {
             Ok(text) => text,
             Err(e) => format!("FATAL; the error document could not be read: {e}"),
         }
-    }
-}
-
-/// An id placed in a URL path: refuses anything that could change the path (hostile ids).
-pub(crate) fn path_segment(id: &str) -> Result<&str, ApiError> {
-    if !id.is_empty()
-        && id.len() <= 256
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.|:".contains(&b))
-        && id != "."
-        && id != ".."
-    {
-        Ok(id)
-    } else {
-        Err(ApiError::Status {
-            operation: "validate",
-            status: 400,
-            code: "InvalidId".into(),
-            message: format!(
-                "{:?} is not a valid identifier",
-                id.chars().take(80).collect::<String>()
-            ),
-        })
     }
 }
 

@@ -79,6 +79,11 @@ impl TimeWindow {
     }
 }
 
+/// An instant as ISO 8601 in UTC to the second (`2026-11-22T00:00:00Z`), the form Amazon's APIs take.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
