@@ -797,3 +797,91 @@ async fn slate_windows_without_files_have_no_data() {
         RequestStatus::NoData { .. }
     ));
 }
+
+// ------------------------------------------------------------------------------------------------
+// More documented behaviours
+
+#[tokio::test]
+async fn a_queued_sp_api_report_can_be_cancelled_and_then_has_no_data() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
+    client.cancel_report(&id).await.expect("cancel while IN_QUEUE");
+    let status = client.status(&orders(), &id).await.expect("status");
+    assert!(matches!(status, RequestStatus::NoData { .. }), "{status:?}");
+    assert_eq!(sim.requests_of("sp.cancelReport")[0].method, "DELETE");
+}
+
+#[tokio::test]
+async fn server_errors_on_reads_are_retried_with_backoff_and_the_announced_rate_is_applied() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
+    sim.set_scenario(Scenario {
+        faults: vec![Fault {
+            op: "sp.getReport".into(),
+            status: 503,
+            times: 2,
+            retry_after: None,
+            body: None,
+            after_effect: false,
+        }],
+        ..Scenario::default()
+    });
+    client.status(&orders(), &id).await.expect("status after two 503s");
+    let statuses: Vec<u16> = sim.requests_of("sp.getReport").iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![503, 503, 200]);
+    // A fourth failure in a row is given up on as transient (4 attempts per call).
+    sim.set_scenario(Scenario {
+        faults: vec![Fault {
+            op: "sp.getReport".into(),
+            status: 500,
+            times: 4,
+            retry_after: None,
+            body: None,
+            after_effect: false,
+        }],
+        ..Scenario::default()
+    });
+    let err = client.status(&orders(), &id).await.expect_err("gives up");
+    assert!(matches!(err, SourceError::Transient(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_non_utf8_sp_api_document_is_stored_byte_for_byte() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    sim.set_scenario(Scenario {
+        outcomes: [("GET_MERCHANT_LISTINGS_ALL_DATA".to_owned(), "LATIN1".to_owned())].into(),
+        ..Scenario::default()
+    });
+    let client = sp(&sim);
+    let listings = SpReportRequest {
+        report_type: "GET_MERCHANT_LISTINGS_ALL_DATA".into(),
+        ..orders()
+    };
+    let id = client.create(&listings, &window(-2, -1)).await.expect("create");
+    poll_until_done(&client, &listings, &id).await;
+    let docs = client.documents(&listings, &id).await.expect("documents");
+    let stored = store(docs).await;
+    // "sku\titem-name\tprice\n" + two ISO-8859-1 rows: 2 rows, the exact byte count.
+    assert_eq!(stored[0].2, Some(2));
+    assert_eq!(stored[0].1, 62);
+}
+
+#[tokio::test]
+async fn a_cancelled_amc_execution_ends_as_a_failure_that_says_so() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = amc(&sim);
+    let id = client.create(&reach_query(), &window(-4, -3)).await.expect("create");
+    client.cancel(&reach_query(), &id).await.expect("cancel");
+    let status = client.status(&reach_query(), &id).await.expect("status");
+    assert!(
+        matches!(&status, RequestStatus::Failed { reason } if reason.starts_with("CANCELLED")),
+        "{status:?}"
+    );
+    let cancel = &sim.requests_of("amc.cancelExecution")[0];
+    assert_eq!(
+        (cancel.method.as_str(), cancel.body.as_str()),
+        ("PUT", r#"{"status":"CANCELLED"}"#)
+    );
+}
