@@ -1,32 +1,42 @@
-//! `make demo`: the transfer core on this machine, with no AWS account and no Amazon credentials.
+//! `make demo`: the pipeline on this machine, with no AWS account and no Amazon credentials.
 //!
-//! Starts a local S3 (s3s-fs, objects kept under `target/demo/s3/` for inspection) and a loopback
-//! document server, then moves one document per source, each in the shape that source delivers,
-//! through the real streaming transfer, writes each run's manifest last, and prints what landed.
+//! Starts the Amazon API simulator (all four sources and Login with Amazon; progress is driven by
+//! polls, so hour-long Amazon waits take milliseconds) and a local S3 (s3s-fs, objects kept under
+//! `target/demo/s3/` for inspection). For each source it runs the real client — create the request
+//! for yesterday, check its status until it is done, list its documents — and moves every document
+//! through the real streaming transfer into S3, then writes the run's manifest last and prints what
+//! landed. The SP-API report comes in the retired AES-256-CBC encrypted shape, to show decryption.
 //!
-//! The scheduled state machine (refresh-token → create-request → poll → download) joins this demo
-//! when the Lambda functions and the Amazon API simulator land; until then the documents are served
-//! directly instead of being requested from a simulated Amazon API.
+//! The status loop here stands in for the state machine (refresh-token → create-request →
+//! Wait/poll-status → download-decrypt), which replaces it when the Lambda functions and the
+//! infrastructure land.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use amzpipe::adapters::ads_reports::{AdsReportRequest, AdsReportsClient};
+use amzpipe::adapters::amc::{AmcClient, AmcQuery, AmcRequest};
+use amzpipe::adapters::api::{ApiClient, AuthStyle, Policy, api_http_client};
 use amzpipe::adapters::http::download_client;
+use amzpipe::adapters::lwa::{Credentials, LwaClient, LwaSession};
 use amzpipe::adapters::s3::{Encryption as Sse, S3Sink};
-use amzpipe::transfer::{
-    AesKey, Compression, ContentFormat, Destination, Document, DownloadUrl, Encryption, MANIFEST_FILE_NAME, Manifest,
-    TransferOptions, transfer_document,
-};
-use amzpipe_testkit::docserver::{DocServer, Served};
-use amzpipe_testkit::fixtures::{SpApiOrdersReport, cbc_encrypt, gzip};
+use amzpipe::adapters::slate::{SlateClient, SlateRequest};
+use amzpipe::adapters::sp_reports::{SpReportRequest, SpReportsClient};
+use amzpipe::domain::TimeWindow;
+use amzpipe::ports::{ReportSource, RequestStatus};
+use amzpipe::transfer::{Destination, MANIFEST_FILE_NAME, Manifest, Totals, TransferOptions, transfer_document};
 use amzpipe_testkit::local_s3::LocalS3;
+use amzpipe_testkit::sim::{SimConfig, Simulator};
 use clap::Parser;
+use secrecy::SecretString;
 
 const BUCKET: &str = "amzpipe-demo";
 
+type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
+
 #[derive(Parser)]
-#[command(about = "Run the streaming transfer locally on simulated documents of all four sources")]
+#[command(about = "Run every source locally against the Amazon API simulator into a local S3")]
 struct Cli {
     /// Size of the simulated SP-API report in MiB.
     #[arg(long, default_value_t = 64)]
@@ -36,30 +46,77 @@ struct Cli {
     s3_dir: PathBuf,
 }
 
-struct Run {
-    source: &'static str,
+/// What one source run needs: where objects go and how to print them.
+struct Target<'a> {
+    label: &'static str,
     prefix: String,
-    documents: Vec<(Document, String)>,
+    sink: &'a S3Sink,
+    http: &'a reqwest::Client,
 }
 
-fn document(
-    source_id: &str,
-    url: String,
-    encryption: Encryption,
-    compression: Compression,
-    format: ContentFormat,
-) -> Result<Document, Box<dyn std::error::Error>> {
-    Ok(Document {
-        source_id: source_id.into(),
-        url: DownloadUrl::parse(url)?,
-        encryption,
-        compression,
-        format,
-    })
+/// create → status until done → documents → transfer each → manifest; returns the manifest key.
+async fn run_source<S: ReportSource>(
+    source: &S,
+    request: &S::Request,
+    window: &TimeWindow,
+    target: &Target<'_>,
+) -> DemoResult<Option<(String, Totals)>> {
+    let id = source.create(request, window).await?;
+    println!("{:<18} request {id} created", target.label);
+    let mut states = Vec::new();
+    let status = loop {
+        match source.status(request, &id).await? {
+            RequestStatus::InProgress { state } => states.push(state),
+            done => break done,
+        }
+    };
+    match status {
+        RequestStatus::Ready => {}
+        other => {
+            println!("{:<18} ended without data to move: {other:?}", target.label);
+            return Ok(None);
+        }
+    }
+    states.push("READY".into());
+    println!("{:<18} status {}", target.label, states.join(" → "));
+    let mut records = Vec::new();
+    for (i, doc) in source.documents(request, &id).await?.into_iter().enumerate() {
+        let destination = Destination {
+            key_stem: format!("{}/{i:05}", target.prefix),
+        };
+        let record = transfer_document(
+            target.http,
+            target.sink,
+            doc.document,
+            &destination,
+            &TransferOptions::default(),
+        )
+        .await?;
+        for o in &record.objects {
+            let short = o.key.strip_prefix(&format!("{}/", target.prefix)).unwrap_or(&o.key);
+            let rows = o.rows.map_or_else(|| "-".to_owned(), |r| r.to_string());
+            println!(
+                "{:<18}   …/{short:<40} {:>10} bytes {rows:>8} rows  sha256 {}…",
+                target.label,
+                o.bytes,
+                &o.sha256[..12]
+            );
+        }
+        records.push(record);
+    }
+    let context = BTreeMap::from([
+        ("source".to_owned(), target.label.to_owned()),
+        ("request_id".to_owned(), id),
+        ("window".to_owned(), format!("{}/{}", window.start, window.end)),
+    ]);
+    let key = format!("{}/{MANIFEST_FILE_NAME}", target.prefix);
+    let manifest = Manifest::new(context, records);
+    manifest.write(target.sink, &key).await?;
+    Ok(Some((key, manifest.totals)))
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> DemoResult<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
@@ -68,185 +125,131 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&cli.s3_dir)?;
     // s3s-fs resolves its files against an absolute root.
     let s3_dir = std::fs::canonicalize(&cli.s3_dir)?;
-    let cli = Cli { s3_dir, ..cli };
-    let s3 = LocalS3::start_in(&cli.s3_dir).await?;
+    let s3 = LocalS3::start_in(&s3_dir).await?;
     let client = s3.client().await;
     client.create_bucket().bucket(BUCKET).send().await?;
     let sink = S3Sink::new(client, BUCKET, Sse::BucketDefault);
-    let docs = DocServer::start().await?;
-    let http = download_client()?;
+    let sim = Simulator::start(SimConfig {
+        sp_report_bytes: cli.sp_api_mib << 20,
+        sp_legacy_documents: true,
+        ..SimConfig::default()
+    })
+    .await?;
     println!(
-        "local S3 at {} (objects under {}), document server on loopback",
+        "Amazon API simulator at {}; local S3 at {} (objects under {})",
+        sim.base_url(),
         s3.endpoint(),
-        cli.s3_dir.display()
+        s3_dir.display()
     );
-
-    let day = "dt=2026-11-22";
-    let mut runs = Vec::new();
-
-    // SP-API Reports: a legacy 2020-09-04 document (AES-256-CBC over gzip TSV).
-    let mut report = Vec::new();
-    SpApiOrdersReport::new(cli.sp_api_mib << 20, 1).read_to_end(&mut report)?;
-    let (key, iv) = ([0x42u8; 32], [0x24u8; 16]);
-    let url = docs.add("sp-api", Served::Bytes(cbc_encrypt(&key, &iv, &gzip(&report)).into()));
-    drop(report);
-    // s3s-fs names its metadata files after the base64 of the key, so keys over ~130 bytes exceed
-    // the file-name limit of the local file system; real S3 takes keys up to 1,024 bytes.
-    let prefix = format!(
-        "source=sp-api/seller=A1DEMO/report=GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL/{day}/run=demo"
-    );
-    runs.push(Run {
-        source: "SP-API Reports",
-        documents: vec![(
-            document(
-                "amzn1.spdoc.1.4.na.demo",
-                url,
-                Encryption::AesCbc {
-                    key: AesKey::from_bytes(&key)?,
-                    iv: iv.to_vec(),
-                },
-                Compression::Gzip,
-                ContentFormat::Tsv,
-            )?,
-            format!("{prefix}/report"),
-        )],
-        prefix,
-    });
-
-    // Amazon Ads reporting v3: a gzip JSON array.
-    let rows: Vec<String> = (0..20_000)
-        .map(|i| {
-            format!(
-                "{{\"date\":\"2026-11-22\",\"campaignId\":{},\"impressions\":{},\"clicks\":{},\"cost\":{:.2}}}",
-                1000 + i % 40,
-                i * 7 % 1000,
-                i % 13,
-                f64::from(i % 500) / 10.0
-            )
-        })
-        .collect();
-    let url = docs.add(
-        "ads",
-        Served::Bytes(gzip(format!("[{}]", rows.join(",")).as_bytes()).into()),
-    );
-    let prefix = format!("source=ads/profile=1234567890/report_type=spCampaigns/{day}/run=demo");
-    runs.push(Run {
-        source: "Ads reporting v3",
-        documents: vec![(
-            document(
-                "a1b2c3d4-report",
-                url,
-                Encryption::None,
-                Compression::Gzip,
-                ContentFormat::Json,
-            )?,
-            format!("{prefix}/report"),
-        )],
-        prefix,
-    });
-
-    // AMC: an execution with two CSV result files.
-    let prefix = format!("source=amc/instance=amcdemo01/workflow=weekly_reach/{day}/run=demo");
-    let mut amc_docs = Vec::new();
-    for part in 0..2 {
-        let mut csv = String::from("campaign,reach,\"notes\"\n");
-        for i in 0..5_000 {
-            csv.push_str(&format!("c{part}{i},{},\"multi\nline\"\n", i * 3));
-        }
-        let url = docs.add(&format!("amc-{part}"), Served::Bytes(csv.into_bytes().into()));
-        amc_docs.push((
-            document(
-                &format!("exec-demo/file-{part}"),
-                url,
-                Encryption::None,
-                Compression::None,
-                ContentFormat::Csv,
-            )?,
-            format!("{prefix}/part-{part:05}"),
-        ));
-    }
-    runs.push(Run {
-        source: "AMC",
-        documents: amc_docs,
-        prefix,
-    });
-
-    // Prime Video Slate: a ZIP of CSV changelogs.
-    let mut w = zip::ZipWriter::new_stream(Vec::new());
-    for name in ["playback.csv", "subscriptions.csv"] {
-        w.start_file(name, zip::write::SimpleFileOptions::default())?;
-        w.write_all(b"event_id,last_update_time_utc,is_deleted\n")?;
-        for i in 0..3_000 {
-            writeln!(w, "{name}-{i},2026-11-22T0{}:00:00Z,{}", i % 10, u8::from(i % 50 == 0))?;
-        }
-    }
-    let url = docs.add("slate", Served::Bytes(w.finish()?.into_inner().into()));
-    let prefix = format!("source=slate/account=demo-account/dataset=playback/{day}/run=demo");
-    runs.push(Run {
-        source: "Prime Video Slate",
-        documents: vec![(
-            document(
-                "slate-file-0001",
-                url,
-                Encryption::None,
-                Compression::Zip,
-                ContentFormat::Csv,
-            )?,
-            format!("{prefix}/file-0001"),
-        )],
-        prefix,
-    });
-
     println!();
-    println!(
-        "{:<18} {:<74} {:>10} {:>8}  sha256",
-        "source", "object", "bytes", "rows"
-    );
+
+    let policy = Policy::default();
+    let http = api_http_client(&policy)?;
+    let credentials = Credentials {
+        client_id: "amzn1.application-oa2-client.demo".into(),
+        client_secret: SecretString::from("demo-client-secret"),
+        refresh_token: SecretString::from("Atzr|demo-refresh-token"),
+    };
+    let session = Arc::new(LwaSession::new(
+        LwaClient::new(http.clone(), sim.token_url()),
+        credentials,
+    ));
+    let api = |auth| ApiClient::new(http.clone(), Arc::clone(&session), auth, policy.clone());
+    let downloads = download_client()?;
+    let today = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .ok_or("midnight")?
+        .and_utc();
+    let yesterday = TimeWindow::new(today - chrono::Duration::days(1), today)?;
+    let dt = format!("dt={}", yesterday.start.date_naive());
+    let target = |label, prefix: String| Target {
+        label,
+        prefix: format!("{prefix}/{dt}/run=demo"),
+        sink: &sink,
+        http: &downloads,
+    };
     let mut manifests = Vec::new();
-    for run in runs {
-        let mut records = Vec::new();
-        for (doc, stem) in run.documents {
-            let record = transfer_document(
-                &http,
-                &sink,
-                doc,
-                &Destination { key_stem: stem },
-                &TransferOptions::default(),
-            )
-            .await?;
-            for o in &record.objects {
-                let short = o.key.strip_prefix(&format!("{}/", run.prefix)).unwrap_or(&o.key);
-                println!(
-                    "{:<18} …/{:<72} {:>10} {:>8}  {}…",
-                    run.source,
-                    short,
-                    o.bytes,
-                    o.rows.map_or("-".into(), |r| r.to_string()),
-                    &o.sha256[..12]
-                );
-            }
-            records.push(record);
-        }
-        let context = BTreeMap::from([
-            ("source".to_owned(), run.source.to_owned()),
-            ("run".to_owned(), "demo".to_owned()),
-        ]);
-        let key = format!("{}/{MANIFEST_FILE_NAME}", run.prefix);
-        let manifest = Manifest::new(context, records);
-        manifest.write(&sink, &key).await?;
-        manifests.push((key, manifest.totals));
-    }
+
+    // SP-API Reports (a legacy 2020-09-04 document: AES-256-CBC over gzip TSV).
+    // s3s-fs names its metadata files after the base64 of the key, so keys over ~130 bytes exceed the
+    // local file-name limit; real S3 takes keys up to 1,024 bytes.
+    let sp = SpReportsClient::new(api(AuthStyle::AmzAccessToken), sim.base_url());
+    let orders = SpReportRequest {
+        report_type: "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL".into(),
+        marketplace_ids: vec!["ATVPDKIKX0DER".into()],
+        report_options: BTreeMap::new(),
+        format: None,
+    };
+    let t = target(
+        "SP-API Reports",
+        format!("source=sp-api/seller=A1DEMO/type={}", orders.report_type),
+    );
+    manifests.extend(run_source(&sp, &orders, &yesterday, &t).await?);
+
+    // Amazon Ads reporting v3 (gzip JSON), for the first profile the credentials can see.
+    let ads = AdsReportsClient::new(api(AuthStyle::Bearer), sim.base_url());
+    let profile = ads.profiles().await?.into_iter().next().ok_or("no Ads profile")?;
+    let campaigns = AdsReportRequest {
+        profile_id: profile.profile_id.to_string(),
+        ad_product: "SPONSORED_PRODUCTS".into(),
+        report_type_id: "spCampaigns".into(),
+        columns: ["date", "campaignId", "campaignName", "impressions", "clicks", "cost"]
+            .map(String::from)
+            .to_vec(),
+        group_by: vec!["campaign".into()],
+        time_unit: "DAILY".into(),
+        filters: vec![],
+    };
+    let t = target(
+        "Ads reporting v3",
+        format!("source=ads/profile={}/type=spCampaigns", profile.profile_id),
+    );
+    manifests.extend(run_source(&ads, &campaigns, &yesterday, &t).await?);
+
+    // AMC: an ad-hoc query whose result comes as two CSV files.
+    let amc = AmcClient::new(api(AuthStyle::Bearer), sim.base_url());
+    let reach = AmcRequest {
+        instance_id: "amcdemo01".into(),
+        advertiser_id: "ENTITY1AA1AA11AAA1".into(),
+        marketplace_id: "ATVPDKIKX0DER".into(),
+        query: AmcQuery::Sql(
+            "SELECT campaign,\n  COUNT(DISTINCT user_id) AS reach\nFROM dsp_impressions\nGROUP BY 1".into(),
+        ),
+        parameter_values: BTreeMap::new(),
+        time_zone: None,
+        timeout_seconds: None,
+        require_synthetic_data: false,
+    };
+    let t = target("AMC", "source=amc/instance=amcdemo01/query=weekly_reach".into());
+    manifests.extend(run_source(&amc, &reach, &yesterday, &t).await?);
+
+    // Prime Video Slate: yesterday's playback files, ZIP archives of CSV changelogs.
+    let slate = SlateClient::new(api(AuthStyle::Bearer), sim.slate_url());
+    let playback = SlateRequest {
+        account_id: "acct-1".into(),
+        group_id: "grp-1".into(),
+        business_id: "biz-1".into(),
+        dataset_id: "playback".into(),
+        after: None,
+    };
+    let t = target(
+        "Prime Video Slate",
+        "source=slate/account=acct-1/dataset=playback".into(),
+    );
+    manifests.extend(run_source(&slate, &playback, &yesterday, &t).await?);
+
     println!();
     println!("manifests (written last; a run counts as complete once its manifest exists):");
     for (key, totals) in manifests {
         println!(
-            "  s3://{BUCKET}/{key}  ({} objects, {} bytes in, {} bytes out, {} rows)",
+            "  s3://{BUCKET}/{key}\n      {} objects, {} bytes in, {} bytes out, {} rows",
             totals.objects, totals.bytes_in, totals.bytes_out, totals.rows
         );
     }
     println!();
     println!("open multipart uploads left behind: {}", s3.open_uploads());
-    println!("Look at the files under {}/{BUCKET}/.", cli.s3_dir.display());
+    println!("Look at the files under {}/{BUCKET}/.", s3_dir.display());
     println!("Next: `make test` runs the test suite; `make bench` measures throughput and memory.");
     Ok(())
 }
