@@ -358,9 +358,20 @@ fn with_rate(mut response: Response, rate: f64) -> Response {
     response
 }
 
-fn sp_guard(state: &mut State, call: &Call, op: &'static str) -> Result<f64, Response> {
-    sp_auth(state, call)?;
-    sp_throttle(state, op)
+/// [`run`] for an SP-API operation: the token and the operation's usage plan are checked first; the
+/// handler gets the plan's rate for `x-amzn-RateLimit-Limit`.
+fn sp_run(
+    sim: &Sim,
+    op: &'static str,
+    call: &Call,
+    handle: impl FnOnce(&mut State, &Sim, f64) -> Response,
+) -> Response {
+    run(sim, op, call, |state, sim| {
+        match sp_auth(state, call).and_then(|()| sp_throttle(state, op)) {
+            Ok(rate) => handle(state, sim, rate),
+            Err(r) => r,
+        }
+    })
 }
 
 fn sp_invalid(details: &str) -> Response {
@@ -368,11 +379,7 @@ fn sp_invalid(details: &str) -> Response {
 }
 
 pub async fn sp_create_report(AxState(sim): AxState<Sim>, call: Call) -> Response {
-    run(&sim, "sp.createReport", &call, |state, _| {
-        let rate = match sp_guard(state, &call, "sp.createReport") {
-            Ok(r) => r,
-            Err(r) => return r,
-        };
+    sp_run(&sim, "sp.createReport", &call, |state, _, rate| {
         let body = match call.json() {
             Ok(b) => b,
             Err(r) => return r,
@@ -484,11 +491,7 @@ fn sp_report_json(id: &str, report: &SpReport, status: &str) -> Value {
 }
 
 pub async fn sp_get_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
-    run(&sim, "sp.getReport", &call, |state, _| {
-        let rate = match sp_guard(state, &call, "sp.getReport") {
-            Ok(r) => r,
-            Err(r) => return r,
-        };
+    sp_run(&sim, "sp.getReport", &call, |state, _, rate| {
         match sp_status(state, &id) {
             Some(v) => with_rate(Json(v).into_response(), rate),
             None => sp_error(
@@ -502,11 +505,7 @@ pub async fn sp_get_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, c
 }
 
 pub async fn sp_get_reports(AxState(sim): AxState<Sim>, call: Call) -> Response {
-    run(&sim, "sp.getReports", &call, |state, _| {
-        let rate = match sp_guard(state, &call, "sp.getReports") {
-            Ok(r) => r,
-            Err(r) => return r,
-        };
+    sp_run(&sim, "sp.getReports", &call, |state, _, rate| {
         let types: Vec<&str> = call
             .query
             .get("reportTypes")
@@ -531,11 +530,7 @@ pub async fn sp_get_reports(AxState(sim): AxState<Sim>, call: Call) -> Response 
 }
 
 pub async fn sp_cancel_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
-    run(&sim, "sp.cancelReport", &call, |state, _| {
-        let rate = match sp_guard(state, &call, "sp.cancelReport") {
-            Ok(r) => r,
-            Err(r) => return r,
-        };
+    sp_run(&sim, "sp.cancelReport", &call, |state, _, rate| {
         let pps = state.config.polls_per_stage.max(1);
         match state.sp_reports.get_mut(&id) {
             Some(r) if r.polls / pps == 0 && !r.cancelled => {
@@ -554,11 +549,7 @@ pub async fn sp_cancel_report(AxState(sim): AxState<Sim>, Path(id): Path<String>
 }
 
 pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
-    run(&sim, "sp.getReportDocument", &call, |state, sim| {
-        let rate = match sp_guard(state, &call, "sp.getReportDocument") {
-            Ok(r) => r,
-            Err(r) => return r,
-        };
+    sp_run(&sim, "sp.getReportDocument", &call, |state, sim, rate| {
         let Some((report_type, outcome)) = state
             .sp_reports
             .values()
@@ -631,10 +622,7 @@ const SCHEDULE_PERIODS: [&str; 18] = [
 ];
 
 pub async fn sp_create_schedule(AxState(sim): AxState<Sim>, call: Call) -> Response {
-    run(&sim, "sp.createReportSchedule", &call, |state, _| {
-        if let Err(r) = sp_guard(state, &call, "sp.createReportSchedule") {
-            return r;
-        }
+    sp_run(&sim, "sp.createReportSchedule", &call, |state, _, _| {
         let mut body = match call.json() {
             Ok(b) => b,
             Err(r) => return r,
@@ -653,10 +641,7 @@ pub async fn sp_create_schedule(AxState(sim): AxState<Sim>, call: Call) -> Respo
 }
 
 pub async fn sp_get_schedules(AxState(sim): AxState<Sim>, call: Call) -> Response {
-    run(&sim, "sp.getReportSchedules", &call, |state, _| {
-        if let Err(r) = sp_guard(state, &call, "sp.getReportSchedules") {
-            return r;
-        }
+    sp_run(&sim, "sp.getReportSchedules", &call, |state, _, _| {
         let Some(types) = call.query.get("reportTypes") else {
             return sp_invalid("reportTypes is required.");
         };
@@ -671,10 +656,7 @@ pub async fn sp_get_schedules(AxState(sim): AxState<Sim>, call: Call) -> Respons
 }
 
 pub async fn sp_get_schedule(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
-    run(&sim, "sp.getReportSchedule", &call, |state, _| {
-        if let Err(r) = sp_guard(state, &call, "sp.getReportSchedule") {
-            return r;
-        }
+    sp_run(&sim, "sp.getReportSchedule", &call, |state, _, _| {
         match state.sp_schedules.get(&id) {
             Some(s) => Json(s.clone()).into_response(),
             None => sp_error(
@@ -688,10 +670,7 @@ pub async fn sp_get_schedule(AxState(sim): AxState<Sim>, Path(id): Path<String>,
 }
 
 pub async fn sp_cancel_schedule(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
-    run(&sim, "sp.cancelReportSchedule", &call, |state, _| {
-        if let Err(r) = sp_guard(state, &call, "sp.cancelReportSchedule") {
-            return r;
-        }
+    sp_run(&sim, "sp.cancelReportSchedule", &call, |state, _, _| {
         match state.sp_schedules.remove(&id) {
             Some(_) => StatusCode::OK.into_response(),
             None => sp_error(
@@ -1031,6 +1010,20 @@ pub async fn ads_delete_report(AxState(sim): AxState<Sim>, Path(id): Path<String
 
 const MAX_RUNNING: usize = 10;
 
+/// [`run`] for an AMC operation: the AMC headers, token and instance are checked first.
+fn amc_run(
+    sim: &Sim,
+    op: &str,
+    call: &Call,
+    instance: &str,
+    handle: impl FnOnce(&mut State, &Sim) -> Response,
+) -> Response {
+    run(sim, op, call, |state, sim| match amc_guard(state, call, instance) {
+        Ok(()) => handle(state, sim),
+        Err(r) => r,
+    })
+}
+
 fn amc_guard(state: &State, call: &Call, instance: &str) -> Result<(), Response> {
     bearer_auth(state, call, "details")?;
     for h in [
@@ -1065,8 +1058,7 @@ fn amc_status(state: &mut State, id: &str, poll: bool) -> Option<&'static str> {
             .filter(|e| {
                 e.instance_id == instance
                     && !e.cancelled
-                    && e.body.get("_startedAt").is_some()
-                    && e.polls < e.body["_startedAt"].as_u64().unwrap_or(0) as u32 + pps
+                    && e.started_at_poll.is_some_and(|started| e.polls < started + pps)
             })
             .count()
     };
@@ -1074,13 +1066,12 @@ fn amc_status(state: &mut State, id: &str, poll: bool) -> Option<&'static str> {
     if e.cancelled {
         return Some("CANCELLED");
     }
-    let started = e.body.get("_startedAt").and_then(Value::as_u64).map(|s| s as u32);
-    let status = match started {
+    let status = match e.started_at_poll {
         None if e.polls < pps => "PENDING",
         None => {
             if running(state, &e.instance_id) < MAX_RUNNING {
                 if let Some(x) = state.amc_executions.get_mut(id) {
-                    x.body["_startedAt"] = json!(x.polls);
+                    x.started_at_poll = Some(x.polls);
                 }
                 "RUNNING"
             } else {
@@ -1100,7 +1091,7 @@ fn amc_status(state: &mut State, id: &str, poll: bool) -> Option<&'static str> {
     Some(status)
 }
 
-fn amc_json(state: &State, id: &str, e: &AmcExecution, status: &str, include_workflow: bool) -> Value {
+fn amc_json(id: &str, e: &AmcExecution, status: &str, include_workflow: bool) -> Value {
     let mut v = json!({
         "workflowExecutionId": id,
         "workflowId": e.workflow_id,
@@ -1120,7 +1111,6 @@ fn amc_json(state: &State, id: &str, e: &AmcExecution, status: &str, include_wor
     if include_workflow && let Some(sql) = &e.sql {
         v["sqlQuery"] = json!(sql);
     }
-    let _ = state;
     v
 }
 
@@ -1133,10 +1123,7 @@ fn amc_wrap(state: &State, v: Value) -> Value {
 }
 
 pub async fn amc_create_execution(AxState(sim): AxState<Sim>, Path(instance): Path<String>, call: Call) -> Response {
-    run(&sim, "amc.createExecution", &call, |state, _| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.createExecution", &call, &instance, |state, _| {
         if call.header("content-type") != Some("application/vnd.amcworkflowexecutions.v1+json") {
             return amc_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported content type");
         }
@@ -1205,18 +1192,16 @@ pub async fn amc_create_execution(AxState(sim): AxState<Sim>, Path(instance): Pa
             polls: 0,
             outcome,
             cancelled: false,
+            started_at_poll: None,
         };
-        let v = amc_json(state, &id, &e, "PENDING", false);
+        let v = amc_json(&id, &e, "PENDING", false);
         state.amc_executions.insert(id, e);
         Json(amc_wrap(state, v)).into_response()
     })
 }
 
 pub async fn amc_list_executions(AxState(sim): AxState<Sim>, Path(instance): Path<String>, call: Call) -> Response {
-    run(&sim, "amc.listExecutions", &call, |state, _| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.listExecutions", &call, &instance, |state, _| {
         let since = call
             .query
             .get("minCreationTime")
@@ -1242,7 +1227,7 @@ pub async fn amc_list_executions(AxState(sim): AxState<Sim>, Path(instance): Pat
             .filter_map(|id| {
                 let status = amc_status(state, id, false)?;
                 let e = state.amc_executions.get(id)?;
-                Some(amc_json(state, id, e, status, include))
+                Some(amc_json(id, e, status, include))
             })
             .collect();
         let next = (offset + limit < ids.len()).then(|| (offset + limit).to_string());
@@ -1255,17 +1240,14 @@ pub async fn amc_get_execution(
     Path((instance, id)): Path<(String, String)>,
     call: Call,
 ) -> Response {
-    run(&sim, "amc.getExecution", &call, |state, _| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.getExecution", &call, &instance, |state, _| {
         let include = call.query.get("includeWorkflow").is_some_and(|v| v == "true");
         match amc_status(state, &id, true) {
             Some(status) => {
                 let Some(e) = state.amc_executions.get(&id) else {
                     return amc_error(StatusCode::NOT_FOUND, "Execution not found");
                 };
-                let v = amc_json(state, &id, e, status, include);
+                let v = amc_json(&id, e, status, include);
                 Json(amc_wrap(state, v)).into_response()
             }
             None => amc_error(StatusCode::NOT_FOUND, &format!("Execution with ID {id} was not found")),
@@ -1288,10 +1270,7 @@ pub async fn amc_update_execution(
     Path((instance, id)): Path<(String, String)>,
     call: Call,
 ) -> Response {
-    run(&sim, "amc.cancelExecution", &call, |state, _| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.cancelExecution", &call, &instance, |state, _| {
         match call.json() {
             Ok(b) if b["status"] == "CANCELLED" => amc_cancel(state, &id),
             Ok(_) => amc_error(StatusCode::BAD_REQUEST, "Only status CANCELLED can be set"),
@@ -1305,11 +1284,8 @@ pub async fn amc_delete_execution(
     Path((instance, id)): Path<(String, String)>,
     call: Call,
 ) -> Response {
-    run(&sim, "amc.cancelExecution", &call, |state, _| {
-        match amc_guard(state, &call, &instance) {
-            Ok(()) => amc_cancel(state, &id),
-            Err(r) => r,
-        }
+    amc_run(&sim, "amc.cancelExecution", &call, &instance, |state, _| {
+        amc_cancel(state, &id)
     })
 }
 
@@ -1318,10 +1294,7 @@ pub async fn amc_download_urls(
     Path((instance, id)): Path<(String, String)>,
     call: Call,
 ) -> Response {
-    run(&sim, "amc.downloadUrls", &call, |state, sim| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.downloadUrls", &call, &instance, |state, sim| {
         if amc_status(state, &id, false) != Some("SUCCEEDED") {
             return amc_error(
                 StatusCode::BAD_REQUEST,
@@ -1358,10 +1331,7 @@ pub async fn amc_download_urls(
 }
 
 pub async fn amc_create_workflow(AxState(sim): AxState<Sim>, Path(instance): Path<String>, call: Call) -> Response {
-    run(&sim, "amc.workflows", &call, |state, _| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.workflows", &call, &instance, |state, _| {
         let body = match call.json() {
             Ok(b) => b,
             Err(r) => return r,
@@ -1387,14 +1357,9 @@ pub async fn amc_create_workflow(AxState(sim): AxState<Sim>, Path(instance): Pat
 }
 
 pub async fn amc_list_workflows(AxState(sim): AxState<Sim>, Path(instance): Path<String>, call: Call) -> Response {
-    run(&sim, "amc.workflows", &call, |state, _| {
-        match amc_guard(state, &call, &instance) {
-            Ok(()) => {
-                Json(json!({"workflows": state.amc_workflows.values().collect::<Vec<_>>(), "nextToken": Value::Null}))
-                    .into_response()
-            }
-            Err(r) => r,
-        }
+    amc_run(&sim, "amc.workflows", &call, &instance, |state, _| {
+        Json(json!({"workflows": state.amc_workflows.values().collect::<Vec<_>>(), "nextToken": Value::Null}))
+            .into_response()
     })
 }
 
@@ -1403,10 +1368,7 @@ pub async fn amc_get_workflow(
     Path((instance, id)): Path<(String, String)>,
     call: Call,
 ) -> Response {
-    run(&sim, "amc.workflows", &call, |state, _| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.workflows", &call, &instance, |state, _| {
         match state.amc_workflows.get(&id) {
             Some(w) => Json(w.clone()).into_response(),
             None => amc_error(StatusCode::NOT_FOUND, &format!("Workflow with ID {id} does not exist.")),
@@ -1419,10 +1381,7 @@ pub async fn amc_update_workflow(
     Path((instance, id)): Path<(String, String)>,
     call: Call,
 ) -> Response {
-    run(&sim, "amc.workflows", &call, |state, _| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.workflows", &call, &instance, |state, _| {
         let body = match call.json() {
             Ok(b) => b,
             Err(r) => return r,
@@ -1440,10 +1399,7 @@ pub async fn amc_delete_workflow(
     Path((instance, id)): Path<(String, String)>,
     call: Call,
 ) -> Response {
-    run(&sim, "amc.workflows", &call, |state, _| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.workflows", &call, &instance, |state, _| {
         match state.amc_workflows.remove(&id) {
             Some(_) => Json(json!({"workflowId": id})).into_response(),
             None => amc_error(StatusCode::NOT_FOUND, &format!("Workflow with ID {id} does not exist.")),
@@ -1452,10 +1408,7 @@ pub async fn amc_delete_workflow(
 }
 
 pub async fn amc_create_schedule(AxState(sim): AxState<Sim>, Path(instance): Path<String>, call: Call) -> Response {
-    run(&sim, "amc.schedules", &call, |state, _| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.schedules", &call, &instance, |state, _| {
         let mut body = match call.json() {
             Ok(b) => b,
             Err(r) => return r,
@@ -1476,11 +1429,8 @@ pub async fn amc_create_schedule(AxState(sim): AxState<Sim>, Path(instance): Pat
 }
 
 pub async fn amc_list_schedules(AxState(sim): AxState<Sim>, Path(instance): Path<String>, call: Call) -> Response {
-    run(&sim, "amc.schedules", &call, |state, _| {
-        match amc_guard(state, &call, &instance) {
-            Ok(()) => Json(json!({"schedules": state.amc_schedules.values().collect::<Vec<_>>()})).into_response(),
-            Err(r) => r,
-        }
+    amc_run(&sim, "amc.schedules", &call, &instance, |state, _| {
+        Json(json!({"schedules": state.amc_schedules.values().collect::<Vec<_>>()})).into_response()
     })
 }
 
@@ -1489,10 +1439,7 @@ pub async fn amc_delete_schedule(
     Path((instance, id)): Path<(String, String)>,
     call: Call,
 ) -> Response {
-    run(&sim, "amc.schedules", &call, |state, _| {
-        if let Err(r) = amc_guard(state, &call, &instance) {
-            return r;
-        }
+    amc_run(&sim, "amc.schedules", &call, &instance, |state, _| {
         match state.amc_schedules.remove(&id) {
             Some(_) => StatusCode::OK.into_response(),
             None => amc_error(StatusCode::NOT_FOUND, "Schedule not found"),

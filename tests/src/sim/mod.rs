@@ -208,6 +208,8 @@ pub(crate) struct AmcExecution {
     pub polls: u32,
     pub outcome: String,
     pub cancelled: bool,
+    /// The poll at which it left PENDING (the 10-running limit can hold it there).
+    pub started_at_poll: Option<u32>,
 }
 
 #[derive(Default)]
