@@ -3,16 +3,34 @@
 
 CARGO ?= cargo
 SIZE ?= 1GiB
+PYTHON ?= python3
+VENV := .venv
+# Pinned local tools, installed from PyPI into .venv/: moto's server is the local AWS (S3, DynamoDB,
+# Secrets Manager, Step Functions) the tests start; cargo-lambda serves the functions locally.
+PY_TOOLS := moto[server]==5.2.5 cargo-lambda==1.9.2
+TOOLS_STAMP := $(VENV)/.tools-moto-5.2.5-cargo-lambda-1.9.2
 
-.PHONY: demo test lint fmt bench ci clean-demo
+.PHONY: demo test tools watch lint fmt bench ci clean-demo
 
 ## Run the pipeline locally on built-in defaults (no AWS account, no Amazon credentials).
 demo:
 	$(CARGO) run --quiet -p amzpipe-testkit --bin local-demo
 
 ## Unit, integration and end-to-end tests: the README's test command, run by CI.
-test:
+test: tools
 	$(CARGO) test --workspace --all-targets
+
+## Install the pinned local tools into .venv/ (idempotent; about two minutes the first time).
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(word 1,$(PY_TOOLS))' '$(word 2,$(PY_TOOLS))'
+	touch $@
+
+## Serve the four functions locally (Lambda Invoke API on 127.0.0.1:9000); see README "Functions locally".
+watch: tools
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda watch -A 127.0.0.1 -P 9000 --env-file target/local/functions.env
 
 ## Formatting and lints, as CI runs them.
 lint:

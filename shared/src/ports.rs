@@ -61,6 +61,10 @@ pub trait ObjectSink: Send + Sync {
     /// Aborts an upload, discarding its parts.
     fn abort_upload(&self, key: &str, upload_id: &str) -> impl Future<Output = Result<(), SinkError>> + Send;
 
+    /// Aborts every unfinished multipart upload whose key starts with `prefix` (what a transfer that
+    /// was cut off, e.g. by the Lambda deadline, left behind); returns how many it aborted.
+    fn abort_uploads_under(&self, prefix: &str) -> impl Future<Output = Result<usize, SinkError>> + Send;
+
     /// Stores a small object in one request.
     fn put_object(
         &self,
@@ -153,6 +157,20 @@ pub trait ReportSource: Send + Sync {
         window: &crate::domain::TimeWindow,
     ) -> impl Future<Output = Result<String, SourceError>> + Send;
 
+    /// Looks for a request for `window` that an earlier, interrupted attempt made since `since` (a
+    /// Lambda that created the request and died before recording its id). `Ok(None)` when there is
+    /// none, or when the source's own duplicate detection makes the search unnecessary (Ads v3 answers a
+    /// repeated create with 425 and the existing id; Slate requests are not created at all).
+    fn find_existing(
+        &self,
+        request: &Self::Request,
+        window: &crate::domain::TimeWindow,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<Option<String>, SourceError>> + Send {
+        let _ = (request, window, since);
+        async { Ok(None) }
+    }
+
     /// Checks the request's status once.
     fn status(
         &self,
@@ -166,4 +184,193 @@ pub trait ReportSource: Send + Sync {
         request: &Self::Request,
         id: &str,
     ) -> impl Future<Output = Result<Vec<SourceDocument>, SourceError>> + Send;
+}
+
+/// Why the job store refused or failed an operation. A refused conditional write is an outcome the
+/// caller handles ([`StoreError::StaleState`]), not a failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The run is not in a status the operation may leave (another step got there first).
+    #[error("the run is {found}, not one of {expected}")]
+    StaleState {
+        /// The statuses the operation accepts, comma-separated.
+        expected: String,
+        /// The run's status, or `MISSING`.
+        found: String,
+    },
+    /// Throttling, 5xx, network trouble: retry.
+    #[error("job store unavailable: {0}")]
+    Unavailable(String),
+    /// Missing table, access denied, an unreadable item: a deployment problem.
+    #[error("job store misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+/// Runs and watermarks: the durable state of the pipeline.
+///
+/// Contract: every write is conditional on the state it expects, so concurrent or repeated callers
+/// cannot lose each other's updates; a refused condition is [`StoreError::StaleState`].
+pub trait JobStore: Send + Sync {
+    /// Creates the run for `key` in status `CLAIMED`, or returns the run that already exists (a
+    /// duplicate schedule fire, a retried step). A `FAILED` run is re-claimed: back to `CLAIMED`,
+    /// `claims` + 1, request id and documents cleared.
+    fn claim_run(
+        &self,
+        key: &crate::domain::run::RunKey,
+        source: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<crate::domain::run::RunRecord, StoreError>> + Send;
+
+    /// The run for `key`, if any (strongly consistent).
+    fn run(
+        &self,
+        key: &crate::domain::run::RunKey,
+    ) -> impl Future<Output = Result<Option<crate::domain::run::RunRecord>, StoreError>> + Send;
+
+    /// Notes, in a `CLAIMED` run, that a create call is about to be made; keeps the first such time.
+    /// Returns the run as updated.
+    fn begin_create(
+        &self,
+        key: &crate::domain::run::RunKey,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<crate::domain::run::RunRecord, StoreError>> + Send;
+
+    /// Records the Amazon request id: `CLAIMED` → `REQUESTED`. Recording the same id again succeeds.
+    fn record_request(
+        &self,
+        key: &crate::domain::run::RunKey,
+        request_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<crate::domain::run::RunRecord, StoreError>> + Send;
+
+    /// Counts one status check of a `REQUESTED` run and stores Amazon's status word; returns the count.
+    fn record_poll(
+        &self,
+        key: &crate::domain::run::RunKey,
+        amazon_status: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
+    /// Moves the run from one of `from` to `to`, setting `update`'s fields; a finished status also sets
+    /// the item's TTL. Returns the run as updated.
+    fn transition(
+        &self,
+        key: &crate::domain::run::RunKey,
+        from: &[crate::domain::run::RunStatus],
+        to: crate::domain::run::RunStatus,
+        update: crate::domain::run::RunUpdate,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<crate::domain::run::RunRecord, StoreError>> + Send;
+
+    /// Appends the record of document `index` (0-based) to a `READY` run. Appending an index that is
+    /// already recorded is a no-op, so a retried download may record again.
+    fn record_document(
+        &self,
+        key: &crate::domain::run::RunKey,
+        index: usize,
+        record: &crate::transfer::DocumentRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The job's watermark for incremental sources (the newest file already stored).
+    fn watermark(
+        &self,
+        job: &str,
+    ) -> impl Future<Output = Result<Option<chrono::DateTime<chrono::Utc>>, StoreError>> + Send;
+
+    /// Moves the watermark forward to `to`; never backwards. Returns whether it moved.
+    fn advance_watermark(
+        &self,
+        job: &str,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Quotas shared by every concurrent Lambda (Amazon's limits are per seller or per instance, not per
+/// process).
+pub trait Quotas: Send + Sync {
+    /// Takes one token from the bucket `name` (refilled at `rate` per second up to `burst`). `Ok(None)`
+    /// when a token was taken; `Ok(Some(wait))` when the bucket is empty and a token will be there
+    /// after `wait`.
+    fn take_token(
+        &self,
+        name: &str,
+        rate: f64,
+        burst: u32,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<Option<std::time::Duration>, StoreError>> + Send;
+
+    /// Takes one of `max` slots of the counter `name` for `holder`; idempotent per holder. `Ok(false)`
+    /// when every slot is held by others.
+    fn acquire_slot(&self, name: &str, holder: &str, max: u32)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives `holder`'s slot back; a no-op if it holds none.
+    fn release_slot(&self, name: &str, holder: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One place, shared by every function, where access tokens are cached until they expire.
+pub trait TokenCache: Send + Sync {
+    /// The cached token of a credential set, if any (it may be stale: check it).
+    fn cached_token(
+        &self,
+        credentials: &str,
+    ) -> impl Future<Output = Result<Option<crate::adapters::lwa::AccessToken>, StoreError>> + Send;
+
+    /// Caches a token of a credential set until it expires.
+    fn store_token(
+        &self,
+        credentials: &str,
+        token: &crate::adapters::lwa::AccessToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A credential set as stored: the LWA application, the refresh token, the Amazon region.
+#[derive(Debug, Clone)]
+pub struct StoredCredentials {
+    /// Client id, client secret, refresh token.
+    pub credentials: crate::adapters::lwa::Credentials,
+    /// The region whose endpoints the credentials are for.
+    pub region: crate::domain::Region,
+    /// The secret version they were read from.
+    pub version_id: Option<String>,
+}
+
+/// Why credentials could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// No such secret (or no value in it yet).
+    #[error("secret {0:?} does not exist or has no value yet")]
+    NotFound(String),
+    /// The secret's value is not a credential set; the message names the missing or bad field.
+    #[error("secret {secret:?} is not a credential set: {message}")]
+    Malformed {
+        /// The secret id.
+        secret: String,
+        /// What is wrong (never the value).
+        message: String,
+    },
+    /// Throttling, 5xx, network trouble: retry.
+    #[error("secrets store unavailable: {0}")]
+    Unavailable(String),
+    /// Access denied, a KMS key that cannot be used: a deployment problem.
+    #[error("secrets store misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+/// Where credential sets live (Secrets Manager).
+///
+/// Contract: a rotated refresh token is written as a new version of the same secret; the previous
+/// version stays readable (never lose the last good token).
+pub trait SecretStore: Send + Sync {
+    /// Reads the current credential set of `secret_id`.
+    fn credentials(&self, secret_id: &str) -> impl Future<Output = Result<StoredCredentials, SecretError>> + Send;
+
+    /// Writes `stored` with `refresh_token` replacing its refresh token, as a new current version.
+    /// Idempotent: writing the same token again creates no further version.
+    fn store_refresh_token(
+        &self,
+        secret_id: &str,
+        stored: &StoredCredentials,
+        refresh_token: &secrecy::SecretString,
+    ) -> impl Future<Output = Result<(), SecretError>> + Send;
 }

@@ -1,16 +1,20 @@
 //! Test kit for the pipeline: real local services for tests, the benchmark and the local demo.
 //!
 //! - [`local_s3`]: an S3 server (s3s-fs) on a loopback port, in-process or as a child process.
+//! - [`moto`]: a local AWS (moto server) for S3, DynamoDB, Secrets Manager and Step Functions.
 //! - [`docserver`]: an HTTP server that serves documents like pre-signed S3 URLs do, with faults
 //!   (expired URL, truncated body, failures before success).
 //! - [`fixtures`]: deterministic report generators and the encryption Amazon used for legacy
 //!   documents, streaming so that large fixtures never sit in memory.
+//! - [`stack`]: the simulator and a local AWS provisioned as the template does, with the steps' services.
 //! - [`sim`]: the Amazon API simulator (LWA, SP-API Reports, Ads reporting v3, AMC, Slate).
 
 pub mod docserver;
 pub mod fixtures;
 pub mod local_s3;
+pub mod moto;
 pub mod sim;
+pub mod stack;
 
 /// Peak resident set size of this process in bytes (`VmHWM` from `/proc/self/status`), if known.
 pub fn peak_rss_bytes() -> Option<u64> {

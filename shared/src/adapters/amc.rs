@@ -144,7 +144,8 @@ fn amc_time(t: DateTime<Utc>) -> String {
 }
 
 impl AmcRequest {
-    fn validate(&self) -> Result<(), SourceError> {
+    /// Checks what the API would refuse, before calling it.
+    pub fn validate(&self) -> Result<(), SourceError> {
         for (name, value) in [
             ("instanceId", &self.instance_id),
             ("advertiserId", &self.advertiser_id),
@@ -450,6 +451,20 @@ impl AmcClient {
         Ok(())
     }
 
+    /// The execution of `request` for `window` started since `since` and not cancelled, if any.
+    async fn find_execution(
+        &self,
+        request: &AmcRequest,
+        window: &TimeWindow,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, ApiError> {
+        let found = self.executions_since(request, since).await?;
+        Ok(found
+            .into_iter()
+            .find(|e| self.is_same_request(e, request, window) && e.status != "CANCELLED")
+            .map(|e| e.workflow_execution_id))
+    }
+
     fn is_same_request(&self, e: &Execution, request: &AmcRequest, window: &TimeWindow) -> bool {
         let query_matches = match &request.query {
             AmcQuery::WorkflowId(id) => e.workflow_id.as_deref() == Some(id.as_str()),
@@ -492,17 +507,20 @@ impl ReportSource for AmcClient {
                         .await?;
                     Ok(Execution::from_value(value, "amc.createWorkflowExecution")?.workflow_execution_id)
                 },
-                move || async move {
-                    let found = self.executions_since(request, started).await?;
-                    Ok(found
-                        .into_iter()
-                        .find(|e| self.is_same_request(e, request, window) && e.status != "CANCELLED")
-                        .map(|e| e.workflow_execution_id))
-                },
+                move || async move { self.find_execution(request, window, started).await },
             )
             .await?;
         tracing::info!(execution_id = %id, instance = %request.instance_id, "AMC execution created");
         Ok(id)
+    }
+
+    async fn find_existing(
+        &self,
+        request: &AmcRequest,
+        window: &TimeWindow,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, SourceError> {
+        Ok(self.find_execution(request, window, since).await?)
     }
 
     async fn status(&self, request: &AmcRequest, id: &str) -> Result<RequestStatus, SourceError> {

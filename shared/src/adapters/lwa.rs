@@ -291,10 +291,27 @@ impl LwaSession {
         Ok(grant.access)
     }
 
-    /// The refresh token LWA rotated to during this session, if it did: the caller persists it (a new
-    /// secret version) and must not lose it.
+    /// The refresh token LWA rotated to during this session, if it did and it is not yet persisted: the
+    /// caller persists it (a new secret version), then calls [`LwaSession::rotation_persisted`].
     pub async fn rotated_refresh_token(&self) -> Option<SecretString> {
         self.rotated.lock().await.clone()
+    }
+
+    /// Notes that `token` (from [`LwaSession::rotated_refresh_token`]) is persisted; a later rotation
+    /// is reported again.
+    pub async fn rotation_persisted(&self, token: &SecretString) {
+        let mut rotated = self.rotated.lock().await;
+        if rotated
+            .as_ref()
+            .is_some_and(|r| r.expose_secret() == token.expose_secret())
+        {
+            *rotated = None;
+        }
+    }
+
+    /// The cached access token, fresh or not, without refreshing (to share it with other functions).
+    pub async fn current_token(&self) -> Option<AccessToken> {
+        self.cached.lock().await.clone()
     }
 }
 

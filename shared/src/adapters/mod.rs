@@ -3,9 +3,11 @@
 pub mod ads_reports;
 pub mod amc;
 pub mod api;
+pub mod dynamo;
 pub mod http;
 pub mod lwa;
 pub mod s3;
+pub mod secrets;
 pub mod slate;
 pub mod sp_reports;
 

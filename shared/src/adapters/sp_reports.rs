@@ -429,6 +429,27 @@ impl SpReportsClient {
     }
 }
 
+impl SpReportsClient {
+    /// The report of `request`'s type for exactly `window` created since `since`, if any, whatever its
+    /// status (a cancelled or fatal report is still the answer to that request).
+    async fn find_report(
+        &self,
+        request: &SpReportRequest,
+        window: &TimeWindow,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, ApiError> {
+        let found = self.find_reports(request, since).await?;
+        Ok(found
+            .into_iter()
+            .find(|r| {
+                r.report_type == request.report_type
+                    && same_time(r.data_start_time, window.start)
+                    && same_time(r.data_end_time, window.end)
+            })
+            .map(|r| r.report_id))
+    }
+}
+
 fn same_time(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> bool {
     a.is_some_and(|a| a == b)
 }
@@ -453,21 +474,20 @@ impl ReportSource for SpReportsClient {
             .api
             .create_once(
                 move || async move { self.create_report(body).await },
-                move || async move {
-                    let found = self.find_reports(request, since).await?;
-                    Ok(found
-                        .into_iter()
-                        .find(|r| {
-                            r.report_type == request.report_type
-                                && same_time(r.data_start_time, window.start)
-                                && same_time(r.data_end_time, window.end)
-                        })
-                        .map(|r| r.report_id))
-                },
+                move || async move { self.find_report(request, window, since).await },
             )
             .await?;
         tracing::info!(report_id = %id, report_type = %request.report_type, "SP-API report created");
         Ok(id)
+    }
+
+    async fn find_existing(
+        &self,
+        request: &SpReportRequest,
+        window: &TimeWindow,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, SourceError> {
+        Ok(self.find_report(request, window, since).await?)
     }
 
     async fn status(&self, _request: &SpReportRequest, id: &str) -> Result<RequestStatus, SourceError> {

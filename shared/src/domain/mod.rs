@@ -1,4 +1,7 @@
-//! Domain types shared by every source: regions and time windows.
+//! Domain types shared by every source: regions, time windows, job definitions and runs.
+
+pub mod job;
+pub mod run;
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,0 +1,687 @@
+//! The job table in DynamoDB: runs, watermarks, shared quotas and the shared access-token cache.
+//!
+//! One table, string keys `pk` (partition) and `sk` (sort), TTL attribute `expiresAt` (epoch seconds):
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `failureReason`, `manifestKey`, `documents` (list of JSON records), timestamps; `expiresAt` once finished |
+//! | watermark | `JOB#{job}` | `WATERMARK` | `watermark` (epoch ms of the newest file stored) |
+//! | token bucket | `QUOTA#{name}` | `BUCKET` | `tokens`, `refilledAt` (epoch ms) |
+//! | slot counter | `QUOTA#{name}` | `SLOTS` | `holders` (string set of run ids) |
+//! | access token | `TOKEN#{secret id}` | `ACCESS_TOKEN` | `token`, `validUntil`; `expiresAt` = token expiry |
+//!
+//! A job's runs share a partition, so "the runs of job X, newest window last" is one `Query`.
+//! Every write is conditional on the state it expects (see [`crate::ports::JobStore`]); a refused
+//! condition is re-read and reported as [`StoreError::StaleState`] unless the write had in fact
+//! already happened (a retried step), in which case the caller gets the stored result.
+//!
+//! Concurrency: the token bucket is read, refilled in memory, and written back with a condition on
+//! the `refilledAt` it read (optimistic locking; a lost race re-reads). Slots are a string set: adding
+//! a holder is idempotent, and the condition `size(holders) < max OR contains(holders, holder)` keeps
+//! the count at most `max` across every concurrent Lambda.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::adapters::lwa::AccessToken;
+use crate::domain::TimeWindow;
+use crate::domain::run::{RunKey, RunRecord, RunStatus, RunUpdate};
+use crate::ports::{JobStore, Quotas, StoreError, TokenCache};
+use crate::transfer::DocumentRecord;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How long finished runs are kept before DynamoDB's TTL deletes them, by default.
+pub const DEFAULT_RUN_TTL_DAYS: u32 = 90;
+/// Optimistic-locking attempts on a contended token bucket before reporting it unavailable.
+const BUCKET_ATTEMPTS: usize = 8;
+
+/// The job table.
+#[derive(Debug, Clone)]
+pub struct DynamoJobStore {
+    client: Client,
+    table: String,
+    run_ttl: chrono::Duration,
+}
+
+impl DynamoJobStore {
+    /// A store over `table`; finished runs expire after `run_ttl_days`.
+    pub fn new(client: Client, table: impl Into<String>, run_ttl_days: u32) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            run_ttl: chrono::Duration::days(i64::from(run_ttl_days)),
+        }
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The runs of `job`, oldest window first (one `Query` over the job's partition).
+    pub async fn runs_of(&self, job: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let mut runs = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :run)")
+                .expression_attribute_values(":pk", s(format!("JOB#{job}")))
+                .expression_attribute_values(":run", s("RUN#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error("Query", e))?;
+            for item in page.items() {
+                runs.push(parse_run(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(runs),
+            }
+        }
+    }
+
+    fn run_key(key: &RunKey) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(format!("JOB#{}", key.job))),
+            (
+                "sk".to_owned(),
+                s(format!("RUN#{}#{}", rfc3339(key.window.start), rfc3339(key.window.end))),
+            ),
+        ])
+    }
+
+    fn key(pk: String, sk: &str) -> Item {
+        HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+    }
+
+    /// Reads a run; `StaleState` naming what was found, for a refused condition.
+    async fn stale(&self, key: &RunKey, expected: &[RunStatus]) -> StoreError {
+        let found = match self.run(key).await {
+            Ok(Some(run)) => run.status.to_string(),
+            Ok(None) => "MISSING".into(),
+            Err(e) => return e,
+        };
+        StoreError::StaleState {
+            expected: expected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            found,
+        }
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Maps an SDK error to the store's error; `ConditionalCheckFailedException` must be handled by the
+/// caller before this (it is an outcome, not a failure).
+fn store_error<E>(operation: &str, err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or("unknown error");
+            let message = format!(
+                "{operation}: HTTP {status} {code}: {}",
+                service.err().message().unwrap_or("no message")
+            );
+            let transient = status >= 500
+                || matches!(
+                    code,
+                    "ProvisionedThroughputExceededException"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                        | "InternalServerError"
+                        | "TransactionConflictException"
+                );
+            if transient {
+                StoreError::Unavailable(message)
+            } else {
+                StoreError::Misconfigured(message)
+            }
+        }
+        other => StoreError::Unavailable(format!("{operation}: {}", DisplayErrorContext(other))),
+    }
+}
+
+fn is_condition_failed<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    matches!(err, SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.as_str()),
+        _ => None,
+    }
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+fn unreadable(what: &str) -> StoreError {
+    StoreError::Misconfigured(format!("a stored run is unreadable: {what}"))
+}
+
+fn get_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    get_s(item, name)
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| unreadable(name))
+        })
+        .transpose()
+}
+
+fn parse_run(item: &Item) -> Result<RunRecord, StoreError> {
+    let required_time = |name: &str| get_time(item, name)?.ok_or_else(|| unreadable(name));
+    let window = TimeWindow::new(required_time("windowStart")?, required_time("windowEnd")?)
+        .map_err(|_| unreadable("window"))?;
+    let documents = match item.get("documents") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(json) => {
+                    serde_json::from_str::<DocumentRecord>(json).map_err(|_| unreadable("documents"))
+                }
+                _ => Err(unreadable("documents")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => Vec::new(),
+    };
+    Ok(RunRecord {
+        key: RunKey {
+            job: get_s(item, "job").ok_or_else(|| unreadable("job"))?.to_owned(),
+            window,
+        },
+        run_id: get_s(item, "runId").ok_or_else(|| unreadable("runId"))?.to_owned(),
+        source: get_s(item, "source").unwrap_or_default().to_owned(),
+        status: get_s(item, "status")
+            .ok_or_else(|| unreadable("status"))?
+            .parse()
+            .map_err(|_| unreadable("status"))?,
+        request_id: get_s(item, "requestId").map(str::to_owned),
+        amazon_status: get_s(item, "amazonStatus").map(str::to_owned),
+        claims: get_n(item, "claims").unwrap_or(1),
+        polls: get_n(item, "polls").unwrap_or(0),
+        create_started_at: get_time(item, "createStartedAt")?,
+        created_at: required_time("createdAt")?,
+        updated_at: required_time("updatedAt")?,
+        failure_reason: get_s(item, "failureReason").map(str::to_owned),
+        manifest_key: get_s(item, "manifestKey").map(str::to_owned),
+        documents,
+    })
+}
+
+fn run_item(run: &RunRecord) -> Item {
+    let mut item = DynamoJobStore::run_key(&run.key);
+    item.insert("job".into(), s(&run.key.job));
+    item.insert("runId".into(), s(&run.run_id));
+    item.insert("windowStart".into(), s(rfc3339(run.key.window.start)));
+    item.insert("windowEnd".into(), s(rfc3339(run.key.window.end)));
+    item.insert("source".into(), s(&run.source));
+    item.insert("status".into(), s(run.status.as_str()));
+    item.insert("claims".into(), n(run.claims));
+    item.insert("polls".into(), n(run.polls));
+    item.insert("createdAt".into(), s(rfc3339(run.created_at)));
+    item.insert("updatedAt".into(), s(rfc3339(run.updated_at)));
+    item.insert("documents".into(), AttributeValue::L(Vec::new()));
+    item
+}
+
+fn returned_run(attributes: Option<&Item>) -> Result<RunRecord, StoreError> {
+    parse_run(attributes.ok_or_else(|| unreadable("no attributes returned"))?)
+}
+
+impl JobStore for DynamoJobStore {
+    async fn claim_run(&self, key: &RunKey, source: &str, now: DateTime<Utc>) -> Result<RunRecord, StoreError> {
+        let fresh = RunRecord::claimed(key.clone(), source, now);
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(run_item(&fresh)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(fresh),
+            Err(e) if is_condition_failed(&e) => {}
+            Err(e) => return Err(store_error("PutItem", e)),
+        }
+        let existing = self.run(key).await?.ok_or_else(|| unreadable("claimed run vanished"))?;
+        if existing.status != RunStatus::Failed {
+            return Ok(existing);
+        }
+        // A failed run is claimed again by a later fire of its schedule (or a manual re-run).
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .update_expression(
+                "SET #s = :claimed, claims = claims + :one, polls = :zero, documents = :empty, updatedAt = :now \
+                 REMOVE requestId, createStartedAt, failureReason, manifestKey, amazonStatus, expiresAt",
+            )
+            .condition_expression("#s = :failed")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":claimed", s(RunStatus::Claimed.as_str()))
+            .expression_attribute_values(":failed", s(RunStatus::Failed.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+        {
+            Ok(out) => returned_run(out.attributes()),
+            Err(e) if is_condition_failed(&e) => self.run(key).await?.ok_or_else(|| unreadable("run vanished")),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn run(&self, key: &RunKey) -> Result<Option<RunRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        out.item().map(parse_run).transpose()
+    }
+
+    async fn begin_create(&self, key: &RunKey, now: DateTime<Utc>) -> Result<RunRecord, StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .update_expression("SET createStartedAt = if_not_exists(createStartedAt, :now), updatedAt = :now")
+            .condition_expression("#s = :claimed")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":claimed", s(RunStatus::Claimed.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+        {
+            Ok(out) => returned_run(out.attributes()),
+            Err(e) if is_condition_failed(&e) => Err(self.stale(key, &[RunStatus::Claimed]).await),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn record_request(
+        &self,
+        key: &RunKey,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RunRecord, StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .update_expression("SET #s = :requested, requestId = :id, updatedAt = :now")
+            .condition_expression("#s = :claimed")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":claimed", s(RunStatus::Claimed.as_str()))
+            .expression_attribute_values(":requested", s(RunStatus::Requested.as_str()))
+            .expression_attribute_values(":id", s(request_id))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+        {
+            Ok(out) => returned_run(out.attributes()),
+            Err(e) if is_condition_failed(&e) => match self.run(key).await? {
+                Some(run) if run.request_id.as_deref() == Some(request_id) => Ok(run),
+                _ => Err(self.stale(key, &[RunStatus::Claimed]).await),
+            },
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn record_poll(&self, key: &RunKey, amazon_status: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .update_expression("SET polls = polls + :one, amazonStatus = :state, updatedAt = :now")
+            .condition_expression("#s = :requested")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":requested", s(RunStatus::Requested.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":state", s(amazon_status))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.attributes().and_then(|a| get_n(a, "polls")).unwrap_or(0)),
+            Err(e) if is_condition_failed(&e) => Err(self.stale(key, &[RunStatus::Requested]).await),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn transition(
+        &self,
+        key: &RunKey,
+        from: &[RunStatus],
+        to: RunStatus,
+        update: RunUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<RunRecord, StoreError> {
+        let mut sets = vec!["#s = :to", "updatedAt = :now"];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values(ReturnValue::AllNew);
+        if let Some(reason) = update.failure_reason {
+            sets.push("failureReason = :reason");
+            request = request.expression_attribute_values(":reason", s(reason));
+        }
+        if let Some(manifest) = update.manifest_key {
+            sets.push("manifestKey = :manifest");
+            request = request.expression_attribute_values(":manifest", s(manifest));
+        }
+        if let Some(state) = update.amazon_status {
+            sets.push("amazonStatus = :state");
+            request = request.expression_attribute_values(":state", s(state));
+        }
+        if to.is_finished() {
+            sets.push("expiresAt = :ttl");
+            request = request.expression_attribute_values(":ttl", n((now + self.run_ttl).timestamp()));
+        }
+        let mut allowed = Vec::new();
+        for (i, status) in from.iter().enumerate() {
+            let name = format!(":from{i}");
+            request = request.expression_attribute_values(&name, s(status.as_str()));
+            allowed.push(name);
+        }
+        let request = request
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression(format!("#s IN ({})", allowed.join(", ")));
+        match request.send().await {
+            Ok(out) => returned_run(out.attributes()),
+            Err(e) if is_condition_failed(&e) => match self.run(key).await? {
+                Some(run) if run.status == to => Ok(run),
+                _ => Err(self.stale(key, from).await),
+            },
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn record_document(&self, key: &RunKey, index: usize, record: &DocumentRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(|e| StoreError::Misconfigured(e.to_string()))?;
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .update_expression("SET documents = list_append(documents, :doc)")
+            .condition_expression("#s = :ready AND size(documents) = :index")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":ready", s(RunStatus::Ready.as_str()))
+            .expression_attribute_values(":doc", AttributeValue::L(vec![s(json)]))
+            .expression_attribute_values(":index", n(index))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => match self.run(key).await? {
+                Some(run) if run.status == RunStatus::Ready && run.documents.len() > index => Ok(()),
+                _ => Err(self.stale(key, &[RunStatus::Ready]).await),
+            },
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn watermark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(format!("JOB#{job}"), "WATERMARK")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        Ok(out
+            .item()
+            .and_then(|item| get_n::<i64>(item, "watermark"))
+            .and_then(DateTime::from_timestamp_millis))
+    }
+
+    async fn advance_watermark(&self, job: &str, to: DateTime<Utc>) -> Result<bool, StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(format!("JOB#{job}"), "WATERMARK")))
+            .update_expression("SET watermark = :to, updatedAt = :now")
+            .condition_expression("attribute_not_exists(watermark) OR watermark < :to")
+            .expression_attribute_values(":to", n(to.timestamp_millis()))
+            .expression_attribute_values(":now", s(rfc3339(Utc::now())))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+}
+
+impl Quotas for DynamoJobStore {
+    async fn take_token(
+        &self,
+        name: &str,
+        rate: f64,
+        burst: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Duration>, StoreError> {
+        let key = Self::key(format!("QUOTA#{name}"), "BUCKET");
+        let now_ms = now.timestamp_millis();
+        for _ in 0..BUCKET_ATTEMPTS {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| store_error("GetItem", e))?;
+            let stored = out
+                .item()
+                .and_then(|item| Some((get_n::<f64>(item, "tokens")?, get_n::<i64>(item, "refilledAt")?)));
+            let tokens = match stored {
+                None => f64::from(burst),
+                Some((tokens, at)) => {
+                    let elapsed = (now_ms - at).max(0) as f64 / 1000.0;
+                    (tokens + elapsed * rate).min(f64::from(burst))
+                }
+            };
+            if tokens < 1.0 {
+                let wait = ((1.0 - tokens) / rate).ceil().max(1.0);
+                return Ok(Some(Duration::from_secs(wait as u64)));
+            }
+            let mut request = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(key.clone()))
+                .item("tokens", n(tokens - 1.0))
+                .item("refilledAt", n(now_ms));
+            request = match stored {
+                None => request.condition_expression("attribute_not_exists(pk)"),
+                Some((_, at)) => request
+                    .condition_expression("refilledAt = :at")
+                    .expression_attribute_values(":at", n(at)),
+            };
+            match request.send().await {
+                Ok(_) => return Ok(None),
+                Err(e) if is_condition_failed(&e) => continue,
+                Err(e) => return Err(store_error("PutItem", e)),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "the quota bucket {name} stayed contended"
+        )))
+    }
+
+    async fn acquire_slot(&self, name: &str, holder: &str, max: u32) -> Result<bool, StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
+            .update_expression("ADD holders :holder")
+            .condition_expression("attribute_not_exists(holders) OR size(holders) < :max OR contains(holders, :id)")
+            .expression_attribute_values(":holder", AttributeValue::Ss(vec![holder.to_owned()]))
+            .expression_attribute_values(":id", s(holder))
+            .expression_attribute_values(":max", n(max))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn release_slot(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
+            .update_expression("DELETE holders :holder")
+            .expression_attribute_values(":holder", AttributeValue::Ss(vec![holder.to_owned()]))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e))?;
+        Ok(())
+    }
+}
+
+impl TokenCache for DynamoJobStore {
+    async fn cached_token(&self, credentials: &str) -> Result<Option<AccessToken>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(format!("TOKEN#{credentials}"), "ACCESS_TOKEN")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        let Some(item) = out.item() else { return Ok(None) };
+        let (Some(token), Some(valid_until)) = (get_s(item, "token"), get_time(item, "validUntil")?) else {
+            return Ok(None);
+        };
+        Ok(Some(AccessToken {
+            token: SecretString::from(token.to_owned()),
+            expires_at: valid_until,
+        }))
+    }
+
+    async fn store_token(&self, credentials: &str, token: &AccessToken) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::key(format!("TOKEN#{credentials}"), "ACCESS_TOKEN")))
+            .item("token", s(token.token.expose_secret()))
+            .item("validUntil", s(rfc3339(token.expires_at)))
+            .item("expiresAt", n(token.expires_at.timestamp()))
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e))?;
+        Ok(())
+    }
+}
+
+/// Creates the job table as the SAM template declares it (for local runs and tests): on-demand, string
+/// keys `pk`/`sk`, TTL on `expiresAt`. An existing table is left as it is.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| StoreError::Misconfigured(e.to_string()))
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| StoreError::Misconfigured(e.to_string()))
+    };
+    match client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => return Ok(()),
+        Err(e) => return Err(store_error("CreateTable", e)),
+    }
+    let ttl = TimeToLiveSpecification::builder()
+        .attribute_name("expiresAt")
+        .enabled(true)
+        .build()
+        .map_err(|e| StoreError::Misconfigured(e.to_string()))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+        .map_err(|e| store_error("UpdateTimeToLive", e))?;
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Credential sets in AWS Secrets Manager.
+//!
+//! One secret per credential set, its value a JSON object:
+//!
+//! ```json
+//! { "clientId": "amzn1.application-oa2-client.…", "clientSecret": "…", "refreshToken": "Atzr|…", "region": "eu" }
+//! ```
+//!
+//! A refresh token that Login with Amazon rotated is written with `PutSecretValue` as a new version:
+//! Secrets Manager moves `AWSCURRENT` to it and keeps the previous one as `AWSPREVIOUS`, so the last
+//! good token is never overwritten in place. The client request token is derived from the new token,
+//! so a retried write creates no second version.
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::http::HttpResponse;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::adapters::lwa::Credentials;
+use crate::domain::Region;
+use crate::ports::{SecretError, SecretStore, StoredCredentials};
+
+/// Secrets Manager as the [`SecretStore`].
+#[derive(Debug, Clone)]
+pub struct SecretsManagerStore {
+    client: Client,
+}
+
+impl SecretsManagerStore {
+    /// A store over `client`.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// The JSON shape of a credential-set secret.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretValue {
+    /// LWA client id.
+    pub client_id: String,
+    /// LWA client secret.
+    pub client_secret: String,
+    /// The refresh token.
+    pub refresh_token: String,
+    /// `na`, `eu` or `fe`.
+    pub region: Region,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("client_id", &self.client_id)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+fn secret_error<E>(secret: &str, operation: &str, err: SdkError<E, HttpResponse>) -> SecretError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or("unknown error");
+            // Secrets Manager's messages name the secret, never its value.
+            let message = format!(
+                "{operation}: HTTP {status} {code}: {}",
+                service.err().message().unwrap_or("no message")
+            );
+            match code {
+                "ResourceNotFoundException" => SecretError::NotFound(secret.to_owned()),
+                "ThrottlingException" | "InternalServiceError" => SecretError::Unavailable(message),
+                _ if status >= 500 || status == 429 => SecretError::Unavailable(message),
+                _ => SecretError::Misconfigured(message),
+            }
+        }
+        other => SecretError::Unavailable(format!("{operation}: {}", DisplayErrorContext(other))),
+    }
+}
+
+/// Parses a secret's value; the error names the field at fault and never echoes the value.
+pub fn parse_secret(secret_id: &str, value: &str) -> Result<SecretValue, SecretError> {
+    let mut de = serde_json::Deserializer::from_str(value);
+    serde_path_to_error::deserialize::<_, SecretValue>(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_json's messages quote unexpected values; only say what kind of problem it is.
+        let message = if inner.is_syntax() || inner.is_eof() {
+            "the value is not JSON".to_owned()
+        } else if path == "." {
+            format!("expected an object with clientId, clientSecret, refreshToken, region ({inner})")
+        } else {
+            format!("field {path} is missing or invalid")
+        };
+        SecretError::Malformed {
+            secret: secret_id.to_owned(),
+            message,
+        }
+    })
+}
+
+impl SecretStore for SecretsManagerStore {
+    async fn credentials(&self, secret_id: &str) -> Result<StoredCredentials, SecretError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| secret_error(secret_id, "GetSecretValue", e))?;
+        let value = out
+            .secret_string()
+            .ok_or_else(|| SecretError::NotFound(secret_id.to_owned()))?;
+        let parsed = parse_secret(secret_id, value)?;
+        Ok(StoredCredentials {
+            credentials: Credentials {
+                client_id: parsed.client_id,
+                client_secret: SecretString::from(parsed.client_secret),
+                refresh_token: SecretString::from(parsed.refresh_token),
+            },
+            region: parsed.region,
+            version_id: out.version_id().map(str::to_owned),
+        })
+    }
+
+    async fn store_refresh_token(
+        &self,
+        secret_id: &str,
+        stored: &StoredCredentials,
+        refresh_token: &SecretString,
+    ) -> Result<(), SecretError> {
+        let value = SecretValue {
+            client_id: stored.credentials.client_id.clone(),
+            client_secret: stored.credentials.client_secret.expose_secret().to_owned(),
+            refresh_token: refresh_token.expose_secret().to_owned(),
+            region: stored.region,
+        };
+        let json = serde_json::to_string(&value).map_err(|e| SecretError::Misconfigured(e.to_string()))?;
+        // The version id is derived from the token, so writing the same token twice is one version.
+        let digest = Sha256::digest(refresh_token.expose_secret().as_bytes());
+        let token = hex::encode(&digest[..16]);
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .secret_string(json)
+            .client_request_token(token)
+            .send()
+            .await
+            .map_err(|e| secret_error(secret_id, "PutSecretValue", e))?;
+        tracing::info!(
+            secret = secret_id,
+            "rotated refresh token stored as a new secret version"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_secret_names_the_field_and_never_echoes_the_value() {
+        let err = parse_secret(
+            "s",
+            r#"{"clientId": "id", "clientSecret": "hush-123", "refreshToken": "Atzr|x", "region": "mars"}"#,
+        )
+        .expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("region"), "{text}");
+        assert!(
+            !text.contains("hush-123") && !text.contains("mars") && !text.contains("Atzr"),
+            "{text}"
+        );
+        let err = parse_secret("s", "Atzr|not-json").expect_err("refused");
+        assert!(!err.to_string().contains("Atzr"), "{err}");
+    }
+
+    #[test]
+    fn the_debug_form_of_a_secret_hides_the_secrets() {
+        let value = parse_secret(
+            "s",
+            r#"{"clientId": "id", "clientSecret": "hush-123", "refreshToken": "Atzr|x", "region": "na"}"#,
+        )
+        .expect("parsed");
+        let shown = format!("{value:?}");
+        assert!(!shown.contains("hush") && !shown.contains("Atzr"), "{shown}");
+    }
+}

@@ -1,0 +1,613 @@
+//! Job definitions: what one schedule asks for, validated before anything is called.
+//!
+//! A job is JSON (the input of an EventBridge schedule, or a file for the operator's tools):
+//!
+//! ```json
+//! {
+//!   "name": "sp-orders-daily",
+//!   "credentials": "amzpipe/seller-eu",
+//!   "source": { "type": "spReports", "reportType": "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+//!               "marketplaceIds": ["A1PA6795UKMFR9"] },
+//!   "window": { "rule": "yesterday", "lookbackDays": 2 },
+//!   "output": { "prefix": "amazon", "keepCompressed": false },
+//!   "limits": { "maxPolls": 120 }
+//! }
+//! ```
+//!
+//! [`Job::parse`] refuses unknown fields and names the field at fault (`source.reportType: …`).
+//! Windows come from the **scheduled time** EventBridge passes in, never from the clock, so a re-run
+//! of the same schedule asks for the same data: see [`WindowRule`] and [`Job::windows`].
+
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::adapters::ads_reports::{self, AdsReportRequest};
+use crate::adapters::amc::{AmcQuery, AmcRequest};
+use crate::adapters::slate::SlateRequest;
+use crate::adapters::sp_reports::SpReportRequest;
+use crate::domain::TimeWindow;
+
+/// Longest accepted job name (it is part of DynamoDB keys and S3 keys).
+pub const MAX_NAME_LEN: usize = 64;
+/// Default longest window one SP-API report is asked for (most report types accept 30 days or more).
+pub const SP_DEFAULT_SLICE_DAYS: u32 = 30;
+/// Most slices one run of a job may be split into.
+pub const MAX_SLICES: usize = 400;
+
+/// A validated job definition. Build it with [`Job::parse`] (or deserialize and call [`Job::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Job {
+    /// Unique name: lower-case letters, digits, `-` and `_`, at most [`MAX_NAME_LEN`] characters.
+    pub name: String,
+    /// The Secrets Manager secret (id or ARN) holding the credential set; never the credentials themselves.
+    pub credentials: String,
+    /// What to ask Amazon for.
+    pub source: SourceSpec,
+    /// Which data window a scheduled run covers.
+    pub window: WindowSpec,
+    /// Where and how the data lands in S3.
+    #[serde(default)]
+    pub output: OutputSpec,
+    /// Guards against runs that never end or grow without bound.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The source and its parameters; `type` selects the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum SourceSpec {
+    /// SP-API Reports 2021-06-30.
+    SpReports(SpReportRequest),
+    /// Amazon Ads reporting v3.
+    AdsReports(AdsReportRequest),
+    /// Amazon Marketing Cloud workflow executions.
+    Amc(AmcRequest),
+    /// Prime Video Slate datasets (incremental: only files newer than the job's watermark).
+    Slate(SlateRequest),
+}
+
+impl SourceSpec {
+    /// The short name used in S3 keys, logs and quota names.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::SpReports(_) => "sp-reports",
+            Self::AdsReports(_) => "ads-reports",
+            Self::Amc(_) => "amc",
+            Self::Slate(_) => "slate",
+        }
+    }
+
+    /// The account partition of the S3 layout: marketplace(s), profile, instance, or Slate account.
+    pub fn account(&self) -> String {
+        match self {
+            Self::SpReports(r) => r.marketplace_ids.join("+"),
+            Self::AdsReports(r) => r.profile_id.clone(),
+            Self::Amc(r) => r.instance_id.clone(),
+            Self::Slate(r) => r.account_id.clone(),
+        }
+    }
+
+    /// The report partition of the S3 layout: report type, workflow id (or `adhoc`), dataset.
+    pub fn report(&self) -> String {
+        match self {
+            Self::SpReports(r) => r.report_type.clone(),
+            Self::AdsReports(r) => r.report_type_id.clone(),
+            Self::Amc(r) => match &r.query {
+                AmcQuery::WorkflowId(id) => id.clone(),
+                AmcQuery::Sql(_) => "adhoc".into(),
+            },
+            Self::Slate(r) => r.dataset_id.clone(),
+        }
+    }
+
+    /// The longest window the source accepts in one request, in days (`None`: no limit).
+    pub fn max_window_days(&self) -> Option<u32> {
+        match self {
+            Self::SpReports(_) => Some(SP_DEFAULT_SLICE_DAYS),
+            Self::AdsReports(_) => Some(ads_reports::MAX_WINDOW_DAYS as u32),
+            Self::Amc(_) | Self::Slate(_) => None,
+        }
+    }
+}
+
+/// The window rule plus how a long window is cut into requests.
+///
+/// In JSON the rule and its options sit side by side:
+/// `{"rule": "lastDays", "days": 7, "lookbackDays": 2, "sliceDays": 7}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawWindow", into = "RawWindow")]
+pub struct WindowSpec {
+    /// The base window relative to the scheduled time.
+    pub rule: WindowRule,
+    /// Extra whole days before the base window, to pick up Amazon's late restatements (0–90).
+    pub lookback_days: u32,
+    /// Longest slice in days; the window is cut into consecutive slices, one Amazon request each.
+    /// Defaults to the source's own limit (Ads v3: 31 days, SP-API: 30 days, AMC and Slate: none).
+    pub slice_days: Option<u32>,
+}
+
+/// Which data a run covers, computed from the scheduled time in UTC; whole days unless explicit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowRule {
+    /// `"yesterday"`: the UTC day before the scheduled time's day.
+    Yesterday,
+    /// `"lastDays"`: the `days` whole UTC days before the scheduled time's day.
+    LastDays {
+        /// How many days (1–3650).
+        days: u32,
+    },
+    /// `"previousHour"`: the hour before the scheduled time's hour (for hourly schedules).
+    PreviousHour,
+    /// `"explicit"`: a fixed window, whatever the scheduled time (backfills, one-off runs).
+    Explicit {
+        /// First instant included.
+        start: DateTime<Utc>,
+        /// First instant excluded.
+        end: DateTime<Utc>,
+    },
+}
+
+/// The JSON shape of [`WindowSpec`]: one flat object, unknown fields refused.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawWindow {
+    rule: RuleName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end: Option<DateTime<Utc>>,
+    #[serde(default)]
+    lookback_days: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    slice_days: Option<u32>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum RuleName {
+    Yesterday,
+    LastDays,
+    PreviousHour,
+    Explicit,
+}
+
+impl TryFrom<RawWindow> for WindowSpec {
+    type Error = String;
+
+    fn try_from(raw: RawWindow) -> Result<Self, String> {
+        let unexpected = |field: &str, rule: &str| format!("`{field}` does not apply to rule {rule:?}");
+        let rule = match (raw.rule, raw.days, raw.start, raw.end) {
+            (RuleName::Yesterday, None, None, None) => WindowRule::Yesterday,
+            (RuleName::PreviousHour, None, None, None) => WindowRule::PreviousHour,
+            (RuleName::LastDays, Some(days), None, None) => WindowRule::LastDays { days },
+            (RuleName::LastDays, None, _, _) => return Err("rule \"lastDays\" needs `days`".into()),
+            (RuleName::Explicit, None, Some(start), Some(end)) => WindowRule::Explicit { start, end },
+            (RuleName::Explicit, None, _, _) => {
+                return Err("rule \"explicit\" needs `start` and `end` (RFC 3339 times)".into());
+            }
+            (rule, days, _, _) => {
+                let name = match rule {
+                    RuleName::Yesterday => "yesterday",
+                    RuleName::LastDays => "lastDays",
+                    RuleName::PreviousHour => "previousHour",
+                    RuleName::Explicit => "explicit",
+                };
+                let field = if days.is_some() { "days" } else { "start`/`end" };
+                return Err(unexpected(field, name));
+            }
+        };
+        Ok(Self {
+            rule,
+            lookback_days: raw.lookback_days,
+            slice_days: raw.slice_days,
+        })
+    }
+}
+
+impl From<WindowSpec> for RawWindow {
+    fn from(w: WindowSpec) -> Self {
+        let (rule, days, start, end) = match w.rule {
+            WindowRule::Yesterday => (RuleName::Yesterday, None, None, None),
+            WindowRule::LastDays { days } => (RuleName::LastDays, Some(days), None, None),
+            WindowRule::PreviousHour => (RuleName::PreviousHour, None, None, None),
+            WindowRule::Explicit { start, end } => (RuleName::Explicit, None, Some(start), Some(end)),
+        };
+        Self {
+            rule,
+            days,
+            start,
+            end,
+            lookback_days: w.lookback_days,
+            slice_days: w.slice_days,
+        }
+    }
+}
+
+/// Where the data lands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Key prefix inside the bucket (no leading or trailing `/`); empty for the bucket root.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Keep gzip documents compressed as delivered instead of storing them decompressed.
+    #[serde(default)]
+    pub keep_compressed: bool,
+}
+
+fn default_prefix() -> String {
+    "amazon".into()
+}
+
+impl Default for OutputSpec {
+    fn default() -> Self {
+        Self {
+            prefix: default_prefix(),
+            keep_compressed: false,
+        }
+    }
+}
+
+/// Bounds on one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// Status checks before the run is given up as stuck (1–10,000).
+    #[serde(default = "default_max_polls")]
+    pub max_polls: u32,
+    /// Ceiling on the decompressed size of one document, in bytes (bomb protection).
+    #[serde(default = "default_max_document_bytes")]
+    pub max_document_bytes: u64,
+}
+
+fn default_max_polls() -> u32 {
+    240
+}
+
+fn default_max_document_bytes() -> u64 {
+    crate::transfer::pipeline::DEFAULT_MAX_OUTPUT_BYTES
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_polls: default_max_polls(),
+            max_document_bytes: default_max_document_bytes(),
+        }
+    }
+}
+
+/// A job definition that cannot be used, with the path of the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid job definition: {field}: {message}")]
+pub struct InvalidJob {
+    /// The JSON path of the bad field (`source.reportType`, `window.days`), or `.` for the whole job.
+    pub field: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl InvalidJob {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Job {
+    /// Parses and validates a job definition from JSON.
+    pub fn parse(json: &str) -> Result<Self, InvalidJob> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        Self::from_deserializer(&mut de)
+    }
+
+    /// Parses and validates a job definition from an already-parsed JSON value (a Lambda event).
+    pub fn from_value(value: serde_json::Value) -> Result<Self, InvalidJob> {
+        Self::from_deserializer(value)
+    }
+
+    fn from_deserializer<'de, D>(de: D) -> Result<Self, InvalidJob>
+    where
+        D: serde::Deserializer<'de, Error: std::fmt::Display>,
+    {
+        let job: Job = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            InvalidJob::new(&path, e.into_inner().to_string())
+        })?;
+        job.validate()?;
+        Ok(job)
+    }
+
+    /// Checks what serde cannot: name syntax, ranges, the source's own rules, an explicit window's order.
+    pub fn validate(&self) -> Result<(), InvalidJob> {
+        if self.name.is_empty()
+            || self.name.len() > MAX_NAME_LEN
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(InvalidJob::new(
+                "name",
+                format!(
+                    "{:?} must be 1–{MAX_NAME_LEN} lower-case letters, digits, '-' or '_'",
+                    self.name
+                ),
+            ));
+        }
+        if self.credentials.trim().is_empty() || self.credentials.len() > 2048 {
+            return Err(InvalidJob::new(
+                "credentials",
+                "must name a Secrets Manager secret (id or ARN)",
+            ));
+        }
+        self.validate_source()?;
+        match &self.window.rule {
+            WindowRule::LastDays { days } if !(1..=3650).contains(days) => {
+                return Err(InvalidJob::new(
+                    "window.days",
+                    format!("{days} is not between 1 and 3650"),
+                ));
+            }
+            WindowRule::Explicit { start, end } if end <= start => {
+                return Err(InvalidJob::new(
+                    "window.end",
+                    format!("the window ends ({end}) before it starts ({start})"),
+                ));
+            }
+            _ => {}
+        }
+        if self.window.lookback_days > 90 {
+            return Err(InvalidJob::new(
+                "window.lookbackDays",
+                format!("{} is more than 90", self.window.lookback_days),
+            ));
+        }
+        if let Some(slice) = self.window.slice_days {
+            if slice == 0 {
+                return Err(InvalidJob::new("window.sliceDays", "must be at least 1"));
+            }
+            if let Some(max) = self.source.max_window_days()
+                && slice > max
+            {
+                return Err(InvalidJob::new(
+                    "window.sliceDays",
+                    format!("{slice} exceeds the {max}-day limit of {}", self.source.kind()),
+                ));
+            }
+        }
+        let prefix = &self.output.prefix;
+        if prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//") || prefix.len() > 256 {
+            return Err(InvalidJob::new(
+                "output.prefix",
+                format!("{prefix:?} must not start or end with '/', nor contain '//' (at most 256 bytes)"),
+            ));
+        }
+        if !(1..=10_000).contains(&self.limits.max_polls) {
+            return Err(InvalidJob::new("limits.maxPolls", "must be between 1 and 10000"));
+        }
+        Ok(())
+    }
+
+    fn validate_source(&self) -> Result<(), InvalidJob> {
+        let invalid = |field: &str, e: crate::ports::SourceError| InvalidJob::new(field, e.to_string());
+        let id_field = |field: &str, value: &str| {
+            crate::adapters::api::path_segment(value)
+                .map(|_| ())
+                .map_err(|e| InvalidJob::new(field, e.to_string()))
+        };
+        match &self.source {
+            SourceSpec::SpReports(r) => r.validate().map_err(|e| invalid("source", e)),
+            SourceSpec::AdsReports(r) => {
+                id_field("source.profileId", &r.profile_id)?;
+                // The window is checked per slice; here only what does not depend on it.
+                let day = TimeWindow::new(DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH + Duration::days(1))
+                    .map_err(|e| InvalidJob::new("window", e))?;
+                r.validate(&day).map_err(|e| invalid("source", e))
+            }
+            SourceSpec::Amc(r) => {
+                id_field("source.instanceId", &r.instance_id)?;
+                r.validate().map_err(|e| invalid("source", e))
+            }
+            SourceSpec::Slate(r) => {
+                id_field("source.accountId", &r.account_id)?;
+                id_field("source.groupId", &r.group_id)?;
+                id_field("source.businessId", &r.business_id)?;
+                id_field("source.datasetId", &r.dataset_id)
+            }
+        }
+    }
+
+    /// The whole window a run scheduled at `scheduled` covers, lookback included.
+    pub fn window_at(&self, scheduled: DateTime<Utc>) -> Result<TimeWindow, InvalidJob> {
+        let midnight = scheduled.date_naive().and_time(NaiveTime::MIN).and_utc();
+        let (start, end) = match &self.window.rule {
+            WindowRule::Yesterday => (midnight - Duration::days(1), midnight),
+            WindowRule::LastDays { days } => (midnight - Duration::days(i64::from(*days)), midnight),
+            WindowRule::PreviousHour => {
+                let hour = midnight + Duration::hours(i64::from(chrono::Timelike::hour(&scheduled)));
+                (hour - Duration::hours(1), hour)
+            }
+            WindowRule::Explicit { start, end } => (*start, *end),
+        };
+        let start = start - Duration::days(i64::from(self.window.lookback_days));
+        TimeWindow::new(start, end).map_err(|e| InvalidJob::new("window", e))
+    }
+
+    /// The run's window cut into the slices one Amazon request each may ask for, in order.
+    pub fn windows(&self, scheduled: DateTime<Utc>) -> Result<Vec<TimeWindow>, InvalidJob> {
+        let whole = self.window_at(scheduled)?;
+        let Some(days) = self.window.slice_days.or(self.source.max_window_days()) else {
+            return Ok(vec![whole]);
+        };
+        let step = Duration::days(i64::from(days));
+        let mut slices = Vec::new();
+        let mut start = whole.start;
+        while start < whole.end {
+            let end = (start + step).min(whole.end);
+            slices.push(TimeWindow { start, end });
+            if slices.len() > MAX_SLICES {
+                return Err(InvalidJob::new(
+                    "window.sliceDays",
+                    format!("the window would need more than {MAX_SLICES} requests"),
+                ));
+            }
+            start = end;
+        }
+        Ok(slices)
+    }
+
+    /// The slice `index` of the run scheduled at `scheduled`.
+    pub fn slice(&self, scheduled: DateTime<Utc>, index: usize) -> Result<TimeWindow, InvalidJob> {
+        let windows = self.windows(scheduled)?;
+        let count = windows.len();
+        windows.into_iter().nth(index).ok_or_else(|| {
+            InvalidJob::new(
+                "slice",
+                format!("{index} is out of range: the window has {count} slices"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .expect("valid time")
+    }
+
+    fn sp_job(window: &str) -> String {
+        format!(
+            r#"{{"name": "sp-orders", "credentials": "amzpipe/seller",
+                "source": {{"type": "spReports", "reportType": "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+                           "marketplaceIds": ["ATVPDKIKX0DER"]}},
+                "window": {window}}}"#
+        )
+    }
+
+    #[test]
+    fn yesterday_is_the_utc_day_before_the_scheduled_day_whatever_the_hour() {
+        let job = Job::parse(&sp_job(r#"{"rule": "yesterday"}"#)).expect("job");
+        for scheduled in ["2026-11-23T00:00:00Z", "2026-11-23T23:59:59Z"] {
+            let w = job.window_at(at(scheduled)).expect("window");
+            assert_eq!(
+                (w.start, w.end),
+                (at("2026-11-22T00:00:00Z"), at("2026-11-23T00:00:00Z"))
+            );
+        }
+    }
+
+    #[test]
+    fn lookback_days_extend_the_window_backwards() {
+        let job = Job::parse(&sp_job(r#"{"rule": "lastDays", "days": 7, "lookbackDays": 3}"#)).expect("job");
+        let w = job.window_at(at("2026-11-23T06:00:00Z")).expect("window");
+        assert_eq!(
+            (w.start, w.end),
+            (at("2026-11-13T00:00:00Z"), at("2026-11-23T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_long_window_is_sliced_into_consecutive_requests_the_source_accepts() {
+        let job = Job::parse(&sp_job(
+            r#"{"rule": "explicit", "start": "2026-01-01T00:00:00Z", "end": "2026-03-01T00:00:00Z", "sliceDays": 25}"#,
+        ))
+        .expect("job");
+        let slices = job.windows(at("2030-01-01T00:00:00Z")).expect("slices");
+        assert_eq!(slices.len(), 3);
+        assert_eq!(slices[0].start, at("2026-01-01T00:00:00Z"));
+        assert_eq!(slices[1].start, slices[0].end);
+        assert_eq!(slices[2].end, at("2026-03-01T00:00:00Z"));
+        assert!(job.slice(at("2030-01-01T00:00:00Z"), 3).is_err());
+    }
+
+    #[test]
+    fn the_previous_hour_rule_covers_the_hour_before_the_scheduled_hour() {
+        let job = Job::parse(&sp_job(r#"{"rule": "previousHour"}"#)).expect("job");
+        let w = job.window_at(at("2026-11-23T00:10:00Z")).expect("window");
+        assert_eq!(
+            (w.start, w.end),
+            (at("2026-11-22T23:00:00Z"), at("2026-11-23T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_with_its_path() {
+        let json =
+            sp_job(r#"{"rule": "yesterday"}"#).replace("\"marketplaceIds\"", "\"reportTypo\": 1, \"marketplaceIds\"");
+        let err = Job::parse(&json).expect_err("refused");
+        assert_eq!(err.field, "source");
+        assert!(err.message.contains("reportTypo"), "{err}");
+    }
+
+    #[test]
+    fn a_wrongly_typed_field_is_named() {
+        let err = Job::parse(&sp_job(r#"{"rule": "lastDays", "days": "seven"}"#)).expect_err("refused");
+        assert_eq!(err.field, "window.days");
+        assert!(err.message.contains("seven"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_source_type_is_refused_naming_the_known_ones() {
+        let json = sp_job(r#"{"rule": "yesterday"}"#).replace("spReports", "vendorReports");
+        let err = Job::parse(&json).expect_err("refused");
+        assert_eq!(err.field, "source.type");
+        assert!(
+            err.message.contains("vendorReports") && err.message.contains("adsReports"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn hostile_names_and_ids_are_refused() {
+        let json = sp_job(r#"{"rule": "yesterday"}"#).replace("sp-orders", "../../etc");
+        assert_eq!(Job::parse(&json).expect_err("refused").field, "name");
+        let ads = r#"{"name": "ads", "credentials": "c", "window": {"rule": "yesterday"},
+            "source": {"type": "adsReports", "profileId": "1/../2", "adProduct": "SPONSORED_PRODUCTS",
+                       "reportTypeId": "spCampaigns", "columns": ["date"], "groupBy": ["campaign"]}}"#;
+        assert_eq!(Job::parse(ads).expect_err("refused").field, "source.profileId");
+    }
+
+    #[test]
+    fn a_slice_longer_than_the_source_accepts_is_refused() {
+        let ads = r#"{"name": "ads", "credentials": "c", "window": {"rule": "lastDays", "days": 60, "sliceDays": 45},
+            "source": {"type": "adsReports", "profileId": "123", "adProduct": "SPONSORED_PRODUCTS",
+                       "reportTypeId": "spCampaigns", "columns": ["date"], "groupBy": ["campaign"]}}"#;
+        let err = Job::parse(ads).expect_err("refused");
+        assert_eq!(err.field, "window.sliceDays");
+        let ok = ads.replace("\"sliceDays\": 45", "\"lookbackDays\": 1");
+        let job = Job::parse(&ok).expect("job");
+        let slices = job.windows(at("2026-11-23T00:00:00Z")).expect("slices");
+        assert_eq!(slices.len(), 2, "61 days in 31-day slices");
+        assert!(slices.iter().all(|w| w.days() <= 31));
+    }
+
+    #[test]
+    fn an_explicit_window_that_ends_before_it_starts_is_refused() {
+        let err = Job::parse(&sp_job(
+            r#"{"rule": "explicit", "start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}"#,
+        ))
+        .expect_err("refused");
+        assert_eq!(err.field, "window.end");
+    }
+
+    #[test]
+    fn defaults_fill_output_and_limits() {
+        let job = Job::parse(&sp_job(r#"{"rule": "yesterday"}"#)).expect("job");
+        assert_eq!(job.output.prefix, "amazon");
+        assert!(!job.output.keep_compressed);
+        assert_eq!(job.limits.max_polls, 240);
+        let back: Job = serde_json::from_value(serde_json::to_value(&job).expect("json")).expect("round trip");
+        assert_eq!(back, job);
+    }
+}

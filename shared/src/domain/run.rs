@@ -1,0 +1,210 @@
+//! Runs: one job over one window, from the claim to the manifest.
+//!
+//! ```text
+//!            claim            request id known        poll: done            manifest written
+//! (none) ──────────▶ CLAIMED ─────────────────▶ REQUESTED ─────────▶ READY ─────────────────▶ SUCCEEDED
+//!                       ▲                           │  poll: no data                      
+//!                       │ a later schedule fire     ├────────────────▶ NO_DATA             
+//!                       │ re-claims a failed run    │  poll: Amazon failed / stuck        
+//!                       └──────────────────────── FAILED ◀─────────────────────────────────
+//! ```
+//!
+//! Every transition is guarded by the status it leaves (a conditional write), so a retried or
+//! duplicated step either repeats a transition that already happened (and finds the same result) or
+//! is refused as stale; it never moves a run backwards.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::TimeWindow;
+use crate::transfer::DocumentRecord;
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    /// Claimed by a schedule fire; no Amazon request id recorded yet.
+    Claimed,
+    /// The Amazon request exists and its id is recorded.
+    Requested,
+    /// Amazon finished the request; documents can be downloaded.
+    Ready,
+    /// Every document is stored and the manifest written.
+    Succeeded,
+    /// Amazon finished without data (a cancelled SP-API report, a Slate window without files).
+    NoData,
+    /// Amazon failed the request, or the run was given up; `failure_reason` says why.
+    Failed,
+}
+
+impl RunStatus {
+    /// The stored spelling (`CLAIMED`, `REQUESTED`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Claimed => "CLAIMED",
+            Self::Requested => "REQUESTED",
+            Self::Ready => "READY",
+            Self::Succeeded => "SUCCEEDED",
+            Self::NoData => "NO_DATA",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// Whether the run has ended (a finished run carries a TTL).
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::NoData | Self::Failed)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "CLAIMED" => Self::Claimed,
+            "REQUESTED" => Self::Requested,
+            "READY" => Self::Ready,
+            "SUCCEEDED" => Self::Succeeded,
+            "NO_DATA" => Self::NoData,
+            "FAILED" => Self::Failed,
+            other => return Err(format!("unknown run status {other:?}")),
+        })
+    }
+}
+
+/// What identifies a run: the job and the window. Two schedule fires for the same scheduled time
+/// compute the same key, which is what makes them one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunKey {
+    /// The job's name.
+    pub job: String,
+    /// The slice of data this run asks for.
+    pub window: TimeWindow,
+}
+
+impl RunKey {
+    /// The run id: `{job}_{start}_{end}` with compact UTC times (`sp-orders_20261122T0000Z_20261123T0000Z`).
+    /// Deterministic, so a retried download writes to the same keys; safe in S3 keys and DynamoDB keys.
+    pub fn run_id(&self) -> String {
+        format!(
+            "{}_{}_{}",
+            self.job,
+            compact(self.window.start),
+            compact(self.window.end)
+        )
+    }
+}
+
+fn compact(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%MZ").to_string()
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// Job and window.
+    pub key: RunKey,
+    /// [`RunKey::run_id`].
+    pub run_id: String,
+    /// The source kind (`sp-reports`, `ads-reports`, `amc`, `slate`).
+    pub source: String,
+    /// Where the run is.
+    pub status: RunStatus,
+    /// The Amazon request id (report id, execution id), once known.
+    pub request_id: Option<String>,
+    /// Amazon's own last status word (`IN_QUEUE`, `RUNNING`, …).
+    pub amazon_status: Option<String>,
+    /// How many times the run was claimed (1, plus one per re-run after a failure).
+    pub claims: u32,
+    /// Status checks so far in this claim.
+    pub polls: u32,
+    /// When a create call was first attempted in this claim: a retry looks for a request made since.
+    pub create_started_at: Option<DateTime<Utc>>,
+    /// When the run was first claimed.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Why it failed (Amazon's reason, or ours).
+    pub failure_reason: Option<String>,
+    /// The manifest's key in the output bucket, once written.
+    pub manifest_key: Option<String>,
+    /// Documents already stored in this claim, in order (a retried download resumes after them).
+    pub documents: Vec<DocumentRecord>,
+}
+
+impl RunRecord {
+    /// A freshly claimed run.
+    pub fn claimed(key: RunKey, source: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            run_id: key.run_id(),
+            key,
+            source: source.to_owned(),
+            status: RunStatus::Claimed,
+            request_id: None,
+            amazon_status: None,
+            claims: 1,
+            polls: 0,
+            create_started_at: None,
+            created_at: now,
+            updated_at: now,
+            failure_reason: None,
+            manifest_key: None,
+            documents: Vec::new(),
+        }
+    }
+}
+
+/// Fields a guarded transition sets besides the status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunUpdate {
+    /// Why the run failed.
+    pub failure_reason: Option<String>,
+    /// Where the manifest is.
+    pub manifest_key: Option<String>,
+    /// Amazon's last status word.
+    pub amazon_status: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_id_is_the_job_and_the_window_in_compact_utc() {
+        let key = RunKey {
+            job: "sp-orders".into(),
+            window: TimeWindow::new(
+                DateTime::from_timestamp(1_795_305_600, 0).expect("t"),
+                DateTime::from_timestamp(1_795_392_000, 0).expect("t"),
+            )
+            .expect("window"),
+        };
+        assert_eq!(key.run_id(), "sp-orders_20261122T0000Z_20261123T0000Z");
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_stored_spelling() {
+        for s in [
+            RunStatus::Claimed,
+            RunStatus::Requested,
+            RunStatus::Ready,
+            RunStatus::Succeeded,
+            RunStatus::NoData,
+            RunStatus::Failed,
+        ] {
+            assert_eq!(s.as_str().parse::<RunStatus>(), Ok(s));
+        }
+        assert!("DONE".parse::<RunStatus>().is_err());
+    }
+}

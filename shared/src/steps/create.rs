@@ -1,0 +1,138 @@
+//! create-request: claims the run and creates its Amazon request exactly once.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use crate::domain::run::RunStatus;
+use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, SourceError, TokenCache};
+use crate::steps::{RunContext, RunRef, Services, StepError, fail_run, note_refusal, poll_wait, take_quota};
+
+/// How far back before a previous attempt's start a search for its request looks (clock skew).
+const FIND_SLACK: chrono::Duration = chrono::Duration::seconds(120);
+
+/// What create-request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CreateOutcome {
+    /// A new Amazon request was created and recorded.
+    Created,
+    /// An earlier, interrupted attempt had created the request; it was found and recorded.
+    Found,
+    /// The run already had its request (a duplicate schedule fire, a retried step): continue polling.
+    Existing,
+    /// No capacity (a shared quota, or Amazon's throttling): wait `waitSeconds` and call again.
+    Throttled,
+    /// The run has already ended (`SUCCEEDED` or `NO_DATA`): nothing to do.
+    Done,
+}
+
+/// What create-request returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateOutput {
+    /// What happened.
+    pub outcome: CreateOutcome,
+    /// The run.
+    #[serde(flatten)]
+    pub run: RunRef,
+    /// The Amazon request id, once there is one.
+    pub request_id: Option<String>,
+    /// Seconds to wait before the next step (the first status check, or the next create attempt).
+    pub wait_seconds: u64,
+}
+
+/// Claims the run for the event's job and window and makes sure its Amazon request exists, once.
+///
+/// A duplicate fire or a retry finds the existing run and continues it; a retry after a crash between
+/// "created at Amazon" and "recorded" looks for the request the crashed attempt made before creating
+/// one. Errors: `InvalidJob`, `CredentialsRefused` and the source's own refusals (recorded on the run
+/// as `FAILED`), `Transient`, `AuthExpired`.
+pub async fn create_request<St, Se, Si>(
+    services: &Services<St, Se, Si>,
+    event: serde_json::Value,
+) -> Result<CreateOutput, StepError>
+where
+    St: JobStore + Quotas + TokenCache,
+    Se: SecretStore,
+    Si: ObjectSink,
+{
+    let ctx = RunContext::from_event(event)?;
+    let span = tracing::info_span!("create-request", job = %ctx.job.name, run_id = %ctx.key.run_id());
+    create(services, &ctx).instrument(span).await
+}
+
+async fn create<St, Se, Si>(services: &Services<St, Se, Si>, ctx: &RunContext) -> Result<CreateOutput, StepError>
+where
+    St: JobStore + Quotas + TokenCache,
+    Se: SecretStore,
+    Si: ObjectSink,
+{
+    let store = &services.store;
+    let first_wait = poll_wait(&ctx.job.source, 0, services.settings.max_wait).as_secs();
+    let output = |outcome, run: &crate::domain::run::RunRecord, wait_seconds| CreateOutput {
+        outcome,
+        run: RunRef::from(run),
+        request_id: run.request_id.clone(),
+        wait_seconds,
+    };
+    let run = store.claim_run(&ctx.key, ctx.job.source.kind(), Utc::now()).await?;
+    match run.status {
+        RunStatus::Claimed => {}
+        RunStatus::Requested | RunStatus::Ready => {
+            tracing::info!(request_id = ?run.request_id, status = %run.status, "the run already has its request; continuing it");
+            return Ok(output(CreateOutcome::Existing, &run, first_wait));
+        }
+        RunStatus::Succeeded | RunStatus::NoData => {
+            tracing::info!(status = %run.status, "the run has already ended; nothing to do");
+            return Ok(output(CreateOutcome::Done, &run, 0));
+        }
+        RunStatus::Failed => {
+            return Err(StepError::SourceFailed(
+                run.failure_reason.unwrap_or_else(|| "the run failed".into()),
+            ));
+        }
+    }
+    let throttled = |run, wait: Duration| {
+        let wait = wait.min(services.settings.max_wait).as_secs().max(1);
+        tracing::info!(wait_seconds = wait, "no capacity to create the request now");
+        Ok(output(CreateOutcome::Throttled, run, wait))
+    };
+    if let Some(wait) = take_quota(store, ctx).await? {
+        return throttled(&run, wait);
+    }
+    let session = services.session(&ctx.job.credentials).await?;
+    let source = services.bind(&ctx.job, &session).await?;
+    let previous_attempt = run.create_started_at;
+    let run = store.begin_create(&ctx.key, Utc::now()).await?;
+    let found = match previous_attempt {
+        Some(at) => {
+            tracing::info!(since = %at, "an earlier attempt may have created the request; looking for it");
+            source.find_existing(&ctx.window, at - FIND_SLACK).await
+        }
+        None => Ok(None),
+    };
+    let created = match found {
+        Ok(Some(id)) => Ok((CreateOutcome::Found, id)),
+        Ok(None) => source.create(&ctx.window).await.map(|id| (CreateOutcome::Created, id)),
+        Err(e) => Err(e),
+    };
+    let (outcome, id) = match created {
+        Ok(created) => created,
+        Err(SourceError::Throttled { retry_after }) => return throttled(&run, retry_after),
+        Err(e) => {
+            let error = note_refusal(services, &ctx.job.credentials, e.into()).await;
+            return Err(if error.is_retryable() {
+                error
+            } else {
+                fail_run(store, ctx, error).await
+            });
+        }
+    };
+    let run = store.record_request(&ctx.key, &id, Utc::now()).await?;
+    services.persist_session(&session).await?;
+    tracing::info!(request_id = %id, outcome = ?outcome, "request recorded");
+    Ok(output(outcome, &run, first_wait))
+}

@@ -1,0 +1,290 @@
+//! download-decrypt: streams the run's documents into S3, writes the manifest, ends the run.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use crate::domain::iso;
+use crate::domain::job::SourceSpec;
+use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
+use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, SourceDocument, TokenCache};
+use crate::steps::{
+    BoundSource, Deadline, RunContext, RunRef, Services, StepError, fail_run, note_refusal, release_quota,
+};
+use crate::transfer::{
+    Destination, DocumentRecord, ErrorClass, MANIFEST_FILE_NAME, Manifest, OutputMode, Totals, TransferOptions,
+    transfer_document,
+};
+
+/// What download-decrypt returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadOutput {
+    /// The run (`SUCCEEDED`, or `NO_DATA`).
+    #[serde(flatten)]
+    pub run: RunRef,
+    /// `s3://bucket/key` of the manifest; `None` for a run without data.
+    pub manifest: Option<String>,
+    /// Sums over the documents stored.
+    pub totals: Totals,
+}
+
+/// Moves every document of a `READY` run into S3, then writes the manifest and marks the run
+/// `SUCCEEDED` (and, for Slate, moves the job's watermark forward).
+///
+/// Idempotent and resumable: a document already recorded on the run is not transferred again, keys are
+/// deterministic, and a run that already succeeded returns its manifest. When the Lambda deadline
+/// comes before a document is done, its unfinished uploads are aborted and the step fails with
+/// `Transient`: the retry resumes with that document, and nothing partial is ever visible. Errors:
+/// `NotReady` (request not done), `IntegrityFailed` (recorded on the run), `Transient`, `InvalidJob`.
+pub async fn download_decrypt<St, Se, Si>(
+    services: &Services<St, Se, Si>,
+    event: serde_json::Value,
+    deadline: Deadline,
+) -> Result<DownloadOutput, StepError>
+where
+    St: JobStore + Quotas + TokenCache,
+    Se: SecretStore,
+    Si: ObjectSink,
+{
+    let ctx = RunContext::from_event(event)?;
+    let span = tracing::info_span!("download-decrypt", job = %ctx.job.name, run_id = %ctx.key.run_id());
+    download(services, &ctx, deadline).instrument(span).await
+}
+
+fn totals_of(records: &[DocumentRecord]) -> Totals {
+    Manifest::new(BTreeMap::new(), records.to_vec()).totals
+}
+
+async fn download<St, Se, Si>(
+    services: &Services<St, Se, Si>,
+    ctx: &RunContext,
+    deadline: Deadline,
+) -> Result<DownloadOutput, StepError>
+where
+    St: JobStore + Quotas + TokenCache,
+    Se: SecretStore,
+    Si: ObjectSink,
+{
+    let store = &services.store;
+    let bucket = &services.settings.bucket;
+    let run = store
+        .run(&ctx.key)
+        .await?
+        .ok_or_else(|| StepError::NotReady("the run has not been created yet".into()))?;
+    let finished = |run: &RunRecord| DownloadOutput {
+        run: RunRef::from(run),
+        manifest: run.manifest_key.as_ref().map(|key| format!("s3://{bucket}/{key}")),
+        totals: totals_of(&run.documents),
+    };
+    match run.status {
+        RunStatus::Ready => {}
+        RunStatus::Succeeded | RunStatus::NoData => {
+            tracing::info!(status = %run.status, "the run has already ended; returning its result");
+            return Ok(finished(&run));
+        }
+        RunStatus::Failed => {
+            return Err(StepError::SourceFailed(
+                run.failure_reason.unwrap_or_else(|| "the run failed".into()),
+            ));
+        }
+        status => return Err(StepError::NotReady(format!("the run is {status}, not READY"))),
+    }
+    let request_id = run
+        .request_id
+        .clone()
+        .ok_or_else(|| StepError::NotReady("the run has no request id".into()))?;
+    let prefix = ctx.run_prefix();
+    let leftovers = services.sink.abort_uploads_under(&format!("{prefix}/")).await?;
+    if leftovers > 0 {
+        tracing::info!(
+            uploads = leftovers,
+            "aborted the unfinished uploads of an earlier attempt"
+        );
+    }
+    let session = services.session(&ctx.job.credentials).await?;
+    let source = services.bind(&ctx.job, &session).await?;
+    let mut documents = list_documents(services, ctx, &source, &request_id).await?;
+    let newest = documents.iter().filter_map(|d| d.produced_at).max();
+    let mut records = run.documents.clone();
+    for (i, record) in records.iter().enumerate() {
+        if documents.get(i).map(|d| d.source_id.as_str()) != Some(record.source_id.as_str()) {
+            let error = StepError::SourceFailed(format!(
+                "the documents of request {request_id} changed since an earlier attempt stored {} of them",
+                records.len()
+            ));
+            return Err(fail_run(store, ctx, error).await);
+        }
+    }
+    let options = TransferOptions {
+        output: if ctx.job.output.keep_compressed {
+            OutputMode::KeepCompressed
+        } else {
+            OutputMode::Decompress
+        },
+        max_output_bytes: ctx.job.limits.max_document_bytes,
+        ..TransferOptions::default()
+    };
+    let total = documents.len();
+    let margin = services.settings.deadline_margin;
+    for index in records.len()..total {
+        let destination = Destination {
+            key_stem: format!("{prefix}/{index:05}"),
+        };
+        let mut refreshed = false;
+        let record = loop {
+            let remaining = deadline.remaining(margin);
+            if remaining.is_some_and(|r| r.is_zero()) {
+                return Err(StepError::Transient(format!(
+                    "the Lambda deadline is near: {index} of {total} documents stored; a retry resumes from there"
+                )));
+            }
+            let document = documents
+                .get_mut(index)
+                .and_then(|d| d.document_taken())
+                .ok_or_else(|| StepError::Transient("the document list shrank between calls".into()))?;
+            let transfer = transfer_document(services.downloads(), &services.sink, document, &destination, &options);
+            let result = match remaining {
+                None => transfer.await,
+                Some(limit) => match tokio::time::timeout(limit, transfer).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        let aborted = services
+                            .sink
+                            .abort_uploads_under(&destination.key_stem)
+                            .await
+                            .unwrap_or_default();
+                        tracing::warn!(
+                            index,
+                            total,
+                            aborted,
+                            "the Lambda deadline came mid-transfer; uploads aborted"
+                        );
+                        return Err(StepError::Transient(format!(
+                            "the Lambda deadline came while document {} of {total} was moving; a retry resumes from it",
+                            index + 1
+                        )));
+                    }
+                },
+            };
+            match result {
+                Ok(record) => break record,
+                Err(e) if e.class() == ErrorClass::UrlExpired && !refreshed => {
+                    tracing::info!(index, "the download URL expired; asking the source for fresh ones");
+                    documents = list_documents(services, ctx, &source, &request_id).await?;
+                    refreshed = true;
+                }
+                Err(e) => {
+                    let error = StepError::from(e);
+                    return Err(if error.is_retryable() {
+                        error
+                    } else {
+                        fail_run(store, ctx, error).await
+                    });
+                }
+            }
+        };
+        tracing::info!(
+            index,
+            total,
+            bytes_in = record.bytes_in,
+            bytes_out = record.bytes_out,
+            objects = record.objects.len(),
+            "document stored"
+        );
+        store.record_document(&ctx.key, index, &record).await?;
+        records.push(record);
+    }
+
+    let manifest_key = format!("{prefix}/{MANIFEST_FILE_NAME}");
+    let manifest = Manifest::new(manifest_context(ctx, &request_id), records);
+    manifest.write(&services.sink, &manifest_key).await?;
+    let update = RunUpdate {
+        manifest_key: Some(manifest_key),
+        ..RunUpdate::default()
+    };
+    let run = store
+        .transition(&ctx.key, &[RunStatus::Ready], RunStatus::Succeeded, update, Utc::now())
+        .await?;
+    release_quota(store, ctx).await;
+    if let (SourceSpec::Slate(_), Some(newest)) = (&ctx.job.source, newest) {
+        let moved = store.advance_watermark(&ctx.job.name, newest).await?;
+        tracing::info!(watermark = %newest, moved, "watermark");
+    }
+    services.persist_session(&session).await?;
+    let t = manifest.totals;
+    tracing::info!(
+        documents = t.documents,
+        objects = t.objects,
+        bytes_in = t.bytes_in,
+        bytes_out = t.bytes_out,
+        rows = t.rows,
+        "run succeeded"
+    );
+    Ok(DownloadOutput {
+        manifest: Some(format!(
+            "s3://{bucket}/{}",
+            run.manifest_key.as_deref().unwrap_or_default()
+        )),
+        run: RunRef::from(&run),
+        totals: t,
+    })
+}
+
+async fn list_documents<St, Se, Si>(
+    services: &Services<St, Se, Si>,
+    ctx: &RunContext,
+    source: &BoundSource,
+    request_id: &str,
+) -> Result<Vec<Pending>, StepError>
+where
+    St: JobStore + Quotas + TokenCache,
+    Se: SecretStore,
+    Si: ObjectSink,
+{
+    match source.documents(request_id).await {
+        Ok(documents) => Ok(documents.into_iter().map(Pending::from).collect()),
+        Err(e) => Err(note_refusal(services, &ctx.job.credentials, e.into()).await),
+    }
+}
+
+/// A listed document whose transfer has not started.
+struct Pending {
+    document: Option<crate::transfer::Document>,
+    produced_at: Option<chrono::DateTime<Utc>>,
+    source_id: String,
+}
+
+impl From<SourceDocument> for Pending {
+    fn from(d: SourceDocument) -> Self {
+        Self {
+            source_id: d.document.source_id.clone(),
+            produced_at: d.produced_at,
+            document: Some(d.document),
+        }
+    }
+}
+
+impl Pending {
+    fn document_taken(&mut self) -> Option<crate::transfer::Document> {
+        self.document.take()
+    }
+}
+
+fn manifest_context(ctx: &RunContext, request_id: &str) -> BTreeMap<String, String> {
+    let source = &ctx.job.source;
+    BTreeMap::from([
+        ("job".to_owned(), ctx.job.name.clone()),
+        ("run_id".to_owned(), ctx.key.run_id()),
+        ("source".to_owned(), source.kind().to_owned()),
+        ("account".to_owned(), source.account()),
+        ("report".to_owned(), source.report()),
+        ("request_id".to_owned(), request_id.to_owned()),
+        ("window_start".to_owned(), iso(ctx.window.start)),
+        ("window_end".to_owned(), iso(ctx.window.end)),
+        ("scheduled_time".to_owned(), iso(ctx.scheduled)),
+        ("slice".to_owned(), ctx.slice.to_string()),
+    ])
+}

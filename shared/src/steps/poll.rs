@@ -1,0 +1,154 @@
+//! poll-status: one status check of the run's Amazon request. Never waits: the state machine does.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use crate::domain::run::{RunStatus, RunUpdate};
+use crate::ports::{JobStore, ObjectSink, Quotas, RequestStatus, SecretStore, TokenCache};
+use crate::steps::{RunContext, RunRef, Services, StepError, fail_run, note_refusal, poll_wait, release_quota};
+
+/// Where the request is, for the state machine's Choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PollState {
+    /// Not done: wait `waitSeconds`, then poll again.
+    InProgress,
+    /// Done: download.
+    Ready,
+    /// Done without data: end cleanly.
+    NoData,
+}
+
+/// What poll-status returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollOutput {
+    /// Where the request is.
+    pub state: PollState,
+    /// The run.
+    #[serde(flatten)]
+    pub run: RunRef,
+    /// Amazon's own status word (`IN_QUEUE`, `PENDING`, `RUNNING`, …), when it gave one.
+    pub amazon_status: Option<String>,
+    /// Status checks so far.
+    pub polls: u32,
+    /// Seconds to wait before the next check (0 unless `IN_PROGRESS`).
+    pub wait_seconds: u64,
+}
+
+/// Checks the run's request once and records what Amazon said.
+///
+/// `FAILED`/`FATAL` at Amazon, or a request still running after the job's `maxPolls`, fail the run with
+/// the reason stored on it and return `SourceFailed` carrying that reason. A run whose request is not
+/// recorded yet is `NotReady`.
+pub async fn poll_status<St, Se, Si>(
+    services: &Services<St, Se, Si>,
+    event: serde_json::Value,
+) -> Result<PollOutput, StepError>
+where
+    St: JobStore + Quotas + TokenCache,
+    Se: SecretStore,
+    Si: ObjectSink,
+{
+    let ctx = RunContext::from_event(event)?;
+    let span = tracing::info_span!("poll-status", job = %ctx.job.name, run_id = %ctx.key.run_id());
+    poll(services, &ctx).instrument(span).await
+}
+
+async fn poll<St, Se, Si>(services: &Services<St, Se, Si>, ctx: &RunContext) -> Result<PollOutput, StepError>
+where
+    St: JobStore + Quotas + TokenCache,
+    Se: SecretStore,
+    Si: ObjectSink,
+{
+    let store = &services.store;
+    let run = store
+        .run(&ctx.key)
+        .await?
+        .ok_or_else(|| StepError::NotReady("the run has not been created yet (create-request comes first)".into()))?;
+    let done = |state, run: &crate::domain::run::RunRecord| PollOutput {
+        state,
+        run: RunRef::from(run),
+        amazon_status: run.amazon_status.clone(),
+        polls: run.polls,
+        wait_seconds: 0,
+    };
+    let request_id = match (run.status, &run.request_id) {
+        (RunStatus::Requested, Some(id)) => id.clone(),
+        (RunStatus::Ready | RunStatus::Succeeded, _) => return Ok(done(PollState::Ready, &run)),
+        (RunStatus::NoData, _) => return Ok(done(PollState::NoData, &run)),
+        (RunStatus::Failed, _) => {
+            return Err(StepError::SourceFailed(
+                run.failure_reason.unwrap_or_else(|| "the run failed".into()),
+            ));
+        }
+        (status, _) => {
+            return Err(StepError::NotReady(format!(
+                "the run is {status}: its Amazon request is not recorded yet"
+            )));
+        }
+    };
+    let session = services.session(&ctx.job.credentials).await?;
+    let source = services.bind(&ctx.job, &session).await?;
+    let status = match source.status(&request_id).await {
+        Ok(status) => status,
+        Err(e) => return Err(note_refusal(services, &ctx.job.credentials, e.into()).await),
+    };
+    services.persist_session(&session).await?;
+    let now = Utc::now();
+    match status {
+        RequestStatus::InProgress { state } => {
+            let polls = store.record_poll(&ctx.key, &state, now).await?;
+            if polls >= ctx.job.limits.max_polls {
+                let error = StepError::SourceFailed(format!(
+                    "the request {request_id} was still {state} after {polls} status checks (limits.maxPolls)"
+                ));
+                return Err(fail_run(store, ctx, error).await);
+            }
+            let wait = poll_wait(&ctx.job.source, polls, services.settings.max_wait);
+            tracing::info!(request_id = %request_id, amazon_status = %state, polls, wait_seconds = wait.as_secs(), "not ready yet");
+            Ok(PollOutput {
+                state: PollState::InProgress,
+                run: RunRef {
+                    status: RunStatus::Requested,
+                    ..RunRef::from(&run)
+                },
+                amazon_status: Some(state),
+                polls,
+                wait_seconds: wait.as_secs(),
+            })
+        }
+        RequestStatus::Ready => {
+            let update = RunUpdate {
+                amazon_status: Some("DONE".into()),
+                ..RunUpdate::default()
+            };
+            let run = store
+                .transition(&ctx.key, &[RunStatus::Requested], RunStatus::Ready, update, now)
+                .await?;
+            release_quota(store, ctx).await;
+            tracing::info!(request_id = %request_id, polls = run.polls, "ready to download");
+            Ok(done(PollState::Ready, &run))
+        }
+        RequestStatus::NoData { reason } => {
+            let update = RunUpdate {
+                failure_reason: Some(reason.clone()),
+                amazon_status: Some("NO_DATA".into()),
+                ..RunUpdate::default()
+            };
+            let run = store
+                .transition(&ctx.key, &[RunStatus::Requested], RunStatus::NoData, update, now)
+                .await?;
+            release_quota(store, ctx).await;
+            tracing::info!(request_id = %request_id, reason = %reason, "finished without data");
+            Ok(done(PollState::NoData, &run))
+        }
+        RequestStatus::Failed { reason } => Err(fail_run(
+            store,
+            ctx,
+            StepError::SourceFailed(format!("Amazon failed request {request_id}: {reason}")),
+        )
+        .await),
+    }
+}

@@ -1,0 +1,334 @@
+//! What every step needs, built once per Lambda container: configuration, the AWS adapters, HTTP
+//! clients, and the credential sessions kept warm between invocations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Mutex;
+
+use crate::adapters::ads_reports::{self, AdsReportsClient};
+use crate::adapters::amc::AmcClient;
+use crate::adapters::api::{ApiClient, AuthStyle, Policy, api_http_client};
+use crate::adapters::dynamo::{DEFAULT_RUN_TTL_DAYS, DynamoJobStore};
+use crate::adapters::lwa::{LwaClient, LwaSession, token_endpoint};
+use crate::adapters::s3::{Encryption, S3Sink};
+use crate::adapters::secrets::SecretsManagerStore;
+use crate::adapters::slate::{self, SlateClient};
+use crate::adapters::sp_reports::{self, SpReportsClient};
+use crate::domain::job::{Job, SourceSpec};
+use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, StoredCredentials, TokenCache};
+use crate::steps::StepError;
+use crate::steps::source::BoundSource;
+
+/// Endpoint overrides (the simulator, a sandbox); `None` means Amazon's endpoint for the region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Login with Amazon token endpoint (`AMZPIPE_LWA_URL`).
+    pub lwa: Option<String>,
+    /// SP-API base URL (`AMZPIPE_SP_API_URL`).
+    pub sp_api: Option<String>,
+    /// Ads API base URL, also AMC's (`AMZPIPE_ADS_API_URL`).
+    pub ads_api: Option<String>,
+    /// Slate base URL (`AMZPIPE_SLATE_URL`).
+    pub slate: Option<String>,
+}
+
+/// Configuration of the functions, read once at cold start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The job table (`AMZPIPE_TABLE`, required).
+    pub table: String,
+    /// The output bucket (`AMZPIPE_BUCKET`, required).
+    pub bucket: String,
+    /// SSE-KMS key for the objects written (`AMZPIPE_KMS_KEY_ID`); the bucket default otherwise.
+    pub kms_key_id: Option<String>,
+    /// Endpoint overrides.
+    pub endpoints: Endpoints,
+    /// Longest wait any step asks the state machine for (`AMZPIPE_MAX_WAIT_SECONDS`, default 900;
+    /// local runs set 1).
+    pub max_wait: Duration,
+    /// Days finished runs are kept (`AMZPIPE_RUN_TTL_DAYS`, default 90).
+    pub run_ttl_days: u32,
+    /// Time kept back from the Lambda deadline to record progress and return (`AMZPIPE_DEADLINE_MARGIN_SECONDS`, default 30).
+    pub deadline_margin: Duration,
+}
+
+impl Settings {
+    /// Reads the settings from environment variables; one error names every missing or bad variable.
+    pub fn from_env() -> Result<Self, StepError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
+        let mut problems = Vec::new();
+        let mut required = |name: &str| match lookup(name).filter(|v| !v.trim().is_empty()) {
+            Some(v) => v,
+            None => {
+                problems.push(format!("{name} is not set"));
+                String::new()
+            }
+        };
+        let table = required("AMZPIPE_TABLE");
+        let bucket = required("AMZPIPE_BUCKET");
+        let optional = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut number = |name: &str, default: u64| match optional(name).map(|v| v.parse::<u64>()) {
+            None => default,
+            Some(Ok(v)) => v,
+            Some(Err(_)) => {
+                problems.push(format!("{name} is not a whole number"));
+                default
+            }
+        };
+        let max_wait = Duration::from_secs(number("AMZPIPE_MAX_WAIT_SECONDS", 900).max(1));
+        let run_ttl_days = number("AMZPIPE_RUN_TTL_DAYS", u64::from(DEFAULT_RUN_TTL_DAYS)) as u32;
+        let deadline_margin = Duration::from_secs(number("AMZPIPE_DEADLINE_MARGIN_SECONDS", 30));
+        if !problems.is_empty() {
+            return Err(StepError::Misconfigured(format!(
+                "the function's configuration is incomplete: {}",
+                problems.join("; ")
+            )));
+        }
+        Ok(Self {
+            table,
+            bucket,
+            kms_key_id: optional("AMZPIPE_KMS_KEY_ID"),
+            endpoints: Endpoints {
+                lwa: optional("AMZPIPE_LWA_URL"),
+                sp_api: optional("AMZPIPE_SP_API_URL"),
+                ads_api: optional("AMZPIPE_ADS_API_URL"),
+                slate: optional("AMZPIPE_SLATE_URL"),
+            },
+            max_wait,
+            run_ttl_days,
+            deadline_margin,
+        })
+    }
+}
+
+/// The credentials of one secret, with their LWA session (access token cached in memory).
+pub struct Session {
+    /// The secret id.
+    pub secret_id: String,
+    /// The credential set as read.
+    pub stored: StoredCredentials,
+    /// The LWA session over it.
+    pub lwa: Arc<LwaSession>,
+    /// Expiry of the token last written to (or read from) the shared cache.
+    shared_until: Mutex<Option<DateTime<Utc>>>,
+}
+
+/// Everything the steps use. Generic over the ports so that each adapter can be replaced.
+pub struct Services<St, Se, Si> {
+    /// Runs, watermarks, quotas, and the shared token cache.
+    pub store: St,
+    /// Credential sets.
+    pub secrets: Se,
+    /// The output bucket.
+    pub sink: Si,
+    /// Configuration.
+    pub settings: Settings,
+    /// The HTTP policy of Amazon API calls.
+    pub policy: Policy,
+    api_http: reqwest::Client,
+    downloads: reqwest::Client,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+/// The production services: DynamoDB, Secrets Manager, S3.
+pub type AwsServices = Services<DynamoJobStore, SecretsManagerStore, S3Sink>;
+
+impl AwsServices {
+    /// Builds the services from the environment: [`Settings::from_env`] and the AWS SDK's own
+    /// configuration (`AWS_REGION`, credentials, and `AWS_ENDPOINT_URL` for a local emulator, in which
+    /// case S3 is addressed path-style).
+    pub async fn from_env() -> Result<Self, StepError> {
+        let settings = Settings::from_env()?;
+        let config = aws_config::load_from_env().await;
+        Self::from_sdk_config(&config, settings)
+    }
+
+    /// Builds the services over an SDK configuration (tests point it at an emulator).
+    pub fn from_sdk_config(config: &aws_config::SdkConfig, settings: Settings) -> Result<Self, StepError> {
+        let path_style = config.endpoint_url().is_some();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(config)
+                .force_path_style(path_style)
+                .build(),
+        );
+        let encryption = settings
+            .kms_key_id
+            .clone()
+            .map_or(Encryption::BucketDefault, Encryption::Kms);
+        let store = DynamoJobStore::new(
+            aws_sdk_dynamodb::Client::new(config),
+            settings.table.clone(),
+            settings.run_ttl_days,
+        );
+        let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(config));
+        let sink = S3Sink::new(s3, settings.bucket.clone(), encryption);
+        Self::new(store, secrets, sink, settings, Policy::default())
+    }
+}
+
+impl<St, Se, Si> Services<St, Se, Si>
+where
+    St: JobStore + Quotas + TokenCache,
+    Se: SecretStore,
+    Si: ObjectSink,
+{
+    /// Services over the given adapters.
+    pub fn new(store: St, secrets: Se, sink: Si, settings: Settings, policy: Policy) -> Result<Self, StepError> {
+        let api_http = api_http_client(&policy).map_err(|e| StepError::Misconfigured(e.to_string()))?;
+        let downloads =
+            crate::adapters::http::download_client().map_err(|e| StepError::Misconfigured(e.to_string()))?;
+        Ok(Self {
+            store,
+            secrets,
+            sink,
+            settings,
+            policy,
+            api_http,
+            downloads,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The HTTP client for document downloads.
+    pub fn downloads(&self) -> &reqwest::Client {
+        &self.downloads
+    }
+
+    /// The session of `secret_id`: kept from an earlier invocation of this container, or read from the
+    /// secret and seeded with the token other functions cached.
+    pub async fn session(&self, secret_id: &str) -> Result<Arc<Session>, StepError> {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(session) = sessions.get(secret_id) {
+            return Ok(Arc::clone(session));
+        }
+        let stored = self.secrets.credentials(secret_id).await?;
+        let endpoint = self
+            .settings
+            .endpoints
+            .lwa
+            .clone()
+            .unwrap_or_else(|| token_endpoint(stored.region).to_owned());
+        let lwa = Arc::new(LwaSession::new(
+            LwaClient::new(self.api_http.clone(), endpoint),
+            stored.credentials.clone(),
+        ));
+        let mut shared_until = None;
+        match self.store.cached_token(secret_id).await {
+            Ok(Some(token)) => {
+                shared_until = Some(token.expires_at);
+                lwa.seed(token).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the shared token cache could not be read; refreshing instead"),
+        }
+        let session = Arc::new(Session {
+            secret_id: secret_id.to_owned(),
+            stored,
+            lwa,
+            shared_until: Mutex::new(shared_until),
+        });
+        sessions.insert(secret_id.to_owned(), Arc::clone(&session));
+        Ok(session)
+    }
+
+    /// Forgets a session whose credentials were refused, so the next invocation reads the secret again
+    /// (an operator may have stored new ones).
+    pub async fn forget_session(&self, secret_id: &str) {
+        self.sessions.lock().await.remove(secret_id);
+    }
+
+    /// Persists what a session learned: a rotated refresh token (as a new secret version; retried,
+    /// because losing it would lose access) and a newer access token (into the shared cache).
+    pub async fn persist_session(&self, session: &Session) -> Result<(), StepError> {
+        if let Some(rotated) = session.lwa.rotated_refresh_token().await {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self
+                    .secrets
+                    .store_refresh_token(&session.secret_id, &session.stored, &rotated)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) if attempt < 3 => {
+                        tracing::warn!(attempt, error = %e, "storing the rotated refresh token failed; trying again");
+                        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, secret = %session.secret_id, "the rotated refresh token could not be stored");
+                        return Err(e.into());
+                    }
+                }
+            }
+            session.lwa.rotation_persisted(&rotated).await;
+        }
+        if let Some(token) = session.lwa.current_token().await {
+            let mut shared_until = session.shared_until.lock().await;
+            if shared_until.is_none_or(|until| token.expires_at > until) {
+                match self.store.store_token(&session.secret_id, &token).await {
+                    Ok(()) => *shared_until = Some(token.expires_at),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the access token could not be shared; other functions will refresh")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The source client for `job` over `session`, with the request it makes (Slate's carries the
+    /// job's watermark).
+    pub async fn bind(&self, job: &Job, session: &Session) -> Result<BoundSource, StepError> {
+        let region = session.stored.region;
+        let api = |auth| {
+            ApiClient::new(
+                self.api_http.clone(),
+                Arc::clone(&session.lwa),
+                auth,
+                self.policy.clone(),
+            )
+        };
+        let endpoints = &self.settings.endpoints;
+        let ads_base = || {
+            endpoints
+                .ads_api
+                .clone()
+                .unwrap_or_else(|| ads_reports::endpoint(region).to_owned())
+        };
+        Ok(match &job.source {
+            SourceSpec::SpReports(request) => {
+                let base = endpoints
+                    .sp_api
+                    .clone()
+                    .unwrap_or_else(|| sp_reports::endpoint(region, false));
+                BoundSource::Sp(
+                    SpReportsClient::new(api(AuthStyle::AmzAccessToken), base),
+                    request.clone(),
+                )
+            }
+            SourceSpec::AdsReports(request) => BoundSource::Ads(
+                AdsReportsClient::new(api(AuthStyle::Bearer), ads_base()),
+                request.clone(),
+            ),
+            SourceSpec::Amc(request) => {
+                BoundSource::Amc(AmcClient::new(api(AuthStyle::Bearer), ads_base()), request.clone())
+            }
+            SourceSpec::Slate(request) => {
+                let base = endpoints
+                    .slate
+                    .clone()
+                    .unwrap_or_else(|| slate::DEFAULT_BASE_URL.to_owned());
+                let mut request = request.clone();
+                request.after = self.store.watermark(&job.name).await?.max(request.after);
+                BoundSource::Slate(SlateClient::new(api(AuthStyle::Bearer), base), request)
+            }
+        })
+    }
+}

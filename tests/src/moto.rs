@@ -1,0 +1,120 @@
+//! A local AWS: moto's server (S3, DynamoDB, Secrets Manager, Step Functions) as a child process on a
+//! free loopback port, spoken to over the real wire protocols by the real AWS SDK.
+//!
+//! The server comes from the repository's virtualenv (`make tools` installs `moto[server]` into
+//! `.venv/`); `AMZPIPE_MOTO_SERVER` names another executable. Each [`LocalAws`] is its own server with
+//! its own state, stopped (killed) when dropped.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_s3::config::{Credentials, Region};
+use tokio::process::{Child, Command};
+
+/// The region every local client uses.
+pub const REGION: &str = "us-east-1";
+
+/// A running moto server.
+pub struct LocalAws {
+    endpoint: String,
+    port: u16,
+    _child: Child,
+}
+
+/// Where the moto server executable is: `AMZPIPE_MOTO_SERVER`, or the repository's `.venv`.
+pub fn moto_server_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("AMZPIPE_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl LocalAws {
+    /// Starts a server and waits until it answers (about a second).
+    pub async fn start() -> std::io::Result<Self> {
+        let path = moto_server_path();
+        if !path.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "{} is missing: run `make tools` (installs moto into .venv/) or set AMZPIPE_MOTO_SERVER",
+                    path.display()
+                ),
+            ));
+        }
+        let port = free_port()?;
+        let child = Command::new(&path)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // moto's own Step Functions interpreter calls back to this port.
+            .env("MOTO_PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let server = Self {
+            endpoint,
+            port,
+            _child: child,
+        };
+        server.wait_ready(Duration::from_secs(60)).await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self, limit: Duration) -> std::io::Result<()> {
+        let started = Instant::now();
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(r) = http.get(format!("{}/moto-api/", self.endpoint)).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "moto server did not start",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// An SDK configuration pointed at this server (region `us-east-1`, dummy credentials).
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "local"))
+            .endpoint_url(&self.endpoint)
+            .load()
+            .await
+    }
+
+    /// An S3 client (path-style) for this server.
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let config = self.sdk_config().await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+}

@@ -1,0 +1,134 @@
+//! The pipeline's whole backing on this machine: the Amazon API simulator, a local AWS (moto) with the
+//! job table, the output bucket and a credentials secret created as the SAM template creates them, and
+//! the steps' [`AwsServices`] wired to both — what the Lambda functions get in AWS.
+
+use std::time::Duration;
+
+use amzpipe::adapters::api::Policy;
+use amzpipe::adapters::dynamo::create_table;
+use amzpipe::steps::{
+    AwsServices, CreateOutcome, Deadline, DownloadOutput, Endpoints, PollState, Settings, StepError, create_request,
+    download_decrypt, poll_status, refresh_token,
+};
+
+use crate::moto::LocalAws;
+use crate::sim::{SimConfig, Simulator};
+
+/// The job table's name locally.
+pub const TABLE: &str = "amzpipe-jobs";
+/// The output bucket's name locally.
+pub const BUCKET: &str = "amzpipe-data";
+/// The credentials secret's name locally.
+pub const SECRET: &str = "amzpipe/local";
+/// The client secret stored in it (tests look for it in outputs and logs).
+pub const CLIENT_SECRET: &str = "sim-client-secret-7f3a";
+/// The refresh token stored in it.
+pub const REFRESH_TOKEN: &str = "Atzr|sim-refresh-token-stack";
+
+/// Simulator + local AWS + services.
+pub struct Stack {
+    /// The Amazon API simulator.
+    pub sim: Simulator,
+    /// The local AWS.
+    pub aws: LocalAws,
+    /// What the functions use.
+    pub services: AwsServices,
+}
+
+/// The settings the functions get, pointed at the simulator.
+pub fn settings(sim: &Simulator) -> Settings {
+    Settings {
+        table: TABLE.into(),
+        bucket: BUCKET.into(),
+        kms_key_id: None,
+        endpoints: Endpoints {
+            lwa: Some(sim.token_url()),
+            sp_api: Some(sim.base_url().to_owned()),
+            ads_api: Some(sim.base_url().to_owned()),
+            slate: Some(sim.slate_url()),
+        },
+        max_wait: Duration::from_secs(1),
+        run_ttl_days: 90,
+        deadline_margin: Duration::ZERO,
+    }
+}
+
+/// The secret's JSON value.
+pub fn secret_value(region: &str) -> String {
+    serde_json::json!({
+        "clientId": "amzn1.application-oa2-client.local",
+        "clientSecret": CLIENT_SECRET,
+        "refreshToken": REFRESH_TOKEN,
+        "region": region,
+    })
+    .to_string()
+}
+
+/// Creates the table, the bucket and the credentials secret in a local AWS.
+pub async fn provision(aws: &LocalAws) -> Result<(), Box<dyn std::error::Error>> {
+    let config = aws.sdk_config().await;
+    create_table(&aws_sdk_dynamodb::Client::new(&config), TABLE).await?;
+    aws.s3().await.create_bucket().bucket(BUCKET).send().await?;
+    aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name(SECRET)
+        .secret_string(secret_value("na"))
+        .send()
+        .await?;
+    Ok(())
+}
+
+impl Stack {
+    /// Starts everything with the simulator configured by `config`.
+    pub async fn start(config: SimConfig) -> Result<Self, Box<dyn std::error::Error>> {
+        let sim = Simulator::start(config).await?;
+        let aws = LocalAws::start().await?;
+        provision(&aws).await?;
+        let services = Self::services_for(&sim, &aws).await?;
+        Ok(Self { sim, aws, services })
+    }
+
+    /// Fresh services over the same simulator and AWS: a new Lambda container (cold start).
+    pub async fn cold_services(&self) -> Result<AwsServices, StepError> {
+        Self::services_for(&self.sim, &self.aws).await
+    }
+
+    async fn services_for(sim: &Simulator, aws: &LocalAws) -> Result<AwsServices, StepError> {
+        let config = aws.sdk_config().await;
+        let policy = Policy {
+            base_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(50),
+            max_inline_wait: Duration::from_secs(2),
+            ..Policy::default()
+        };
+        let mut services = AwsServices::from_sdk_config(&config, settings(sim))?;
+        services.policy = policy;
+        Ok(services)
+    }
+
+    /// Runs an event through every step as the state machine would (waits skipped): refresh-token,
+    /// create-request (again while throttled), poll-status until done, download-decrypt.
+    pub async fn run(&self, event: &serde_json::Value) -> Result<Option<DownloadOutput>, StepError> {
+        let s = &self.services;
+        refresh_token(s, event.clone()).await?;
+        let mut created = create_request(s, event.clone()).await?;
+        for _ in 0..20 {
+            if created.outcome != CreateOutcome::Throttled {
+                break;
+            }
+            created = create_request(s, event.clone()).await?;
+        }
+        if created.outcome == CreateOutcome::Done {
+            return download_decrypt(s, event.clone(), Deadline::none()).await.map(Some);
+        }
+        for _ in 0..50 {
+            let polled = poll_status(s, event.clone()).await?;
+            match polled.state {
+                PollState::InProgress => continue,
+                PollState::NoData => return Ok(None),
+                PollState::Ready => return download_decrypt(s, event.clone(), Deadline::none()).await.map(Some),
+            }
+        }
+        Err(StepError::SourceFailed("the request never finished".into()))
+    }
+}

@@ -1,0 +1,620 @@
+//! The four steps end to end: the Amazon API simulator over real HTTP, and a local AWS (moto server)
+//! over the real S3, DynamoDB and Secrets Manager wire protocols.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use amzpipe::adapters::dynamo::DynamoJobStore;
+use amzpipe::domain::run::{RunKey, RunStatus};
+use amzpipe::ports::{JobStore, Quotas};
+use amzpipe::steps::{
+    CreateOutcome, Deadline, PollState, RunContext, SP_CREATE_BURST, SP_CREATE_RATE, create_request, download_decrypt,
+    poll_status, refresh_token,
+};
+use amzpipe_testkit::sim::{Scenario, SimConfig};
+use amzpipe_testkit::stack::{BUCKET, CLIENT_SECRET, REFRESH_TOKEN, SECRET, Stack, TABLE};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+fn now_iso() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn event(job: Value) -> Value {
+    json!({ "job": job, "scheduledTime": now_iso() })
+}
+
+fn sp_job() -> Value {
+    json!({
+        "name": "sp-orders",
+        "credentials": SECRET,
+        "source": { "type": "spReports", "reportType": "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+                    "marketplaceIds": ["ATVPDKIKX0DER"] },
+        "window": { "rule": "yesterday" },
+        "output": { "prefix": "raw" }
+    })
+}
+
+fn ads_job() -> Value {
+    json!({
+        "name": "ads-campaigns",
+        "credentials": SECRET,
+        "source": { "type": "adsReports", "profileId": "1234567890", "adProduct": "SPONSORED_PRODUCTS",
+                    "reportTypeId": "spCampaigns", "columns": ["date", "campaignId", "impressions", "clicks", "cost"],
+                    "groupBy": ["campaign"] },
+        "window": { "rule": "yesterday" }
+    })
+}
+
+fn amc_job() -> Value {
+    json!({
+        "name": "amc-reach",
+        "credentials": SECRET,
+        "source": { "type": "amc", "instanceId": "amcdemo01", "advertiserId": "ENTITY1AA1AA11AAA1",
+                    "marketplaceId": "ATVPDKIKX0DER",
+                    "query": { "sql": "SELECT campaign, COUNT(DISTINCT user_id) AS reach FROM dsp_impressions GROUP BY 1" } },
+        "window": { "rule": "lastDays", "days": 7 }
+    })
+}
+
+fn slate_job() -> Value {
+    json!({
+        "name": "slate-playback",
+        "credentials": SECRET,
+        "source": { "type": "slate", "accountId": "acct-1", "groupId": "grp-1", "businessId": "biz-1",
+                    "datasetId": "playback" },
+        "window": { "rule": "yesterday" }
+    })
+}
+
+async fn stack() -> Stack {
+    Stack::start(SimConfig::default()).await.expect("stack")
+}
+
+fn store(stack: &Stack) -> &DynamoJobStore {
+    &stack.services.store
+}
+
+fn key_of(event: &Value) -> RunKey {
+    RunContext::from_event(event.clone()).expect("context").key
+}
+
+async fn object_keys(stack: &Stack) -> Vec<(String, i64)> {
+    let out = stack
+        .aws
+        .s3()
+        .await
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    out.contents()
+        .iter()
+        .map(|o| (o.key().unwrap_or_default().to_owned(), o.size().unwrap_or_default()))
+        .collect()
+}
+
+async fn open_uploads(stack: &Stack) -> usize {
+    let out = stack
+        .aws
+        .s3()
+        .await
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list uploads");
+    out.uploads().len()
+}
+
+async fn manifest(stack: &Stack, uri: &str) -> Value {
+    let key = uri
+        .strip_prefix(&format!("s3://{BUCKET}/"))
+        .expect("manifest in the bucket");
+    let body = stack
+        .aws
+        .s3()
+        .await
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("manifest")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    serde_json::from_slice(&body).expect("manifest JSON")
+}
+
+// ------------------------------------------------------------------------------------------------
+// Happy paths
+
+#[tokio::test]
+async fn an_sp_api_report_lands_in_s3_under_the_hive_layout_with_its_manifest() {
+    let stack = stack().await;
+    let ev = event(sp_job());
+    let out = stack.run(&ev).await.expect("run").expect("data");
+    assert_eq!(out.run.status, RunStatus::Succeeded);
+    assert_eq!(out.totals.documents, 1);
+    assert!(out.totals.rows > 0);
+    let uri = out.manifest.expect("manifest");
+    let day = key_of(&ev).window.start.date_naive();
+    let prefix = format!(
+        "raw/source=sp-reports/account=ATVPDKIKX0DER/report=GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL/dt={day}/run=sp-orders_"
+    );
+    assert!(uri.starts_with(&format!("s3://{BUCKET}/{prefix}")), "{uri}");
+    let keys = object_keys(&stack).await;
+    assert_eq!(keys.len(), 2, "one document and the manifest: {keys:?}");
+    assert!(keys.iter().all(|(k, _)| k.starts_with(&prefix)));
+    let m = manifest(&stack, &uri).await;
+    assert_eq!(m["context"]["job"], "sp-orders");
+    assert_eq!(m["totals"]["rows"], json!(out.totals.rows));
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert!(run.manifest_key.is_some() && run.request_id.is_some());
+    assert_eq!(stack.sim.created_counts().0, 1);
+}
+
+#[tokio::test]
+async fn an_ads_report_lands_in_s3() {
+    let stack = stack().await;
+    let out = stack.run(&event(ads_job())).await.expect("run").expect("data");
+    assert_eq!(out.run.status, RunStatus::Succeeded);
+    assert_eq!(out.totals.documents, 1);
+    assert!(out.totals.bytes_out > out.totals.bytes_in, "stored decompressed");
+    assert_eq!(stack.sim.created_counts().1, 1);
+}
+
+#[tokio::test]
+async fn an_amc_execution_lands_in_s3_and_gives_back_its_running_slot() {
+    let stack = stack().await;
+    let out = stack.run(&event(amc_job())).await.expect("run").expect("data");
+    assert_eq!(out.totals.documents, 2, "the simulator's AMC result has two files");
+    assert_eq!(out.totals.rows, 2000);
+    // All ten slots are free again: ten other runs can take one each.
+    for i in 0..10 {
+        assert!(
+            store(&stack)
+                .acquire_slot("amc.running#amcdemo01", &format!("other-{i}"), 10)
+                .await
+                .expect("slot")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_slate_run_stores_the_new_files_and_moves_the_watermark() {
+    let stack = stack().await;
+    let ev = event(slate_job());
+    let out = stack.run(&ev).await.expect("run").expect("data");
+    assert_eq!(out.totals.documents, 2, "two files a day");
+    let watermark = store(&stack).watermark("slate-playback").await.expect("read");
+    assert!(watermark.is_some_and(|w| w > key_of(&ev).window.start));
+}
+
+#[tokio::test]
+async fn a_cancelled_sp_report_ends_the_run_as_no_data() {
+    let stack = stack().await;
+    stack.sim.set_scenario(Scenario {
+        outcomes: [(
+            "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL".to_owned(),
+            "CANCELLED".to_owned(),
+        )]
+        .into(),
+        ..Scenario::default()
+    });
+    let ev = event(sp_job());
+    assert!(stack.run(&ev).await.expect("run").is_none());
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::NoData);
+    assert!(object_keys(&stack).await.is_empty());
+    // download-decrypt on a NO_DATA run is a clean no-op.
+    let out = download_decrypt(&stack.services, ev, Deadline::none())
+        .await
+        .expect("download");
+    assert_eq!(out.manifest, None);
+}
+
+#[tokio::test]
+async fn a_fatal_report_fails_the_run_with_amazons_reason_stored() {
+    let stack = stack().await;
+    stack.sim.set_scenario(Scenario {
+        outcomes: [(
+            "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL".to_owned(),
+            "FATAL".to_owned(),
+        )]
+        .into(),
+        ..Scenario::default()
+    });
+    let ev = event(sp_job());
+    let err = stack.run(&ev).await.expect_err("failed");
+    assert_eq!(err.error_type(), "SourceFailed");
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    let reason = run.failure_reason.expect("reason");
+    assert!(reason.contains("SourceFailed"), "{reason}");
+    assert!(err.to_string().len() > 20, "Amazon's reason is carried: {err}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Idempotency
+
+#[tokio::test]
+async fn a_duplicate_schedule_fire_continues_the_same_run_and_creates_nothing_twice() {
+    let stack = stack().await;
+    let ev = event(sp_job());
+    let first = create_request(&stack.services, ev.clone()).await.expect("create");
+    assert_eq!(first.outcome, CreateOutcome::Created);
+    // The same schedule fires again (EventBridge delivers at least once), in another container.
+    let other = stack.cold_services().await.expect("services");
+    let second = create_request(&other, ev.clone()).await.expect("create again");
+    assert_eq!(second.outcome, CreateOutcome::Existing);
+    assert_eq!(second.request_id, first.request_id);
+    let out = stack.run(&ev).await.expect("run").expect("data");
+    let objects = object_keys(&stack).await;
+    // After the run ended, a third fire finds it done, and download-decrypt returns the same manifest.
+    let third = create_request(&other, ev.clone()).await.expect("create after the end");
+    assert_eq!(third.outcome, CreateOutcome::Done);
+    let again = download_decrypt(&other, ev, Deadline::none())
+        .await
+        .expect("download again");
+    assert_eq!(again.manifest, out.manifest);
+    assert_eq!(object_keys(&stack).await, objects, "no second object");
+    assert_eq!(stack.sim.created_counts().0, 1, "one Amazon report");
+}
+
+#[tokio::test]
+async fn a_retry_after_a_crash_between_create_and_record_finds_the_request_instead_of_creating_another() {
+    for job in [sp_job(), amc_job(), ads_job()] {
+        let stack = stack().await;
+        let ev = event(job);
+        let ctx = RunContext::from_event(ev.clone()).expect("context");
+        // GIVEN a create-request that claimed the run, started the create, and died right after
+        // Amazon accepted it (before recording the id).
+        let s = &stack.services;
+        s.store
+            .claim_run(&ctx.key, ctx.job.source.kind(), Utc::now())
+            .await
+            .expect("claim");
+        s.store.begin_create(&ctx.key, Utc::now()).await.expect("begin");
+        let session = s.session(SECRET).await.expect("session");
+        let lost_id = s
+            .bind(&ctx.job, &session)
+            .await
+            .expect("bind")
+            .create(&ctx.window)
+            .await
+            .expect("create");
+        // WHEN Step Functions retries the step
+        let out = create_request(s, ev.clone()).await.expect("retried create");
+        // THEN the request is found and recorded, and Amazon has one request
+        assert_eq!(out.request_id.as_deref(), Some(lost_id.as_str()), "{}", ctx.job.name);
+        let (sp, ads, amc) = stack.sim.created_counts();
+        assert_eq!(sp + ads + amc, 1, "{}: one Amazon request", ctx.job.name);
+        let done = stack.run(&ev).await.expect("run").expect("data");
+        assert_eq!(done.run.status, RunStatus::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn a_download_cut_off_by_the_deadline_leaves_nothing_visible_and_the_retry_stores_exactly_one_copy() {
+    let stack = Stack::start(SimConfig {
+        sp_report_bytes: 48 << 20,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    let ev = event(sp_job());
+    let s = &stack.services;
+    refresh_token(s, ev.clone()).await.expect("token");
+    create_request(s, ev.clone()).await.expect("create");
+    while poll_status(s, ev.clone()).await.expect("poll").state != PollState::Ready {}
+    // The Lambda deadline comes while the 48 MiB document is moving.
+    let err = download_decrypt(s, ev.clone(), Deadline::after(Duration::from_millis(300)))
+        .await
+        .expect_err("cut off");
+    assert_eq!(err.error_type(), "Transient");
+    assert!(object_keys(&stack).await.is_empty(), "nothing at a final key");
+    assert_eq!(open_uploads(&stack).await, 0, "the cut-off upload is aborted");
+    // Step Functions retries; this time there is time enough.
+    let out = download_decrypt(s, ev, Deadline::none())
+        .await
+        .expect("retried download");
+    assert_eq!(out.run.status, RunStatus::Succeeded);
+    let keys = object_keys(&stack).await;
+    assert_eq!(keys.len(), 2, "one document and one manifest: {keys:?}");
+    assert!(keys.iter().any(|(_, size)| *size as u64 == 48 << 20));
+    assert_eq!(open_uploads(&stack).await, 0);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Quotas shared across Lambdas
+
+#[tokio::test]
+async fn an_empty_sp_api_create_bucket_answers_throttled_without_calling_amazon() {
+    let stack = stack().await;
+    // Other runs of the same seller used the whole burst.
+    for _ in 0..SP_CREATE_BURST {
+        let taken = store(&stack)
+            .take_token(
+                &format!("sp.createReport#{SECRET}"),
+                SP_CREATE_RATE,
+                SP_CREATE_BURST,
+                Utc::now(),
+            )
+            .await
+            .expect("token");
+        assert_eq!(taken, None);
+    }
+    let out = create_request(&stack.services, event(sp_job())).await.expect("create");
+    assert_eq!(out.outcome, CreateOutcome::Throttled);
+    assert!(out.wait_seconds >= 1);
+    assert!(
+        stack.sim.requests_of("sp.createReport").is_empty(),
+        "Amazon was not called"
+    );
+}
+
+#[tokio::test]
+async fn a_full_amc_instance_answers_throttled_until_a_slot_frees() {
+    let stack = stack().await;
+    for i in 0..10 {
+        assert!(
+            store(&stack)
+                .acquire_slot("amc.running#amcdemo01", &format!("other-{i}"), 10)
+                .await
+                .expect("slot")
+        );
+    }
+    let ev = event(amc_job());
+    let out = create_request(&stack.services, ev.clone()).await.expect("create");
+    assert_eq!(out.outcome, CreateOutcome::Throttled);
+    assert!(stack.sim.requests_of("amc.createExecution").is_empty());
+    store(&stack)
+        .release_slot("amc.running#amcdemo01", "other-3")
+        .await
+        .expect("release");
+    let out = create_request(&stack.services, ev).await.expect("create");
+    assert_eq!(out.outcome, CreateOutcome::Created);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Credentials
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_stored_as_a_new_secret_version_keeping_the_previous_one() {
+    let stack = Stack::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    refresh_token(&stack.services, event(sp_job())).await.expect("refresh");
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.aws.sdk_config().await);
+    let current: Value = serde_json::from_str(
+        sm.get_secret_value()
+            .secret_id(SECRET)
+            .send()
+            .await
+            .expect("current")
+            .secret_string()
+            .expect("string"),
+    )
+    .expect("json");
+    let rotated = current["refreshToken"].as_str().expect("token");
+    assert!(rotated.starts_with("Atzr|rotated"), "{rotated}");
+    assert_eq!(current["clientSecret"], CLIENT_SECRET);
+    let previous = sm
+        .get_secret_value()
+        .secret_id(SECRET)
+        .version_stage("AWSPREVIOUS")
+        .send()
+        .await
+        .expect("previous");
+    assert!(previous.secret_string().expect("string").contains(REFRESH_TOKEN));
+    // A cold container reads the rotated token and works with it (the old one is retired at LWA).
+    let cold = stack.cold_services().await.expect("services");
+    let out = stack.run(&event(ads_job())).await.expect("run with the warm container");
+    assert!(out.is_some());
+    refresh_token(&cold, event(ads_job())).await.expect("cold refresh");
+}
+
+#[tokio::test]
+async fn the_access_token_is_shared_between_functions_through_the_table() {
+    let stack = stack().await;
+    refresh_token(&stack.services, event(sp_job())).await.expect("refresh");
+    assert_eq!(stack.sim.requests_of("lwa.token").len(), 1);
+    // Another function, in another container, finds the token instead of refreshing.
+    let cold = stack.cold_services().await.expect("services");
+    create_request(&cold, event(sp_job())).await.expect("create");
+    assert_eq!(stack.sim.requests_of("lwa.token").len(), 1, "no second refresh");
+}
+
+#[tokio::test]
+async fn revoked_credentials_fail_with_credentials_refused() {
+    let stack = stack().await;
+    stack.sim.revoke_refresh_tokens();
+    let err = refresh_token(&stack.services, event(sp_job()))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.error_type(), "CredentialsRefused");
+    assert!(err.to_string().contains("authorise"), "{err}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Bad input
+
+#[tokio::test]
+async fn invalid_job_definitions_are_rejected_naming_the_field() {
+    let stack = stack().await;
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({ "scheduledTime": now_iso() }), "job: is missing"),
+        (json!({ "job": sp_job() }), "scheduledTime"),
+        (json!({ "job": sp_job(), "scheduledTime": "yesterday" }), "RFC 3339"),
+        (
+            {
+                let mut j = sp_job();
+                j["source"]["type"] = json!("vendorReports");
+                event(j)
+            },
+            "job.source",
+        ),
+        (
+            {
+                let mut j = sp_job();
+                j["source"]["reportType"] = json!("get orders; drop table");
+                event(j)
+            },
+            "reportType",
+        ),
+        (
+            {
+                let mut j = ads_job();
+                j["source"]["profileId"] = json!("../../1");
+                event(j)
+            },
+            "job.source.profileId",
+        ),
+        (
+            {
+                let mut j = sp_job();
+                j["window"] = json!({ "rule": "lastDays" });
+                event(j)
+            },
+            "needs `days`",
+        ),
+        (
+            {
+                let mut j = sp_job();
+                j["colour"] = json!("blue");
+                event(j)
+            },
+            "colour",
+        ),
+        (
+            {
+                let mut j = sp_job();
+                j["credentials"] = json!("amzpipe/nobody");
+                event(j)
+            },
+            "does not exist",
+        ),
+        (
+            json!({ "job": sp_job(), "scheduledTime": now_iso(), "slice": 3 }),
+            "slice",
+        ),
+    ];
+    for (ev, expected) in cases {
+        let err = create_request(&stack.services, ev.clone()).await.expect_err("refused");
+        assert_eq!(err.error_type(), "InvalidJob", "{ev}: {err}");
+        assert!(
+            err.to_string().contains(expected),
+            "{ev}: {err} should mention {expected:?}"
+        );
+    }
+    assert!(stack.sim.requests_of("sp.createReport").is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_secret_is_reported_without_its_value() {
+    let stack = stack().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.aws.sdk_config().await);
+    sm.create_secret()
+        .name("amzpipe/broken")
+        .secret_string(json!({ "clientId": "x", "clientSecret": "hush-9876", "refresh": "Atzr|x" }).to_string())
+        .send()
+        .await
+        .expect("secret");
+    let mut job = sp_job();
+    job["credentials"] = json!("amzpipe/broken");
+    let err = refresh_token(&stack.services, event(job)).await.expect_err("refused");
+    assert_eq!(err.error_type(), "InvalidJob");
+    let text = err.to_string();
+    assert!(text.contains("amzpipe/broken") && !text.contains("hush-9876"), "{text}");
+}
+
+#[tokio::test]
+async fn missing_configuration_names_every_variable() {
+    let err =
+        amzpipe::steps::Settings::from_lookup(|name| (name == "AMZPIPE_MAX_WAIT_SECONDS").then(|| "soon".to_owned()))
+            .expect_err("incomplete");
+    let text = err.to_string();
+    assert_eq!(err.error_type(), "Misconfigured");
+    for name in ["AMZPIPE_TABLE", "AMZPIPE_BUCKET", "AMZPIPE_MAX_WAIT_SECONDS"] {
+        assert!(text.contains(name), "{text}");
+    }
+    let _ = TABLE;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Secrets stay secret
+
+/// A `Write` that keeps what the log subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_output_and_no_log_line_contains_a_token_a_secret_or_a_presigned_url() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_env_filter(amzpipe::lambda::DEFAULT_LOG_FILTER.replace("info", "debug"))
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let stack = Stack::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    let mut outputs = Vec::new();
+    for job in [sp_job(), ads_job(), amc_job(), slate_job()] {
+        let ev = event(job);
+        let s = &stack.services;
+        outputs.push(serde_json::to_string(&refresh_token(s, ev.clone()).await.expect("refresh")).expect("json"));
+        outputs.push(serde_json::to_string(&create_request(s, ev.clone()).await.expect("create")).expect("json"));
+        loop {
+            let polled = poll_status(s, ev.clone()).await.expect("poll");
+            outputs.push(serde_json::to_string(&polled).expect("json"));
+            if polled.state != PollState::InProgress {
+                break;
+            }
+        }
+        let done = download_decrypt(s, ev, Deadline::none()).await.expect("download");
+        outputs.push(serde_json::to_string(&done).expect("json"));
+    }
+    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(logs.contains("run succeeded"), "the logs were captured");
+    let issued: Vec<String> = stack
+        .sim
+        .requests_of("lwa.token")
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(!issued.is_empty());
+    for text in outputs.iter().chain(std::iter::once(&logs)) {
+        for secret in ["Atza|", "Atzr|", CLIENT_SECRET, "X-Amz-Signature", "/files/"] {
+            assert!(!text.contains(secret), "{secret:?} leaked into: {text}");
+        }
+    }
+}
