@@ -241,6 +241,26 @@ async fn a_fatal_report_fails_the_run_with_amazons_reason_stored() {
     assert!(err.to_string().len() > 20, "Amazon's reason is carried: {err}");
 }
 
+#[tokio::test]
+async fn the_sample_events_of_the_readme_run_end_to_end() {
+    let stack = stack().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("events/") {
+        let path = entry.expect("entry").path();
+        let ev: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+        let out = stack.run(&ev).await.expect("run").expect("data");
+        assert_eq!(out.run.status, RunStatus::Succeeded, "{}", path.display());
+        names.push(
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+    }
+    names.sort();
+    assert_eq!(names, ["ads-reports.json", "amc.json", "slate.json", "sp-reports.json"]);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Idempotency
 

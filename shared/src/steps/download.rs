@@ -128,7 +128,19 @@ where
         ..TransferOptions::default()
     };
     let total = documents.len();
-    let margin = services.settings.deadline_margin;
+    tracing::info!(
+        documents = total,
+        already_stored = records.len(),
+        time_left_ms = deadline
+            .remaining(std::time::Duration::ZERO)
+            .map(|d| d.as_millis() as u64),
+        "downloading"
+    );
+    // The margin keeps time to record progress and return; a short invocation keeps a quarter back.
+    let margin = match deadline.remaining(std::time::Duration::ZERO) {
+        Some(left) => services.settings.deadline_margin.min(left / 4),
+        None => services.settings.deadline_margin,
+    };
     for index in records.len()..total {
         let destination = Destination {
             key_stem: format!("{prefix}/{index:05}"),

@@ -181,7 +181,14 @@ impl Deadline {
     }
 
     /// The Lambda context's deadline, in milliseconds since the Unix epoch.
+    ///
+    /// A value too small to be such a time (before 2001) is read as the time left itself: `cargo lambda
+    /// watch` sends the function's timeout (`600000`) in `Lambda-Runtime-Deadline-Ms`.
     pub fn from_epoch_millis(millis: u64) -> Self {
+        const PLAUSIBLE_EPOCH_MILLIS: u64 = 1_000_000_000_000;
+        if millis < PLAUSIBLE_EPOCH_MILLIS {
+            return Self::after(Duration::from_millis(millis));
+        }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let left = Duration::from_millis(millis).saturating_sub(now);
         Self::after(left)
@@ -339,6 +346,23 @@ mod tests {
         assert_eq!(
             ctx.run_prefix(),
             "amazon/source=ads-reports/account=3312/report=spCampaigns/dt=2026-11-22/run=ads-daily_20261122T0000Z_20261123T0000Z"
+        );
+    }
+
+    #[test]
+    fn a_deadline_is_read_as_epoch_millis_or_as_time_left_from_a_local_emulator() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
+        let left = Deadline::from_epoch_millis(now + 60_000)
+            .remaining(Duration::ZERO)
+            .expect("some");
+        assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60));
+        let local = Deadline::from_epoch_millis(600_000)
+            .remaining(Duration::ZERO)
+            .expect("some");
+        assert!(local > Duration::from_secs(590));
+        assert_eq!(
+            Deadline::from_epoch_millis(now - 1).remaining(Duration::ZERO),
+            Some(Duration::ZERO)
         );
     }
 

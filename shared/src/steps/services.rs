@@ -51,7 +51,8 @@ pub struct Settings {
     pub max_wait: Duration,
     /// Days finished runs are kept (`AMZPIPE_RUN_TTL_DAYS`, default 90).
     pub run_ttl_days: u32,
-    /// Time kept back from the Lambda deadline to record progress and return (`AMZPIPE_DEADLINE_MARGIN_SECONDS`, default 30).
+    /// Time kept back from the Lambda deadline to record progress and return
+    /// (`AMZPIPE_DEADLINE_MARGIN_SECONDS`, default 30; at most a quarter of the invocation's time).
     pub deadline_margin: Duration,
 }
 
