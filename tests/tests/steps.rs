@@ -352,6 +352,49 @@ async fn a_download_cut_off_by_the_deadline_leaves_nothing_visible_and_the_retry
     assert_eq!(open_uploads(&stack).await, 0);
 }
 
+#[tokio::test]
+async fn an_expired_download_url_is_replaced_by_a_fresh_one_from_the_source() {
+    let stack = stack().await;
+    // The first download of the second AMC file answers S3's 403 for an expired pre-signed URL.
+    stack.sim.set_scenario(Scenario {
+        faults: vec![amzpipe_testkit::sim::Fault {
+            op: "file.download".into(),
+            status: 403,
+            times: 1,
+            retry_after: None,
+            body: None,
+            after_effect: false,
+        }],
+        ..Scenario::default()
+    });
+    let out = stack.run(&event(amc_job())).await.expect("run").expect("data");
+    assert_eq!(out.totals.documents, 2);
+    assert!(
+        stack.sim.requests_of("amc.downloadUrls").len() >= 2,
+        "fresh URLs were asked for"
+    );
+    assert_eq!(open_uploads(&stack).await, 0);
+}
+
+#[tokio::test]
+async fn a_request_still_running_after_max_polls_fails_the_run() {
+    let stack = Stack::start(SimConfig {
+        polls_per_stage: 5,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    let mut job = sp_job();
+    job["limits"] = json!({ "maxPolls": 2 });
+    let ev = event(job);
+    let err = stack.run(&ev).await.expect_err("gave up");
+    assert_eq!(err.error_type(), "SourceFailed");
+    assert!(err.to_string().contains("maxPolls"), "{err}");
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.polls, 2);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Quotas shared across Lambdas
 

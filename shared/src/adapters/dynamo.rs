@@ -43,6 +43,26 @@ pub const DEFAULT_RUN_TTL_DAYS: u32 = 90;
 /// Optimistic-locking attempts on a contended token bucket before reporting it unavailable.
 const BUCKET_ATTEMPTS: usize = 8;
 
+/// The primary key of an item of the job table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableKey {
+    /// Partition key.
+    pub pk: String,
+    /// Sort key.
+    pub sk: String,
+}
+
+impl TableKey {
+    /// The key of a run: `JOB#{job}` / `RUN#{start}#{end}` (RFC 3339, milliseconds, UTC). The state
+    /// machine's failure handler uses it to record a failure on the run.
+    pub fn of_run(key: &RunKey) -> Self {
+        Self {
+            pk: format!("JOB#{}", key.job),
+            sk: format!("RUN#{}#{}", rfc3339(key.window.start), rfc3339(key.window.end)),
+        }
+    }
+}
+
 /// The job table.
 #[derive(Debug, Clone)]
 pub struct DynamoJobStore {
@@ -94,13 +114,8 @@ impl DynamoJobStore {
     }
 
     fn run_key(key: &RunKey) -> Item {
-        HashMap::from([
-            ("pk".to_owned(), s(format!("JOB#{}", key.job))),
-            (
-                "sk".to_owned(),
-                s(format!("RUN#{}#{}", rfc3339(key.window.start), rfc3339(key.window.end))),
-            ),
-        ])
+        let TableKey { pk, sk } = TableKey::of_run(key);
+        HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
     }
 
     fn key(pk: String, sk: &str) -> Item {

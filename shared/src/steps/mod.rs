@@ -36,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::dynamo::TableKey;
 use crate::domain::TimeWindow;
 use crate::domain::job::{InvalidJob, Job, SourceSpec};
 use crate::domain::run::{RunKey, RunRecord, RunStatus, RunUpdate};
@@ -287,6 +288,8 @@ pub struct RunRef {
     pub status: RunStatus,
     /// The slice's window.
     pub window: TimeWindow,
+    /// The run's key in the job table, for the state machine's failure handler.
+    pub table_key: TableKey,
 }
 
 impl From<&RunRecord> for RunRef {
@@ -295,6 +298,7 @@ impl From<&RunRecord> for RunRef {
             run_id: run.run_id.clone(),
             status: run.status,
             window: run.key.window,
+            table_key: TableKey::of_run(&run.key),
         }
     }
 }
