@@ -9,8 +9,13 @@ VENV := .venv
 # Secrets Manager, Step Functions) the tests start; cargo-lambda serves the functions locally.
 PY_TOOLS := moto[server]==5.2.5 cargo-lambda==1.9.2
 TOOLS_STAMP := $(VENV)/.tools-moto-5.2.5-cargo-lambda-1.9.2
+# Infrastructure checks, in a virtualenv of their own (SAM CLI and checkov pin their own dependencies).
+INFRA_VENV := .venv-infra
+INFRA_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0 checkov==3.2.459
+INFRA_STAMP := $(INFRA_VENV)/.tools-sam-1.170.0-cfn-lint-1.58.0-checkov-3.2.459
+ASL_VALIDATOR := .tools/node/node_modules/.bin/asl-validator
 
-.PHONY: demo test tools watch lint fmt bench ci clean-demo
+.PHONY: demo test tools watch lint lint-infra fmt bench ci clean-demo
 
 ## Run the pipeline locally on built-in defaults (no AWS account, no Amazon credentials).
 demo:
@@ -36,6 +41,19 @@ watch: tools
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Static checks of infra/: cfn-lint, sam validate --lint, checkov, asl-validator (installs them first).
+lint-infra: $(INFRA_STAMP) $(ASL_VALIDATOR)
+	infra/validate
+
+$(INFRA_STAMP):
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/pip install --quiet --disable-pip-version-check $(INFRA_TOOLS)
+	touch $@
+
+$(ASL_VALIDATOR):
+	mkdir -p .tools/node
+	cd .tools/node && npm install --silent --no-audit --no-fund --no-save asl-validator@4.0.0
 
 fmt:
 	$(CARGO) fmt --all

@@ -681,3 +681,79 @@ async fn no_output_and_no_log_line_contains_a_token_a_secret_or_a_presigned_url(
         }
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// The state machine's contract with the functions
+
+/// Every `(function placeholder, field)` the state machine reads from a function's `Payload`.
+fn fields_read_by_the_state_machine() -> Vec<(String, String)> {
+    fn walk(value: &Value, out: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(map) => {
+                if let (Some(Value::String(function)), Some(Value::Object(selector))) = (
+                    map.get("Parameters").and_then(|p| p.get("FunctionName")),
+                    map.get("ResultSelector"),
+                ) {
+                    for path in selector.values().filter_map(Value::as_str) {
+                        let field = path
+                            .trim_start_matches("$.Payload.")
+                            .split('.')
+                            .next()
+                            .unwrap_or_default();
+                        out.push((function.clone(), field.to_owned()));
+                    }
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/statemachine/pipeline.asl.json");
+    let text = std::fs::read_to_string(path).expect("ASL file");
+    // The numeric placeholders are not JSON until substituted.
+    let text = text
+        .replace("${ExecutionTimeoutSeconds}", "1")
+        .replace("${MaxConcurrency}", "1");
+    let asl: Value = serde_json::from_str(&text).expect("ASL JSON");
+    let mut out = Vec::new();
+    walk(&asl, &mut out);
+    out
+}
+
+#[tokio::test]
+async fn every_field_the_state_machine_reads_is_in_the_functions_outputs() {
+    let stack = stack().await;
+    let ev = event(sp_job());
+    let s = &stack.services;
+    let mut outputs: Vec<(&str, Value)> = vec![
+        (
+            "${RefreshTokenArn}",
+            serde_json::to_value(refresh_token(s, ev.clone()).await.expect("refresh")).expect("json"),
+        ),
+        (
+            "${CreateRequestArn}",
+            serde_json::to_value(create_request(s, ev.clone()).await.expect("create")).expect("json"),
+        ),
+    ];
+    loop {
+        let polled = poll_status(s, ev.clone()).await.expect("poll");
+        let done = polled.state != PollState::InProgress;
+        outputs.push(("${PollStatusArn}", serde_json::to_value(polled).expect("json")));
+        if done {
+            break;
+        }
+    }
+    let downloaded = download_decrypt(s, ev, Deadline::none()).await.expect("download");
+    outputs.push(("${DownloadDecryptArn}", serde_json::to_value(downloaded).expect("json")));
+    let read = fields_read_by_the_state_machine();
+    assert!(read.len() >= 15, "the ASL reads the functions' outputs: {read:?}");
+    for (function, field) in read {
+        assert!(
+            outputs
+                .iter()
+                .any(|(f, out)| *f == function && out.get(&field).is_some()),
+            "the state machine reads {field} from {function}, which does not return it"
+        );
+    }
+}
