@@ -32,13 +32,21 @@ pub fn moto_server_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A free loopback port (free when asked; bind it soon).
+pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl LocalAws {
     /// Starts a server and waits until it answers (about a second).
     pub async fn start() -> std::io::Result<Self> {
+        Self::start_with_callback_port(None).await
+    }
+
+    /// Starts a server whose Step Functions interpreter makes its own AWS calls (Lambda invokes,
+    /// DynamoDB tasks) to `callback_port` on localhost instead of to the server itself: a router there
+    /// sends Lambda invokes to the functions and everything else back to this server.
+    pub async fn start_with_callback_port(callback_port: Option<u16>) -> std::io::Result<Self> {
         let path = moto_server_path();
         if !path.exists() {
             return Err(std::io::Error::new(
@@ -53,7 +61,7 @@ impl LocalAws {
         let child = Command::new(&path)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             // moto's own Step Functions interpreter calls back to this port.
-            .env("MOTO_PORT", port.to_string())
+            .env("MOTO_PORT", callback_port.unwrap_or(port).to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -96,6 +104,19 @@ impl LocalAws {
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Turns on moto's Step Functions interpreter (off by default: executions would stay `RUNNING`).
+    pub async fn enable_state_machines(&self) -> Result<(), reqwest::Error> {
+        reqwest::Client::new()
+            .post(format!("{}/moto-api/config", self.endpoint))
+            .json(
+                &serde_json::json!({"stepfunctions": {"execute_state_machine": true}, "lambda": {"use_docker": false}}),
+            )
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
     }
 
     /// An SDK configuration pointed at this server (region `us-east-1`, dummy credentials).

@@ -11,7 +11,8 @@ use amzpipe::steps::{
     download_decrypt, poll_status, refresh_token,
 };
 
-use crate::moto::LocalAws;
+use crate::moto::{LocalAws, free_port};
+use crate::sfn::{LambdaRouter, StepFunctions, local_definition};
 use crate::sim::{SimConfig, Simulator};
 
 /// The job table's name locally.
@@ -93,7 +94,8 @@ impl Stack {
         Self::services_for(&self.sim, &self.aws).await
     }
 
-    async fn services_for(sim: &Simulator, aws: &LocalAws) -> Result<AwsServices, StepError> {
+    /// The services the functions get over `sim` and `aws`, with quick client retries.
+    pub async fn services_for(sim: &Simulator, aws: &LocalAws) -> Result<AwsServices, StepError> {
         let config = aws.sdk_config().await;
         let policy = Policy {
             base_backoff: Duration::from_millis(5),
@@ -130,5 +132,60 @@ impl Stack {
             }
         }
         Err(StepError::SourceFailed("the request never finished".into()))
+    }
+}
+
+/// The simulator, a local AWS whose Step Functions interpreter runs the real definition file, and the
+/// Invoke-API router that gives its Lambda tasks the real steps.
+pub struct Pipeline {
+    /// The Amazon API simulator.
+    pub sim: Simulator,
+    /// The local AWS.
+    pub aws: LocalAws,
+    /// The functions' services (shared with the router).
+    pub services: std::sync::Arc<AwsServices>,
+    /// The router in front of moto.
+    pub router: LambdaRouter,
+    /// Step Functions.
+    pub sfn: StepFunctions,
+    /// The state machine's ARN.
+    pub machine: String,
+}
+
+impl Pipeline {
+    /// Starts everything and creates the state machine from `infra/statemachine/pipeline.asl.json`.
+    pub async fn start(config: SimConfig, max_concurrency: u32) -> Result<Self, Box<dyn std::error::Error>> {
+        let sim = Simulator::start(config).await?;
+        let router_port = free_port()?;
+        let aws = LocalAws::start_with_callback_port(Some(router_port)).await?;
+        aws.enable_state_machines().await?;
+        provision(&aws).await?;
+        let services = std::sync::Arc::new(Stack::services_for(&sim, &aws).await?);
+        let router = LambdaRouter::start(router_port, aws.endpoint(), std::sync::Arc::clone(&services)).await?;
+        let sfn = StepFunctions::new(aws.endpoint());
+        let machine = sfn
+            .create("amzpipe-pipeline", &local_definition(TABLE, max_concurrency)?)
+            .await?;
+        Ok(Self {
+            sim,
+            aws,
+            services,
+            router,
+            sfn,
+            machine,
+        })
+    }
+
+    /// Runs one execution of `jobs` for `scheduled_time` to its end (at most five minutes).
+    pub async fn execute(
+        &self,
+        name: &str,
+        scheduled_time: &str,
+        jobs: &[serde_json::Value],
+    ) -> Result<crate::sfn::Execution, String> {
+        let input = serde_json::json!({ "scheduledTime": scheduled_time, "jobs": jobs });
+        self.sfn
+            .run(&self.machine, name, &input, Duration::from_secs(300))
+            .await
     }
 }

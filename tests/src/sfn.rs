@@ -1,0 +1,340 @@
+//! The real state machine on this machine: `infra/statemachine/pipeline.asl.json`, with the
+//! substitutions the SAM template makes, executed by moto's Step Functions interpreter, whose Lambda
+//! tasks reach the real step handlers over the Lambda Invoke API.
+//!
+//! moto's interpreter makes its AWS calls to `localhost:$MOTO_PORT`. [`LambdaRouter`] listens there:
+//! `POST /2015-03-31/functions/{name}/invocations` runs the step named by the function (answering as
+//! Lambda does: `200`, and for a handler error `X-Amz-Function-Error: Unhandled` with
+//! `{"errorType", "errorMessage"}`, so `Retry`/`Catch` by error name behave as in AWS); every other
+//! request (the state machine's DynamoDB task) goes on to the moto server.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use amzpipe::steps::{AwsServices, Deadline, StepError, create_request, download_decrypt, poll_status, refresh_token};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The account id in the ARNs the definition is filled with.
+pub const ACCOUNT: &str = "123456789012";
+/// The path of the state-machine definition, from the workspace root.
+pub const DEFINITION: &str = "infra/statemachine/pipeline.asl.json";
+
+/// The function names, as the template's binaries are named.
+pub const FUNCTIONS: [&str; 4] = ["refresh-token", "create-request", "poll-status", "download-decrypt"];
+
+/// One invocation seen by the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The function.
+    pub function: String,
+    /// The error type it returned, if it failed.
+    pub error: Option<String>,
+}
+
+struct Shared {
+    services: Arc<AwsServices>,
+    moto: String,
+    http: reqwest::Client,
+    invocations: Mutex<Vec<Invocation>>,
+    download_deadlines: Mutex<VecDeque<Duration>>,
+}
+
+/// The Invoke-API router in front of moto. Stops when dropped.
+pub struct LambdaRouter {
+    shared: Arc<Shared>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl LambdaRouter {
+    /// Listens on `127.0.0.1:port`, running the steps over `services` and forwarding the rest to `moto`.
+    pub async fn start(port: u16, moto: &str, services: Arc<AwsServices>) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            services,
+            moto: moto.to_owned(),
+            http: reqwest::Client::new(),
+            invocations: Mutex::new(Vec::new()),
+            download_deadlines: Mutex::new(VecDeque::new()),
+        });
+        let app = axum::Router::new().fallback(route).with_state(Arc::clone(&shared));
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        });
+        Ok(Self { shared, _stop: stop_tx })
+    }
+
+    /// Every invocation so far, in order.
+    pub fn invocations(&self) -> Vec<Invocation> {
+        self.shared
+            .invocations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Gives the next download-decrypt invocations these Lambda deadlines (then none): a way to cut a
+    /// transfer off as a Lambda timeout would.
+    pub fn cut_downloads_after(&self, deadlines: impl IntoIterator<Item = Duration>) {
+        self.shared
+            .download_deadlines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(deadlines);
+    }
+}
+
+/// `arn:aws:lambda:us-east-1:123456789012:function:create-request[:qualifier]` → `create-request`.
+fn function_name(path: &str) -> Option<String> {
+    let encoded = path
+        .strip_prefix("/2015-03-31/functions/")?
+        .strip_suffix("/invocations")?;
+    let decoded = encoded.replace("%3A", ":").replace("%3a", ":");
+    let name = decoded.rsplit_once("function:").map_or(decoded.as_str(), |(_, n)| n);
+    Some(name.split(':').next().unwrap_or(name).to_owned())
+}
+
+async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    if request.method() == axum::http::Method::POST
+        && let Some(function) = function_name(&path)
+    {
+        let body = axum::body::to_bytes(request.into_body(), 64 << 20)
+            .await
+            .unwrap_or_default();
+        return invoke(&shared, &function, &body).await;
+    }
+    forward(&shared, request).await
+}
+
+async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
+    let event: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let services = shared.services.as_ref();
+    let result: Result<Value, StepError> = match function {
+        "refresh-token" => refresh_token(services, event).await.map(|o| json!(o)),
+        "create-request" => create_request(services, event).await.map(|o| json!(o)),
+        "poll-status" => poll_status(services, event).await.map(|o| json!(o)),
+        "download-decrypt" => {
+            let deadline = shared
+                .download_deadlines
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop_front()
+                .map_or_else(Deadline::none, Deadline::after);
+            download_decrypt(services, event, deadline).await.map(|o| json!(o))
+        }
+        other => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"Type": "User", "message": format!("Function not found: {other}")})),
+            )
+                .into_response();
+        }
+    };
+    let (error, response) = match result {
+        Ok(output) => (None, axum::Json(output).into_response()),
+        Err(e) => {
+            let mut response =
+                axum::Json(json!({"errorType": e.error_type(), "errorMessage": e.to_string()})).into_response();
+            response
+                .headers_mut()
+                .insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
+            (Some(e.error_type().to_owned()), response)
+        }
+    };
+    shared
+        .invocations
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(Invocation {
+            function: function.to_owned(),
+            error,
+        });
+    response
+}
+
+async fn forward(shared: &Shared, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let url = format!(
+        "{}{}",
+        shared.moto,
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
+    let mut outgoing = shared.http.request(parts.method, url).body(body);
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    match outgoing.send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            let mut response = Response::new(Body::from(bytes));
+            *response.status_mut() = status;
+            for (name, value) in &headers {
+                if name != axum::http::header::CONTENT_LENGTH && name != axum::http::header::TRANSFER_ENCODING {
+                    response.headers_mut().insert(name, value.clone());
+                }
+            }
+            response
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+/// The definition file with the template's substitutions filled for the local account, and every
+/// `Retry` interval cut to one second so retries by error name take seconds, not minutes.
+pub fn local_definition(table: &str, max_concurrency: u32) -> std::io::Result<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(DEFINITION);
+    let mut text = std::fs::read_to_string(path)?;
+    for (placeholder, function) in [
+        ("RefreshTokenArn", "refresh-token"),
+        ("CreateRequestArn", "create-request"),
+        ("PollStatusArn", "poll-status"),
+        ("DownloadDecryptArn", "download-decrypt"),
+    ] {
+        text = text.replace(
+            &format!("${{{placeholder}}}"),
+            &format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{function}"),
+        );
+    }
+    text = text
+        .replace("${JobTable}", table)
+        .replace("${MaxConcurrency}", &max_concurrency.to_string())
+        .replace("${ExecutionTimeoutSeconds}", "900");
+    let mut definition: Value = serde_json::from_str(&text).map_err(std::io::Error::other)?;
+    shorten_retries(&mut definition);
+    serde_json::to_string_pretty(&definition).map_err(std::io::Error::other)
+}
+
+fn shorten_retries(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(retries)) = map.get_mut("Retry") {
+                for retry in retries {
+                    retry["IntervalSeconds"] = json!(1);
+                    retry["BackoffRate"] = json!(1);
+                }
+            }
+            map.values_mut().for_each(shorten_retries);
+        }
+        Value::Array(items) => items.iter_mut().for_each(shorten_retries),
+        _ => {}
+    }
+}
+
+/// A Step Functions client over moto's JSON protocol (moto does not check signatures).
+pub struct StepFunctions {
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+    pub status: String,
+    /// The output (succeeded) or `{"error", "cause"}` (failed).
+    pub output: Value,
+    /// The event history, oldest first.
+    pub history: Vec<Value>,
+}
+
+impl StepFunctions {
+    /// A client for the Step Functions API at `endpoint`.
+    pub fn new(endpoint: &str) -> Self {
+        Self {
+            endpoint: endpoint.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Calls one operation.
+    pub async fn call(&self, operation: &str, body: Value) -> Result<Value, String> {
+        let answer = self
+            .http
+            .post(format!("{}/", self.endpoint))
+            .header("Content-Type", "application/x-amz-json-1.0")
+            .header("X-Amz-Target", format!("AWSStepFunctions.{operation}"))
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=test/20261123/us-east-1/states/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = answer.status();
+        let text = answer.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{operation}: HTTP {status}: {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("{operation}: {e}: {text}"))
+    }
+
+    /// Creates the state machine; returns its ARN.
+    pub async fn create(&self, name: &str, definition: &str) -> Result<String, String> {
+        let out = self
+            .call(
+                "CreateStateMachine",
+                json!({"name": name, "definition": definition, "type": "STANDARD",
+                       "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/amzpipe-pipeline")}),
+            )
+            .await?;
+        out["stateMachineArn"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no ARN in {out}"))
+    }
+
+    /// Starts an execution and waits (polling) until it ends or `limit` passes.
+    pub async fn run(&self, machine: &str, name: &str, input: &Value, limit: Duration) -> Result<Execution, String> {
+        let started = self
+            .call(
+                "StartExecution",
+                json!({"stateMachineArn": machine, "name": name, "input": input.to_string()}),
+            )
+            .await?;
+        let arn = started["executionArn"].as_str().ok_or("no execution ARN")?.to_owned();
+        let begun = Instant::now();
+        loop {
+            let described = self.call("DescribeExecution", json!({"executionArn": arn})).await?;
+            let status = described["status"].as_str().unwrap_or_default().to_owned();
+            if status != "RUNNING" {
+                let output = match described.get("output").and_then(Value::as_str) {
+                    Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                    None => json!({"error": described.get("error"), "cause": described.get("cause")}),
+                };
+                let history = self
+                    .call("GetExecutionHistory", json!({"executionArn": arn, "maxResults": 1000}))
+                    .await?;
+                let history = history["events"].as_array().cloned().unwrap_or_default();
+                return Ok(Execution {
+                    status,
+                    output,
+                    history,
+                });
+            }
+            if begun.elapsed() > limit {
+                return Err(format!("execution {name} still RUNNING after {limit:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! End to end on the real state machine: `infra/statemachine/pipeline.asl.json` executed by moto's
+//! Step Functions interpreter, its Lambda tasks answered by the real steps over the Invoke API, against
+//! the Amazon API simulator and moto's S3, DynamoDB and Secrets Manager.
+
+use std::time::Duration;
+
+use amzpipe::domain::run::RunStatus;
+use amzpipe::ports::JobStore;
+use amzpipe::steps::RunContext;
+use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
+use amzpipe_testkit::stack::{BUCKET, Pipeline, SECRET};
+use serde_json::{Value, json};
+
+const SCHEDULED: &str = "2026-11-23T06:00:00Z";
+
+fn events(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../events/{name}.json"));
+    let event: Value = serde_json::from_slice(&std::fs::read(path).expect("event")).expect("JSON");
+    let mut job = event["job"].clone();
+    job["credentials"] = json!(SECRET);
+    job
+}
+
+async fn pipeline() -> Pipeline {
+    Pipeline::start(SimConfig::default(), 4).await.expect("pipeline")
+}
+
+async fn object_keys(p: &Pipeline) -> Vec<String> {
+    let out = p
+        .aws
+        .s3()
+        .await
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+fn failed_jobs(output: &Value) -> Vec<String> {
+    output["results"]
+        .as_array()
+        .map(|results| {
+            results
+                .iter()
+                .filter(|r| r["failed"] == json!(true))
+                .filter_map(|r| r["job"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn one_execution_runs_a_job_of_every_source_to_its_manifest() {
+    let p = pipeline().await;
+    let jobs = ["sp-reports", "ads-reports", "amc", "slate"].map(events);
+    let execution = p.execute("every-source", SCHEDULED, &jobs).await.expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+    assert!(failed_jobs(&execution.output).is_empty());
+    let manifests = object_keys(&p)
+        .await
+        .into_iter()
+        .filter(|k| k.ends_with("/_manifest.json"))
+        .count();
+    assert_eq!(manifests, 4);
+}
+
+fn sp_outcome(outcome: &str) -> Scenario {
+    Scenario {
+        outcomes: [(
+            "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL".to_owned(),
+            outcome.to_owned(),
+        )]
+        .into(),
+        ..Scenario::default()
+    }
+}
+
+fn key_of(job: &Value) -> amzpipe::domain::run::RunKey {
+    RunContext::from_event(json!({ "job": job, "scheduledTime": SCHEDULED }))
+        .expect("context")
+        .key
+}
+
+#[tokio::test]
+async fn a_fan_out_over_several_profiles_runs_each_through_the_map() {
+    let p = pipeline().await;
+    let jobs: Vec<Value> = ["1234567890", "1234567891"]
+        .iter()
+        .map(|profile| {
+            let mut job = events("ads-reports");
+            job["name"] = json!(format!("ads-campaigns-{profile}"));
+            job["source"]["profileId"] = json!(profile);
+            job
+        })
+        .collect();
+    let execution = p.execute("fan-out", SCHEDULED, &jobs).await.expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+    let keys = object_keys(&p).await;
+    for profile in ["1234567890", "1234567891"] {
+        assert!(
+            keys.iter()
+                .any(|k| k.contains(&format!("account={profile}/")) && k.ends_with("_manifest.json")),
+            "{keys:?}"
+        );
+    }
+    assert_eq!(p.sim.created_counts().1, 2);
+}
+
+#[tokio::test]
+async fn a_fatal_report_takes_the_failure_path_with_the_reason_on_the_run_and_spares_the_other_jobs() {
+    let p = pipeline().await;
+    p.sim.set_scenario(sp_outcome("FATAL"));
+    let sp = events("sp-reports");
+    let jobs = [sp.clone(), events("ads-reports")];
+    let execution = p.execute("fatal", SCHEDULED, &jobs).await.expect("execution");
+    assert_eq!(execution.status, "FAILED");
+    assert_eq!(execution.output["error"], json!("JobsFailed"), "{:#}", execution.output);
+    let run = p.services.store.run(&key_of(&sp)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    let reason = run.failure_reason.expect("reason");
+    assert!(reason.contains("SourceFailed"), "{reason}");
+    let keys = object_keys(&p).await;
+    assert!(
+        keys.iter()
+            .any(|k| k.contains("source=ads-reports/") && k.ends_with("_manifest.json"))
+    );
+    assert!(!keys.iter().any(|k| k.contains("source=sp-reports/")));
+}
+
+#[tokio::test]
+async fn no_data_ends_the_execution_cleanly() {
+    let p = pipeline().await;
+    p.sim.set_scenario(sp_outcome("CANCELLED"));
+    let sp = events("sp-reports");
+    let execution = p
+        .execute("no-data", SCHEDULED, std::slice::from_ref(&sp))
+        .await
+        .expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+    let run = p.services.store.run(&key_of(&sp)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::NoData);
+    assert!(object_keys(&p).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_duplicate_execution_for_the_same_schedule_time_makes_no_second_request_and_no_second_object() {
+    let p = pipeline().await;
+    let jobs = [events("sp-reports"), events("amc")];
+    let first = p.execute("first", SCHEDULED, &jobs).await.expect("execution");
+    assert_eq!(first.status, "SUCCEEDED", "{:#}", first.output);
+    let objects = object_keys(&p).await;
+    let created = p.sim.created_counts();
+    let second = p.execute("second", SCHEDULED, &jobs).await.expect("execution");
+    assert_eq!(second.status, "SUCCEEDED", "{:#}", second.output);
+    assert_eq!(p.sim.created_counts(), created, "no second Amazon request");
+    assert_eq!(object_keys(&p).await, objects, "no second object");
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_by_name_without_a_duplicate_request() {
+    let p = pipeline().await;
+    let fault = |status, times, retry_after| Fault {
+        op: "sp.getReport".into(),
+        status,
+        times,
+        retry_after,
+        body: None,
+        after_effect: false,
+    };
+    // A 429 asking for longer than a Lambda may sleep, then more 5xx than the client retries inline.
+    p.sim.set_scenario(Scenario {
+        faults: vec![fault(429, 1, Some(30)), fault(500, 5, None)],
+        ..Scenario::default()
+    });
+    let execution = p
+        .execute("retries", SCHEDULED, &[events("sp-reports")])
+        .await
+        .expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+    let errors: Vec<String> = p
+        .router
+        .invocations()
+        .into_iter()
+        .filter(|i| i.function == "poll-status")
+        .filter_map(|i| i.error)
+        .collect();
+    assert!(errors.contains(&"Throttled".to_owned()), "{errors:?}");
+    assert!(errors.contains(&"Transient".to_owned()), "{errors:?}");
+    assert_eq!(p.sim.created_counts().0, 1, "one Amazon report");
+}
+
+#[tokio::test]
+async fn a_download_failing_mid_transfer_is_retried_into_exactly_one_complete_object() {
+    let p = Pipeline::start(
+        SimConfig {
+            sp_report_bytes: 48 << 20,
+            ..SimConfig::default()
+        },
+        4,
+    )
+    .await
+    .expect("pipeline");
+    p.router.cut_downloads_after([Duration::from_millis(300)]);
+    let execution = p
+        .execute("cut-off", SCHEDULED, &[events("sp-reports")])
+        .await
+        .expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+    let downloads: Vec<Option<String>> = p
+        .router
+        .invocations()
+        .into_iter()
+        .filter(|i| i.function == "download-decrypt")
+        .map(|i| i.error)
+        .collect();
+    assert_eq!(downloads, [Some("Transient".to_owned()), None]);
+    let keys = object_keys(&p).await;
+    assert_eq!(keys.len(), 2, "one document and its manifest: {keys:?}");
+    let uploads = p
+        .aws
+        .s3()
+        .await
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("uploads");
+    assert!(uploads.uploads().is_empty());
+}
+
+#[tokio::test]
+async fn when_retries_run_out_the_state_machine_writes_the_failure_on_the_run() {
+    let p = pipeline().await;
+    p.sim.set_scenario(Scenario {
+        faults: vec![Fault {
+            op: "sp.getReport".into(),
+            status: 503,
+            times: 1000,
+            retry_after: None,
+            body: None,
+            after_effect: false,
+        }],
+        ..Scenario::default()
+    });
+    let sp = events("sp-reports");
+    let execution = p
+        .execute("exhausted", SCHEDULED, std::slice::from_ref(&sp))
+        .await
+        .expect("execution");
+    assert_eq!(execution.status, "FAILED");
+    let run = p.services.store.run(&key_of(&sp)).await.expect("read").expect("run");
+    assert_eq!(
+        run.status,
+        RunStatus::Failed,
+        "written by the state machine's DynamoDB task"
+    );
+    let reason = run.failure_reason.expect("reason");
+    assert!(reason.starts_with("Transient"), "{reason}");
+    let results = &execution.history;
+    assert!(
+        results
+            .iter()
+            .any(|e| e["type"] == json!("TaskSucceeded") || e["type"] == json!("TaskStateExited")),
+        "the history is read"
+    );
+}
