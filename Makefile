@@ -17,8 +17,9 @@ ASL_VALIDATOR := .tools/node/node_modules/.bin/asl-validator
 
 .PHONY: demo test tools watch lint lint-infra fmt bench ci clean-demo
 
-## Run the pipeline locally on built-in defaults (no AWS account, no Amazon credentials).
-demo:
+## Run the pipeline locally on built-in defaults (no AWS account, no Amazon credentials): the real state
+## machine on moto, the real functions under cargo lambda watch, the Amazon API simulator.
+demo: tools
 	$(CARGO) run --quiet -p amzpipe-testkit --bin local-demo
 
 ## Unit, integration and end-to-end tests: the README's test command, run by CI.
@@ -35,7 +36,8 @@ $(TOOLS_STAMP):
 
 ## Serve the four functions locally (Lambda Invoke API on 127.0.0.1:9000); see README "Functions locally".
 watch: tools
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda watch -A 127.0.0.1 -P 9000 --env-file target/local/functions.env
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/lambda-watch" \
+		$(CARGO) lambda watch -A 127.0.0.1 -P 9000 --env-file target/local/functions.env
 
 ## Formatting and lints, as CI runs them.
 lint:

@@ -38,12 +38,34 @@ pub struct Invocation {
     pub error: Option<String>,
 }
 
+/// Who answers the Lambda invokes.
+pub enum Functions {
+    /// The steps, called in this process over these services (tests).
+    InProcess(Arc<AwsServices>),
+    /// The real function binaries behind a local Lambda emulator (`cargo lambda watch`) at this base
+    /// URL; its handler-error answer (HTTP 500 with `{"errorType", "errorMessage"}`) is turned into real
+    /// Lambda's (200 + `X-Amz-Function-Error: Unhandled`).
+    Remote(String),
+}
+
 struct Shared {
-    services: Arc<AwsServices>,
+    functions: Functions,
     moto: String,
     http: reqwest::Client,
     invocations: Mutex<Vec<Invocation>>,
     download_deadlines: Mutex<VecDeque<Duration>>,
+}
+
+impl Shared {
+    fn record(&self, function: &str, error: Option<String>) {
+        self.invocations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Invocation {
+                function: function.to_owned(),
+                error,
+            });
+    }
 }
 
 /// The Invoke-API router in front of moto. Stops when dropped.
@@ -53,10 +75,10 @@ pub struct LambdaRouter {
 }
 
 impl LambdaRouter {
-    /// Listens on `127.0.0.1:port`, running the steps over `services` and forwarding the rest to `moto`.
-    pub async fn start(port: u16, moto: &str, services: Arc<AwsServices>) -> std::io::Result<Self> {
+    /// Listens on `127.0.0.1:port`, sending invokes to `functions` and the rest to `moto`.
+    pub async fn start(port: u16, moto: &str, functions: Functions) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
-            services,
+            functions,
             moto: moto.to_owned(),
             http: reqwest::Client::new(),
             invocations: Mutex::new(Vec::new()),
@@ -119,8 +141,11 @@ async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response 
 }
 
 async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
+    let services = match &shared.functions {
+        Functions::InProcess(services) => services.as_ref(),
+        Functions::Remote(base) => return invoke_remote(shared, base, function, body).await,
+    };
     let event: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let services = shared.services.as_ref();
     let result: Result<Value, StepError> = match function {
         "refresh-token" => refresh_token(services, event).await.map(|o| json!(o)),
         "create-request" => create_request(services, event).await.map(|o| json!(o)),
@@ -153,14 +178,35 @@ async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
             (Some(e.error_type().to_owned()), response)
         }
     };
-    shared
-        .invocations
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(Invocation {
-            function: function.to_owned(),
-            error,
-        });
+    shared.record(function, error);
+    response
+}
+
+async fn invoke_remote(shared: &Shared, base: &str, function: &str, body: &Bytes) -> Response {
+    let url = format!("{base}/2015-03-31/functions/{function}/invocations");
+    let answer = match shared.http.post(url).body(body.clone()).send().await {
+        Ok(answer) => answer,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let status = answer.status();
+    let bytes = answer.bytes().await.unwrap_or_default();
+    let error = if status.is_success() {
+        None
+    } else {
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Some(parsed["errorType"].as_str().unwrap_or("Unknown").to_owned())
+    };
+    shared.record(function, error.clone());
+    let mut response = Response::new(Body::from(bytes));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if error.is_some() {
+        response
+            .headers_mut()
+            .insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
+    }
     response
 }
 
@@ -196,9 +242,9 @@ async fn forward(shared: &Shared, request: Request) -> Response {
     }
 }
 
-/// The definition file with the template's substitutions filled for the local account, and every
-/// `Retry` interval cut to one second so retries by error name take seconds, not minutes.
-pub fn local_definition(table: &str, max_concurrency: u32) -> std::io::Result<String> {
+/// The definition file with the template's substitutions filled for the local account; with
+/// `quick_retries`, every `Retry` interval is cut to one second so retries by error name take seconds.
+pub fn local_definition(table: &str, max_concurrency: u32, quick_retries: bool) -> std::io::Result<String> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(DEFINITION);
@@ -219,7 +265,9 @@ pub fn local_definition(table: &str, max_concurrency: u32) -> std::io::Result<St
         .replace("${MaxConcurrency}", &max_concurrency.to_string())
         .replace("${ExecutionTimeoutSeconds}", "900");
     let mut definition: Value = serde_json::from_str(&text).map_err(std::io::Error::other)?;
-    shorten_retries(&mut definition);
+    if quick_retries {
+        shorten_retries(&mut definition);
+    }
     serde_json::to_string_pretty(&definition).map_err(std::io::Error::other)
 }
 

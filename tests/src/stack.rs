@@ -12,7 +12,7 @@ use amzpipe::steps::{
 };
 
 use crate::moto::{LocalAws, free_port};
-use crate::sfn::{LambdaRouter, StepFunctions, local_definition};
+use crate::sfn::{Functions, LambdaRouter, StepFunctions, local_definition};
 use crate::sim::{SimConfig, Simulator};
 
 /// The job table's name locally.
@@ -161,10 +161,11 @@ impl Pipeline {
         aws.enable_state_machines().await?;
         provision(&aws).await?;
         let services = std::sync::Arc::new(Stack::services_for(&sim, &aws).await?);
-        let router = LambdaRouter::start(router_port, aws.endpoint(), std::sync::Arc::clone(&services)).await?;
+        let functions = Functions::InProcess(std::sync::Arc::clone(&services));
+        let router = LambdaRouter::start(router_port, aws.endpoint(), functions).await?;
         let sfn = StepFunctions::new(aws.endpoint());
         let machine = sfn
-            .create("amzpipe-pipeline", &local_definition(TABLE, max_concurrency)?)
+            .create("amzpipe-pipeline", &local_definition(TABLE, max_concurrency, true)?)
             .await?;
         Ok(Self {
             sim,

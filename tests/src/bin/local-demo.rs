@@ -1,255 +1,343 @@
-//! `make demo`: the pipeline on this machine, with no AWS account and no Amazon credentials.
+//! `make demo`: the whole pipeline on this machine, with no AWS account and no Amazon credentials.
 //!
-//! Starts the Amazon API simulator (all four sources and Login with Amazon; progress is driven by
-//! polls, so hour-long Amazon waits take milliseconds) and a local S3 (s3s-fs, objects kept under
-//! `target/demo/s3/` for inspection). For each source it runs the real client — create the request
-//! for yesterday, check its status until it is done, list its documents — and moves every document
-//! through the real streaming transfer into S3, then writes the run's manifest last and prints what
-//! landed. The SP-API report comes in the retired AES-256-CBC encrypted shape, to show decryption.
-//!
-//! The status loop here stands in for the state machine (refresh-token → create-request →
-//! Wait/poll-status → download-decrypt), which replaces it when the Lambda functions and the
-//! infrastructure land.
+//! 1. Starts the Amazon API simulator (all four sources and Login with Amazon; a request moves one
+//!    stage per status check, so hour-long Amazon waits take seconds), a local AWS (moto server: S3,
+//!    DynamoDB, Secrets Manager, Step Functions), and the four real Lambda binaries under
+//!    `cargo lambda watch`.
+//! 2. Creates the job table, the bucket and the credentials secret as the SAM template does.
+//! 3. Creates the state machine from `infra/statemachine/pipeline.asl.json` (the file SAM deploys, its
+//!    substitutions filled in) on moto's interpreter. Its Lambda tasks reach the functions through a
+//!    small router that also turns `cargo lambda watch`'s error answer (HTTP 500) into real Lambda's
+//!    (200 + `X-Amz-Function-Error`), so `Retry`/`Catch` by error name behave as in AWS.
+//! 4. Runs one execution with a job per source (`events/*.json`), printing the steps as they happen,
+//!    then the objects written, their sizes, row counts and manifests; then stops everything.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
-use amzpipe::adapters::ads_reports::{AdsReportRequest, AdsReportsClient};
-use amzpipe::adapters::amc::{AmcClient, AmcQuery, AmcRequest};
-use amzpipe::adapters::api::{ApiClient, AuthStyle, Policy, api_http_client};
-use amzpipe::adapters::http::download_client;
-use amzpipe::adapters::lwa::{Credentials, LwaClient, LwaSession};
-use amzpipe::adapters::s3::{Encryption as Sse, S3Sink};
-use amzpipe::adapters::slate::{SlateClient, SlateRequest};
-use amzpipe::adapters::sp_reports::{SpReportRequest, SpReportsClient};
-use amzpipe::domain::TimeWindow;
-use amzpipe::ports::{ReportSource, RequestStatus};
-use amzpipe::transfer::{Destination, MANIFEST_FILE_NAME, Manifest, Totals, TransferOptions, transfer_document};
-use amzpipe_testkit::local_s3::LocalS3;
+use amzpipe_testkit::moto::{LocalAws, free_port};
+use amzpipe_testkit::sfn::{FUNCTIONS, Functions, LambdaRouter, StepFunctions, local_definition};
 use amzpipe_testkit::sim::{SimConfig, Simulator};
+use amzpipe_testkit::stack::{self, BUCKET, SECRET, TABLE};
 use clap::Parser;
-use secrecy::SecretString;
-
-const BUCKET: &str = "amzpipe-demo";
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
 
 type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 #[derive(Parser)]
-#[command(about = "Run every source locally against the Amazon API simulator into a local S3")]
+#[command(
+    about = "Runs the pipeline's state machine locally: simulator, moto, the real functions under cargo lambda watch"
+)]
 struct Cli {
-    /// Size of the simulated SP-API report in MiB.
+    /// Size of the simulated SP-API report in MiB (delivered AES-256-CBC encrypted, as the retired format was).
     #[arg(long, default_value_t = 64)]
     sp_api_mib: u64,
-    /// Where the local S3 keeps its objects.
-    #[arg(long, default_value = "target/demo/s3")]
-    s3_dir: PathBuf,
+    /// Where the demo writes the functions' environment and logs.
+    #[arg(long, default_value = "target/demo")]
+    dir: PathBuf,
 }
 
-/// What one source run needs: where objects go and how to print them.
-struct Target<'a> {
-    label: &'static str,
-    prefix: String,
-    sink: &'a S3Sink,
-    http: &'a reqwest::Client,
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// create → status until done → documents → transfer each → manifest; returns the manifest key.
-async fn run_source<S: ReportSource>(
-    source: &S,
-    request: &S::Request,
-    window: &TimeWindow,
-    target: &Target<'_>,
-) -> DemoResult<Option<(String, Totals)>> {
-    let id = source.create(request, window).await?;
-    println!("{:<18} request {id} created", target.label);
-    let mut states = Vec::new();
-    let status = loop {
-        match source.status(request, &id).await? {
-            RequestStatus::InProgress { state } => states.push(state),
-            done => break done,
+/// `cargo lambda watch` in a process group of its own, stopped with the whole group.
+struct Watch {
+    child: Child,
+}
+
+impl Watch {
+    async fn start(port: u16, env_file: &Path, log: &Path) -> DemoResult<Self> {
+        let root = workspace_root();
+        let venv_bin = root.join(".venv/bin");
+        let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+        let log = std::fs::File::create(log)?;
+        let child = Command::new(venv_bin.join("cargo-lambda"))
+            .args([
+                "lambda",
+                "watch",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+                "--env-file",
+            ])
+            .arg(env_file)
+            .current_dir(&root)
+            .env("PATH", path)
+            // cargo-lambda builds with an environment that changes the build scripts of ring and the TLS
+            // crates; a target directory of its own keeps it from rebuilding them after every `cargo build`.
+            .env("CARGO_TARGET_DIR", root.join("target/lambda-watch"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start cargo lambda watch (run `make tools`): {e}"))?;
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if started.elapsed() > Duration::from_secs(120) {
+                return Err("cargo lambda watch did not start listening".into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    };
-    match status {
-        RequestStatus::Ready => {}
-        other => {
-            println!("{:<18} ended without data to move: {other:?}", target.label);
-            return Ok(None);
-        }
+        Ok(Self { child })
     }
-    states.push("READY".into());
-    println!("{:<18} status {}", target.label, states.join(" → "));
-    let mut records = Vec::new();
-    for (i, doc) in source.documents(request, &id).await?.into_iter().enumerate() {
-        let destination = Destination {
-            key_stem: format!("{}/{i:05}", target.prefix),
-        };
-        let record = transfer_document(
-            target.http,
-            target.sink,
-            doc.document,
-            &destination,
-            &TransferOptions::default(),
-        )
-        .await?;
-        for o in &record.objects {
-            let short = o.key.strip_prefix(&format!("{}/", target.prefix)).unwrap_or(&o.key);
-            let rows = o.rows.map_or_else(|| "-".to_owned(), |r| r.to_string());
+
+    /// Invokes each function once with an empty event (each answers `InvalidJob`), so that
+    /// `cargo lambda watch` builds and starts them all before the state machine needs them.
+    async fn warm_up(port: u16) -> DemoResult<()> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(1800)).build()?;
+        for function in FUNCTIONS {
+            let started = Instant::now();
+            let answer = http
+                .post(format!(
+                    "http://127.0.0.1:{port}/2015-03-31/functions/{function}/invocations"
+                ))
+                .body("{}")
+                .send()
+                .await?;
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
             println!(
-                "{:<18}   …/{short:<40} {:>10} bytes {rows:>8} rows  sha256 {}…",
-                target.label,
-                o.bytes,
-                &o.sha256[..12]
+                "  {function:<17} ready in {:>5.1} s (an empty event answers {})",
+                started.elapsed().as_secs_f64(),
+                body["errorType"].as_str().unwrap_or("?")
             );
         }
-        records.push(record);
+        Ok(())
     }
-    let context = BTreeMap::from([
-        ("source".to_owned(), target.label.to_owned()),
-        ("request_id".to_owned(), id),
-        ("window".to_owned(), format!("{}/{}", window.start, window.end)),
-    ]);
-    let key = format!("{}/{MANIFEST_FILE_NAME}", target.prefix);
-    let manifest = Manifest::new(context, records);
-    manifest.write(target.sink, &key).await?;
-    Ok(Some((key, manifest.totals)))
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").args(["-TERM", &format!("-{pid}")]).status().await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        let _ = self.child.kill().await;
+    }
+}
+
+fn job_of(path: &Path) -> DemoResult<Value> {
+    let event: Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    Ok(event["job"].clone())
+}
+
+/// The job name in a run id (`sp-orders-daily_20261122T0000Z_…` → `sp-orders-daily`).
+fn job_name(run_id: &str) -> &str {
+    run_id.split('_').next().unwrap_or(run_id)
+}
+
+/// Prints the history events not printed yet; returns how many there are.
+fn print_progress(history: &[Value], seen: usize) -> usize {
+    for event in history.iter().skip(seen) {
+        let kind = event["type"].as_str().unwrap_or_default();
+        if kind == "TaskSucceeded" {
+            let output = event["taskSucceededEventDetails"]["output"].as_str().unwrap_or("{}");
+            let output: Value = serde_json::from_str(output).unwrap_or(Value::Null);
+            let p = output.get("Payload").unwrap_or(&output);
+            let Some(run_id) = p["runId"].as_str() else {
+                if let Some(expires) = p["expiresAt"].as_str() {
+                    println!("  {:<26} refresh-token     access token ready (expires {expires})", "");
+                }
+                continue;
+            };
+            let job = job_name(run_id);
+            if let Some(outcome) = p["outcome"].as_str() {
+                println!(
+                    "  {job:<26} create-request    {outcome} request {} (next check in {} s)",
+                    p["requestId"].as_str().unwrap_or("-"),
+                    p["waitSeconds"]
+                );
+            } else if let Some(state) = p["state"].as_str() {
+                println!(
+                    "  {job:<26} poll-status       {state} (Amazon: {}, check {})",
+                    p["amazonStatus"].as_str().unwrap_or("-"),
+                    p["polls"]
+                );
+            } else if p.get("totals").is_some() {
+                let t = &p["totals"];
+                println!(
+                    "  {job:<26} download-decrypt  {} documents, {} bytes in, {} bytes stored, {} rows",
+                    t["documents"], t["bytes_in"], t["bytes_out"], t["rows"]
+                );
+            }
+        } else if kind == "TaskFailed" {
+            let details = &event["taskFailedEventDetails"];
+            println!(
+                "  {:<26} a step failed      {} (the state machine retries or catches it by this name)",
+                "",
+                details["error"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    history.len()
 }
 
 #[tokio::main]
 async fn main() -> DemoResult<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .init();
     let cli = Cli::parse();
-    let _ = std::fs::remove_dir_all(&cli.s3_dir);
-    std::fs::create_dir_all(&cli.s3_dir)?;
-    // s3s-fs resolves its files against an absolute root.
-    let s3_dir = std::fs::canonicalize(&cli.s3_dir)?;
-    let s3 = LocalS3::start_in(&s3_dir).await?;
-    let client = s3.client().await;
-    client.create_bucket().bucket(BUCKET).send().await?;
-    let sink = S3Sink::new(client, BUCKET, Sse::BucketDefault);
+    std::fs::create_dir_all(&cli.dir)?;
+    let dir = std::fs::canonicalize(&cli.dir)?;
+    println!("Starting the Amazon API simulator, a local AWS (moto) and the four functions (cargo lambda watch)…");
+    println!("(The first run builds the functions under target/lambda-watch/: a few minutes on 2 cores.)");
     let sim = Simulator::start(SimConfig {
         sp_report_bytes: cli.sp_api_mib << 20,
         sp_legacy_documents: true,
         ..SimConfig::default()
     })
     .await?;
+    let router_port = free_port()?;
+    let aws = LocalAws::start_with_callback_port(Some(router_port)).await?;
+    aws.enable_state_machines().await?;
+    stack::provision(&aws).await?;
+
+    let settings = stack::settings(&sim);
+    let env_file = dir.join("functions.env");
+    let env = [
+        ("AMZPIPE_TABLE", TABLE.to_owned()),
+        ("AMZPIPE_BUCKET", BUCKET.to_owned()),
+        ("AMZPIPE_LWA_URL", settings.endpoints.lwa.unwrap_or_default()),
+        ("AMZPIPE_SP_API_URL", settings.endpoints.sp_api.unwrap_or_default()),
+        ("AMZPIPE_ADS_API_URL", settings.endpoints.ads_api.unwrap_or_default()),
+        ("AMZPIPE_SLATE_URL", settings.endpoints.slate.unwrap_or_default()),
+        ("AMZPIPE_MAX_WAIT_SECONDS", "1".to_owned()),
+        ("AWS_ENDPOINT_URL", aws.endpoint().to_owned()),
+        ("AWS_REGION", amzpipe_testkit::moto::REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+    ];
+    std::fs::write(
+        &env_file,
+        env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>(),
+    )?;
+    let lambda_port = free_port()?;
+    let log = dir.join("functions.log");
+    let watch = Watch::start(lambda_port, &env_file, &log).await?;
+    let result = match Watch::warm_up(lambda_port).await {
+        Ok(()) => run(&aws, router_port, lambda_port).await,
+        Err(e) => Err(e),
+    };
+    println!();
+    println!("Stopping the functions, the local AWS and the simulator.");
+    watch.stop().await;
+    drop(aws);
+    drop(sim);
+    println!("The functions' JSON logs are in {}.", log.display());
+    result
+}
+
+async fn run(aws: &LocalAws, router_port: u16, lambda_port: u16) -> DemoResult<()> {
+    let _router = LambdaRouter::start(
+        router_port,
+        aws.endpoint(),
+        Functions::Remote(format!("http://127.0.0.1:{lambda_port}")),
+    )
+    .await?;
+    let sfn = StepFunctions::new(aws.endpoint());
+    let machine = sfn
+        .create("amzpipe-pipeline", &local_definition(TABLE, 4, false)?)
+        .await?;
+    let events = workspace_root().join("events");
+    let mut jobs = Vec::new();
+    for name in ["sp-reports", "ads-reports", "amc", "slate"] {
+        let mut job = job_of(&events.join(format!("{name}.json")))?;
+        job["credentials"] = json!(SECRET);
+        jobs.push(job);
+    }
+    let scheduled = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    println!();
     println!(
-        "Amazon API simulator at {}; local S3 at {} (objects under {})",
-        sim.base_url(),
-        s3.endpoint(),
-        s3_dir.display()
+        "State machine {} (from infra/statemachine/pipeline.asl.json); one execution, {} jobs, scheduled {scheduled}:",
+        machine.rsplit(':').next().unwrap_or(&machine),
+        jobs.len()
     );
+    let input = json!({ "scheduledTime": scheduled, "jobs": jobs });
+    let started = sfn
+        .call(
+            "StartExecution",
+            json!({"stateMachineArn": machine, "name": "demo", "input": input.to_string()}),
+        )
+        .await?;
+    let arn = started["executionArn"].as_str().ok_or("no execution ARN")?.to_owned();
+    let clock = Instant::now();
+    let mut seen = 0;
+    let status = loop {
+        let history = sfn
+            .call("GetExecutionHistory", json!({"executionArn": arn, "maxResults": 1000}))
+            .await?;
+        seen = print_progress(history["events"].as_array().map_or(&[][..], Vec::as_slice), seen);
+        let described = sfn.call("DescribeExecution", json!({"executionArn": arn})).await?;
+        let status = described["status"].as_str().unwrap_or_default().to_owned();
+        if status != "RUNNING" {
+            let history = sfn
+                .call("GetExecutionHistory", json!({"executionArn": arn, "maxResults": 1000}))
+                .await?;
+            print_progress(history["events"].as_array().map_or(&[][..], Vec::as_slice), seen);
+            if status != "SUCCEEDED" {
+                println!("  {}: {}", described["error"], described["cause"]);
+            }
+            break status;
+        }
+        if clock.elapsed() > Duration::from_secs(600) {
+            return Err("the execution did not finish within ten minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     println!();
+    println!("Execution {status} in {:.1} s.", clock.elapsed().as_secs_f64());
+    print_objects(aws).await?;
+    println!();
+    println!("Next: `make test` runs the test suite; to deploy to AWS, see the README (\"Deploying to AWS\":");
+    println!("`sam build` and `sam deploy --guided`, then fill the credentials secret and enable a schedule).");
+    if status == "SUCCEEDED" {
+        Ok(())
+    } else {
+        Err(format!("the execution ended {status}").into())
+    }
+}
 
-    let policy = Policy::default();
-    let http = api_http_client(&policy)?;
-    let credentials = Credentials {
-        client_id: "amzn1.application-oa2-client.demo".into(),
-        client_secret: SecretString::from("demo-client-secret"),
-        refresh_token: SecretString::from("Atzr|demo-refresh-token"),
-    };
-    let session = Arc::new(LwaSession::new(
-        LwaClient::new(http.clone(), sim.token_url()),
-        credentials,
-    ));
-    let api = |auth| ApiClient::new(http.clone(), Arc::clone(&session), auth, policy.clone());
-    let downloads = download_client()?;
-    let today = chrono::Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .ok_or("midnight")?
-        .and_utc();
-    let yesterday = TimeWindow::new(today - chrono::Duration::days(1), today)?;
-    let dt = format!("dt={}", yesterday.start.date_naive());
-    let target = |label, prefix: String| Target {
-        label,
-        prefix: format!("{prefix}/{dt}/run=demo"),
-        sink: &sink,
-        http: &downloads,
-    };
+async fn print_objects(aws: &LocalAws) -> DemoResult<()> {
+    let s3 = aws.s3().await;
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await?;
+    println!();
+    println!("Objects in s3://{BUCKET}/ (local):");
+    println!("  {:>12}  key", "bytes");
     let mut manifests = Vec::new();
-
-    // SP-API Reports (a legacy 2020-09-04 document: AES-256-CBC over gzip TSV).
-    // s3s-fs names its metadata files after the base64 of the key, so keys over ~130 bytes exceed the
-    // local file-name limit; real S3 takes keys up to 1,024 bytes.
-    let sp = SpReportsClient::new(api(AuthStyle::AmzAccessToken), sim.base_url());
-    let orders = SpReportRequest {
-        report_type: "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL".into(),
-        marketplace_ids: vec!["ATVPDKIKX0DER".into()],
-        report_options: BTreeMap::new(),
-        format: None,
-    };
-    let t = target(
-        "SP-API Reports",
-        format!("source=sp-api/seller=A1DEMO/type={}", orders.report_type),
-    );
-    manifests.extend(run_source(&sp, &orders, &yesterday, &t).await?);
-
-    // Amazon Ads reporting v3 (gzip JSON), for the first profile the credentials can see.
-    let ads = AdsReportsClient::new(api(AuthStyle::Bearer), sim.base_url());
-    let profile = ads.profiles().await?.into_iter().next().ok_or("no Ads profile")?;
-    let campaigns = AdsReportRequest {
-        profile_id: profile.profile_id.to_string(),
-        ad_product: "SPONSORED_PRODUCTS".into(),
-        report_type_id: "spCampaigns".into(),
-        columns: ["date", "campaignId", "campaignName", "impressions", "clicks", "cost"]
-            .map(String::from)
-            .to_vec(),
-        group_by: vec!["campaign".into()],
-        time_unit: "DAILY".into(),
-        filters: vec![],
-    };
-    let t = target(
-        "Ads reporting v3",
-        format!("source=ads/profile={}/type=spCampaigns", profile.profile_id),
-    );
-    manifests.extend(run_source(&ads, &campaigns, &yesterday, &t).await?);
-
-    // AMC: an ad-hoc query whose result comes as two CSV files.
-    let amc = AmcClient::new(api(AuthStyle::Bearer), sim.base_url());
-    let reach = AmcRequest {
-        instance_id: "amcdemo01".into(),
-        advertiser_id: "ENTITY1AA1AA11AAA1".into(),
-        marketplace_id: "ATVPDKIKX0DER".into(),
-        query: AmcQuery::Sql(
-            "SELECT campaign,\n  COUNT(DISTINCT user_id) AS reach\nFROM dsp_impressions\nGROUP BY 1".into(),
-        ),
-        parameter_values: BTreeMap::new(),
-        time_zone: None,
-        timeout_seconds: None,
-        require_synthetic_data: false,
-    };
-    let t = target("AMC", "source=amc/instance=amcdemo01/query=weekly_reach".into());
-    manifests.extend(run_source(&amc, &reach, &yesterday, &t).await?);
-
-    // Prime Video Slate: yesterday's playback files, ZIP archives of CSV changelogs.
-    let slate = SlateClient::new(api(AuthStyle::Bearer), sim.slate_url());
-    let playback = SlateRequest {
-        account_id: "acct-1".into(),
-        group_id: "grp-1".into(),
-        business_id: "biz-1".into(),
-        dataset_id: "playback".into(),
-        after: None,
-    };
-    let t = target(
-        "Prime Video Slate",
-        "source=slate/account=acct-1/dataset=playback".into(),
-    );
-    manifests.extend(run_source(&slate, &playback, &yesterday, &t).await?);
-
-    println!();
-    println!("manifests (written last; a run counts as complete once its manifest exists):");
-    for (key, totals) in manifests {
-        println!(
-            "  s3://{BUCKET}/{key}\n      {} objects, {} bytes in, {} bytes out, {} rows",
-            totals.objects, totals.bytes_in, totals.bytes_out, totals.rows
-        );
+    for object in listed.contents() {
+        let key = object.key().unwrap_or_default();
+        println!("  {:>12}  {key}", object.size().unwrap_or_default());
+        if key.ends_with("/_manifest.json") {
+            manifests.push(key.to_owned());
+        }
     }
     println!();
-    println!("open multipart uploads left behind: {}", s3.open_uploads());
-    println!("Look at the files under {}/{BUCKET}/.", s3_dir.display());
-    println!("Next: `make test` runs the test suite; `make bench` measures throughput and memory.");
+    println!("Manifests (written last; a run is complete once its manifest exists):");
+    println!(
+        "  {:<26} {:>8} {:>12} {:>10}  manifest",
+        "job", "objects", "bytes", "rows"
+    );
+    for key in manifests {
+        let body = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await?
+            .body
+            .collect()
+            .await?;
+        let manifest: Value = serde_json::from_slice(&body.into_bytes())?;
+        let t = &manifest["totals"];
+        let number = |v: &Value| v.as_u64().unwrap_or_default();
+        println!(
+            "  {:<26} {:>8} {:>12} {:>10}  s3://{BUCKET}/{key}",
+            manifest["context"]["job"].as_str().unwrap_or("?"),
+            number(&t["objects"]),
+            number(&t["bytes_out"]),
+            number(&t["rows"])
+        );
+    }
     Ok(())
 }
