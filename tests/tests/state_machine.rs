@@ -198,14 +198,14 @@ async fn throttling_and_server_errors_are_retried_by_name_without_a_duplicate_re
 async fn a_download_failing_mid_transfer_is_retried_into_exactly_one_complete_object() {
     let p = Pipeline::start(
         SimConfig {
-            sp_report_bytes: 48 << 20,
+            sp_report_bytes: 96 << 20,
             ..SimConfig::default()
         },
         4,
     )
     .await
     .expect("pipeline");
-    p.router.cut_downloads_after([Duration::from_millis(300)]);
+    p.router.cut_downloads_after([Duration::from_millis(150)]);
     let execution = p
         .execute("cut-off", SCHEDULED, &[events("sp-reports")])
         .await

@@ -1,8 +1,6 @@
 //! The four steps end to end: the Amazon API simulator over real HTTP, and a local AWS (moto server)
 //! over the real S3, DynamoDB and Secrets Manager wire protocols.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use amzpipe::adapters::dynamo::DynamoJobStore;
@@ -324,7 +322,7 @@ async fn a_retry_after_a_crash_between_create_and_record_finds_the_request_inste
 #[tokio::test]
 async fn a_download_cut_off_by_the_deadline_leaves_nothing_visible_and_the_retry_stores_exactly_one_copy() {
     let stack = Stack::start(SimConfig {
-        sp_report_bytes: 48 << 20,
+        sp_report_bytes: 96 << 20,
         ..SimConfig::default()
     })
     .await
@@ -334,8 +332,8 @@ async fn a_download_cut_off_by_the_deadline_leaves_nothing_visible_and_the_retry
     refresh_token(s, ev.clone()).await.expect("token");
     create_request(s, ev.clone()).await.expect("create");
     while poll_status(s, ev.clone()).await.expect("poll").state != PollState::Ready {}
-    // The Lambda deadline comes while the 48 MiB document is moving.
-    let err = download_decrypt(s, ev.clone(), Deadline::after(Duration::from_millis(300)))
+    // The Lambda deadline comes while the 96 MiB document is moving.
+    let err = download_decrypt(s, ev.clone(), Deadline::after(Duration::from_millis(150)))
         .await
         .expect_err("cut off");
     assert_eq!(err.error_type(), "Transient");
@@ -348,7 +346,7 @@ async fn a_download_cut_off_by_the_deadline_leaves_nothing_visible_and_the_retry
     assert_eq!(out.run.status, RunStatus::Succeeded);
     let keys = object_keys(&stack).await;
     assert_eq!(keys.len(), 2, "one document and one manifest: {keys:?}");
-    assert!(keys.iter().any(|(_, size)| *size as u64 == 48 << 20));
+    assert!(keys.iter().any(|(_, size)| *size as u64 == 96 << 20));
     assert_eq!(open_uploads(&stack).await, 0);
 }
 
@@ -612,74 +610,6 @@ async fn missing_configuration_names_every_variable() {
         assert!(text.contains(name), "{text}");
     }
     let _ = TABLE;
-}
-
-// ------------------------------------------------------------------------------------------------
-// Secrets stay secret
-
-/// A `Write` that keeps what the log subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test]
-async fn no_output_and_no_log_line_contains_a_token_a_secret_or_a_presigned_url() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_env_filter(amzpipe::lambda::DEFAULT_LOG_FILTER.replace("info", "debug"))
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let stack = Stack::start(SimConfig {
-        rotate_refresh_tokens: true,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("stack");
-    let mut outputs = Vec::new();
-    for job in [sp_job(), ads_job(), amc_job(), slate_job()] {
-        let ev = event(job);
-        let s = &stack.services;
-        outputs.push(serde_json::to_string(&refresh_token(s, ev.clone()).await.expect("refresh")).expect("json"));
-        outputs.push(serde_json::to_string(&create_request(s, ev.clone()).await.expect("create")).expect("json"));
-        loop {
-            let polled = poll_status(s, ev.clone()).await.expect("poll");
-            outputs.push(serde_json::to_string(&polled).expect("json"));
-            if polled.state != PollState::InProgress {
-                break;
-            }
-        }
-        let done = download_decrypt(s, ev, Deadline::none()).await.expect("download");
-        outputs.push(serde_json::to_string(&done).expect("json"));
-    }
-    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    assert!(logs.contains("run succeeded"), "the logs were captured");
-    let issued: Vec<String> = stack
-        .sim
-        .requests_of("lwa.token")
-        .iter()
-        .map(|r| r.path.clone())
-        .collect();
-    assert!(!issued.is_empty());
-    for text in outputs.iter().chain(std::iter::once(&logs)) {
-        for secret in ["Atza|", "Atzr|", CLIENT_SECRET, "X-Amz-Signature", "/files/"] {
-            assert!(!text.contains(secret), "{secret:?} leaked into: {text}");
-        }
-    }
 }
 
 // ------------------------------------------------------------------------------------------------
