@@ -11,11 +11,11 @@ PY_TOOLS := moto[server]==5.2.5 cargo-lambda==1.9.2
 TOOLS_STAMP := $(VENV)/.tools-moto-5.2.5-cargo-lambda-1.9.2
 # Infrastructure checks, in a virtualenv of their own (SAM CLI and checkov pin their own dependencies).
 INFRA_VENV := .venv-infra
-INFRA_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0 checkov==3.2.459
-INFRA_STAMP := $(INFRA_VENV)/.tools-sam-1.170.0-cfn-lint-1.58.0-checkov-3.2.459
+INFRA_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0 checkov==3.2.459 ziglang==0.17.1
+INFRA_STAMP := $(INFRA_VENV)/.tools-sam-1.170.0-cfn-lint-1.58.0-checkov-3.2.459-zig-0.17.1
 ASL_VALIDATOR := .tools/node/node_modules/.bin/asl-validator
 
-.PHONY: demo test tools watch lint lint-infra fmt bench ci clean-demo
+.PHONY: demo test tools watch lint lint-infra build-infra fmt bench ci clean-demo
 
 ## Run the pipeline locally on built-in defaults (no AWS account, no Amazon credentials): the real state
 ## machine on moto, the real functions under cargo lambda watch, the Amazon API simulator.
@@ -47,6 +47,12 @@ lint:
 ## Static checks of infra/: cfn-lint, sam validate --lint, checkov, asl-validator (installs them first).
 lint-infra: $(INFRA_STAMP) $(ASL_VALIDATOR)
 	infra/validate
+
+## `sam build` of the template, as CI checks it: x86_64, because the aarch64 Rust target does not come from
+## the package registries this machine reaches (deploy arm64 with `sam build` where rustup can add it).
+build-infra: tools $(INFRA_STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(INFRA_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 \
+		sam build --parameter-overrides Architecture=x86_64
 
 $(INFRA_STAMP):
 	$(PYTHON) -m venv $(INFRA_VENV)
