@@ -14,8 +14,7 @@ use crate::steps::{
     BoundSource, Deadline, RunContext, RunRef, Services, StepError, fail_run, note_refusal, release_quota,
 };
 use crate::transfer::{
-    Destination, DocumentRecord, ErrorClass, MANIFEST_FILE_NAME, Manifest, OutputMode, Totals, TransferOptions,
-    transfer_document,
+    Destination, ErrorClass, MANIFEST_FILE_NAME, Manifest, OutputMode, Totals, TransferOptions, transfer_document,
 };
 
 /// What download-decrypt returns.
@@ -54,10 +53,6 @@ where
     download(services, &ctx, deadline).instrument(span).await
 }
 
-fn totals_of(records: &[DocumentRecord]) -> Totals {
-    Manifest::new(BTreeMap::new(), records.to_vec()).totals
-}
-
 async fn download<St, Se, Si>(
     services: &Services<St, Se, Si>,
     ctx: &RunContext,
@@ -77,7 +72,7 @@ where
     let finished = |run: &RunRecord| DownloadOutput {
         run: RunRef::from(run),
         manifest: run.manifest_key.as_ref().map(|key| format!("s3://{bucket}/{key}")),
-        totals: totals_of(&run.documents),
+        totals: Totals::of(&run.documents),
     };
     match run.status {
         RunStatus::Ready => {}
@@ -128,16 +123,15 @@ where
         ..TransferOptions::default()
     };
     let total = documents.len();
+    let time_left = deadline.remaining(std::time::Duration::ZERO);
     tracing::info!(
         documents = total,
         already_stored = records.len(),
-        time_left_ms = deadline
-            .remaining(std::time::Duration::ZERO)
-            .map(|d| d.as_millis() as u64),
+        time_left_ms = time_left.map(|d| d.as_millis() as u64),
         "downloading"
     );
     // The margin keeps time to record progress and return; a short invocation keeps a quarter back.
-    let margin = match deadline.remaining(std::time::Duration::ZERO) {
+    let margin = match time_left {
         Some(left) => services.settings.deadline_margin.min(left / 4),
         None => services.settings.deadline_margin,
     };
@@ -155,7 +149,7 @@ where
             }
             let document = documents
                 .get_mut(index)
-                .and_then(|d| d.document_taken())
+                .and_then(|d| d.document.take())
                 .ok_or_else(|| StepError::Transient("the document list shrank between calls".into()))?;
             let transfer = transfer_document(services.downloads(), &services.sink, document, &destination, &options);
             let result = match remaining {
@@ -235,14 +229,7 @@ where
         rows = t.rows,
         "run succeeded"
     );
-    Ok(DownloadOutput {
-        manifest: Some(format!(
-            "s3://{bucket}/{}",
-            run.manifest_key.as_deref().unwrap_or_default()
-        )),
-        run: RunRef::from(&run),
-        totals: t,
-    })
+    Ok(finished(&run))
 }
 
 async fn list_documents<St, Se, Si>(
@@ -276,12 +263,6 @@ impl From<SourceDocument> for Pending {
             produced_at: d.produced_at,
             document: Some(d.document),
         }
-    }
-}
-
-impl Pending {
-    fn document_taken(&mut self) -> Option<crate::transfer::Document> {
-        self.document.take()
     }
 }
 

@@ -48,16 +48,23 @@ pub struct Totals {
     pub rows: u64,
 }
 
-impl Manifest {
-    /// Builds a manifest from the records of a run.
-    pub fn new(context: BTreeMap<String, String>, documents: Vec<DocumentRecord>) -> Self {
-        let totals = Totals {
+impl Totals {
+    /// Sums over the records of a run's documents.
+    pub fn of(documents: &[DocumentRecord]) -> Self {
+        Self {
             documents: documents.len() as u64,
             objects: documents.iter().map(|d| d.objects.len() as u64).sum(),
             bytes_in: documents.iter().map(|d| d.bytes_in).sum(),
             bytes_out: documents.iter().map(|d| d.bytes_out).sum(),
             rows: documents.iter().flat_map(|d| &d.objects).filter_map(|o| o.rows).sum(),
-        };
+        }
+    }
+}
+
+impl Manifest {
+    /// Builds a manifest from the records of a run.
+    pub fn new(context: BTreeMap<String, String>, documents: Vec<DocumentRecord>) -> Self {
+        let totals = Totals::of(&documents);
         Self {
             manifest_version: MANIFEST_VERSION,
             context,
