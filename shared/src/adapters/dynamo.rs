@@ -25,12 +25,13 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::adapters::lwa::AccessToken;
+use crate::adapters::sdk_failure;
 use crate::domain::TimeWindow;
 use crate::domain::run::{RunKey, RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, Quotas, StoreError, TokenCache};
@@ -154,30 +155,23 @@ fn store_error<E>(operation: &str, err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match &err {
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            let code = service.err().code().unwrap_or("unknown error");
-            let message = format!(
-                "{operation}: HTTP {status} {code}: {}",
-                service.err().message().unwrap_or("no message")
-            );
-            let transient = status >= 500
-                || matches!(
-                    code,
+    let failure = sdk_failure(&err);
+    let message = format!("{operation}: {}", failure.summary);
+    match &failure.service {
+        Some((status, code))
+            if *status < 500
+                && !matches!(
+                    code.as_str(),
                     "ProvisionedThroughputExceededException"
                         | "ThrottlingException"
                         | "RequestLimitExceeded"
                         | "InternalServerError"
                         | "TransactionConflictException"
-                );
-            if transient {
-                StoreError::Unavailable(message)
-            } else {
-                StoreError::Misconfigured(message)
-            }
+                ) =>
+        {
+            StoreError::Misconfigured(message)
         }
-        other => StoreError::Unavailable(format!("{operation}: {}", DisplayErrorContext(other))),
+        _ => StoreError::Unavailable(message),
     }
 }
 

@@ -52,3 +52,45 @@ pub(crate) async fn small_document(http: &reqwest::Client, url: &DownloadUrl, gz
     read.map_err(|e| format!("unreadable error document: {e}"))?;
     Ok(String::from_utf8_lossy(&text).trim().to_owned())
 }
+
+/// An AWS SDK error, summed up without the raw response (which the SDK's own rendering of a service
+/// error includes).
+pub(crate) struct SdkFailure {
+    /// The HTTP status and error code, for an error the service answered.
+    pub service: Option<(u16, String)>,
+    /// `HTTP 400 ValidationException: message` for a service error, the SDK's rendering otherwise.
+    pub summary: String,
+    /// A timeout, a dispatch failure or an unreadable response: the request may not have been served.
+    pub transport: bool,
+}
+
+/// Sums up an error of any AWS SDK client (S3, DynamoDB, Secrets Manager share the error types).
+pub(crate) fn sdk_failure<E>(err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> SdkFailure
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_s3::error::SdkError;
+    match err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or("unknown error").to_owned();
+            let summary = format!(
+                "HTTP {status} {code}: {}",
+                service.err().message().unwrap_or("no message")
+            );
+            SdkFailure {
+                service: Some((status, code)),
+                summary,
+                transport: false,
+            }
+        }
+        other => SdkFailure {
+            service: None,
+            summary: aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
+            transport: matches!(
+                other,
+                SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+            ),
+        },
+    }
+}

@@ -6,11 +6,12 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use bytes::Bytes;
 
+use crate::adapters::sdk_failure;
 use crate::ports::{ObjectSink, SinkError, UploadedPart};
 
 /// Server-side encryption applied to every object written.
@@ -51,33 +52,21 @@ fn sink_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Sin
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            status >= 500
-                || status == 429
+    let failure = sdk_failure(&err);
+    let retryable = match &failure.service {
+        Some((status, code)) => {
+            *status >= 500
+                || *status == 429
                 || matches!(
-                    service.err().code(),
-                    Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable")
+                    code.as_str(),
+                    "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"
                 )
         }
-        _ => false,
-    };
-    // A service error is summed up by its status, code and message; the SDK's own rendering of it
-    // includes the whole raw response.
-    let message = match &err {
-        SdkError::ServiceError(service) => format!(
-            "HTTP {} {}: {}",
-            service.raw().status().as_u16(),
-            service.err().code().unwrap_or("unknown error"),
-            service.err().message().unwrap_or("no message")
-        ),
-        other => DisplayErrorContext(other).to_string(),
+        None => failure.transport,
     };
     SinkError {
         operation,
-        message,
+        message: failure.summary,
         retryable,
     }
 }

@@ -13,12 +13,13 @@
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::adapters::lwa::Credentials;
+use crate::adapters::sdk_failure;
 use crate::domain::Region;
 use crate::ports::{SecretError, SecretStore, StoredCredentials};
 
@@ -62,23 +63,19 @@ fn secret_error<E>(secret: &str, operation: &str, err: SdkError<E, HttpResponse>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match &err {
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            let code = service.err().code().unwrap_or("unknown error");
-            // Secrets Manager's messages name the secret, never its value.
-            let message = format!(
-                "{operation}: HTTP {status} {code}: {}",
-                service.err().message().unwrap_or("no message")
-            );
-            match code {
-                "ResourceNotFoundException" => SecretError::NotFound(secret.to_owned()),
-                "ThrottlingException" | "InternalServiceError" => SecretError::Unavailable(message),
-                _ if status >= 500 || status == 429 => SecretError::Unavailable(message),
-                _ => SecretError::Misconfigured(message),
-            }
+    let failure = sdk_failure(&err);
+    // Secrets Manager's messages name the secret, never its value.
+    let message = format!("{operation}: {}", failure.summary);
+    match &failure.service {
+        Some((_, code)) if code == "ResourceNotFoundException" => SecretError::NotFound(secret.to_owned()),
+        Some((status, code))
+            if *status < 500
+                && *status != 429
+                && !matches!(code.as_str(), "ThrottlingException" | "InternalServiceError") =>
+        {
+            SecretError::Misconfigured(message)
         }
-        other => SecretError::Unavailable(format!("{operation}: {}", DisplayErrorContext(other))),
+        _ => SecretError::Unavailable(message),
     }
 }
 
