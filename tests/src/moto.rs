@@ -138,4 +138,14 @@ impl LocalAws {
                 .build(),
         )
     }
+
+    /// The keys and sizes of the objects in `bucket` (up to 1,000), in key order.
+    pub async fn objects(&self, bucket: &str) -> Result<Vec<(String, i64)>, Box<dyn std::error::Error>> {
+        let out = self.s3().await.list_objects_v2().bucket(bucket).send().await?;
+        Ok(out
+            .contents()
+            .iter()
+            .map(|o| (o.key().unwrap_or_default().to_owned(), o.size().unwrap_or_default()))
+            .collect())
+    }
 }

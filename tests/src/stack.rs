@@ -54,6 +54,30 @@ pub fn settings(sim: &Simulator) -> Settings {
     }
 }
 
+/// Writes the functions' environment (as `cargo lambda watch --env-file` reads it) to `path`: the
+/// settings of [`settings`] as the variables the functions read, and the SDK pointed at `aws`.
+pub fn write_functions_env(path: &std::path::Path, sim: &Simulator, aws: &LocalAws) -> std::io::Result<()> {
+    let settings = settings(sim);
+    let endpoint = |value: Option<String>| value.unwrap_or_default();
+    let env = [
+        ("AMZPIPE_TABLE", settings.table),
+        ("AMZPIPE_BUCKET", settings.bucket),
+        ("AMZPIPE_LWA_URL", endpoint(settings.endpoints.lwa)),
+        ("AMZPIPE_SP_API_URL", endpoint(settings.endpoints.sp_api)),
+        ("AMZPIPE_ADS_API_URL", endpoint(settings.endpoints.ads_api)),
+        ("AMZPIPE_SLATE_URL", endpoint(settings.endpoints.slate)),
+        ("AMZPIPE_MAX_WAIT_SECONDS", settings.max_wait.as_secs().to_string()),
+        ("AWS_ENDPOINT_URL", aws.endpoint().to_owned()),
+        ("AWS_REGION", crate::moto::REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+    ];
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>())
+}
+
 /// The secret's JSON value.
 pub fn secret_value(region: &str) -> String {
     serde_json::json!({

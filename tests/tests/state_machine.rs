@@ -26,19 +26,8 @@ async fn pipeline() -> Pipeline {
 }
 
 async fn object_keys(p: &Pipeline) -> Vec<String> {
-    let out = p
-        .aws
-        .s3()
-        .await
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("list");
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect()
+    let objects = p.aws.objects(BUCKET).await.expect("list");
+    objects.into_iter().map(|(key, _)| key).collect()
 }
 
 fn failed_jobs(output: &Value) -> Vec<String> {
@@ -70,14 +59,7 @@ async fn one_execution_runs_a_job_of_every_source_to_its_manifest() {
 }
 
 fn sp_outcome(outcome: &str) -> Scenario {
-    Scenario {
-        outcomes: [(
-            "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL".to_owned(),
-            outcome.to_owned(),
-        )]
-        .into(),
-        ..Scenario::default()
-    }
+    Scenario::with_outcome("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", outcome)
 }
 
 fn key_of(job: &Value) -> amzpipe::domain::run::RunKey {

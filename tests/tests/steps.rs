@@ -10,6 +10,7 @@ use amzpipe::steps::{
     CreateOutcome, Deadline, PollState, RunContext, SP_CREATE_BURST, SP_CREATE_RATE, create_request, download_decrypt,
     poll_status, refresh_token,
 };
+use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Scenario, SimConfig};
 use amzpipe_testkit::stack::{BUCKET, CLIENT_SECRET, REFRESH_TOKEN, SECRET, Stack, TABLE};
 use chrono::Utc;
@@ -79,19 +80,7 @@ fn key_of(event: &Value) -> RunKey {
 }
 
 async fn object_keys(stack: &Stack) -> Vec<(String, i64)> {
-    let out = stack
-        .aws
-        .s3()
-        .await
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("list");
-    out.contents()
-        .iter()
-        .map(|o| (o.key().unwrap_or_default().to_owned(), o.size().unwrap_or_default()))
-        .collect()
+    stack.aws.objects(BUCKET).await.expect("list")
 }
 
 async fn open_uploads(stack: &Stack) -> usize {
@@ -198,14 +187,10 @@ async fn a_slate_run_stores_the_new_files_and_moves_the_watermark() {
 #[tokio::test]
 async fn a_cancelled_sp_report_ends_the_run_as_no_data() {
     let stack = stack().await;
-    stack.sim.set_scenario(Scenario {
-        outcomes: [(
-            "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL".to_owned(),
-            "CANCELLED".to_owned(),
-        )]
-        .into(),
-        ..Scenario::default()
-    });
+    stack.sim.set_scenario(Scenario::with_outcome(
+        "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+        "CANCELLED",
+    ));
     let ev = event(sp_job());
     assert!(stack.run(&ev).await.expect("run").is_none());
     let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
@@ -221,14 +206,10 @@ async fn a_cancelled_sp_report_ends_the_run_as_no_data() {
 #[tokio::test]
 async fn a_fatal_report_fails_the_run_with_amazons_reason_stored() {
     let stack = stack().await;
-    stack.sim.set_scenario(Scenario {
-        outcomes: [(
-            "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL".to_owned(),
-            "FATAL".to_owned(),
-        )]
-        .into(),
-        ..Scenario::default()
-    });
+    stack.sim.set_scenario(Scenario::with_outcome(
+        "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+        "FATAL",
+    ));
     let ev = event(sp_job());
     let err = stack.run(&ev).await.expect_err("failed");
     assert_eq!(err.error_type(), "SourceFailed");
@@ -609,13 +590,12 @@ async fn missing_configuration_names_every_variable() {
     for name in ["AMZPIPE_TABLE", "AMZPIPE_BUCKET", "AMZPIPE_MAX_WAIT_SECONDS"] {
         assert!(text.contains(name), "{text}");
     }
-    let _ = TABLE;
 }
 
 // ------------------------------------------------------------------------------------------------
 // The state machine's contract with the functions
 
-/// Every `(function placeholder, field)` the state machine reads from a function's `Payload`.
+/// Every `(function name, field)` the state machine reads from a function's `Payload`.
 fn fields_read_by_the_state_machine() -> Vec<(String, String)> {
     fn walk(value: &Value, out: &mut Vec<(String, String)>) {
         match value {
@@ -624,13 +604,14 @@ fn fields_read_by_the_state_machine() -> Vec<(String, String)> {
                     map.get("Parameters").and_then(|p| p.get("FunctionName")),
                     map.get("ResultSelector"),
                 ) {
+                    let function = function.rsplit(':').next().unwrap_or_default();
                     for path in selector.values().filter_map(Value::as_str) {
                         let field = path
                             .trim_start_matches("$.Payload.")
                             .split('.')
                             .next()
                             .unwrap_or_default();
-                        out.push((function.clone(), field.to_owned()));
+                        out.push((function.to_owned(), field.to_owned()));
                     }
                 }
                 map.values().for_each(|v| walk(v, out));
@@ -639,12 +620,8 @@ fn fields_read_by_the_state_machine() -> Vec<(String, String)> {
             _ => {}
         }
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/statemachine/pipeline.asl.json");
-    let text = std::fs::read_to_string(path).expect("ASL file");
-    // The numeric placeholders are not JSON until substituted.
-    let text = text
-        .replace("${ExecutionTimeoutSeconds}", "1")
-        .replace("${MaxConcurrency}", "1");
+    // The definition as the template fills it in (function ARNs end in the function's name).
+    let text = local_definition(TABLE, 1, false).expect("ASL file");
     let asl: Value = serde_json::from_str(&text).expect("ASL JSON");
     let mut out = Vec::new();
     walk(&asl, &mut out);
@@ -658,24 +635,24 @@ async fn every_field_the_state_machine_reads_is_in_the_functions_outputs() {
     let s = &stack.services;
     let mut outputs: Vec<(&str, Value)> = vec![
         (
-            "${RefreshTokenArn}",
+            "refresh-token",
             serde_json::to_value(refresh_token(s, ev.clone()).await.expect("refresh")).expect("json"),
         ),
         (
-            "${CreateRequestArn}",
+            "create-request",
             serde_json::to_value(create_request(s, ev.clone()).await.expect("create")).expect("json"),
         ),
     ];
     loop {
         let polled = poll_status(s, ev.clone()).await.expect("poll");
         let done = polled.state != PollState::InProgress;
-        outputs.push(("${PollStatusArn}", serde_json::to_value(polled).expect("json")));
+        outputs.push(("poll-status", serde_json::to_value(polled).expect("json")));
         if done {
             break;
         }
     }
     let downloaded = download_decrypt(s, ev, Deadline::none()).await.expect("download");
-    outputs.push(("${DownloadDecryptArn}", serde_json::to_value(downloaded).expect("json")));
+    outputs.push(("download-decrypt", serde_json::to_value(downloaded).expect("json")));
     let read = fields_read_by_the_state_machine();
     assert!(read.len() >= 15, "the ASL reads the functions' outputs: {read:?}");
     for (function, field) in read {

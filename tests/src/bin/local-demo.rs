@@ -193,25 +193,8 @@ async fn main() -> DemoResult<()> {
     aws.enable_state_machines().await?;
     stack::provision(&aws).await?;
 
-    let settings = stack::settings(&sim);
     let env_file = dir.join("functions.env");
-    let env = [
-        ("AMZPIPE_TABLE", TABLE.to_owned()),
-        ("AMZPIPE_BUCKET", BUCKET.to_owned()),
-        ("AMZPIPE_LWA_URL", settings.endpoints.lwa.unwrap_or_default()),
-        ("AMZPIPE_SP_API_URL", settings.endpoints.sp_api.unwrap_or_default()),
-        ("AMZPIPE_ADS_API_URL", settings.endpoints.ads_api.unwrap_or_default()),
-        ("AMZPIPE_SLATE_URL", settings.endpoints.slate.unwrap_or_default()),
-        ("AMZPIPE_MAX_WAIT_SECONDS", "1".to_owned()),
-        ("AWS_ENDPOINT_URL", aws.endpoint().to_owned()),
-        ("AWS_REGION", amzpipe_testkit::moto::REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
-    ];
-    std::fs::write(
-        &env_file,
-        env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>(),
-    )?;
+    stack::write_functions_env(&env_file, &sim, &aws)?;
     let lambda_port = free_port()?;
     let log = dir.join("functions.log");
     let watch = Watch::start(lambda_port, &env_file, &log).await?;
@@ -300,16 +283,14 @@ async fn run(aws: &LocalAws, router_port: u16, lambda_port: u16) -> DemoResult<(
 
 async fn print_objects(aws: &LocalAws) -> DemoResult<()> {
     let s3 = aws.s3().await;
-    let listed = s3.list_objects_v2().bucket(BUCKET).send().await?;
     println!();
     println!("Objects in s3://{BUCKET}/ (local):");
     println!("  {:>12}  key", "bytes");
     let mut manifests = Vec::new();
-    for object in listed.contents() {
-        let key = object.key().unwrap_or_default();
-        println!("  {:>12}  {key}", object.size().unwrap_or_default());
+    for (key, size) in aws.objects(BUCKET).await? {
+        println!("  {size:>12}  {key}");
         if key.ends_with("/_manifest.json") {
-            manifests.push(key.to_owned());
+            manifests.push(key);
         }
     }
     println!();

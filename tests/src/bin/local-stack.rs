@@ -33,26 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = Simulator::start_on(&format!("127.0.0.1:{}", cli.sim_port), SimConfig::default()).await?;
     let aws = LocalAws::start().await?;
     stack::provision(&aws).await?;
-    let settings = stack::settings(&sim);
-    let endpoint = |value: Option<String>| value.unwrap_or_default();
-    let env = [
-        ("AMZPIPE_TABLE", TABLE.to_owned()),
-        ("AMZPIPE_BUCKET", BUCKET.to_owned()),
-        ("AMZPIPE_LWA_URL", endpoint(settings.endpoints.lwa)),
-        ("AMZPIPE_SP_API_URL", endpoint(settings.endpoints.sp_api)),
-        ("AMZPIPE_ADS_API_URL", endpoint(settings.endpoints.ads_api)),
-        ("AMZPIPE_SLATE_URL", endpoint(settings.endpoints.slate)),
-        ("AMZPIPE_MAX_WAIT_SECONDS", "1".to_owned()),
-        ("AWS_ENDPOINT_URL", aws.endpoint().to_owned()),
-        ("AWS_REGION", amzpipe_testkit::moto::REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
-    ];
-    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    if let Some(dir) = cli.env_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&cli.env_file, text)?;
+    stack::write_functions_env(&cli.env_file, &sim, &aws)?;
     println!("Amazon API simulator: {}", sim.base_url());
     println!(
         "local AWS (moto):     {}  table {TABLE}, bucket {BUCKET}, secret {SECRET}",

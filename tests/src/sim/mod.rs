@@ -269,6 +269,17 @@ impl State {
     }
 }
 
+impl Scenario {
+    /// A scenario where the report type, Ads `reportTypeId` or AMC workflow `key` ends with `outcome`
+    /// (`FATAL`, `CANCELLED`, `FAILED`, `LATIN1`, …).
+    pub fn with_outcome(key: &str, outcome: &str) -> Self {
+        Self {
+            outcomes: [(key.to_owned(), outcome.to_owned())].into(),
+            ..Self::default()
+        }
+    }
+}
+
 /// Shared simulator state.
 #[derive(Clone)]
 pub struct Sim {
