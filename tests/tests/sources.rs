@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use amzpipe::adapters::ads_reports::{AdsReportRequest, AdsReportsClient};
-use amzpipe::adapters::amc::{AmcClient, AmcQuery, AmcRequest};
+use amzpipe::adapters::amc::{AmcClient, AmcQuery, AmcRequest, AmcScope, Workflow};
 use amzpipe::adapters::api::{ApiClient, AuthStyle, Policy, api_http_client};
 use amzpipe::adapters::lwa::{Credentials, LwaClient, LwaError, LwaSession};
 use amzpipe::adapters::s3::{Encryption as Sse, S3Sink};
@@ -691,29 +691,37 @@ async fn amc_failures_carry_the_status_reason_and_a_lost_create_answer_finds_the
 }
 
 #[tokio::test]
-async fn amc_saved_workflows_are_created_updated_run_and_deleted() {
+async fn amc_saved_workflows_are_created_updated_listed_run_and_deleted() {
     let sim = Simulator::start(SimConfig::default()).await.expect("sim");
     let client = amc(&sim);
     let request = reach_query();
-    client
-        .put_workflow(&request, "weekly_reach", "SELECT 1\nFROM x")
-        .await
-        .expect("create");
-    client
-        .put_workflow(&request, "weekly_reach", "SELECT 2 FROM x")
-        .await
-        .expect("update");
-    let stored = client.workflow(&request, "weekly_reach").await.expect("get");
+    let scope = AmcScope {
+        instance_id: request.instance_id.clone(),
+        advertiser_id: request.advertiser_id.clone(),
+        marketplace_id: request.marketplace_id.clone(),
+    };
+    let mut workflow = Workflow {
+        workflow_id: "weekly_reach".into(),
+        sql: "SELECT 1\nFROM x -- first".into(),
+        fields: serde_json::Map::new(),
+    };
+    client.create_workflow(&scope, &workflow).await.expect("create");
+    workflow.sql = "SELECT 2 FROM x".into();
+    client.update_workflow(&scope, &workflow).await.expect("update");
+    let stored = client.workflow(&scope, "weekly_reach").await.expect("get");
     assert_eq!(stored["sqlQuery"], "SELECT 2 FROM x");
+    let listed = client.workflows(&scope).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["workflowId"], "weekly_reach");
     let saved = AmcRequest {
         query: AmcQuery::WorkflowId("weekly_reach".into()),
         ..request.clone()
     };
     let id = client.create(&saved, &window(-3, -2)).await.expect("run saved");
     assert_eq!(poll_until_done(&client, &saved, &id).await.1, RequestStatus::Ready);
-    client.delete_workflow(&request, "weekly_reach").await.expect("delete");
+    client.delete_workflow(&scope, "weekly_reach").await.expect("delete");
     assert!(matches!(
-        client.workflow(&request, "weekly_reach").await,
+        client.workflow(&scope, "weekly_reach").await,
         Err(SourceError::NotFound(_))
     ));
 }
@@ -884,4 +892,95 @@ async fn a_cancelled_amc_execution_ends_as_a_failure_that_says_so() {
         (cancel.method.as_str(), cancel.body.as_str()),
         ("PUT", r#"{"status":"CANCELLED"}"#)
     );
+}
+
+#[tokio::test]
+async fn an_authorization_code_is_exchanged_once_for_a_refresh_token_and_never_after_five_minutes() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let redirect = "http://localhost:8765/callback";
+    let client_id = "amzn1.application-oa2-client.test";
+    let code_of = || async {
+        let url = amzpipe::adapters::lwa::consent_url(
+            &sim.consent_url(),
+            client_id,
+            "advertising::campaign_management",
+            redirect,
+            "state-1",
+        );
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let answer = http.get(url).send().await.expect("consent");
+        assert_eq!(answer.status(), 302);
+        let location = answer.headers()["location"].to_str().expect("location").to_owned();
+        assert!(
+            location.starts_with(redirect) && location.contains("state=state-1"),
+            "{location}"
+        );
+        let code = location
+            .split("code=")
+            .nth(1)
+            .expect("code")
+            .split('&')
+            .next()
+            .expect("code");
+        SecretString::from(code.to_owned())
+    };
+    let lwa = LwaClient::new(reqwest::Client::new(), sim.token_url());
+    let secret = SecretString::from("s".to_owned());
+    let code = code_of().await;
+    let grant = lwa
+        .exchange_code(client_id, &secret, &code, redirect)
+        .await
+        .expect("exchanged");
+    assert!(grant.refresh_token.expose_secret().starts_with("Atzr|"));
+    let reused = lwa.exchange_code(client_id, &secret, &code, redirect).await;
+    assert!(matches!(reused, Err(LwaError::InvalidGrant { .. })), "{reused:?}");
+    let other_redirect = lwa
+        .exchange_code(client_id, &secret, &code_of().await, "http://localhost:1/x")
+        .await;
+    assert!(matches!(other_redirect, Err(LwaError::InvalidGrant { .. })));
+    let late = code_of().await;
+    sim.advance(301);
+    let expired = lwa.exchange_code(client_id, &secret, &late, redirect).await;
+    assert!(matches!(expired, Err(LwaError::InvalidGrant { .. })), "{expired:?}");
+}
+
+#[tokio::test]
+async fn amc_accounts_list_their_instances_and_a_foreign_account_is_refused() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = amc(&sim);
+    let accounts = client.accounts().await.expect("accounts");
+    assert_eq!(accounts.len(), 1);
+    let instances = client
+        .instances(&accounts[0].account_id, &accounts[0].marketplace_id)
+        .await
+        .expect("instances");
+    assert!(instances.iter().any(|i| i.instance_id == "amcdemo01"));
+    let foreign = client.instances("ENTITYSOMEONEELSE", "ATVPDKIKX0DER").await;
+    assert!(foreign.is_err(), "{foreign:?}");
+    let requests = sim.requests_of("amc.instances");
+    assert_eq!(
+        requests[0]
+            .headers
+            .get("amazon-advertising-api-advertiserid")
+            .map(String::as_str),
+        Some(accounts[0].account_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_sellers_api_lists_the_marketplaces_of_the_region() {
+    let sim = Simulator::start(SimConfig {
+        region: "eu".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let sellers = amzpipe::adapters::sellers::SellersClient::new(api(&sim, AuthStyle::AmzAccessToken), sim.base_url());
+    let marketplaces = sellers.marketplace_participations().await.expect("marketplaces");
+    let ids: Vec<&str> = marketplaces.iter().map(|m| m.marketplace.id.as_str()).collect();
+    assert_eq!(ids, ["A1F83G8C2ARO7P", "A1PA6795UKMFR9"]);
+    assert!(marketplaces.iter().all(|m| m.participation.is_participating));
 }

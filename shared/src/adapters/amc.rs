@@ -80,6 +80,101 @@ pub struct AmcRequest {
     pub require_synthetic_data: bool,
 }
 
+/// An AMC instance as one advertiser reaches it: what every call under `/amc/reporting/{instanceId}`
+/// needs besides the token (the workflows of an instance are managed through it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmcScope {
+    /// The AMC instance.
+    pub instance_id: String,
+    /// The AMC account (`Amazon-Advertising-API-AdvertiserId`).
+    pub advertiser_id: String,
+    /// The marketplace (`Amazon-Advertising-API-MarketplaceId`).
+    pub marketplace_id: String,
+}
+
+/// The instance and headers of one call, borrowed from a request or a scope.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    instance_id: &'a str,
+    advertiser_id: &'a str,
+    marketplace_id: &'a str,
+}
+
+impl<'a> From<&'a AmcRequest> for Target<'a> {
+    fn from(r: &'a AmcRequest) -> Self {
+        Self {
+            instance_id: &r.instance_id,
+            advertiser_id: &r.advertiser_id,
+            marketplace_id: &r.marketplace_id,
+        }
+    }
+}
+
+impl<'a> From<&'a AmcScope> for Target<'a> {
+    fn from(r: &'a AmcScope) -> Self {
+        Self {
+            instance_id: &r.instance_id,
+            advertiser_id: &r.advertiser_id,
+            marketplace_id: &r.marketplace_id,
+        }
+    }
+}
+
+/// A saved workflow: SQL as code (`amc workflows sync`). Fields other than the id and the SQL are
+/// passed to AMC as written (`inputParameters`, `outputFormat`, `filteredMetricsDiscriminatorColumn`,
+/// `privacyFilteringBehavior`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workflow {
+    /// The workflow id (letters, digits, `_`, `-`).
+    pub workflow_id: String,
+    /// The SQL as written; sent single-line.
+    pub sql: String,
+    /// Further workflow fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Workflow {
+    /// The body AMC is sent (and the fields compared with what AMC holds).
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = self.fields.clone();
+        body.insert("workflowId".into(), self.workflow_id.clone().into());
+        body.insert("sqlQuery".into(), single_line_sql(&self.sql).into());
+        serde_json::Value::Object(body)
+    }
+}
+
+/// An AMC account (`GET /amc/accounts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmcAccount {
+    /// The account id, sent as `Amazon-Advertising-API-AdvertiserId`.
+    pub account_id: String,
+    /// Its name.
+    #[serde(default)]
+    pub account_name: String,
+    /// Its marketplace.
+    #[serde(default)]
+    pub marketplace_id: String,
+}
+
+/// An AMC instance of an account (`GET /amc/instances`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmcInstance {
+    /// The instance id (`amc…`).
+    pub instance_id: String,
+    /// Its name.
+    #[serde(default)]
+    pub instance_name: String,
+    /// `STANDARD` or `SANDBOX`.
+    #[serde(default)]
+    pub instance_type: String,
+    /// Provisioning state (`COMPLETED` when usable).
+    #[serde(default)]
+    pub creation_status: String,
+}
+
 /// Makes SQL single-line as AMC requires: `--` and `/* */` comments dropped and whitespace runs
 /// collapsed to one space, outside string literals and quoted identifiers.
 pub fn single_line_sql(sql: &str) -> String {
@@ -275,25 +370,26 @@ impl AmcClient {
         }
     }
 
-    fn url(&self, request: &AmcRequest, path: &str) -> String {
-        format!("{}/amc/reporting/{}/{path}", self.base_url, request.instance_id)
+    fn url(&self, target: Target<'_>, path: &str) -> String {
+        format!("{}/amc/reporting/{}/{path}", self.base_url, target.instance_id)
     }
 
-    fn headers(&self, r: reqwest::RequestBuilder, request: &AmcRequest) -> reqwest::RequestBuilder {
+    fn headers(&self, r: reqwest::RequestBuilder, target: Target<'_>) -> reqwest::RequestBuilder {
         r.header("Amazon-Advertising-API-ClientId", self.api.session().client_id())
-            .header("Amazon-Advertising-API-AdvertiserId", &request.advertiser_id)
-            .header("Amazon-Advertising-API-MarketplaceId", &request.marketplace_id)
+            .header("Amazon-Advertising-API-AdvertiserId", target.advertiser_id)
+            .header("Amazon-Advertising-API-MarketplaceId", target.marketplace_id)
     }
 
     async fn call(
         &self,
         op: &Operation,
         method: Method,
-        request: &AmcRequest,
+        target: impl Into<Target<'_>>,
         path: &str,
         body: Option<(&str, &serde_json::Value)>,
         query: &[(&str, String)],
     ) -> Result<serde_json::Value, ApiError> {
+        let target = target.into();
         // Every AMC POST creates something; PUT, GET and DELETE can be repeated.
         let idempotency = if method == Method::POST {
             Idempotency::Create
@@ -307,7 +403,7 @@ impl AmcClient {
                 method,
                 idempotency,
                 |r| {
-                    let r = self.headers(r, request).query(query);
+                    let r = self.headers(r, target).query(query);
                     match body {
                         Some((content_type, body)) => r
                             .header(reqwest::header::CONTENT_TYPE, content_type)
@@ -315,7 +411,7 @@ impl AmcClient {
                         None => r,
                     }
                 },
-                &self.url(request, path),
+                &self.url(target, path),
             )
             .await?;
         if response.body.is_empty() {
@@ -390,37 +486,143 @@ impl AmcClient {
         Ok(())
     }
 
-    /// Creates or replaces a saved workflow (`POST /workflows`, or `PUT /workflows/{id}` when it exists).
-    pub async fn put_workflow(&self, request: &AmcRequest, workflow_id: &str, sql: &str) -> Result<(), SourceError> {
-        let id = path_segment(workflow_id)?;
-        let body = serde_json::json!({ "workflowId": id, "sqlQuery": single_line_sql(sql) });
-        let exists = match self.workflow(request, id).await {
-            Ok(_) => true,
-            Err(SourceError::NotFound(_)) => false,
-            Err(e) => return Err(e),
-        };
-        let (method, path) = if exists {
-            (Method::PUT, format!("workflows/{id}"))
-        } else {
-            (Method::POST, "workflows".to_owned())
-        };
-        self.call(&AMC, method, request, &path, Some((WORKFLOW_CONTENT_TYPE, &body)), &[])
-            .await?;
+    /// The AMC accounts the credentials reach (`GET /amc/accounts`, every page).
+    pub async fn accounts(&self) -> Result<Vec<AmcAccount>, SourceError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            #[serde(default)]
+            amc_accounts: Vec<AmcAccount>,
+            #[serde(default)]
+            next_token: Option<String>,
+        }
+        let url = format!("{}/amc/accounts", self.base_url);
+        self.pages(&url, None, |p: Page| (p.amc_accounts, p.next_token)).await
+    }
+
+    /// The instances of `account` in `marketplace_id` (`GET /amc/instances`, every page).
+    pub async fn instances(&self, account_id: &str, marketplace_id: &str) -> Result<Vec<AmcInstance>, SourceError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            #[serde(default)]
+            instances: Vec<AmcInstance>,
+            #[serde(default)]
+            next_token: Option<String>,
+        }
+        let url = format!("{}/amc/instances", self.base_url);
+        self.pages(&url, Some((account_id, marketplace_id)), |p: Page| {
+            (p.instances, p.next_token)
+        })
+        .await
+    }
+
+    /// A listing outside any instance, following `nextToken`.
+    async fn pages<P: serde::de::DeserializeOwned, T>(
+        &self,
+        url: &str,
+        account: Option<(&str, &str)>,
+        split: impl Fn(P) -> (Vec<T>, Option<String>),
+    ) -> Result<Vec<T>, SourceError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let response = self
+                .api
+                .send(
+                    &AMC,
+                    Method::GET,
+                    Idempotency::Idempotent,
+                    |r| {
+                        let mut r = r.header("Amazon-Advertising-API-ClientId", self.api.session().client_id());
+                        if let Some((advertiser, marketplace)) = account {
+                            r = r
+                                .header("Amazon-Advertising-API-AdvertiserId", advertiser)
+                                .header("Amazon-Advertising-API-MarketplaceId", marketplace);
+                        }
+                        match &next {
+                            Some(token) => r.query(&[("nextToken", token)]),
+                            None => r,
+                        }
+                    },
+                    url,
+                )
+                .await?;
+            let (items, token) = split(response.json()?);
+            out.extend(items);
+            match token.filter(|t| !t.is_empty()) {
+                Some(t) => next = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The saved workflows of an instance (`GET /workflows`, every page), as AMC returns them.
+    pub async fn workflows(&self, scope: &AmcScope) -> Result<Vec<serde_json::Value>, SourceError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", "100".to_owned())];
+            if let Some(token) = &next {
+                query.push(("nextToken", token.clone()));
+            }
+            let value = self.call(&AMC, Method::GET, scope, "workflows", None, &query).await?;
+            if let Some(items) = value.get("workflows").and_then(serde_json::Value::as_array) {
+                out.extend(items.iter().cloned());
+            }
+            match value
+                .get("nextToken")
+                .and_then(serde_json::Value::as_str)
+                .filter(|t| !t.is_empty())
+            {
+                Some(t) => next = Some(t.to_owned()),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Creates a saved workflow (`POST /workflows`).
+    pub async fn create_workflow(&self, scope: &AmcScope, workflow: &Workflow) -> Result<(), SourceError> {
+        path_segment(&workflow.workflow_id)?;
+        self.call(
+            &AMC,
+            Method::POST,
+            scope,
+            "workflows",
+            Some((WORKFLOW_CONTENT_TYPE, &workflow.body())),
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces a saved workflow (`PUT /workflows/{id}`).
+    pub async fn update_workflow(&self, scope: &AmcScope, workflow: &Workflow) -> Result<(), SourceError> {
+        let id = path_segment(&workflow.workflow_id)?;
+        self.call(
+            &AMC,
+            Method::PUT,
+            scope,
+            &format!("workflows/{id}"),
+            Some((WORKFLOW_CONTENT_TYPE, &workflow.body())),
+            &[],
+        )
+        .await?;
         Ok(())
     }
 
     /// A saved workflow as AMC returns it.
-    pub async fn workflow(&self, request: &AmcRequest, workflow_id: &str) -> Result<serde_json::Value, SourceError> {
+    pub async fn workflow(&self, scope: &AmcScope, workflow_id: &str) -> Result<serde_json::Value, SourceError> {
         let id = path_segment(workflow_id)?;
         Ok(self
-            .call(&AMC, Method::GET, request, &format!("workflows/{id}"), None, &[])
+            .call(&AMC, Method::GET, scope, &format!("workflows/{id}"), None, &[])
             .await?)
     }
 
     /// Deletes a saved workflow.
-    pub async fn delete_workflow(&self, request: &AmcRequest, workflow_id: &str) -> Result<(), SourceError> {
+    pub async fn delete_workflow(&self, scope: &AmcScope, workflow_id: &str) -> Result<(), SourceError> {
         let id = path_segment(workflow_id)?;
-        self.call(&AMC, Method::DELETE, request, &format!("workflows/{id}"), None, &[])
+        self.call(&AMC, Method::DELETE, scope, &format!("workflows/{id}"), None, &[])
             .await?;
         Ok(())
     }

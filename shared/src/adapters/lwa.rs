@@ -30,6 +30,33 @@ pub fn token_endpoint(region: Region) -> &'static str {
     }
 }
 
+/// The Login with Amazon consent page of a region, where a seller or advertiser authorises an
+/// application (the authorization-code grant's first step).
+pub fn consent_endpoint(region: Region) -> &'static str {
+    match region {
+        Region::Na => "https://www.amazon.com/ap/oa",
+        Region::Eu => "https://eu.account.amazon.com/ap/oa",
+        Region::Fe => "https://apac.account.amazon.com/ap/oa",
+    }
+}
+
+/// The consent URL for `client_id` asking for `scope`, sending the browser back to `redirect_uri`
+/// with `code` and the anti-forgery `state`.
+pub fn consent_url(consent_endpoint: &str, client_id: &str, scope: &str, redirect_uri: &str, state: &str) -> String {
+    let query = serde_urlencoded::to_string([
+        ("client_id", client_id),
+        ("scope", scope),
+        ("response_type", "code"),
+        ("redirect_uri", redirect_uri),
+        ("state", state),
+    ])
+    .unwrap_or_default();
+    format!("{consent_endpoint}?{query}")
+}
+
+/// How long LWA accepts an authorization code after consent.
+pub const AUTHORIZATION_CODE_LIFETIME: Duration = Duration::from_secs(300);
+
 /// One credential set: an LWA application (client id and secret) and a seller's or advertiser's
 /// refresh token.
 #[derive(Clone)]
@@ -85,6 +112,15 @@ pub struct TokenGrant {
     pub access: AccessToken,
     /// A new refresh token when LWA rotated it: persist it, the old one may stop working.
     pub rotated_refresh_token: Option<SecretString>,
+}
+
+/// What an authorization code was exchanged for.
+#[derive(Debug, Clone)]
+pub struct CodeGrant {
+    /// An access token, usable at once.
+    pub access: AccessToken,
+    /// The refresh token to store: it does not expire.
+    pub refresh_token: SecretString,
 }
 
 /// Why LWA refused or could not answer. Messages are LWA's error code and description, which never
@@ -154,12 +190,61 @@ impl LwaClient {
 
     /// Exchanges the refresh token for an access token (`grant_type=refresh_token`, form-encoded).
     pub async fn refresh(&self, credentials: &Credentials) -> Result<TokenGrant, LwaError> {
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", credentials.refresh_token.expose_secret()),
-            ("client_id", credentials.client_id.as_str()),
-            ("client_secret", credentials.client_secret.expose_secret()),
-        ];
+        let parsed = self
+            .token(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", credentials.refresh_token.expose_secret()),
+                ("client_id", credentials.client_id.as_str()),
+                ("client_secret", credentials.client_secret.expose_secret()),
+            ])
+            .await?;
+        tracing::debug!(
+            expires_in = parsed.expires_in,
+            rotated = parsed.refresh_token.is_some(),
+            "LWA token refreshed"
+        );
+        let rotated = parsed
+            .refresh_token
+            .filter(|t| t.as_str() != credentials.refresh_token.expose_secret())
+            .map(SecretString::from);
+        Ok(TokenGrant {
+            access: parsed.access,
+            rotated_refresh_token: rotated,
+        })
+    }
+
+    /// Exchanges an authorization code from the consent page for tokens
+    /// (`grant_type=authorization_code`). `redirect_uri` must be the one the consent URL named. A code
+    /// works once and for [`AUTHORIZATION_CODE_LIFETIME`]; LWA answers a used or late one with
+    /// [`LwaError::InvalidGrant`].
+    pub async fn exchange_code(
+        &self,
+        client_id: &str,
+        client_secret: &SecretString,
+        code: &SecretString,
+        redirect_uri: &str,
+    ) -> Result<CodeGrant, LwaError> {
+        let parsed = self
+            .token(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.expose_secret()),
+                ("redirect_uri", redirect_uri),
+                ("client_id", client_id),
+                ("client_secret", client_secret.expose_secret()),
+            ])
+            .await?;
+        let refresh_token = parsed
+            .refresh_token
+            .map(SecretString::from)
+            .ok_or_else(|| LwaError::Unavailable("the token response carried no refresh token".into()))?;
+        Ok(CodeGrant {
+            access: parsed.access,
+            refresh_token,
+        })
+    }
+
+    /// One token request: the form posted, the answer parsed or classified.
+    async fn token(&self, form: &[(&str, &str)]) -> Result<ParsedToken, LwaError> {
         let started = Utc::now();
         let response = self
             .http
@@ -183,21 +268,13 @@ impl LwaClient {
         if status.is_success() {
             let parsed: TokenResponse = serde_json::from_slice(&body)
                 .map_err(|e| LwaError::Unavailable(format!("unreadable token response: {e}")))?;
-            tracing::debug!(
-                expires_in = parsed.expires_in,
-                rotated = parsed.refresh_token.is_some(),
-                "LWA token refreshed"
-            );
-            let rotated = parsed
-                .refresh_token
-                .filter(|t| t.as_str() != credentials.refresh_token.expose_secret())
-                .map(SecretString::from);
-            return Ok(TokenGrant {
+            return Ok(ParsedToken {
                 access: AccessToken {
                     token: SecretString::from(parsed.access_token),
                     expires_at: started + chrono::Duration::seconds(parsed.expires_in),
                 },
-                rotated_refresh_token: rotated,
+                expires_in: parsed.expires_in,
+                refresh_token: parsed.refresh_token,
             });
         }
         let error: Option<ErrorResponse> = serde_json::from_slice(&body).ok();
@@ -206,6 +283,13 @@ impl LwaClient {
             None => LwaError::Unavailable(format!("HTTP {status}")),
         })
     }
+}
+
+/// A successful token answer.
+struct ParsedToken {
+    access: AccessToken,
+    expires_in: i64,
+    refresh_token: Option<String>,
 }
 
 fn classify(status: u16, code: String, description: String) -> LwaError {

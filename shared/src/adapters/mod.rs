@@ -8,6 +8,7 @@ pub mod http;
 pub mod lwa;
 pub mod s3;
 pub mod secrets;
+pub mod sellers;
 pub mod slate;
 pub mod sp_reports;
 
@@ -55,7 +56,7 @@ pub(crate) async fn small_document(http: &reqwest::Client, url: &DownloadUrl, gz
 
 /// An AWS SDK error, summed up without the raw response (which the SDK's own rendering of a service
 /// error includes).
-pub(crate) struct SdkFailure {
+pub struct SdkFailure {
     /// The HTTP status and error code, for an error the service answered.
     pub service: Option<(u16, String)>,
     /// `HTTP 400 ValidationException: message` for a service error, the SDK's rendering otherwise.
@@ -65,7 +66,7 @@ pub(crate) struct SdkFailure {
 }
 
 /// Sums up an error of any AWS SDK client (S3, DynamoDB, Secrets Manager share the error types).
-pub(crate) fn sdk_failure<E>(err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> SdkFailure
+pub fn sdk_failure<E>(err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> SdkFailure
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
 {

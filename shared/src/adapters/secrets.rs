@@ -34,6 +34,36 @@ impl SecretsManagerStore {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// Stores a whole credential set (onboarding): creates the secret, or adds a new version to an
+    /// existing one (the previous stays readable as `AWSPREVIOUS`). Returns whether it was created.
+    pub async fn put_credentials(&self, secret_id: &str, value: &SecretValue) -> Result<bool, SecretError> {
+        let json = serde_json::to_string(value).map_err(|e| SecretError::Misconfigured(e.to_string()))?;
+        match self
+            .client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .secret_string(json.clone())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(false),
+            Err(e) => match secret_error(secret_id, "PutSecretValue", e) {
+                SecretError::NotFound(_) => {
+                    self.client
+                        .create_secret()
+                        .name(secret_id)
+                        .description("amzpipe credential set: LWA client id and secret, refresh token, region")
+                        .secret_string(json)
+                        .send()
+                        .await
+                        .map_err(|e| secret_error(secret_id, "CreateSecret", e))?;
+                    Ok(true)
+                }
+                other => Err(other),
+            },
+        }
+    }
 }
 
 /// The JSON shape of a credential-set secret.

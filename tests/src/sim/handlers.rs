@@ -18,7 +18,7 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{AdsReport, AmcExecution, Fault, FileBody, Logged, Scenario, Sim, SimFile, SpReport, State};
+use super::{AdsReport, AmcExecution, AuthCode, Fault, FileBody, Logged, Scenario, Sim, SimFile, SpReport, State};
 use crate::fixtures::{CbcEncryptWriter, SpApiOrdersReport, gzip};
 
 /// A request, read whole (API requests are small).
@@ -251,6 +251,78 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 // ---------------------------------------------------------------------------------------------
 // LWA
 
+/// How long an authorization code can be exchanged (LWA: 5 minutes).
+const AUTH_CODE_TTL_SECS: i64 = 300;
+
+/// `GET /ap/oa`: the consent page, answered as if the user had clicked "Allow" at once: a redirect to
+/// `redirect_uri` with a one-time `code` (and `scope`, `state`). A request LWA would refuse is
+/// answered 400 with the reason, as LWA's error page does.
+pub async fn lwa_consent(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    run(&sim, "lwa.consent", &call, |state, _| {
+        let q = &call.query;
+        let missing: Vec<&str> = ["client_id", "scope", "response_type", "redirect_uri"]
+            .into_iter()
+            .filter(|k| q.get(*k).is_none_or(String::is_empty))
+            .collect();
+        if !missing.is_empty() {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("invalid_request: missing {}", missing.join(", ")),
+            )
+                .into_response();
+        }
+        if q.get("response_type").map(String::as_str) != Some("code") {
+            return (StatusCode::BAD_REQUEST, "unsupported_response_type").into_response();
+        }
+        let code = format!("ANsim{}{:x}", state.next_id(), fastrand::u64(..));
+        let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
+        state.auth_codes.insert(
+            code.clone(),
+            AuthCode {
+                client_id: q.get("client_id").cloned().unwrap_or_default(),
+                redirect_uri: redirect_uri.clone(),
+                issued: state.now(),
+                used: false,
+            },
+        );
+        let mut params = vec![("code", code.as_str())];
+        params.push(("scope", q.get("scope").map_or("", String::as_str)));
+        if let Some(s) = q.get("state") {
+            params.push(("state", s.as_str()));
+        }
+        let query = serde_urlencoded::to_string(&params).unwrap_or_default();
+        let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+        let location = format!("{redirect_uri}{separator}{query}");
+        match HeaderValue::from_str(&location) {
+            Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
+            Err(_) => (StatusCode::BAD_REQUEST, "invalid_request: redirect_uri").into_response(),
+        }
+    })
+}
+
+/// The authorization-code grant: a code from [`lwa_consent`], once, within five minutes, with the
+/// same client and redirect URI.
+fn lwa_code_grant(state: &mut State, form: &HashMap<String, String>) -> Result<Value, &'static str> {
+    let code = form.get("code").ok_or("code")?;
+    let now = state.now();
+    let issued = state.auth_codes.get_mut(code).ok_or("code")?;
+    let fresh = now - issued.issued <= chrono::Duration::seconds(AUTH_CODE_TTL_SECS);
+    if issued.used || !fresh || form.get("client_id") != Some(&issued.client_id) {
+        return Err("code");
+    }
+    if form.get("redirect_uri") != Some(&issued.redirect_uri) {
+        return Err("redirect_uri");
+    }
+    issued.used = true;
+    let access = format!("Atza|sim{}-{:x}", state.next_id(), fastrand::u64(..));
+    let refresh = format!("Atzr|onboarded{}-{:x}", state.next_id(), fastrand::u64(..));
+    let ttl = state.config.token_ttl_secs;
+    state
+        .access_tokens
+        .insert(access.clone(), now + chrono::Duration::seconds(ttl));
+    Ok(json!({"access_token": access, "refresh_token": refresh, "token_type": "bearer", "expires_in": ttl}))
+}
+
 pub async fn lwa_token(AxState(sim): AxState<Sim>, call: Call) -> Response {
     run(&sim, "lwa.token", &call, |state, _| {
         let form: HashMap<String, String> = if call
@@ -301,6 +373,14 @@ pub async fn lwa_token(AxState(sim): AxState<Sim>, call: Call) -> Response {
                 Json(json!({"access_token": access, "refresh_token": refresh_out, "token_type": "bearer", "expires_in": ttl}))
                     .into_response()
             }
+            Some("authorization_code") => match lwa_code_grant(state, &form) {
+                Ok(grant) => Json(grant).into_response(),
+                Err(parameter) => error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    &format!("The request has an invalid grant parameter : {parameter}"),
+                ),
+            },
             Some("client_credentials") => {
                 let access = format!("Atza|grantless{}", state.next_id());
                 let ttl = state.config.token_ttl_secs;
@@ -501,6 +581,49 @@ pub async fn sp_get_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, c
                 "",
             ),
         }
+    })
+}
+
+/// `GET /sellers/v1/marketplaceParticipations` (Sellers API v1): the marketplaces of the region the
+/// simulator plays.
+pub async fn sp_marketplace_participations(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    run(&sim, "sp.marketplaceParticipations", &call, |state, _| {
+        if let Err(r) = sp_auth(state, &call) {
+            return r;
+        }
+        let m = |id: &str, name: &str, cc: &str, currency: &str, language: &str, domain: &str| {
+            json!({
+                "marketplace": {"id": id, "name": name, "countryCode": cc, "defaultCurrencyCode": currency,
+                                "defaultLanguageCode": language, "domainName": domain},
+                "participation": {"isParticipating": true, "hasSuspendedListings": false},
+            })
+        };
+        let payload = match state.config.region.as_str() {
+            "eu" => vec![
+                m(
+                    "A1F83G8C2ARO7P",
+                    "Amazon.co.uk",
+                    "GB",
+                    "GBP",
+                    "en_GB",
+                    "www.amazon.co.uk",
+                ),
+                m("A1PA6795UKMFR9", "Amazon.de", "DE", "EUR", "de_DE", "www.amazon.de"),
+            ],
+            "fe" => vec![m(
+                "A1VC38T7YXB528",
+                "Amazon.co.jp",
+                "JP",
+                "JPY",
+                "ja_JP",
+                "www.amazon.co.jp",
+            )],
+            _ => vec![
+                m("ATVPDKIKX0DER", "Amazon.com", "US", "USD", "en_US", "www.amazon.com"),
+                m("A2EUQ1WTGCTBG2", "Amazon.ca", "CA", "CAD", "en_CA", "www.amazon.ca"),
+            ],
+        };
+        Json(json!({ "payload": payload })).into_response()
     })
 }
 
@@ -1327,6 +1450,51 @@ pub async fn amc_download_urls(
             None,
         );
         Json(json!({"downloadUrls": urls, "metadataDownloadUrls": [meta], "nextToken": Value::Null})).into_response()
+    })
+}
+
+/// The AMC account of the simulated advertiser.
+pub const AMC_ACCOUNT: &str = "ENTITY1AA1AA11AAA1";
+
+/// `GET /amc/accounts`: the AMC accounts the token can reach.
+pub async fn amc_accounts(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    run(&sim, "amc.accounts", &call, |state, _| {
+        if let Err(r) = bearer_auth(state, &call, "details") {
+            return r;
+        }
+        Json(json!({
+            "amcAccounts": [{"accountId": AMC_ACCOUNT, "accountName": "Demo Brand AMC", "marketplaceId": "ATVPDKIKX0DER"}],
+            "nextToken": Value::Null,
+        }))
+        .into_response()
+    })
+}
+
+/// `GET /amc/instances`: the instances of the account named by the AdvertiserId header.
+pub async fn amc_instances(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    run(&sim, "amc.instances", &call, |state, _| {
+        if let Err(r) = bearer_auth(state, &call, "details") {
+            return r;
+        }
+        for h in [
+            "amazon-advertising-api-advertiserid",
+            "amazon-advertising-api-marketplaceid",
+        ] {
+            if call.header(h).is_none_or(str::is_empty) {
+                return amc_error(StatusCode::BAD_REQUEST, &format!("Missing required header {h}"));
+            }
+        }
+        if call.header("amazon-advertising-api-advertiserid") != Some(AMC_ACCOUNT) {
+            return amc_error(StatusCode::FORBIDDEN, "Not authorized to access this AMC account");
+        }
+        Json(json!({
+            "instances": [
+                {"instanceId": "amcdemo01", "instanceName": "Demo brand", "instanceType": "STANDARD", "creationStatus": "COMPLETED"},
+                {"instanceId": "amcsandbox01", "instanceName": "Sandbox", "instanceType": "SANDBOX", "creationStatus": "COMPLETED"},
+            ],
+            "nextToken": Value::Null,
+        }))
+        .into_response()
     })
 }
 

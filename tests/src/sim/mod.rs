@@ -232,6 +232,16 @@ pub(crate) struct State {
     pub amc_executions: BTreeMap<String, AmcExecution>,
     pub amc_workflows: BTreeMap<String, serde_json::Value>,
     pub amc_schedules: BTreeMap<String, serde_json::Value>,
+    pub auth_codes: HashMap<String, AuthCode>,
+}
+
+/// An authorization code LWA handed out on consent.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub issued: DateTime<Utc>,
+    pub used: bool,
 }
 
 impl State {
@@ -339,6 +349,12 @@ impl Simulator {
         format!("{}/auth/o2/token", self.sim.base)
     }
 
+    /// The LWA consent page (`…/ap/oa`): it consents at once and redirects with a code, as a user
+    /// clicking "Allow" would.
+    pub fn consent_url(&self) -> String {
+        format!("{}/ap/oa", self.sim.base)
+    }
+
     /// The Slate base URL (`…/apis`).
     pub fn slate_url(&self) -> String {
         format!("{}/apis", self.sim.base)
@@ -390,6 +406,13 @@ fn router(sim: Sim) -> Router {
     use handlers::*;
     Router::new()
         .route("/auth/o2/token", post(lwa_token))
+        .route("/ap/oa", get(lwa_consent))
+        .route(
+            "/sellers/v1/marketplaceParticipations",
+            get(sp_marketplace_participations),
+        )
+        .route("/amc/accounts", get(amc_accounts))
+        .route("/amc/instances", get(amc_instances))
         .route(
             "/reports/2021-06-30/reports",
             post(sp_create_report).get(sp_get_reports),
