@@ -114,6 +114,36 @@ impl DynamoJobStore {
         }
     }
 
+    /// Every run in the table, most recently changed first (a paginated `Scan` filtered to runs):
+    /// the operator's overview. The table keeps finished runs for the TTL only, so it stays small.
+    pub async fn all_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut runs = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :job) AND begins_with(sk, :run)")
+                .expression_attribute_values(":job", s("JOB#"))
+                .expression_attribute_values(":run", s("RUN#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error("Scan", e))?;
+            for item in page.items() {
+                runs.push(parse_run(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        runs.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
+        Ok(runs)
+    }
+
     fn run_key(key: &RunKey) -> Item {
         let TableKey { pk, sk } = TableKey::of_run(key);
         HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])

@@ -18,7 +18,7 @@
 //! Windows come from the **scheduled time** EventBridge passes in, never from the clock, so a re-run
 //! of the same schedule asks for the same data: see [`WindowRule`] and [`Job::windows`].
 
-use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::ads_reports::{self, AdsReportRequest};
@@ -476,6 +476,97 @@ impl Job {
     }
 }
 
+/// One window of a backfill: the window and the job that asks for exactly it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillWindow {
+    /// The window; its run is the one a schedule asking for the same window would make.
+    pub window: TimeWindow,
+    /// The job with an explicit window of one slice, no lookback.
+    pub job: Job,
+}
+
+impl Job {
+    /// The days one backfill window covers by default: the job's own window length for the day
+    /// rules (a daily job is backfilled day by day, so its runs are the ones its schedule makes),
+    /// capped by `sliceDays` and the source's limit.
+    pub fn backfill_window_days(&self) -> Option<u32> {
+        let natural = match self.window.rule {
+            WindowRule::Yesterday | WindowRule::PreviousHour => Some(1),
+            WindowRule::LastDays { days } => Some(days),
+            WindowRule::Explicit { .. } => None,
+        };
+        [natural, self.window.slice_days, self.source.max_window_days()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Cuts the days `from` to `to` (both included, UTC) into windows of `window_days` (default
+    /// [`Job::backfill_window_days`]; the last may be shorter), each with the job that asks for it.
+    /// A window longer than the source accepts is refused naming the limit.
+    pub fn backfill(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        window_days: Option<u32>,
+    ) -> Result<Vec<BackfillWindow>, InvalidJob> {
+        if to < from {
+            return Err(InvalidJob::new(
+                "backfill",
+                format!("the range ends ({to}) before it starts ({from})"),
+            ));
+        }
+        let start = from.and_time(NaiveTime::MIN).and_utc();
+        let end = to.and_time(NaiveTime::MIN).and_utc() + Duration::days(1);
+        let days = match window_days.or(self.backfill_window_days()) {
+            Some(0) => return Err(InvalidJob::new("backfill", "a window of 0 days")),
+            Some(days) => days,
+            None => u32::try_from((end - start).num_days()).unwrap_or(u32::MAX),
+        };
+        if let Some(max) = self.source.max_window_days()
+            && days > max
+        {
+            return Err(InvalidJob::new(
+                "backfill",
+                format!(
+                    "{} accepts at most {max} days per request; a {days}-day window is refused",
+                    self.source.kind()
+                ),
+            ));
+        }
+        let mut windows = Vec::new();
+        let mut cursor = start;
+        while cursor < end {
+            let window_end = (cursor + Duration::days(i64::from(days))).min(end);
+            let mut job = self.clone();
+            job.window = WindowSpec {
+                rule: WindowRule::Explicit {
+                    start: cursor,
+                    end: window_end,
+                },
+                lookback_days: 0,
+                slice_days: Some(days),
+            };
+            job.validate()?;
+            windows.push(BackfillWindow {
+                window: TimeWindow {
+                    start: cursor,
+                    end: window_end,
+                },
+                job,
+            });
+            if windows.len() > MAX_SLICES {
+                return Err(InvalidJob::new(
+                    "backfill",
+                    format!("the range would need more than {MAX_SLICES} windows; backfill it in parts"),
+                ));
+            }
+            cursor = window_end;
+        }
+        Ok(windows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,6 +584,42 @@ mod tests {
                            "marketplaceIds": ["ATVPDKIKX0DER"]}},
                 "window": {window}}}"#
         )
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
+    }
+
+    #[test]
+    fn a_daily_job_is_backfilled_day_by_day_with_the_runs_its_schedule_makes() {
+        let job = Job::parse(&sp_job(r#"{"rule": "yesterday"}"#)).expect("job");
+        let windows = job
+            .backfill(day("2026-10-01"), day("2026-10-03"), None)
+            .expect("windows");
+        assert_eq!(windows.len(), 3);
+        let scheduled = at("2026-10-02T06:00:00Z");
+        assert_eq!(windows[0].window, job.window_at(scheduled).expect("window"));
+        assert_eq!(
+            windows[0].job.windows(scheduled).expect("slices"),
+            vec![windows[0].window]
+        );
+        assert_eq!(windows[2].window.end, at("2026-10-04T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_backfill_window_longer_than_the_source_accepts_is_refused_naming_the_limit() {
+        let job = Job::parse(&sp_job(r#"{"rule": "yesterday"}"#)).expect("job");
+        let err = job
+            .backfill(day("2026-01-01"), day("2026-03-31"), Some(45))
+            .expect_err("refused");
+        assert!(err.to_string().contains("at most 30 days"), "{err}");
+        let windows = job
+            .backfill(day("2026-01-01"), day("2026-03-31"), Some(30))
+            .expect("windows");
+        assert_eq!(windows.len(), 3);
+        assert_eq!(windows[2].window.start, at("2026-03-02T00:00:00Z"));
+        assert_eq!(windows[2].window.end, at("2026-04-01T00:00:00Z"));
+        assert!(job.backfill(day("2026-02-01"), day("2026-01-01"), None).is_err());
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub use download::{DownloadOutput, download_decrypt};
 pub use error::StepError;
 pub use poll::{PollOutput, PollState, poll_status};
 pub use refresh::{TokenOutput, refresh_token};
-pub use services::{AwsServices, Endpoints, Services, Session, Settings};
+pub use services::{AwsServices, Clients, Endpoints, Services, Session, Settings};
 pub use source::BoundSource;
 
 /// SP-API `createReport`: 0.0167 requests per second per seller, burst 15 (shared by every Lambda).

@@ -15,8 +15,10 @@ use crate::adapters::dynamo::{DEFAULT_RUN_TTL_DAYS, DynamoJobStore};
 use crate::adapters::lwa::{LwaClient, LwaSession, token_endpoint};
 use crate::adapters::s3::{Encryption, S3Sink};
 use crate::adapters::secrets::SecretsManagerStore;
+use crate::adapters::sellers::SellersClient;
 use crate::adapters::slate::{self, SlateClient};
 use crate::adapters::sp_reports::{self, SpReportsClient};
+use crate::domain::Region;
 use crate::domain::job::{Job, SourceSpec};
 use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, StoredCredentials, TokenCache};
 use crate::steps::StepError;
@@ -33,6 +35,92 @@ pub struct Endpoints {
     pub ads_api: Option<String>,
     /// Slate base URL (`AMZPIPE_SLATE_URL`).
     pub slate: Option<String>,
+}
+
+impl Endpoints {
+    /// The LWA token endpoint for `region`: the override, or Amazon's.
+    pub fn lwa_for(&self, region: Region) -> String {
+        self.lwa.clone().unwrap_or_else(|| token_endpoint(region).to_owned())
+    }
+}
+
+/// The Amazon API clients of one credential set in its region, over one LWA session: what a job is
+/// bound to, and what the operator's tool lists accounts with.
+#[derive(Clone)]
+pub struct Clients {
+    http: reqwest::Client,
+    lwa: Arc<LwaSession>,
+    region: Region,
+    endpoints: Endpoints,
+    policy: Policy,
+}
+
+impl Clients {
+    /// The clients of `lwa`'s credential set in `region`, at `endpoints` (Amazon's where `None`).
+    /// `http` is an API client from [`api_http_client`].
+    pub fn new(
+        http: reqwest::Client,
+        lwa: Arc<LwaSession>,
+        region: Region,
+        endpoints: Endpoints,
+        policy: Policy,
+    ) -> Self {
+        Self {
+            http,
+            lwa,
+            region,
+            endpoints,
+            policy,
+        }
+    }
+
+    fn api(&self, auth: AuthStyle) -> ApiClient {
+        ApiClient::new(self.http.clone(), Arc::clone(&self.lwa), auth, self.policy.clone())
+    }
+
+    fn sp_base(&self) -> String {
+        self.endpoints
+            .sp_api
+            .clone()
+            .unwrap_or_else(|| sp_reports::endpoint(self.region, false))
+    }
+
+    fn ads_base(&self) -> String {
+        self.endpoints
+            .ads_api
+            .clone()
+            .unwrap_or_else(|| ads_reports::endpoint(self.region).to_owned())
+    }
+
+    /// SP-API Reports.
+    pub fn sp_reports(&self) -> SpReportsClient {
+        SpReportsClient::new(self.api(AuthStyle::AmzAccessToken), self.sp_base())
+    }
+
+    /// SP-API Sellers (marketplace participations).
+    pub fn sellers(&self) -> SellersClient {
+        SellersClient::new(self.api(AuthStyle::AmzAccessToken), self.sp_base())
+    }
+
+    /// Ads reporting v3 and profiles.
+    pub fn ads(&self) -> AdsReportsClient {
+        AdsReportsClient::new(self.api(AuthStyle::Bearer), self.ads_base())
+    }
+
+    /// Amazon Marketing Cloud (on the Ads host).
+    pub fn amc(&self) -> AmcClient {
+        AmcClient::new(self.api(AuthStyle::Bearer), self.ads_base())
+    }
+
+    /// Prime Video Slate.
+    pub fn slate(&self) -> SlateClient {
+        let base = self
+            .endpoints
+            .slate
+            .clone()
+            .unwrap_or_else(|| slate::DEFAULT_BASE_URL.to_owned());
+        SlateClient::new(self.api(AuthStyle::Bearer), base)
+    }
 }
 
 /// Configuration of the functions, read once at cold start.
@@ -210,12 +298,7 @@ where
             return Ok(Arc::clone(session));
         }
         let stored = self.secrets.credentials(secret_id).await?;
-        let endpoint = self
-            .settings
-            .endpoints
-            .lwa
-            .clone()
-            .unwrap_or_else(|| token_endpoint(stored.region).to_owned());
+        let endpoint = self.settings.endpoints.lwa_for(stored.region);
         let lwa = Arc::new(LwaSession::new(
             LwaClient::new(self.api_http.clone(), endpoint),
             stored.credentials.clone(),
@@ -287,49 +370,27 @@ where
     /// The source client for `job` over `session`, with the request it makes (Slate's carries the
     /// job's watermark).
     pub async fn bind(&self, job: &Job, session: &Session) -> Result<BoundSource, StepError> {
-        let region = session.stored.region;
-        let api = |auth| {
-            ApiClient::new(
-                self.api_http.clone(),
-                Arc::clone(&session.lwa),
-                auth,
-                self.policy.clone(),
-            )
-        };
-        let endpoints = &self.settings.endpoints;
-        let ads_base = || {
-            endpoints
-                .ads_api
-                .clone()
-                .unwrap_or_else(|| ads_reports::endpoint(region).to_owned())
-        };
+        let clients = self.clients(session);
         Ok(match &job.source {
-            SourceSpec::SpReports(request) => {
-                let base = endpoints
-                    .sp_api
-                    .clone()
-                    .unwrap_or_else(|| sp_reports::endpoint(region, false));
-                BoundSource::Sp(
-                    SpReportsClient::new(api(AuthStyle::AmzAccessToken), base),
-                    request.clone(),
-                )
-            }
-            SourceSpec::AdsReports(request) => BoundSource::Ads(
-                AdsReportsClient::new(api(AuthStyle::Bearer), ads_base()),
-                request.clone(),
-            ),
-            SourceSpec::Amc(request) => {
-                BoundSource::Amc(AmcClient::new(api(AuthStyle::Bearer), ads_base()), request.clone())
-            }
+            SourceSpec::SpReports(request) => BoundSource::Sp(clients.sp_reports(), request.clone()),
+            SourceSpec::AdsReports(request) => BoundSource::Ads(clients.ads(), request.clone()),
+            SourceSpec::Amc(request) => BoundSource::Amc(clients.amc(), request.clone()),
             SourceSpec::Slate(request) => {
-                let base = endpoints
-                    .slate
-                    .clone()
-                    .unwrap_or_else(|| slate::DEFAULT_BASE_URL.to_owned());
                 let mut request = request.clone();
                 request.after = self.store.watermark(&job.name).await?.max(request.after);
-                BoundSource::Slate(SlateClient::new(api(AuthStyle::Bearer), base), request)
+                BoundSource::Slate(clients.slate(), request)
             }
         })
+    }
+
+    /// The Amazon API clients over `session`.
+    pub fn clients(&self, session: &Session) -> Clients {
+        Clients::new(
+            self.api_http.clone(),
+            Arc::clone(&session.lwa),
+            session.stored.region,
+            self.settings.endpoints.clone(),
+            self.policy.clone(),
+        )
     }
 }
