@@ -37,7 +37,7 @@ $(TOOLS_STAMP):
 ## Serve the four functions locally (Lambda Invoke API on 127.0.0.1:9000); see README "Functions locally".
 watch: tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/lambda-watch" \
-		$(CARGO) lambda watch -A 127.0.0.1 -P 9000 --env-file target/local/functions.env
+		$(CARGO) lambda watch -A 127.0.0.1 -P 9000 --env-file target/local/stack.env
 
 ## Formatting and lints, as CI runs them.
 lint:

@@ -54,15 +54,23 @@ pub fn settings(sim: &Simulator) -> Settings {
     }
 }
 
-/// Writes the functions' environment (as `cargo lambda watch --env-file` reads it) to `path`: the
-/// settings of [`settings`] as the variables the functions read, and the SDK pointed at `aws`.
-pub fn write_functions_env(path: &std::path::Path, sim: &Simulator, aws: &LocalAws) -> std::io::Result<()> {
+/// Writes the local stack's environment (as `cargo lambda watch --env-file` and `amzpipectl
+/// --env-file` read it) to `path`: the settings of [`settings`] as the variables the functions read,
+/// the SDK pointed at `aws`, the consent page of the simulator and, when there is one, the state
+/// machine.
+pub fn write_stack_env(
+    path: &std::path::Path,
+    sim: &Simulator,
+    aws: &LocalAws,
+    state_machine: Option<&str>,
+) -> std::io::Result<()> {
     let settings = settings(sim);
     let endpoint = |value: Option<String>| value.unwrap_or_default();
-    let env = [
+    let mut env = vec![
         ("AMZPIPE_TABLE", settings.table),
         ("AMZPIPE_BUCKET", settings.bucket),
         ("AMZPIPE_LWA_URL", endpoint(settings.endpoints.lwa)),
+        ("AMZPIPE_LWA_CONSENT_URL", sim.consent_url()),
         ("AMZPIPE_SP_API_URL", endpoint(settings.endpoints.sp_api)),
         ("AMZPIPE_ADS_API_URL", endpoint(settings.endpoints.ads_api)),
         ("AMZPIPE_SLATE_URL", endpoint(settings.endpoints.slate)),
@@ -72,6 +80,9 @@ pub fn write_functions_env(path: &std::path::Path, sim: &Simulator, aws: &LocalA
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
     ];
+    if let Some(arn) = state_machine {
+        env.push(("AMZPIPE_STATE_MACHINE_ARN", arn.to_owned()));
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -177,15 +188,29 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts everything and creates the state machine from `infra/statemachine/pipeline.asl.json`.
+    /// Starts everything and creates the state machine from `infra/statemachine/pipeline.asl.json`,
+    /// its Lambda tasks answered by the steps in this process, retry intervals cut to 1 s.
     pub async fn start(config: SimConfig, max_concurrency: u32) -> Result<Self, Box<dyn std::error::Error>> {
-        let sim = Simulator::start(config).await?;
+        Self::around(Simulator::start(config).await?, max_concurrency, None).await
+    }
+
+    /// Everything around a running simulator. The Lambda tasks are answered by the function binaries
+    /// behind a local Lambda emulator at `remote` (`cargo lambda watch`), or by the steps in this
+    /// process when `None`.
+    pub async fn around(
+        sim: Simulator,
+        max_concurrency: u32,
+        remote: Option<String>,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
         let router_port = free_port()?;
         let aws = LocalAws::start_with_callback_port(Some(router_port)).await?;
         aws.enable_state_machines().await?;
         provision(&aws).await?;
         let services = std::sync::Arc::new(Stack::services_for(&sim, &aws).await?);
-        let functions = Functions::InProcess(std::sync::Arc::clone(&services));
+        let functions = match remote {
+            Some(url) => Functions::Remote(url),
+            None => Functions::InProcess(std::sync::Arc::clone(&services)),
+        };
         let router = LambdaRouter::start(router_port, aws.endpoint(), functions).await?;
         let sfn = StepFunctions::new(aws.endpoint());
         let machine = sfn

@@ -194,7 +194,7 @@ async fn main() -> DemoResult<()> {
     stack::provision(&aws).await?;
 
     let env_file = dir.join("functions.env");
-    stack::write_functions_env(&env_file, &sim, &aws)?;
+    stack::write_stack_env(&env_file, &sim, &aws, None)?;
     let lambda_port = free_port()?;
     let log = dir.join("functions.log");
     let watch = Watch::start(lambda_port, &env_file, &log).await?;
