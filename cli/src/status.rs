@@ -1,0 +1,227 @@
+//! `status`: the runs in the job table, newest first, as a table or JSON; `--watch` follows them.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use amzpipe::domain::run::{RunRecord, RunStatus};
+use chrono::Utc;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::error::CliResult;
+use crate::output::{bytes, duration, print_json, table};
+
+/// Which runs to show.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only the runs of this job.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Only runs in this state (`running` is every state before the end).
+    #[arg(long, value_enum)]
+    pub state: Option<StateFilter>,
+    /// At most this many runs, the most recently changed first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Show the runs again every --interval seconds until interrupted (Ctrl-C).
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+    /// With --watch: stop after this many refreshes.
+    #[arg(long, requires = "watch")]
+    pub count: Option<u32>,
+}
+
+/// A state to filter by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateFilter {
+    /// Claimed, requested or ready: not ended yet.
+    Running,
+    /// Claimed; no Amazon request recorded yet.
+    Claimed,
+    /// Amazon is working on it.
+    Requested,
+    /// Amazon's report is ready; downloading.
+    Ready,
+    /// Stored, manifest written.
+    Succeeded,
+    /// Amazon had no data for the window.
+    NoData,
+    /// Failed; see the reason.
+    Failed,
+}
+
+impl StateFilter {
+    fn admits(self, status: RunStatus) -> bool {
+        match self {
+            Self::Running => !status.is_finished(),
+            Self::Claimed => status == RunStatus::Claimed,
+            Self::Requested => status == RunStatus::Requested,
+            Self::Ready => status == RunStatus::Ready,
+            Self::Succeeded => status == RunStatus::Succeeded,
+            Self::NoData => status == RunStatus::NoData,
+            Self::Failed => status == RunStatus::Failed,
+        }
+    }
+}
+
+/// One run as shown.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRow {
+    /// The job.
+    pub job: String,
+    /// The run id (job and window).
+    pub run_id: String,
+    /// Window start (RFC 3339).
+    pub window_start: String,
+    /// Window end, excluded.
+    pub window_end: String,
+    /// The run's state.
+    pub state: String,
+    /// Amazon's last status word.
+    pub amazon_status: Option<String>,
+    /// The Amazon request id.
+    pub amazon_id: Option<String>,
+    /// Bytes stored so far.
+    pub bytes: u64,
+    /// Rows stored so far (text formats).
+    pub rows: u64,
+    /// From claim to the last change (to now while running), in seconds.
+    pub duration_seconds: i64,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
+    /// The manifest's key, once written.
+    pub manifest_key: Option<String>,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl RunRow {
+    /// The row of `run`.
+    pub fn of(run: &RunRecord) -> Self {
+        let objects = run.documents.iter().flat_map(|d| d.objects.iter());
+        let (bytes, rows) = objects.fold((0, 0), |(b, r), o| (b + o.bytes, r + o.rows.unwrap_or(0)));
+        let until = if run.status.is_finished() {
+            run.updated_at
+        } else {
+            Utc::now()
+        };
+        Self {
+            job: run.key.job.clone(),
+            run_id: run.run_id.clone(),
+            window_start: run.key.window.start.to_rfc3339(),
+            window_end: run.key.window.end.to_rfc3339(),
+            state: run.status.to_string(),
+            amazon_status: run.amazon_status.clone(),
+            amazon_id: run.request_id.clone(),
+            bytes,
+            rows,
+            duration_seconds: (until - run.created_at).num_seconds(),
+            failure_reason: run.failure_reason.clone(),
+            manifest_key: run.manifest_key.clone(),
+            updated_at: run.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A window in a table cell: days as dates, other windows as times.
+pub fn window_cell(run: &RunRecord) -> String {
+    let w = &run.key.window;
+    let midnight = |t: chrono::DateTime<Utc>| t.time() == chrono::NaiveTime::MIN;
+    if midnight(w.start) && midnight(w.end) {
+        let last = w.end - chrono::Duration::days(1);
+        if last.date_naive() == w.start.date_naive() {
+            w.start.format("%Y-%m-%d").to_string()
+        } else {
+            format!("{} … {}", w.start.format("%Y-%m-%d"), last.format("%Y-%m-%d"))
+        }
+    } else {
+        format!(
+            "{} … {}",
+            w.start.format("%Y-%m-%d %H:%M"),
+            w.end.format("%Y-%m-%d %H:%M")
+        )
+    }
+}
+
+/// Runs the command.
+pub async fn run(ctx: &Context, args: &StatusArgs) -> CliResult<()> {
+    let store = ctx.store().await?;
+    let mut shown = 0u32;
+    loop {
+        let mut runs = match &args.job {
+            Some(job) => store.runs_of(job).await?,
+            None => store.all_runs().await?,
+        };
+        runs.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
+        runs.retain(|r| args.state.is_none_or(|s| s.admits(r.status)));
+        runs.truncate(args.limit);
+        if args.watch && std::io::stdout().is_terminal() && !ctx.json {
+            print!("\x1b[2J\x1b[H");
+        }
+        if ctx.json {
+            let rows: Vec<RunRow> = runs.iter().map(RunRow::of).collect();
+            if args.watch {
+                println!("{}", serde_json::json!({ "at": Utc::now().to_rfc3339(), "runs": rows }));
+            } else {
+                print_json(&rows)?;
+            }
+        } else {
+            if args.watch {
+                println!(
+                    "{} · every {} s · Ctrl-C to stop",
+                    Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+                    args.interval
+                );
+            }
+            print_table(&runs);
+        }
+        shown += 1;
+        if !args.watch || args.count.is_some_and(|c| shown >= c) {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(args.interval)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+fn print_table(runs: &[RunRecord]) {
+    if runs.is_empty() {
+        println!("no runs");
+        return;
+    }
+    let mut t = table(&[
+        "JOB",
+        "WINDOW",
+        "STATE",
+        "AMAZON ID",
+        "BYTES",
+        "ROWS",
+        "DURATION",
+        "FAILURE",
+    ]);
+    for run in runs {
+        let row = RunRow::of(run);
+        let state = match &row.amazon_status {
+            Some(amazon) if !run.status.is_finished() => format!("{} ({amazon})", row.state),
+            _ => row.state.clone(),
+        };
+        t.add_row(vec![
+            row.job,
+            window_cell(run),
+            state,
+            row.amazon_id.unwrap_or_default(),
+            bytes(row.bytes),
+            row.rows.to_string(),
+            duration(row.duration_seconds),
+            row.failure_reason.unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+}
