@@ -153,6 +153,15 @@ where
     E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
     let failure = amzpipe::adapters::sdk_failure(err);
+    if failure.service.is_none() && failure.summary.contains("loading credentials") {
+        return CliError::failed(format!("{doing}: no usable AWS credentials were found")).hint(
+            "configure AWS credentials (AWS_PROFILE, SSO, environment variables) and AWS_REGION; for the local stack pass --env-file target/local/stack.env",
+        );
+    }
+    if failure.service.is_none() && failure.summary.to_lowercase().contains("region") {
+        return CliError::failed(format!("{doing}: no AWS region is set"))
+            .hint("set AWS_REGION (or a region in your AWS profile)");
+    }
     let error = CliError::failed(format!("{doing}: {}", failure.summary));
     match failure.service.as_ref().map(|(_, code)| code.as_str()) {
         Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation") => {

@@ -76,7 +76,7 @@ enum Command {
 
 fn init_logs(verbose: u8) {
     let filter = match verbose {
-        0 => "warn",
+        0 => "warn,aws_config=error",
         1 => "info,aws=warn",
         _ => "debug,aws=info,hyper=info,h2=info,rustls=info",
     };

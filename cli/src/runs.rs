@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use amzpipe::adapters::amc::MAX_RUNNING_EXECUTIONS;
 use amzpipe::adapters::dynamo::DynamoJobStore;
+use amzpipe::domain::TimeWindow;
 use amzpipe::domain::job::{Job, SourceSpec};
 use amzpipe::domain::run::{RunKey, RunRecord, RunStatus};
 use amzpipe::ports::JobStore;
@@ -98,6 +99,8 @@ struct Submission {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct WindowOutcome {
+    #[serde(skip)]
+    window: TimeWindow,
     window_start: String,
     window_end: String,
     /// `SKIPPED` (ended well before), or the run's state after its execution.
@@ -172,6 +175,15 @@ pub async fn run(ctx: &Context, args: &RunArgs) -> CliResult<()> {
 /// Runs `backfill`.
 pub async fn backfill(ctx: &Context, args: &BackfillArgs) -> CliResult<()> {
     let (job, _) = load_job(&args.job)?;
+    if matches!(job.source, SourceSpec::Slate(_)) {
+        return Err(CliError::usage(format!(
+            "{}: Slate datasets are read incrementally from the job's watermark, not by window",
+            job.name
+        ))
+        .hint(
+            "the job's first run reads everything published so far; later runs continue from the watermark — use `run`",
+        ));
+    }
     let windows = job.backfill(args.from, args.to, args.window_days)?;
     let mut parallel = args.parallel as usize;
     if matches!(job.source, SourceSpec::Amc(_)) && parallel > MAX_RUNNING_EXECUTIONS {
@@ -218,12 +230,11 @@ pub async fn backfill(ctx: &Context, args: &BackfillArgs) -> CliResult<()> {
         if ctx.json {
             return print_json(&plan);
         }
-        let mut t = table(&["WINDOW START", "WINDOW END", "ACTION"]);
-        for p in &plan {
+        let mut t = table(&["WINDOW", "ACTION"]);
+        for (w, p) in windows.iter().zip(&plan) {
             t.add_row(vec![
-                p["windowStart"].as_str().unwrap_or_default(),
-                p["windowEnd"].as_str().unwrap_or_default(),
-                p["action"].as_str().unwrap_or_default(),
+                window_cell(&w.window),
+                p["action"].as_str().unwrap_or_default().to_owned(),
             ]);
         }
         println!("{t}");
@@ -324,6 +335,7 @@ async fn follow(
     let mut outcomes: Vec<WindowOutcome> = skipped
         .iter()
         .map(|r| WindowOutcome {
+            window: r.key.window,
             window_start: r.key.window.start.to_rfc3339(),
             window_end: r.key.window.end.to_rfc3339(),
             state: "SKIPPED".into(),
@@ -395,12 +407,13 @@ async fn follow(
                     &bar,
                     format!(
                         "{} {state} {}{}",
-                        run.map_or_else(|| key.window.start.format("%Y-%m-%d").to_string(), window_cell),
+                        window_cell(&key.window),
                         row.as_ref().map_or_else(String::new, |r| bytes(r.bytes)),
                         failure.as_deref().map_or_else(String::new, |f| format!(" — {f}")),
                     ),
                 );
                 outcomes.push(WindowOutcome {
+                    window: key.window,
                     window_start: key.window.start.to_rfc3339(),
                     window_end: key.window.end.to_rfc3339(),
                     state,
@@ -434,14 +447,16 @@ fn report(ctx: &Context, outcomes: &[WindowOutcome]) -> CliResult<()> {
             "failed": failed,
         }))?;
     } else {
-        let mut t = table(&["WINDOW START", "WINDOW END", "STATE", "BYTES", "ROWS", "FAILURE"]);
+        let mut t = table(&["WINDOW", "STATE", "BYTES", "ROWS", "FAILURE"]);
         for o in outcomes {
             t.add_row(vec![
-                o.window_start.clone(),
-                o.window_end.clone(),
+                window_cell(&o.window),
                 o.state.clone(),
                 o.run.as_ref().map_or_else(String::new, |r| bytes(r.bytes)),
-                o.run.as_ref().map_or_else(String::new, |r| r.rows.to_string()),
+                o.run
+                    .as_ref()
+                    .and_then(|r| r.rows)
+                    .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                 o.failure.clone().unwrap_or_default(),
             ]);
         }

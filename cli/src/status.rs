@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use amzpipe::domain::TimeWindow;
 use amzpipe::domain::run::{RunRecord, RunStatus};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
@@ -88,8 +89,8 @@ pub struct RunRow {
     pub amazon_id: Option<String>,
     /// Bytes stored so far.
     pub bytes: u64,
-    /// Rows stored so far (text formats).
-    pub rows: u64,
+    /// Rows stored so far (text formats; none for JSON documents and ZIP entries of other kinds).
+    pub rows: Option<u64>,
     /// From claim to the last change (to now while running), in seconds.
     pub duration_seconds: i64,
     /// Why it failed.
@@ -104,7 +105,9 @@ impl RunRow {
     /// The row of `run`.
     pub fn of(run: &RunRecord) -> Self {
         let objects = run.documents.iter().flat_map(|d| d.objects.iter());
-        let (bytes, rows) = objects.fold((0, 0), |(b, r), o| (b + o.bytes, r + o.rows.unwrap_or(0)));
+        let (bytes, rows) = objects.fold((0, None), |(b, r): (u64, Option<u64>), o| {
+            (b + o.bytes, o.rows.map_or(r, |n| Some(r.unwrap_or(0) + n)))
+        });
         let until = if run.status.is_finished() {
             run.updated_at
         } else {
@@ -129,8 +132,7 @@ impl RunRow {
 }
 
 /// A window in a table cell: days as dates, other windows as times.
-pub fn window_cell(run: &RunRecord) -> String {
-    let w = &run.key.window;
+pub fn window_cell(w: &TimeWindow) -> String {
     let midnight = |t: chrono::DateTime<Utc>| t.time() == chrono::NaiveTime::MIN;
     if midnight(w.start) && midnight(w.end) {
         let last = w.end - chrono::Duration::days(1);
@@ -214,11 +216,11 @@ fn print_table(runs: &[RunRecord]) {
         };
         t.add_row(vec![
             row.job,
-            window_cell(run),
+            window_cell(&run.key.window),
             state,
             row.amazon_id.unwrap_or_default(),
             bytes(row.bytes),
-            row.rows.to_string(),
+            row.rows.map_or_else(|| "-".to_owned(), |n| n.to_string()),
             duration(row.duration_seconds),
             row.failure_reason.unwrap_or_default(),
         ]);

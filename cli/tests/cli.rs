@@ -663,6 +663,20 @@ async fn a_backfill_runs_each_window_once_and_running_it_again_skips_them() {
     let too_long = output(backfill(&["--window-days", "40"]), &[]).await;
     assert_eq!(too_long.status.code(), Some(2));
     assert!(text(&too_long).1.contains("at most 31 days"), "{}", text(&too_long).1);
+    let slate = write_job(dir.path(), &event_job("slate"));
+    let mut refused = amzpipectl(&env);
+    refused.args([
+        "backfill",
+        "--job",
+        slate.to_str().expect("path"),
+        "--from",
+        "2026-10-01",
+        "--to",
+        "2026-10-03",
+    ]);
+    let refused = output(refused, &[]).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused).1.contains("watermark"), "{}", text(&refused).1);
 }
 
 #[tokio::test]
