@@ -94,14 +94,17 @@ async fn dispatch(cli: &Cli) -> CliResult<()> {
         state_machine: cli.state_machine.clone(),
     };
     let ctx = Context::new(env, names, cli.json);
-    match &cli.command {
+    let result = match &cli.command {
         Command::Onboard(args) => onboard::run(&ctx, args).await,
         Command::Discover(args) => discover::run(&ctx, args).await,
         Command::Run(args) => runs::run(&ctx, args).await,
         Command::Backfill(args) => runs::backfill(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
         Command::Amc { command } => workflows::run(&ctx, command).await,
-    }
+    };
+    // Whatever happened, a refresh token LWA rotated meanwhile must not be lost.
+    let stored = ctx.store_rotations().await;
+    result.and(stored)
 }
 
 #[tokio::main]

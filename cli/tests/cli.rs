@@ -722,3 +722,27 @@ async fn a_deployed_stack_is_found_by_its_name_through_its_outputs() {
     assert!(text(&o).1.contains("no-such-stack"), "{}", text(&o).1);
     drop(env);
 }
+
+#[tokio::test]
+async fn a_refresh_token_rotated_while_discovering_is_stored_as_a_new_secret_version() {
+    let stack = Stack::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    let env = env_file(&stack.sim, &stack.aws, None);
+    let discover = || {
+        let mut c = amzpipectl(&env);
+        c.args(["discover", "slate", "--credentials", SECRET]);
+        c
+    };
+    let first = output(discover(), &[]).await;
+    assert!(first.status.success(), "{}", text(&first).1);
+    let rotated = secret_of(&stack.aws, SECRET).await.refresh_token;
+    assert!(rotated.starts_with("Atzr|rotated"), "{rotated}");
+    // The old token is retired by the rotation; the next command works with the stored one.
+    let second = output(discover(), &[]).await;
+    assert!(second.status.success(), "{}", text(&second).1);
+    assert_ne!(secret_of(&stack.aws, SECRET).await.refresh_token, rotated);
+}
