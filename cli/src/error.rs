@@ -132,7 +132,7 @@ impl From<SourceError> for CliError {
                 error.hint("the stored credentials were refused: run `amzpipectl onboard` again")
             }
             SourceError::AuthExpired(m) if m.contains("403") || m.to_lowercase().contains("not authorized") => {
-                error.hint("the credentials lack access: check the account's permissions for this application")
+                error.hint("missing permission: the user who authorised the application must have access to this account (onboard again as one who has)")
             }
             SourceError::Invalid(m) if m.contains("403") || m.to_lowercase().contains("not authorized") => {
                 error.hint("missing permission: the authorising user must have access to this account")

@@ -158,17 +158,15 @@ pub async fn run(ctx: &Context, args: &RunArgs) -> CliResult<()> {
         return Ok(());
     }
     let store = ctx.store().await?;
-    let outcomes = follow(
-        ctx,
-        &store,
-        &machine,
-        &job,
-        vec![submission],
-        1,
-        args.interval,
-        Vec::new(),
-    )
-    .await?;
+    let plan = Plan {
+        job: &job,
+        machine,
+        submissions: vec![submission],
+        skipped: Vec::new(),
+        parallel: 1,
+        interval: Duration::from_secs(args.interval),
+    };
+    let outcomes = follow(ctx, &store, plan).await?;
     report(ctx, &outcomes)
 }
 
@@ -258,17 +256,15 @@ pub async fn backfill(ctx: &Context, args: &BackfillArgs) -> CliResult<()> {
     } else {
         ctx.state_machine().await?
     };
-    let outcomes = follow(
-        ctx,
-        &store,
-        &machine,
-        &job,
+    let plan = Plan {
+        job: &job,
+        machine,
         submissions,
-        parallel,
-        args.interval,
         skipped,
-    )
-    .await?;
+        parallel,
+        interval: Duration::from_secs(args.interval),
+    };
+    let outcomes = follow(ctx, &store, plan).await?;
     report(ctx, &outcomes)
 }
 
@@ -318,18 +314,31 @@ fn announce(ctx: &Context, bar: &ProgressBar, line: String) {
     }
 }
 
-/// Starts `submissions` at most `parallel` at a time and follows them to their end.
-#[allow(clippy::too_many_arguments)]
-async fn follow(
-    ctx: &Context,
-    store: &DynamoJobStore,
-    machine: &str,
-    job: &Job,
+/// What to start and follow.
+struct Plan<'a> {
+    job: &'a Job,
+    /// The state machine's ARN (unused when there is nothing to start).
+    machine: String,
     submissions: Vec<Submission>,
-    parallel: usize,
-    interval: u64,
+    /// Runs that ended well before: reported, not started.
     skipped: Vec<RunRecord>,
-) -> CliResult<Vec<WindowOutcome>> {
+    /// Executions at once.
+    parallel: usize,
+    /// Between progress checks.
+    interval: Duration,
+}
+
+/// Starts the plan's submissions at most `parallel` at a time and follows them to their end.
+async fn follow(ctx: &Context, store: &DynamoJobStore, plan: Plan<'_>) -> CliResult<Vec<WindowOutcome>> {
+    let Plan {
+        job,
+        machine,
+        submissions,
+        skipped,
+        parallel,
+        interval,
+    } = plan;
+    let machine = machine.as_str();
     let total = (submissions.iter().map(|s| s.runs.len()).sum::<usize>() + skipped.len()) as u64;
     let bar = progress(ctx, total);
     let mut outcomes: Vec<WindowOutcome> = skipped
@@ -359,7 +368,7 @@ async fn follow(
             break;
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
+            _ = tokio::time::sleep(interval) => {}
             _ = tokio::signal::ctrl_c() => {
                 bar.abandon();
                 return Err(CliError::failed("interrupted; the executions started go on in Step Functions")

@@ -746,3 +746,30 @@ async fn a_refresh_token_rotated_while_discovering_is_stored_as_a_new_secret_ver
     assert!(second.status.success(), "{}", text(&second).1);
     assert_ne!(secret_of(&stack.aws, SECRET).await.refresh_token, rotated);
 }
+
+#[tokio::test]
+async fn a_refused_permission_at_amazon_says_what_is_missing() {
+    let stack = Stack::start(SimConfig::default()).await.expect("stack");
+    let env = env_file(&stack.sim, &stack.aws, None);
+    stack.sim.set_scenario(amzpipe_testkit::sim::Scenario {
+        faults: vec![amzpipe_testkit::sim::Fault {
+            op: "amc.accounts".into(),
+            status: 403,
+            times: 1,
+            retry_after: None,
+            body: Some(json!({"code": "403", "details": "Not authorized to access AMC"})),
+            after_effect: false,
+        }],
+        ..amzpipe_testkit::sim::Scenario::default()
+    });
+    let mut command = amzpipectl(&env);
+    command.args(["discover", "amc", "--credentials", SECRET]);
+    let o = output(command, &[]).await;
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("listing AMC accounts") && stderr.contains("Not authorized to access AMC"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("missing permission"), "{stderr}");
+}
