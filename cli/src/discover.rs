@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
-use crate::output::{print_json, table};
+use crate::output::{identifier, print_json, table};
 
 /// An Amazon source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -272,19 +272,11 @@ struct Candidate {
 }
 
 fn job_name(parts: &[&str]) -> String {
-    let raw = parts.join("-").to_lowercase();
-    let mut name: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    name.truncate(amzpipe::domain::job::MAX_NAME_LEN);
-    name.trim_matches('-').to_owned()
+    let lower: Vec<String> = parts.iter().map(|p| p.to_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    identifier(&lower, amzpipe::domain::job::MAX_NAME_LEN)
+        .trim_matches('-')
+        .to_owned()
 }
 
 fn candidates(listing: &Listing, args: &DiscoverArgs) -> CliResult<Vec<Candidate>> {

@@ -10,7 +10,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use amzpipe::adapters::lwa::{self, LwaClient};
+use amzpipe::adapters::lwa::{self, LwaClient, LwaError};
 use amzpipe::adapters::secrets::SecretValue;
 use amzpipe::domain::Region;
 use axum::extract::{Query, State};
@@ -268,7 +268,14 @@ async fn authorise(
     let grant = LwaClient::new(http, endpoint)
         .exchange_code(&args.client_id, client_secret, &SecretString::from(code), &redirect_uri)
         .await
-        .map_err(|e| CliError::from(e).context("exchanging the authorization code"))?;
+        .map_err(|e| match e {
+            LwaError::InvalidGrant { description } => {
+                CliError::failed(format!("Login with Amazon refused the authorization code ({description})")).hint(
+                    "codes work once and expire 5 minutes after consent, and --redirect-uri must be the consent's: run onboard again and finish promptly",
+                )
+            }
+            other => CliError::from(other).context("exchanging the authorization code"),
+        })?;
     Ok(grant.refresh_token)
 }
 

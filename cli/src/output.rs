@@ -23,6 +23,18 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> CliResult<()> {
     Ok(())
 }
 
+/// `parts` joined with `-` as an identifier AWS and the job table accept: letters, digits, `-` and
+/// `_` (anything else becomes `-`), at most `max` characters.
+pub fn identifier(parts: &[&str], max: usize) -> String {
+    let mut id: String = parts
+        .join("-")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .collect();
+    id.truncate(max);
+    id
+}
+
 /// Bytes as people read them (`12.3 MiB`).
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -60,5 +72,6 @@ mod tests {
         assert_eq!(duration(5), "5s");
         assert_eq!(duration(245), "4m 05s");
         assert_eq!(duration(7260), "2h 01m");
+        assert_eq!(identifier(&["sp", "GET_X", "a b/c"], 12), "sp-GET_X-a-b");
     }
 }

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::error::{CliError, CliResult, aws_error};
-use crate::output::{bytes, print_json, table};
+use crate::output::{bytes, identifier, print_json, table};
 use crate::status::{RunRow, window_cell};
 
 /// Run a job now.
@@ -112,19 +112,7 @@ struct WindowOutcome {
 
 /// A Step Functions execution name: letters, digits, `-`, `_`, at most 80 characters.
 fn execution_name(parts: &[&str]) -> String {
-    let mut name: String = parts
-        .join("-")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    name.truncate(80);
-    name
+    identifier(parts, 80)
 }
 
 fn stamp() -> String {

@@ -68,6 +68,13 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// Asserts that the command was refused with `code` and that its error says `says`.
+fn assert_refused(o: &Output, code: i32, says: &str) {
+    let (_, stderr) = text(o);
+    assert_eq!(o.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(says), "expected {says:?} in: {stderr}");
+}
+
 fn json_of(o: &Output) -> Value {
     let (stdout, stderr) = text(o);
     assert!(o.status.success(), "failed: {stdout}\n{stderr}");
@@ -267,16 +274,12 @@ async fn a_used_or_expired_authorization_code_is_refused_saying_codes_expire() {
     assert_eq!(instances[0]["instanceId"], "amcdemo01", "{first}");
     let again = output(onboard(&code), &[]).await;
     let (_, stderr) = text(&again);
-    assert_eq!(again.status.code(), Some(1));
-    assert!(
-        stderr.contains("invalid grant") || stderr.contains("refused"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("expires 5 minutes"), "{stderr}");
+    assert_refused(&again, 1, "refused the authorization code");
+    assert!(stderr.contains("expire 5 minutes after consent"), "{stderr}");
     let late = code_for(&stack.sim, client_id, redirect).await;
     stack.sim.advance(301);
     let expired = output(onboard(&late), &[]).await;
-    assert_eq!(expired.status.code(), Some(1), "{}", text(&expired).1);
+    assert_refused(&expired, 1, "refused the authorization code");
     // The secret kept the first version's token: nothing was written by the refused attempts.
     assert!(
         secret_of(&stack.aws, "amzpipe/amc-a")
@@ -322,8 +325,7 @@ async fn sp_api_onboarding_takes_a_seller_central_refresh_token_and_lists_market
         .env("AMZPIPE_REFRESH_TOKEN", "not-a-token")
         .args(["onboard", "sp", "--secret", SECRET, "--client-id", "x"]);
     let o = output(bad, &[]).await;
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).1.contains("Atzr|"), "{}", text(&o).1);
+    assert_refused(&o, 2, "Atzr|");
 }
 
 #[tokio::test]
@@ -385,8 +387,7 @@ async fn discovery_lists_every_source_and_writes_jobs_that_are_valid_definitions
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
     let unknown = output(discover("ads"), &["--write-jobs", jobs_arg, "--select", "999"]).await;
-    assert_eq!(unknown.status.code(), Some(2));
-    assert!(text(&unknown).1.contains("unknown id \"999\""), "{}", text(&unknown).1);
+    assert_refused(&unknown, 2, "unknown id \"999\"");
     let no_workflow = output(discover("amc"), &["--write-jobs", jobs_arg]).await;
     assert!(text(&no_workflow).1.contains("--workflow"), "{}", text(&no_workflow).1);
     let missing = output(
@@ -434,8 +435,7 @@ async fn amc_workflow_sync_creates_updates_shows_diffs_and_deletes_only_with_the
         c
     };
     let unconfirmed = output(sync(&[]), &[]).await;
-    assert_eq!(unconfirmed.status.code(), Some(2), "{}", text(&unconfirmed).1);
-    assert!(text(&unconfirmed).1.contains("--yes"));
+    assert_refused(&unconfirmed, 2, "--yes");
     let created = output(sync(&["--yes"]), &[]).await;
     let (stdout, stderr) = text(&created);
     assert!(created.status.success(), "{stderr}");
@@ -661,8 +661,7 @@ async fn a_backfill_runs_each_window_once_and_running_it_again_skips_them() {
         "no Amazon report was asked for twice"
     );
     let too_long = output(backfill(&["--window-days", "40"]), &[]).await;
-    assert_eq!(too_long.status.code(), Some(2));
-    assert!(text(&too_long).1.contains("at most 31 days"), "{}", text(&too_long).1);
+    assert_refused(&too_long, 2, "at most 31 days");
     let slate = write_job(dir.path(), &event_job("slate"));
     let mut refused = amzpipectl(&env);
     refused.args([
@@ -675,8 +674,7 @@ async fn a_backfill_runs_each_window_once_and_running_it_again_skips_them() {
         "2026-10-03",
     ]);
     let refused = output(refused, &[]).await;
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(text(&refused).1.contains("watermark"), "{}", text(&refused).1);
+    assert_refused(&refused, 2, "watermark");
 }
 
 #[tokio::test]
@@ -718,8 +716,7 @@ async fn a_deployed_stack_is_found_by_its_name_through_its_outputs() {
     let mut unknown = Command::new(env!("CARGO_BIN_EXE_amzpipectl"));
     unknown.env_remove("AMZPIPE_TABLE").arg("--env-file").arg(bare.path());
     let o = output(unknown, &["--stack", "no-such-stack", "status"]).await;
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).1.contains("no-such-stack"), "{}", text(&o).1);
+    assert_refused(&o, 1, "no-such-stack");
     drop(env);
 }
 
