@@ -299,10 +299,18 @@ pub trait Quotas: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<Option<std::time::Duration>, StoreError>> + Send;
 
-    /// Takes one of `max` slots of the counter `name` for `holder`; idempotent per holder. `Ok(false)`
-    /// when every slot is held by others.
-    fn acquire_slot(&self, name: &str, holder: &str, max: u32)
-    -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Takes one of `max` slots of the counter `name` for `holder` until `now + lease`, or renews the
+    /// lease `holder` has; idempotent per holder. A slot whose lease ran out counts as free: its holder
+    /// died without giving it back (a run failed by the state machine itself), and a counter must not
+    /// stay full for ever. `Ok(false)` when every slot is held by others with time left.
+    fn acquire_slot(
+        &self,
+        name: &str,
+        holder: &str,
+        max: u32,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: std::time::Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Gives `holder`'s slot back; a no-op if it holds none.
     fn release_slot(&self, name: &str, holder: &str) -> impl Future<Output = Result<(), StoreError>> + Send;

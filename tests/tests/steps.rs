@@ -7,8 +7,8 @@ use amzpipe::adapters::dynamo::DynamoJobStore;
 use amzpipe::domain::run::{RunKey, RunStatus};
 use amzpipe::ports::{JobStore, Quotas};
 use amzpipe::steps::{
-    CreateOutcome, Deadline, PollState, RunContext, SP_CREATE_BURST, SP_CREATE_RATE, create_request, download_decrypt,
-    poll_status, refresh_token,
+    AMC_SLOT_LEASE, CreateOutcome, Deadline, PollState, RunContext, SP_CREATE_BURST, SP_CREATE_RATE, create_request,
+    download_decrypt, poll_status, refresh_token,
 };
 use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Scenario, SimConfig};
@@ -167,7 +167,13 @@ async fn an_amc_execution_lands_in_s3_and_gives_back_its_running_slot() {
     for i in 0..10 {
         assert!(
             store(&stack)
-                .acquire_slot("amc.running#amcdemo01", &format!("other-{i}"), 10)
+                .acquire_slot(
+                    "amc.running#amcdemo01",
+                    &format!("other-{i}"),
+                    10,
+                    Utc::now(),
+                    AMC_SLOT_LEASE
+                )
                 .await
                 .expect("slot")
         );
@@ -408,7 +414,13 @@ async fn a_full_amc_instance_answers_throttled_until_a_slot_frees() {
     for i in 0..10 {
         assert!(
             store(&stack)
-                .acquire_slot("amc.running#amcdemo01", &format!("other-{i}"), 10)
+                .acquire_slot(
+                    "amc.running#amcdemo01",
+                    &format!("other-{i}"),
+                    10,
+                    Utc::now(),
+                    AMC_SLOT_LEASE
+                )
                 .await
                 .expect("slot")
         );
@@ -423,6 +435,53 @@ async fn a_full_amc_instance_answers_throttled_until_a_slot_frees() {
         .expect("release");
     let out = create_request(&stack.services, ev).await.expect("create");
     assert_eq!(out.outcome, CreateOutcome::Created);
+}
+
+#[tokio::test]
+async fn a_slot_whose_holder_died_without_giving_it_back_frees_itself_when_its_lease_ends() {
+    let stack = stack().await;
+    let store = store(&stack);
+    let name = "amc.running#amcdemo01";
+    let taken = Utc::now() - chrono::Duration::hours(3);
+    for i in 0..10 {
+        assert!(
+            store
+                .acquire_slot(name, &format!("dead-{i}"), 10, taken, AMC_SLOT_LEASE)
+                .await
+                .expect("slot")
+        );
+    }
+    // Renewing keeps a holder's slot: dead-0 is alive after all.
+    assert!(
+        store
+            .acquire_slot(name, "dead-0", 10, Utc::now(), AMC_SLOT_LEASE)
+            .await
+            .expect("renewed")
+    );
+    // The other nine leases ended an hour ago; a new run gets a slot, and eight more after it.
+    for i in 0..9 {
+        assert!(
+            store
+                .acquire_slot(name, &format!("new-{i}"), 10, Utc::now(), AMC_SLOT_LEASE)
+                .await
+                .expect("slot"),
+            "slot {i}"
+        );
+    }
+    assert!(
+        !store
+            .acquire_slot(name, "one-too-many", 10, Utc::now(), AMC_SLOT_LEASE)
+            .await
+            .expect("full"),
+        "ten live holders: full"
+    );
+    store.release_slot(name, "dead-0").await.expect("released");
+    assert!(
+        store
+            .acquire_slot(name, "one-too-many", 10, Utc::now(), AMC_SLOT_LEASE)
+            .await
+            .expect("slot")
+    );
 }
 
 // ------------------------------------------------------------------------------------------------

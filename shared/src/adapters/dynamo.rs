@@ -7,7 +7,7 @@
 //! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `failureReason`, `manifestKey`, `documents` (list of JSON records), timestamps; `expiresAt` once finished |
 //! | watermark | `JOB#{job}` | `WATERMARK` | `watermark` (epoch ms of the newest file stored) |
 //! | token bucket | `QUOTA#{name}` | `BUCKET` | `tokens`, `refilledAt` (epoch ms) |
-//! | slot counter | `QUOTA#{name}` | `SLOTS` | `holders` (string set of run ids) |
+//! | slot counter | `QUOTA#{name}` | `SLOTS` | `holders` (map of run id → lease end, epoch ms) |
 //! | access token | `TOKEN#{secret id}` | `ACCESS_TOKEN` | `token`, `validUntil`; `expiresAt` = token expiry |
 //!
 //! A job's runs share a partition, so "the runs of job X, newest window last" is one `Query`.
@@ -16,9 +16,11 @@
 //! already happened (a retried step), in which case the caller gets the stored result.
 //!
 //! Concurrency: the token bucket is read, refilled in memory, and written back with a condition on
-//! the `refilledAt` it read (optimistic locking; a lost race re-reads). Slots are a string set: adding
-//! a holder is idempotent, and the condition `size(holders) < max OR contains(holders, holder)` keeps
-//! the count at most `max` across every concurrent Lambda.
+//! the `refilledAt` it read (optimistic locking; a lost race re-reads). Slots are a map of holders to
+//! the end of their lease: setting a holder's lease is idempotent, and the condition
+//! `size(holders) < max OR attribute_exists(holders.#holder)` keeps the count at most `max` across every
+//! concurrent Lambda. When the slots are full, holders whose lease ran out are removed (each on the
+//! condition that its lease is still the one read) and the slot is asked for again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -605,37 +607,147 @@ impl Quotas for DynamoJobStore {
         )))
     }
 
-    async fn acquire_slot(&self, name: &str, holder: &str, max: u32) -> Result<bool, StoreError> {
+    async fn acquire_slot(
+        &self,
+        name: &str,
+        holder: &str,
+        max: u32,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(2));
+        if self.set_lease(name, holder, max, until).await? {
+            return Ok(true);
+        }
+        if self.sweep_expired(name, now).await? {
+            return self.set_lease(name, holder, max, until).await;
+        }
+        Ok(false)
+    }
+
+    async fn release_slot(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         match self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
-            .update_expression("ADD holders :holder")
-            .condition_expression("attribute_not_exists(holders) OR size(holders) < :max OR contains(holders, :id)")
-            .expression_attribute_values(":holder", AttributeValue::Ss(vec![holder.to_owned()]))
-            .expression_attribute_values(":id", s(holder))
-            .expression_attribute_values(":max", n(max))
+            .update_expression("REMOVE holders.#holder")
+            .condition_expression("attribute_type(holders, :map)")
+            .expression_attribute_names("#holder", holder)
+            .expression_attribute_values(":map", s("M"))
             .send()
             .await
         {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
+            Ok(_) => Ok(()),
+            // No counter yet: nothing to give back.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+}
+
+impl DynamoJobStore {
+    /// Sets `holder`'s lease if it holds a slot or one is free; creates the counter on first use.
+    async fn set_lease(&self, name: &str, holder: &str, max: u32, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        for _ in 0..2 {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
+                .update_expression("SET holders.#holder = :until")
+                // Without a counter (or with one of the earlier shape) the condition holds and the
+                // SET is refused as a ValidationException, answered below.
+                .condition_expression(
+                    "attribute_not_exists(holders) OR NOT attribute_type(holders, :map) \
+                     OR attribute_exists(holders.#holder) OR size(holders) < :max",
+                )
+                .expression_attribute_names("#holder", holder)
+                .expression_attribute_values(":until", n(until.timestamp_millis()))
+                .expression_attribute_values(":max", n(max))
+                .expression_attribute_values(":map", s("M"))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(e) if is_condition_failed(&e) => return Ok(false),
+                // The counter does not exist yet (or is of the earlier string-set shape): make it an
+                // empty map, then try again.
+                Err(e) if e.code() == Some("ValidationException") => self.create_counter(name).await?,
+                Err(e) => return Err(store_error("UpdateItem", e)),
+            }
+        }
+        Err(StoreError::Misconfigured(format!(
+            "the slot counter {name} cannot be written"
+        )))
+    }
+
+    async fn create_counter(&self, name: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
+            .update_expression("SET holders = :empty")
+            .condition_expression("attribute_not_exists(holders) OR NOT attribute_type(holders, :map)")
+            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+            .expression_attribute_values(":map", s("M"))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("UpdateItem", e)),
         }
     }
 
-    async fn release_slot(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
+    /// Removes the holders whose lease ended before `now`; whether any was removed.
+    async fn sweep_expired(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let item = self
+            .client
+            .get_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
-            .update_expression("DELETE holders :holder")
-            .expression_attribute_values(":holder", AttributeValue::Ss(vec![holder.to_owned()]))
+            .consistent_read(true)
             .send()
             .await
-            .map_err(|e| store_error("UpdateItem", e))?;
-        Ok(())
+            .map_err(|e| store_error("GetItem", e))?;
+        let Some(AttributeValue::M(holders)) = item.item().and_then(|i| i.get("holders")) else {
+            return Ok(false);
+        };
+        let expired: Vec<(&String, &String)> = holders
+            .iter()
+            .filter_map(|(holder, until)| match until {
+                AttributeValue::N(ms) if ms.parse::<i64>().is_ok_and(|ms| ms < now.timestamp_millis()) => {
+                    Some((holder, ms))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut removed = false;
+        for (holder, until) in expired {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
+                .update_expression("REMOVE holders.#holder")
+                .condition_expression("holders.#holder = :until")
+                .expression_attribute_names("#holder", holder)
+                .expression_attribute_values(":until", n(until))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {
+                    tracing::warn!(quota = name, holder = %holder, "removed a slot whose lease ran out");
+                    removed = true;
+                }
+                // Renewed or removed meanwhile.
+                Err(e) if is_condition_failed(&e) => {}
+                Err(e) => return Err(store_error("UpdateItem", e)),
+            }
+        }
+        Ok(removed)
     }
 }
 

@@ -58,6 +58,10 @@ pub const SP_CREATE_BURST: u32 = 15;
 pub const AMC_MAX_RUNNING: u32 = 10;
 /// How long a run waits for a free AMC slot before trying again.
 pub const AMC_SLOT_WAIT: Duration = Duration::from_secs(300);
+/// How long an AMC running slot is held without renewal. Each status check renews it (checks are at
+/// most `AMZPIPE_MAX_WAIT_SECONDS` apart); a slot whose run died without giving it back frees itself
+/// after this long.
+pub const AMC_SLOT_LEASE: Duration = Duration::from_secs(2 * 3600);
 
 /// The state machine's input, parsed and checked: the job, the scheduled time, the slice, and the
 /// run they identify.
@@ -244,8 +248,24 @@ async fn take_quota<St: Quotas>(store: &St, ctx: &RunContext) -> Result<Option<D
         None => Ok(None),
         Some(Quota::Bucket { name, rate, burst }) => Ok(store.take_token(&name, rate, burst, Utc::now()).await?),
         Some(Quota::Slot { name, max }) => {
-            let got = store.acquire_slot(&name, &ctx.key.run_id(), max).await?;
+            let got = store
+                .acquire_slot(&name, &ctx.key.run_id(), max, Utc::now(), AMC_SLOT_LEASE)
+                .await?;
             Ok((!got).then_some(AMC_SLOT_WAIT))
+        }
+    }
+}
+
+/// Renews the lease of the run's slot while its Amazon request runs (a no-op for bucket quotas).
+async fn renew_quota<St: Quotas>(store: &St, ctx: &RunContext) {
+    if let Some(Quota::Slot { name, max }) = quota_of(&ctx.job) {
+        match store
+            .acquire_slot(&name, &ctx.key.run_id(), max, Utc::now(), AMC_SLOT_LEASE)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(quota = %name, "the run's slot lease had run out and the slots are full"),
+            Err(e) => tracing::warn!(error = %e, quota = %name, "could not renew a quota slot"),
         }
     }
 }

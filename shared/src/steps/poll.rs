@@ -6,7 +6,9 @@ use tracing::Instrument;
 
 use crate::domain::run::{RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, Quotas, RequestStatus, SecretStore, TokenCache};
-use crate::steps::{RunContext, RunRef, Services, StepError, fail_run, note_refusal, poll_wait, release_quota};
+use crate::steps::{
+    RunContext, RunRef, Services, StepError, fail_run, note_refusal, poll_wait, release_quota, renew_quota,
+};
 
 /// Where the request is, for the state machine's Choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +102,7 @@ where
     match status {
         RequestStatus::InProgress { state } => {
             let polls = store.record_poll(&ctx.key, &state, now).await?;
+            renew_quota(store, ctx).await;
             if polls >= ctx.job.limits.max_polls {
                 let error = StepError::SourceFailed(format!(
                     "the request {request_id} was still {state} after {polls} status checks (limits.maxPolls)"
