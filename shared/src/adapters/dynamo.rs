@@ -91,9 +91,7 @@ impl DynamoJobStore {
 
     /// The runs of `job`, oldest window first (one `Query` over the job's partition).
     pub async fn runs_of(&self, job: &str) -> Result<Vec<RunRecord>, StoreError> {
-        let mut runs = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
+        collect_runs(async |start| {
             let page = self
                 .client
                 .query()
@@ -102,26 +100,19 @@ impl DynamoJobStore {
                 .expression_attribute_values(":pk", s(format!("JOB#{job}")))
                 .expression_attribute_values(":run", s("RUN#"))
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
+                .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| store_error("Query", e))?;
-            for item in page.items() {
-                runs.push(parse_run(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(runs),
-            }
-        }
+            Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
+        })
+        .await
     }
 
     /// Every run in the table, most recently changed first (a paginated `Scan` filtered to runs):
     /// the operator's overview. The table keeps finished runs for the TTL only, so it stays small.
     pub async fn all_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let mut runs = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
+        let mut runs = collect_runs(async |start| {
             let page = self
                 .client
                 .scan()
@@ -130,18 +121,13 @@ impl DynamoJobStore {
                 .expression_attribute_values(":job", s("JOB#"))
                 .expression_attribute_values(":run", s("RUN#"))
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
+                .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| store_error("Scan", e))?;
-            for item in page.items() {
-                runs.push(parse_run(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+            Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
+        })
+        .await?;
         runs.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
         Ok(runs)
     }
@@ -204,6 +190,25 @@ where
             StoreError::Misconfigured(message)
         }
         _ => StoreError::Unavailable(message),
+    }
+}
+
+/// The runs of every page `page` returns, given the key to start after (none for the first page)
+/// and answering the page's items and the key to continue from (none or empty after the last).
+async fn collect_runs(
+    mut page: impl AsyncFnMut(Option<Item>) -> Result<(Vec<Item>, Option<Item>), StoreError>,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let mut runs = Vec::new();
+    let mut start = None;
+    loop {
+        let (items, next) = page(start.take()).await?;
+        for item in &items {
+            runs.push(parse_run(item)?);
+        }
+        match next {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(runs),
+        }
     }
 }
 
