@@ -8,7 +8,7 @@ use std::time::Duration;
 use amzpipe::adapters::secrets::parse_secret;
 use amzpipe_testkit::moto::LocalAws;
 use amzpipe_testkit::sim::{SimConfig, Simulator};
-use amzpipe_testkit::stack::{self, CLIENT_SECRET, Pipeline, SECRET, Stack};
+use amzpipe_testkit::stack::{self, CLIENT_SECRET, Pipeline, SECRET, Stack, event_job};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -81,16 +81,8 @@ fn json_of(o: &Output) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"))
 }
 
-fn event_job(name: &str) -> Value {
-    let path = root().join(format!("events/{name}.json"));
-    let event: Value = serde_json::from_slice(&std::fs::read(path).expect("event")).expect("JSON");
-    event["job"].clone()
-}
-
 fn ads_event() -> Value {
-    let mut job = event_job("ads-reports");
-    job["credentials"] = json!(SECRET);
-    json!({ "job": job, "scheduledTime": SCHEDULED })
+    json!({ "job": event_job("ads-reports"), "scheduledTime": SCHEDULED })
 }
 
 fn write_job(dir: &Path, job: &Value) -> PathBuf {
@@ -518,8 +510,7 @@ async fn status_shows_the_runs_as_a_table_and_json_filtered_by_job_and_state_and
     let env = env_file(&stack.sim, &stack.aws, None);
     let ads = ads_event();
     stack.run(&ads).await.expect("ads run");
-    let mut failing = event_job("sp-reports");
-    failing["credentials"] = json!(SECRET);
+    let failing = event_job("sp-reports");
     stack.sim.set_scenario(amzpipe_testkit::sim::Scenario::with_outcome(
         failing["source"]["reportType"].as_str().expect("type"),
         "FATAL",
@@ -577,8 +568,7 @@ async fn run_starts_one_execution_and_follows_it_to_the_stored_report() {
     let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
     let env = env_file(&p.sim, &p.aws, Some(&p.machine));
     let dir = tempfile::tempdir().expect("dir");
-    let mut job = event_job("ads-reports");
-    job["credentials"] = json!(SECRET);
+    let job = event_job("ads-reports");
     let file = write_job(dir.path(), &job);
     let o = output(
         amzpipectl(&env),
@@ -615,8 +605,7 @@ async fn a_backfill_runs_each_window_once_and_running_it_again_skips_them() {
     let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
     let env = env_file(&p.sim, &p.aws, Some(&p.machine));
     let dir = tempfile::tempdir().expect("dir");
-    let mut job = event_job("ads-reports");
-    job["credentials"] = json!(SECRET);
+    let job = event_job("ads-reports");
     let file = write_job(dir.path(), &job);
     let file = file.to_str().expect("path");
     let backfill = |extra: &[&str]| {

@@ -89,6 +89,19 @@ pub fn write_stack_env(
     std::fs::write(path, env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>())
 }
 
+/// The job of the sample event `events/{name}.json`, its credentials the local secret [`SECRET`].
+///
+/// # Panics
+/// When the sample is missing or not JSON (a broken checkout).
+pub fn event_job(name: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../events/{name}.json"));
+    let event: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("a sample event")).expect("a JSON event");
+    let mut job = event["job"].clone();
+    job["credentials"] = serde_json::json!(SECRET);
+    job
+}
+
 /// The secret's JSON value.
 pub fn secret_value(region: &str) -> String {
     serde_json::json!({

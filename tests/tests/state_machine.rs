@@ -8,18 +8,10 @@ use amzpipe::domain::run::RunStatus;
 use amzpipe::ports::JobStore;
 use amzpipe::steps::RunContext;
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
-use amzpipe_testkit::stack::{BUCKET, Pipeline, SECRET};
+use amzpipe_testkit::stack::{BUCKET, Pipeline, event_job};
 use serde_json::{Value, json};
 
 const SCHEDULED: &str = "2026-11-23T06:00:00Z";
-
-fn events(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../events/{name}.json"));
-    let event: Value = serde_json::from_slice(&std::fs::read(path).expect("event")).expect("JSON");
-    let mut job = event["job"].clone();
-    job["credentials"] = json!(SECRET);
-    job
-}
 
 async fn pipeline() -> Pipeline {
     Pipeline::start(SimConfig::default(), 4).await.expect("pipeline")
@@ -46,7 +38,7 @@ fn failed_jobs(output: &Value) -> Vec<String> {
 #[tokio::test]
 async fn one_execution_runs_a_job_of_every_source_to_its_manifest() {
     let p = pipeline().await;
-    let jobs = ["sp-reports", "ads-reports", "amc", "slate"].map(events);
+    let jobs = ["sp-reports", "ads-reports", "amc", "slate"].map(event_job);
     let execution = p.execute("every-source", SCHEDULED, &jobs).await.expect("execution");
     assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
     assert!(failed_jobs(&execution.output).is_empty());
@@ -74,7 +66,7 @@ async fn a_fan_out_over_several_profiles_runs_each_through_the_map() {
     let jobs: Vec<Value> = ["1234567890", "1234567891"]
         .iter()
         .map(|profile| {
-            let mut job = events("ads-reports");
+            let mut job = event_job("ads-reports");
             job["name"] = json!(format!("ads-campaigns-{profile}"));
             job["source"]["profileId"] = json!(profile);
             job
@@ -97,8 +89,8 @@ async fn a_fan_out_over_several_profiles_runs_each_through_the_map() {
 async fn a_fatal_report_takes_the_failure_path_with_the_reason_on_the_run_and_spares_the_other_jobs() {
     let p = pipeline().await;
     p.sim.set_scenario(sp_outcome("FATAL"));
-    let sp = events("sp-reports");
-    let jobs = [sp.clone(), events("ads-reports")];
+    let sp = event_job("sp-reports");
+    let jobs = [sp.clone(), event_job("ads-reports")];
     let execution = p.execute("fatal", SCHEDULED, &jobs).await.expect("execution");
     assert_eq!(execution.status, "FAILED");
     assert_eq!(execution.output["error"], json!("JobsFailed"), "{:#}", execution.output);
@@ -118,7 +110,7 @@ async fn a_fatal_report_takes_the_failure_path_with_the_reason_on_the_run_and_sp
 async fn no_data_ends_the_execution_cleanly() {
     let p = pipeline().await;
     p.sim.set_scenario(sp_outcome("CANCELLED"));
-    let sp = events("sp-reports");
+    let sp = event_job("sp-reports");
     let execution = p
         .execute("no-data", SCHEDULED, std::slice::from_ref(&sp))
         .await
@@ -132,7 +124,7 @@ async fn no_data_ends_the_execution_cleanly() {
 #[tokio::test]
 async fn a_duplicate_execution_for_the_same_schedule_time_makes_no_second_request_and_no_second_object() {
     let p = pipeline().await;
-    let jobs = [events("sp-reports"), events("amc")];
+    let jobs = [event_job("sp-reports"), event_job("amc")];
     let first = p.execute("first", SCHEDULED, &jobs).await.expect("execution");
     assert_eq!(first.status, "SUCCEEDED", "{:#}", first.output);
     let objects = object_keys(&p).await;
@@ -160,7 +152,7 @@ async fn throttling_and_server_errors_are_retried_by_name_without_a_duplicate_re
         ..Scenario::default()
     });
     let execution = p
-        .execute("retries", SCHEDULED, &[events("sp-reports")])
+        .execute("retries", SCHEDULED, &[event_job("sp-reports")])
         .await
         .expect("execution");
     assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
@@ -189,7 +181,7 @@ async fn a_download_failing_mid_transfer_is_retried_into_exactly_one_complete_ob
     .expect("pipeline");
     p.router.cut_downloads_after([Duration::from_millis(150)]);
     let execution = p
-        .execute("cut-off", SCHEDULED, &[events("sp-reports")])
+        .execute("cut-off", SCHEDULED, &[event_job("sp-reports")])
         .await
         .expect("execution");
     assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
@@ -229,7 +221,7 @@ async fn when_retries_run_out_the_state_machine_writes_the_failure_on_the_run() 
         }],
         ..Scenario::default()
     });
-    let sp = events("sp-reports");
+    let sp = event_job("sp-reports");
     let execution = p
         .execute("exhausted", SCHEDULED, std::slice::from_ref(&sp))
         .await
