@@ -635,7 +635,7 @@ impl Quotas for DynamoJobStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
+            .set_key(Some(Self::slots_key(name)))
             .update_expression("REMOVE holders.#holder")
             .condition_expression("attribute_type(holders, :map)")
             .expression_attribute_names("#holder", holder)
@@ -652,6 +652,10 @@ impl Quotas for DynamoJobStore {
 }
 
 impl DynamoJobStore {
+    fn slots_key(name: &str) -> Item {
+        Self::key(format!("QUOTA#{name}"), "SLOTS")
+    }
+
     /// Sets `holder`'s lease if it holds a slot or one is free; creates the counter on first use.
     async fn set_lease(&self, name: &str, holder: &str, max: u32, until: DateTime<Utc>) -> Result<bool, StoreError> {
         for _ in 0..2 {
@@ -659,7 +663,7 @@ impl DynamoJobStore {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
+                .set_key(Some(Self::slots_key(name)))
                 .update_expression("SET holders.#holder = :until")
                 // Without a counter (or with one of the earlier shape) the condition holds and the
                 // SET is refused as a ValidationException, answered below.
@@ -692,7 +696,7 @@ impl DynamoJobStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
+            .set_key(Some(Self::slots_key(name)))
             .update_expression("SET holders = :empty")
             .condition_expression("attribute_not_exists(holders) OR NOT attribute_type(holders, :map)")
             .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
@@ -712,7 +716,7 @@ impl DynamoJobStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
+            .set_key(Some(Self::slots_key(name)))
             .consistent_read(true)
             .send()
             .await
@@ -735,7 +739,7 @@ impl DynamoJobStore {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(Self::key(format!("QUOTA#{name}"), "SLOTS")))
+                .set_key(Some(Self::slots_key(name)))
                 .update_expression("REMOVE holders.#holder")
                 .condition_expression("holders.#holder = :until")
                 .expression_attribute_names("#holder", holder)
