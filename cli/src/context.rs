@@ -7,10 +7,8 @@ use std::sync::Arc;
 
 use amzpipe::adapters::api::{Policy, api_http_client};
 use amzpipe::adapters::dynamo::{DEFAULT_RUN_TTL_DAYS, DynamoJobStore};
-use amzpipe::adapters::lwa::{LwaClient, LwaSession};
 use amzpipe::adapters::secrets::SecretsManagerStore;
-use amzpipe::ports::{SecretStore, StoredCredentials};
-use amzpipe::steps::{Clients, Endpoints};
+use amzpipe::steps::{Clients, Endpoints, NoSharedCache, Sessions};
 use aws_config::{BehaviorVersion, SdkConfig};
 use tokio::sync::OnceCell;
 
@@ -94,14 +92,9 @@ pub struct Context {
     names: Names,
     sdk: OnceCell<SdkConfig>,
     outputs: OnceCell<HashMap<String, String>>,
-    sessions: std::sync::Mutex<Vec<OpenSession>>,
-}
-
-/// A credential set in use, kept so that a refresh token LWA rotates is stored before exiting.
-struct OpenSession {
-    secret_id: String,
-    stored: StoredCredentials,
-    lwa: Arc<LwaSession>,
+    /// The credential sets in use, kept so that a refresh token LWA rotates is stored before exiting.
+    /// The command line does not share access tokens through the job table.
+    sessions: OnceCell<Sessions<SecretsManagerStore, NoSharedCache>>,
 }
 
 impl Context {
@@ -113,7 +106,7 @@ impl Context {
             names,
             sdk: OnceCell::new(),
             outputs: OnceCell::new(),
-            sessions: std::sync::Mutex::new(Vec::new()),
+            sessions: OnceCell::new(),
         }
     }
 
@@ -265,42 +258,42 @@ impl Context {
         api_http_client(&Policy::default()).map_err(|e| CliError::failed(e.to_string()))
     }
 
+    /// The credential sessions of this command.
+    async fn sessions(&self) -> CliResult<&Sessions<SecretsManagerStore, NoSharedCache>> {
+        self.sessions
+            .get_or_try_init(|| async {
+                Ok(Sessions::new(
+                    self.secrets().await,
+                    NoSharedCache,
+                    self.http()?,
+                    self.env.endpoints().lwa,
+                ))
+            })
+            .await
+    }
+
     /// The Amazon API clients of the credential set stored in `secret_id`. Call
     /// [`Context::store_rotations`] before exiting.
     pub async fn clients(&self, secret_id: &str) -> CliResult<Clients> {
-        let stored = self.secrets().await.credentials(secret_id).await?;
-        let endpoints = self.env.endpoints();
-        let http = self.http()?;
-        let lwa = Arc::new(LwaSession::new(
-            LwaClient::new(http.clone(), endpoints.lwa_for(stored.region)),
-            stored.credentials.clone(),
-        ));
-        let region = stored.region;
-        self.sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(OpenSession {
-                secret_id: secret_id.to_owned(),
-                stored,
-                lwa: Arc::clone(&lwa),
-            });
-        Ok(Clients::new(http, lwa, region, endpoints, Policy::default()))
+        let session = self.sessions().await?.session(secret_id).await?;
+        Ok(Clients::new(
+            self.http()?,
+            Arc::clone(&session.lwa),
+            session.region(),
+            self.env.endpoints(),
+            Policy::default(),
+        ))
     }
 
     /// Stores the refresh tokens LWA rotated while this command ran, as new secret versions, as the
     /// functions do: the old token may stop working, and losing the new one would lose access.
     pub async fn store_rotations(&self) -> CliResult<()> {
-        let sessions = std::mem::take(&mut *self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        for session in sessions {
-            if let Some(rotated) = session.lwa.rotated_refresh_token().await {
-                self.secrets()
-                    .await
-                    .store_refresh_token(&session.secret_id, &session.stored, &rotated)
-                    .await
-                    .map_err(|e| CliError::from(e).context("storing the refresh token Login with Amazon rotated"))?;
-                session.lwa.rotation_persisted(&rotated).await;
-            }
-        }
-        Ok(())
+        let Some(sessions) = self.sessions.get() else {
+            return Ok(());
+        };
+        sessions
+            .persist_all()
+            .await
+            .map_err(|e| CliError::from(e).context("storing the refresh token Login with Amazon rotated"))
     }
 }

@@ -12,10 +12,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use amzpipe::adapters::amc::MAX_RUNNING_EXECUTIONS;
 use amzpipe::adapters::dynamo::DynamoJobStore;
 use amzpipe::domain::TimeWindow;
-use amzpipe::domain::job::{Job, SourceSpec};
+use amzpipe::domain::job::Job;
 use amzpipe::domain::run::{RunKey, RunRecord, RunStatus};
 use amzpipe::ports::JobStore;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -161,10 +160,12 @@ pub async fn run(ctx: &Context, args: &RunArgs) -> CliResult<()> {
 /// Runs `backfill`.
 pub async fn backfill(ctx: &Context, args: &BackfillArgs) -> CliResult<()> {
     let (job, _) = load_job(&args.job)?;
-    if matches!(job.source, SourceSpec::Slate(_)) {
+    let rules = job.source.rules();
+    if rules.incremental() {
         return Err(CliError::usage(format!(
-            "{}: Slate datasets are read incrementally from the job's watermark, not by window",
-            job.name
+            "{}: {} jobs are read incrementally from the job's watermark, not by window",
+            job.name,
+            rules.kind()
         ))
         .hint(
             "the job's first run reads everything published so far; later runs continue from the watermark — use `run`",
@@ -172,11 +173,14 @@ pub async fn backfill(ctx: &Context, args: &BackfillArgs) -> CliResult<()> {
     }
     let windows = job.backfill(args.from, args.to, args.window_days)?;
     let mut parallel = args.parallel as usize;
-    if matches!(job.source, SourceSpec::Amc(_)) && parallel > MAX_RUNNING_EXECUTIONS {
+    if let Some(max) = rules.max_parallel_runs().map(|m| m as usize)
+        && parallel > max
+    {
         eprintln!(
-            "note: AMC runs at most {MAX_RUNNING_EXECUTIONS} executions per instance; --parallel lowered to {MAX_RUNNING_EXECUTIONS}"
+            "note: {} runs at most {max} requests of one job at once; --parallel lowered to {max}",
+            rules.kind()
         );
-        parallel = MAX_RUNNING_EXECUTIONS;
+        parallel = max;
     }
     let store = ctx.store().await?;
     let mut skipped = Vec::new();

@@ -20,8 +20,9 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use amzpipe::adapters::amc::{AmcScope, Workflow, single_line_sql};
-use amzpipe::adapters::api::path_segment;
+use amzpipe::adapters::amc::{AmcScope, Workflow};
+use amzpipe::domain::check_id;
+use amzpipe::domain::source::amc::single_line_sql;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -140,7 +141,7 @@ pub fn parse_file(path: &Path) -> CliResult<Workflow> {
         Some(_) => return Err(at("workflowId must be a string".into())),
         None => path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned(),
     };
-    if path_segment(&workflow_id).is_err()
+    if check_id(&workflow_id).is_err()
         || !workflow_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')

@@ -1,4 +1,5 @@
-//! Ports: the narrow traits the use cases depend on. Adapters in [`crate::adapters`] implement them.
+//! Ports: the narrow traits the use cases depend on. Adapters in [`crate::adapters`] implement them;
+//! this module imports nothing but the domain.
 
 use std::future::Future;
 
@@ -102,7 +103,7 @@ pub enum RequestStatus {
 #[derive(Debug)]
 pub struct SourceDocument {
     /// What the transfer needs: URL, encryption, compression, format, source id.
-    pub document: crate::transfer::Document,
+    pub document: crate::domain::document::Document,
     /// When the pre-signed URL stops working, when the source says.
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When the source produced it (Slate: the file timestamp that becomes the watermark).
@@ -268,7 +269,7 @@ pub trait JobStore: Send + Sync {
         &self,
         key: &crate::domain::run::RunKey,
         index: usize,
-        record: &crate::transfer::DocumentRecord,
+        record: &crate::domain::document::DocumentRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The job's watermark for incremental sources (the newest file already stored).
@@ -283,6 +284,28 @@ pub trait JobStore: Send + Sync {
         job: &str,
         to: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The primary key of a run's item in the job table (`pk`/`sk`). Part of the [`JobStore`] contract
+/// beyond its methods: the state machine's failure handler writes a failed run's reason to this item
+/// itself (a DynamoDB `UpdateItem` task), so the key travels in every step's output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableKey {
+    /// Partition key.
+    pub pk: String,
+    /// Sort key.
+    pub sk: String,
+}
+
+impl TableKey {
+    /// The key of a run: `JOB#{job}` / `RUN#{start}#{end}` (RFC 3339, milliseconds, UTC).
+    pub fn of_run(key: &crate::domain::run::RunKey) -> Self {
+        let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Self {
+            pk: format!("JOB#{}", key.job),
+            sk: format!("RUN#{}#{}", at(key.window.start), at(key.window.end)),
+        }
+    }
 }
 
 /// Quotas shared by every concurrent Lambda (Amazon's limits are per seller or per instance, not per
@@ -322,13 +345,13 @@ pub trait TokenCache: Send + Sync {
     fn cached_token(
         &self,
         credentials: &str,
-    ) -> impl Future<Output = Result<Option<crate::adapters::lwa::AccessToken>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<crate::domain::credentials::AccessToken>, StoreError>> + Send;
 
     /// Caches a token of a credential set until it expires.
     fn store_token(
         &self,
         credentials: &str,
-        token: &crate::adapters::lwa::AccessToken,
+        token: &crate::domain::credentials::AccessToken,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -336,7 +359,7 @@ pub trait TokenCache: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct StoredCredentials {
     /// Client id, client secret, refresh token.
-    pub credentials: crate::adapters::lwa::Credentials,
+    pub credentials: crate::domain::credentials::Credentials,
     /// The region whose endpoints the credentials are for.
     pub region: crate::domain::Region,
     /// The secret version they were read from.

@@ -4,14 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use amzpipe::adapters::ads_reports::{AdsReportRequest, AdsReportsClient};
-use amzpipe::adapters::amc::{AmcClient, AmcQuery, AmcRequest, AmcScope, Workflow};
+use amzpipe::adapters::ads_reports::AdsReportsClient;
+use amzpipe::adapters::amc::{AmcClient, AmcScope, Workflow};
 use amzpipe::adapters::api::{ApiClient, AuthStyle, Policy, api_http_client};
 use amzpipe::adapters::lwa::{Credentials, LwaClient, LwaError, LwaSession};
 use amzpipe::adapters::s3::{Encryption as Sse, S3Sink};
-use amzpipe::adapters::slate::{SlateClient, SlateRequest, watermark};
-use amzpipe::adapters::sp_reports::{ReportSchedule, SpReportRequest, SpReportsClient};
+use amzpipe::adapters::slate::{SlateClient, watermark};
+use amzpipe::adapters::sp_reports::{ReportSchedule, SpReportsClient};
 use amzpipe::domain::TimeWindow;
+use amzpipe::domain::source::amc::{AmcQuery, AmcRequest};
+use amzpipe::domain::source::{AdsReportRequest, SlateRequest, SpReportRequest};
 use amzpipe::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
 use amzpipe::transfer::{Destination, Encryption, TransferOptions, transfer_document};
 use amzpipe_testkit::local_s3::LocalS3;
@@ -129,7 +131,7 @@ async fn store(documents: Vec<SourceDocument>) -> Vec<(String, u64, Option<u64>)
     let client = s3.client().await;
     client.create_bucket().bucket("out").send().await.expect("bucket");
     let sink = S3Sink::new(client, "out", Sse::BucketDefault);
-    let http = amzpipe::adapters::http::download_client().expect("client");
+    let http = amzpipe::transfer::http::download_client().expect("client");
     let mut out = Vec::new();
     for (i, d) in documents.into_iter().enumerate() {
         let record = transfer_document(

@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use amzpipe::adapters::dynamo::DynamoJobStore;
 use amzpipe::domain::run::{RunKey, RunStatus};
+use amzpipe::domain::source::amc::SLOT_LEASE as AMC_SLOT_LEASE;
+use amzpipe::domain::source::sp_reports::{
+    CREATE_REPORT_BURST as SP_CREATE_BURST, CREATE_REPORT_RATE as SP_CREATE_RATE,
+};
 use amzpipe::ports::{JobStore, Quotas};
 use amzpipe::steps::{
-    AMC_SLOT_LEASE, CreateOutcome, Deadline, PollState, RunContext, SP_CREATE_BURST, SP_CREATE_RATE, create_request,
-    download_decrypt, poll_status, refresh_token,
+    CreateOutcome, Deadline, PollState, RunContext, create_request, download_decrypt, poll_status, refresh_token,
 };
 use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Scenario, SimConfig};

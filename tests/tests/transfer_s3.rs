@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use amzpipe::adapters::http::download_client;
 use amzpipe::adapters::s3::{Encryption as Sse, S3Sink};
+use amzpipe::transfer::http::download_client;
 use amzpipe::transfer::{
     AesKey, Compression, ContentFormat, DecodeError, Destination, Document, DownloadUrl, Encryption, ErrorClass,
     GcmTag, Manifest, OutputMode, TransferError, TransferOptions, transfer_document,

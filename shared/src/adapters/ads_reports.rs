@@ -14,14 +14,13 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation, path_segment};
+use crate::domain::document::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
+use crate::domain::source::ads_reports::{self as ads, AdsReportRequest, Filter};
 use crate::domain::{Region, TimeWindow};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
-use crate::transfer::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
 
 /// The vendor content type of report creation.
 pub const CREATE_CONTENT_TYPE: &str = "application/vnd.createasyncreportrequest.v3+json";
-/// The longest window one report may cover.
-pub const MAX_WINDOW_DAYS: i64 = 31;
 
 /// createReport: Amazon publishes no number and answers 429 without `Retry-After`; one a minute,
 /// ten at once.
@@ -52,87 +51,7 @@ pub fn endpoint(region: Region) -> &'static str {
     }
 }
 
-/// A report filter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Filter {
-    /// The field.
-    pub field: String,
-    /// The values kept.
-    pub values: Vec<String>,
-}
-
-/// What a job asks the Ads API for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AdsReportRequest {
-    /// The advertising profile (the Scope header).
-    pub profile_id: String,
-    /// `SPONSORED_PRODUCTS`, `SPONSORED_BRANDS`, `SPONSORED_DISPLAY`, …
-    pub ad_product: String,
-    /// e.g. `spCampaigns`.
-    pub report_type_id: String,
-    /// The columns.
-    pub columns: Vec<String>,
-    /// The group-by dimensions.
-    pub group_by: Vec<String>,
-    /// `DAILY` or `SUMMARY`.
-    #[serde(default = "daily")]
-    pub time_unit: String,
-    /// Filters.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub filters: Vec<Filter>,
-}
-
-fn daily() -> String {
-    "DAILY".into()
-}
-
-const AD_PRODUCTS: [&str; 6] = [
-    "SPONSORED_PRODUCTS",
-    "SPONSORED_BRANDS",
-    "SPONSORED_DISPLAY",
-    "SPONSORED_TELEVISION",
-    "DEMAND_SIDE_PLATFORM",
-    "ALL",
-];
-
 impl AdsReportRequest {
-    /// Checks what the API would refuse, before calling it.
-    pub fn validate(&self, window: &TimeWindow) -> Result<(), SourceError> {
-        if self.profile_id.is_empty() || !self.profile_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(SourceError::Invalid(format!(
-                "profileId {:?} must be a number",
-                self.profile_id
-            )));
-        }
-        if !AD_PRODUCTS.contains(&self.ad_product.as_str()) {
-            return Err(SourceError::Invalid(format!(
-                "adProduct {:?} is not one of {}",
-                self.ad_product,
-                AD_PRODUCTS.join(", ")
-            )));
-        }
-        if !matches!(self.time_unit.as_str(), "DAILY" | "SUMMARY") {
-            return Err(SourceError::Invalid(format!(
-                "timeUnit {:?} must be DAILY or SUMMARY",
-                self.time_unit
-            )));
-        }
-        if self.columns.is_empty() || self.group_by.is_empty() || self.report_type_id.is_empty() {
-            return Err(SourceError::Invalid(
-                "reportTypeId, columns and groupBy must not be empty".into(),
-            ));
-        }
-        if window.days() > MAX_WINDOW_DAYS {
-            return Err(SourceError::Invalid(format!(
-                "the window covers {} days; Ads reports cover at most {MAX_WINDOW_DAYS} (slice the window)",
-                window.days()
-            )));
-        }
-        Ok(())
-    }
-
     fn body(&self, window: &TimeWindow) -> serde_json::Value {
         let (start, end) = window.inclusive_dates();
         let mut configuration = serde_json::json!({
@@ -377,7 +296,8 @@ impl ReportSource for AdsReportsClient {
     type Request = AdsReportRequest;
 
     async fn create(&self, request: &AdsReportRequest, window: &TimeWindow) -> Result<String, SourceError> {
-        request.validate(window)?;
+        request.validate().map_err(SourceError::Invalid)?;
+        ads::check_window(window).map_err(SourceError::Invalid)?;
         // An ambiguous failure is resolved by sending the same create again: Amazon answers 425 with the
         // report the first attempt made, which is reused after verification.
         let mut attempt = 0;

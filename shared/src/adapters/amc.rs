@@ -7,11 +7,9 @@
 //!   `FAILED`/`REJECTED`/`CANCELLED` → failed with the status reason.
 //! - Execution bodies are read wrapped (`{"workflowExecution": …}`, as the spec says) or unwrapped (as
 //!   the documentation samples and real answers show).
-//! - At most [`MAX_RUNNING_EXECUTIONS`] executions run per instance: a create that finds them all
+//! - At most [`amc::MAX_RUNNING`] executions run per instance: a create that finds them all
 //!   busy is throttled instead of queueing more.
 //! - An ambiguous create is resolved by listing the instance's executions created since the attempt.
-
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::Method;
@@ -19,11 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation, path_segment};
 use crate::domain::TimeWindow;
+use crate::domain::document::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
+use crate::domain::source::amc::{self, AmcQuery, AmcRequest, single_line_sql};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
-use crate::transfer::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
 
-/// The running executions AMC allows per instance.
-pub const MAX_RUNNING_EXECUTIONS: usize = 10;
 /// Content type of execution creation.
 pub const EXECUTION_CONTENT_TYPE: &str = "application/vnd.amcworkflowexecutions.v1+json";
 /// Content type of workflow creation and update.
@@ -43,42 +40,6 @@ pub const CREATE_EXECUTION: Operation = Operation {
     rate: 0.5,
     burst: 10,
 };
-
-/// The query an execution runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum AmcQuery {
-    /// Ad-hoc SQL.
-    Sql(String),
-    /// A saved workflow's id.
-    WorkflowId(String),
-}
-
-/// What a job asks AMC for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AmcRequest {
-    /// The AMC instance.
-    pub instance_id: String,
-    /// The AMC account (`Amazon-Advertising-API-AdvertiserId`).
-    pub advertiser_id: String,
-    /// The marketplace (`Amazon-Advertising-API-MarketplaceId`).
-    pub marketplace_id: String,
-    /// The query.
-    pub query: AmcQuery,
-    /// Parameter values.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub parameter_values: BTreeMap<String, String>,
-    /// The time zone of the window (`America/New_York`); UTC when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_zone: Option<String>,
-    /// `workflowExecutionTimeoutSeconds`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_seconds: Option<u32>,
-    /// Sandbox instances need synthetic data.
-    #[serde(default)]
-    pub require_synthetic_data: bool,
-}
 
 /// An AMC instance as one advertiser reaches it: what every call under `/amc/reporting/{instanceId}`
 /// needs besides the token (the workflows of an instance are managed through it).
@@ -175,94 +136,11 @@ pub struct AmcInstance {
     pub creation_status: String,
 }
 
-/// Makes SQL single-line as AMC requires: `--` and `/* */` comments dropped and whitespace runs
-/// collapsed to one space, outside string literals and quoted identifiers.
-pub fn single_line_sql(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    let mut pending_space = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' => {
-                if pending_space && !out.is_empty() {
-                    out.push(' ');
-                }
-                pending_space = false;
-                out.push(c);
-                while let Some(d) = chars.next() {
-                    // Newlines inside literals are not allowed either; keep them as spaces.
-                    out.push(if d == '\n' || d == '\r' || d == '\t' { ' ' } else { d });
-                    if d == c {
-                        if chars.peek() == Some(&c) {
-                            out.push(c);
-                            chars.next();
-                        } else {
-                            break;
-                        }
-                    }
-                }
-            }
-            '-' if chars.peek() == Some(&'-') => {
-                for d in chars.by_ref() {
-                    if d == '\n' {
-                        break;
-                    }
-                }
-                pending_space = true;
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut prev = ' ';
-                for d in chars.by_ref() {
-                    if prev == '*' && d == '/' {
-                        break;
-                    }
-                    prev = d;
-                }
-                pending_space = true;
-            }
-            c if c.is_whitespace() => pending_space = true,
-            c => {
-                if pending_space && !out.is_empty() {
-                    out.push(' ');
-                }
-                pending_space = false;
-                out.push(c);
-            }
-        }
-    }
-    out
-}
-
 fn amc_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
 impl AmcRequest {
-    /// Checks what the API would refuse, before calling it.
-    pub fn validate(&self) -> Result<(), SourceError> {
-        for (name, value) in [
-            ("instanceId", &self.instance_id),
-            ("advertiserId", &self.advertiser_id),
-            ("marketplaceId", &self.marketplace_id),
-        ] {
-            if path_segment(value).is_err() {
-                return Err(SourceError::Invalid(format!(
-                    "{name} {value:?} is not a valid AMC identifier"
-                )));
-            }
-        }
-        match &self.query {
-            AmcQuery::Sql(sql) if single_line_sql(sql).is_empty() => {
-                Err(SourceError::Invalid("the SQL is empty".into()))
-            }
-            AmcQuery::WorkflowId(id) if path_segment(id).is_err() => Err(SourceError::Invalid(format!(
-                "workflowId {id:?} is not a valid identifier"
-            ))),
-            _ => Ok(()),
-        }
-    }
-
     fn body(&self, window: &TimeWindow) -> serde_json::Value {
         let mut body = serde_json::json!({
             "timeWindowType": "EXPLICIT",
@@ -680,16 +558,16 @@ impl ReportSource for AmcClient {
     type Request = AmcRequest;
 
     async fn create(&self, request: &AmcRequest, window: &TimeWindow) -> Result<String, SourceError> {
-        request.validate()?;
+        request.validate().map_err(SourceError::Invalid)?;
         let started = Utc::now() - chrono::Duration::seconds(30);
         let recent = self
             .executions_since(request, Utc::now() - chrono::Duration::days(1))
             .await?;
         let running = recent.iter().filter(|e| e.is_running()).count();
-        if running >= MAX_RUNNING_EXECUTIONS {
+        if running >= amc::MAX_RUNNING as usize {
             tracing::info!(running, instance = %request.instance_id, "AMC instance at its running-execution limit");
             return Err(SourceError::Throttled {
-                retry_after: std::time::Duration::from_secs(300),
+                retry_after: amc::SLOT_WAIT,
             });
         }
         let body = &request.body(window);

@@ -540,24 +540,12 @@ impl ApiClient {
 
 /// An id placed in a URL path: refuses anything that could change the path (hostile ids).
 pub fn path_segment(id: &str) -> Result<&str, ApiError> {
-    if !id.is_empty()
-        && id.len() <= 256
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.|:".contains(&b))
-        && id != "."
-        && id != ".."
-    {
-        Ok(id)
-    } else {
-        Err(ApiError::Status {
-            operation: "validate",
-            status: 400,
-            code: "InvalidId".into(),
-            message: format!(
-                "{:?} is not a valid identifier",
-                id.chars().take(80).collect::<String>()
-            ),
-        })
-    }
+    crate::domain::check_id(id).map_err(|message| ApiError::Status {
+        operation: "validate",
+        status: 400,
+        code: "InvalidId".into(),
+        message,
+    })
 }
 
 impl From<ApiError> for SourceError {

@@ -32,12 +32,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::adapters::lwa::AccessToken;
 use crate::adapters::sdk_failure;
 use crate::domain::TimeWindow;
+use crate::domain::credentials::AccessToken;
+use crate::domain::document::DocumentRecord;
 use crate::domain::run::{RunKey, RunRecord, RunStatus, RunUpdate};
-use crate::ports::{JobStore, Quotas, StoreError, TokenCache};
-use crate::transfer::DocumentRecord;
+use crate::ports::{JobStore, Quotas, StoreError, TableKey, TokenCache};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -45,26 +45,6 @@ type Item = HashMap<String, AttributeValue>;
 pub const DEFAULT_RUN_TTL_DAYS: u32 = 90;
 /// Optimistic-locking attempts on a contended token bucket before reporting it unavailable.
 const BUCKET_ATTEMPTS: usize = 8;
-
-/// The primary key of an item of the job table.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TableKey {
-    /// Partition key.
-    pub pk: String,
-    /// Sort key.
-    pub sk: String,
-}
-
-impl TableKey {
-    /// The key of a run: `JOB#{job}` / `RUN#{start}#{end}` (RFC 3339, milliseconds, UTC). The state
-    /// machine's failure handler uses it to record a failure on the run.
-    pub fn of_run(key: &RunKey) -> Self {
-        Self {
-            pk: format!("JOB#{}", key.job),
-            sk: format!("RUN#{}#{}", rfc3339(key.window.start), rfc3339(key.window.end)),
-        }
-    }
-}
 
 /// The job table.
 #[derive(Debug, Clone)]

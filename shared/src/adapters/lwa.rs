@@ -11,15 +11,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use crate::domain::Region;
-
-/// How long before its expiry an access token is renewed (the SP-API client libraries use 60 s).
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+pub use crate::domain::credentials::{AccessToken, Credentials, REFRESH_MARGIN};
 
 /// The production token endpoint of a region.
 pub fn token_endpoint(region: Region) -> &'static str {
@@ -56,54 +54,6 @@ pub fn consent_url(consent_endpoint: &str, client_id: &str, scope: &str, redirec
 
 /// How long LWA accepts an authorization code after consent.
 pub const AUTHORIZATION_CODE_LIFETIME: Duration = Duration::from_secs(300);
-
-/// One credential set: an LWA application (client id and secret) and a seller's or advertiser's
-/// refresh token.
-#[derive(Clone)]
-pub struct Credentials {
-    /// The LWA client id (`amzn1.application-oa2-client.…`); not a secret, sent as a header by the Ads API.
-    pub client_id: String,
-    /// The LWA client secret.
-    pub client_secret: SecretString,
-    /// The refresh token (`Atzr|…`).
-    pub refresh_token: SecretString,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
-            .field("refresh_token", &"[redacted]")
-            .finish()
-    }
-}
-
-/// An access token and when it stops working.
-#[derive(Clone)]
-pub struct AccessToken {
-    /// The bearer token (`Atza|…`).
-    pub token: SecretString,
-    /// When LWA said it expires.
-    pub expires_at: DateTime<Utc>,
-}
-
-impl AccessToken {
-    /// Whether the token is still good for at least [`REFRESH_MARGIN`] at `now`.
-    pub fn is_fresh_at(&self, now: DateTime<Utc>) -> bool {
-        let margin = chrono::Duration::from_std(REFRESH_MARGIN).unwrap_or_else(|_| chrono::Duration::seconds(60));
-        now + margin < self.expires_at
-    }
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("token", &"[redacted]")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
 
 /// What a successful refresh returned.
 #[derive(Debug, Clone)]

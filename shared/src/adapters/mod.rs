@@ -4,7 +4,6 @@ pub mod ads_reports;
 pub mod amc;
 pub mod api;
 pub mod dynamo;
-pub mod http;
 pub mod lwa;
 pub mod s3;
 pub mod secrets;
@@ -14,7 +13,7 @@ pub mod sp_reports;
 
 use std::io::Read;
 
-use crate::transfer::DownloadUrl;
+use crate::domain::document::DownloadUrl;
 
 /// The largest small document read whole (an SP-API FATAL error document): 1 MiB compressed, 64 KiB
 /// of text kept.

@@ -18,9 +18,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::adapters::lwa::Credentials;
 use crate::adapters::sdk_failure;
 use crate::domain::Region;
+use crate::domain::credentials::Credentials;
 use crate::ports::{SecretError, SecretStore, StoredCredentials};
 
 /// Secrets Manager as the [`SecretStore`].

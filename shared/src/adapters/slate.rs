@@ -18,9 +18,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::api::{ApiClient, Idempotency, Operation, path_segment};
+use crate::domain::document::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
+use crate::domain::source::slate::SlateRequest;
 use crate::domain::{TimeWindow, iso};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
-use crate::transfer::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
 
 /// The documented production base URL.
 pub const DEFAULT_BASE_URL: &str = "https://videocentral.amazon.com/apis";
@@ -32,23 +33,6 @@ pub const SLATE: Operation = Operation {
     rate: 2.0,
     burst: 10,
 };
-
-/// What a job asks Slate for: one dataset of one business.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SlateRequest {
-    /// Account id.
-    pub account_id: String,
-    /// Group id.
-    pub group_id: String,
-    /// Business id.
-    pub business_id: String,
-    /// Dataset id (e.g. `playback`, `subscription`).
-    pub dataset_id: String,
-    /// The previous run's watermark: only files strictly newer are fetched.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<DateTime<Utc>>,
-}
 
 /// One entry of a list (account, group, business, dataset).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

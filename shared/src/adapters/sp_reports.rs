@@ -14,15 +14,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation, path_segment};
 use crate::adapters::small_document;
+use crate::domain::document::{AesKey, Compression, Document, DownloadUrl, Encryption, iv_from_base64};
+use crate::domain::source::sp_reports::{self as sp, SpReportRequest};
 use crate::domain::{Region, TimeWindow, iso};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
-use crate::transfer::{AesKey, Compression, ContentFormat, Document, DownloadUrl, Encryption, iv_from_base64};
 
 /// createReport: 0.0167 rps, burst 15.
 pub const CREATE_REPORT: Operation = Operation {
     name: "createReport",
-    rate: 0.0167,
-    burst: 15,
+    rate: sp::CREATE_REPORT_RATE,
+    burst: sp::CREATE_REPORT_BURST,
 };
 /// getReport: 2 rps, burst 15.
 pub const GET_REPORT: Operation = Operation {
@@ -66,69 +67,6 @@ pub fn endpoint(region: Region, sandbox: bool) -> String {
         format!("https://sandbox.{host}")
     } else {
         format!("https://{host}")
-    }
-}
-
-/// What a job asks SP-API for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SpReportRequest {
-    /// The report type, e.g. `GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL`.
-    pub report_type: String,
-    /// 1–25 marketplace ids.
-    pub marketplace_ids: Vec<String>,
-    /// Report-type-specific options.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub report_options: BTreeMap<String, String>,
-    /// The document's format; by default JSON for the analytics report families, TSV otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<ContentFormat>,
-}
-
-impl SpReportRequest {
-    /// Checks what the API would refuse, before calling it.
-    pub fn validate(&self) -> Result<(), SourceError> {
-        if self.report_type.is_empty()
-            || !self
-                .report_type
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(SourceError::Invalid(format!(
-                "reportType {:?} is not an SP-API report type (upper-case letters, digits and underscores)",
-                self.report_type
-            )));
-        }
-        if self.marketplace_ids.is_empty() || self.marketplace_ids.len() > 25 {
-            return Err(SourceError::Invalid(format!(
-                "marketplaceIds must hold 1 to 25 ids, not {}",
-                self.marketplace_ids.len()
-            )));
-        }
-        Ok(())
-    }
-
-    /// The document's content format.
-    pub fn content_format(&self) -> ContentFormat {
-        self.format.unwrap_or_else(|| default_format(&self.report_type))
-    }
-}
-
-/// JSON for the report families documented as JSON (Sales and Traffic, Brand Analytics, Vendor
-/// analytics, …), TSV for the flat files.
-pub fn default_format(report_type: &str) -> ContentFormat {
-    const JSON_PREFIXES: [&str; 6] = [
-        "GET_SALES_AND_TRAFFIC_REPORT",
-        "GET_BRAND_ANALYTICS_",
-        "GET_VENDOR_",
-        "GET_SELLER_FEEDBACK_DATA",
-        "GET_B2B_PRODUCT_OPPORTUNITIES",
-        "GET_PROMOTION_PERFORMANCE_REPORT",
-    ];
-    if JSON_PREFIXES.iter().any(|p| report_type.starts_with(p)) || report_type.contains("_JSON") {
-        ContentFormat::Json
-    } else {
-        ContentFormat::Tsv
     }
 }
 
@@ -458,7 +396,7 @@ impl ReportSource for SpReportsClient {
     type Request = SpReportRequest;
 
     async fn create(&self, request: &SpReportRequest, window: &TimeWindow) -> Result<String, SourceError> {
-        request.validate()?;
+        request.validate().map_err(SourceError::Invalid)?;
         let mut body = serde_json::json!({
             "reportType": request.report_type,
             "marketplaceIds": request.marketplace_ids,

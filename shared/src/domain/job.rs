@@ -21,16 +21,11 @@
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::ads_reports::{self, AdsReportRequest};
-use crate::adapters::amc::{AmcQuery, AmcRequest};
-use crate::adapters::slate::SlateRequest;
-use crate::adapters::sp_reports::SpReportRequest;
 use crate::domain::TimeWindow;
+pub use crate::domain::source::SourceSpec;
 
 /// Longest accepted job name (it is part of DynamoDB keys and S3 keys).
 pub const MAX_NAME_LEN: usize = 64;
-/// Default longest window one SP-API report is asked for (most report types accept 30 days or more).
-pub const SP_DEFAULT_SLICE_DAYS: u32 = 30;
 /// Most slices one run of a job may be split into.
 pub const MAX_SLICES: usize = 400;
 
@@ -52,64 +47,6 @@ pub struct Job {
     /// Guards against runs that never end or grow without bound.
     #[serde(default)]
     pub limits: Limits,
-}
-
-/// The source and its parameters; `type` selects the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum SourceSpec {
-    /// SP-API Reports 2021-06-30.
-    SpReports(SpReportRequest),
-    /// Amazon Ads reporting v3.
-    AdsReports(AdsReportRequest),
-    /// Amazon Marketing Cloud workflow executions.
-    Amc(AmcRequest),
-    /// Prime Video Slate datasets (incremental: only files newer than the job's watermark).
-    Slate(SlateRequest),
-}
-
-impl SourceSpec {
-    /// The short name used in S3 keys, logs and quota names.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::SpReports(_) => "sp-reports",
-            Self::AdsReports(_) => "ads-reports",
-            Self::Amc(_) => "amc",
-            Self::Slate(_) => "slate",
-        }
-    }
-
-    /// The account partition of the S3 layout: marketplace(s), profile, instance, or Slate account.
-    pub fn account(&self) -> String {
-        match self {
-            Self::SpReports(r) => r.marketplace_ids.join("+"),
-            Self::AdsReports(r) => r.profile_id.clone(),
-            Self::Amc(r) => r.instance_id.clone(),
-            Self::Slate(r) => r.account_id.clone(),
-        }
-    }
-
-    /// The report partition of the S3 layout: report type, workflow id (or `adhoc`), dataset.
-    pub fn report(&self) -> String {
-        match self {
-            Self::SpReports(r) => r.report_type.clone(),
-            Self::AdsReports(r) => r.report_type_id.clone(),
-            Self::Amc(r) => match &r.query {
-                AmcQuery::WorkflowId(id) => id.clone(),
-                AmcQuery::Sql(_) => "adhoc".into(),
-            },
-            Self::Slate(r) => r.dataset_id.clone(),
-        }
-    }
-
-    /// The longest window the source accepts in one request, in days (`None`: no limit).
-    pub fn max_window_days(&self) -> Option<u32> {
-        match self {
-            Self::SpReports(_) => Some(SP_DEFAULT_SLICE_DAYS),
-            Self::AdsReports(_) => Some(ads_reports::MAX_WINDOW_DAYS as u32),
-            Self::Amc(_) | Self::Slate(_) => None,
-        }
-    }
 }
 
 /// The window rule plus how a long window is cut into requests.
@@ -269,7 +206,7 @@ fn default_max_polls() -> u32 {
 }
 
 fn default_max_document_bytes() -> u64 {
-    crate::transfer::pipeline::DEFAULT_MAX_OUTPUT_BYTES
+    crate::domain::document::DEFAULT_MAX_OUTPUT_BYTES
 }
 
 impl Default for Limits {
@@ -396,32 +333,10 @@ impl Job {
     }
 
     fn validate_source(&self) -> Result<(), InvalidJob> {
-        let invalid = |field: &str, e: crate::ports::SourceError| InvalidJob::new(field, e.to_string());
-        let id_field = |field: &str, value: &str| {
-            crate::adapters::api::path_segment(value)
-                .map(|_| ())
-                .map_err(|e| InvalidJob::new(field, e.to_string()))
-        };
-        match &self.source {
-            SourceSpec::SpReports(r) => r.validate().map_err(|e| invalid("source", e)),
-            SourceSpec::AdsReports(r) => {
-                id_field("source.profileId", &r.profile_id)?;
-                // The window is checked per slice; here only what does not depend on it.
-                let day = TimeWindow::new(DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH + Duration::days(1))
-                    .map_err(|e| InvalidJob::new("window", e))?;
-                r.validate(&day).map_err(|e| invalid("source", e))
-            }
-            SourceSpec::Amc(r) => {
-                id_field("source.instanceId", &r.instance_id)?;
-                r.validate().map_err(|e| invalid("source", e))
-            }
-            SourceSpec::Slate(r) => {
-                id_field("source.accountId", &r.account_id)?;
-                id_field("source.groupId", &r.group_id)?;
-                id_field("source.businessId", &r.business_id)?;
-                id_field("source.datasetId", &r.dataset_id)
-            }
-        }
+        self.source.rules().validate().map_err(|e| {
+            let field = e.field.map_or_else(|| "source".to_owned(), |f| format!("source.{f}"));
+            InvalidJob::new(&field, e.message)
+        })
     }
 
     /// The whole window a run scheduled at `scheduled` covers, lookback included.

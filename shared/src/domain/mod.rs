@@ -1,7 +1,10 @@
 //! Domain types shared by every source: regions, time windows, job definitions and runs.
 
+pub mod credentials;
+pub mod document;
 pub mod job;
 pub mod run;
+pub mod source;
 
 use std::fmt;
 use std::str::FromStr;
@@ -79,6 +82,25 @@ impl TimeWindow {
     pub fn days(&self) -> i64 {
         let (first, last) = self.inclusive_dates();
         (last - first).num_days() + 1
+    }
+}
+
+/// Checks that an identifier (of a job's source, or one Amazon returned) can be sent as one URL path
+/// segment as it is: 1–256 ASCII letters, digits, `-`, `_`, `.`, `|` or `:`, and not `.` or `..`.
+/// The error says why, quoting at most 80 characters of the id.
+pub fn check_id(id: &str) -> Result<&str, String> {
+    if !id.is_empty()
+        && id.len() <= 256
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.|:".contains(&b))
+        && id != "."
+        && id != ".."
+    {
+        Ok(id)
+    } else {
+        Err(format!(
+            "{:?} is not a valid identifier",
+            id.chars().take(80).collect::<String>()
+        ))
     }
 }
 

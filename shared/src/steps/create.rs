@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::domain::run::RunStatus;
-use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, SourceError, TokenCache};
-use crate::steps::{RunContext, RunRef, Services, StepError, fail_run, note_refusal, poll_wait, take_quota};
+use crate::ports::{JobStore, SourceError};
+use crate::steps::failure::{fail_run, note_refusal};
+use crate::steps::quota::take_quota;
+use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 
 /// How far back before a previous attempt's start a search for its request looks (clock skew).
 const FIND_SLACK: chrono::Duration = chrono::Duration::seconds(120);
@@ -50,28 +52,18 @@ pub struct CreateOutput {
 /// "created at Amazon" and "recorded" looks for the request the crashed attempt made before creating
 /// one. Errors: `InvalidJob`, `CredentialsRefused` and the source's own refusals (recorded on the run
 /// as `FAILED`), `Transient`, `AuthExpired`.
-pub async fn create_request<St, Se, Si>(
-    services: &Services<St, Se, Si>,
+pub async fn create_request<P: Ports>(
+    services: &Services<P>,
     event: serde_json::Value,
-) -> Result<CreateOutput, StepError>
-where
-    St: JobStore + Quotas + TokenCache,
-    Se: SecretStore,
-    Si: ObjectSink,
-{
+) -> Result<CreateOutput, StepError> {
     let ctx = RunContext::from_event(event)?;
     let span = tracing::info_span!("create-request", job = %ctx.job.name, run_id = %ctx.key.run_id());
     create(services, &ctx).instrument(span).await
 }
 
-async fn create<St, Se, Si>(services: &Services<St, Se, Si>, ctx: &RunContext) -> Result<CreateOutput, StepError>
-where
-    St: JobStore + Quotas + TokenCache,
-    Se: SecretStore,
-    Si: ObjectSink,
-{
+async fn create<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<CreateOutput, StepError> {
     let store = &services.store;
-    let first_wait = poll_wait(&ctx.job.source, 0, services.settings.max_wait).as_secs();
+    let first_wait = ctx.poll_wait(0, services.settings.max_wait).as_secs();
     let output = |outcome, run: &crate::domain::run::RunRecord, wait_seconds| CreateOutput {
         outcome,
         run: RunRef::from(run),

@@ -7,12 +7,11 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::domain::iso;
-use crate::domain::job::SourceSpec;
 use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
-use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, SourceDocument, TokenCache};
-use crate::steps::{
-    BoundSource, Deadline, RunContext, RunRef, Services, StepError, fail_run, note_refusal, release_quota,
-};
+use crate::ports::{JobStore, ObjectSink, SourceDocument};
+use crate::steps::failure::{fail_run, note_refusal};
+use crate::steps::quota::release_quota;
+use crate::steps::{BoundSource, Deadline, Ports, RunContext, RunRef, Services, StepError};
 use crate::transfer::{
     Destination, ErrorClass, MANIFEST_FILE_NAME, Manifest, OutputMode, Totals, TransferOptions, transfer_document,
 };
@@ -38,31 +37,21 @@ pub struct DownloadOutput {
 /// comes before a document is done, its unfinished uploads are aborted and the step fails with
 /// `Transient`: the retry resumes with that document, and nothing partial is ever visible. Errors:
 /// `NotReady` (request not done), `IntegrityFailed` (recorded on the run), `Transient`, `InvalidJob`.
-pub async fn download_decrypt<St, Se, Si>(
-    services: &Services<St, Se, Si>,
+pub async fn download_decrypt<P: Ports>(
+    services: &Services<P>,
     event: serde_json::Value,
     deadline: Deadline,
-) -> Result<DownloadOutput, StepError>
-where
-    St: JobStore + Quotas + TokenCache,
-    Se: SecretStore,
-    Si: ObjectSink,
-{
+) -> Result<DownloadOutput, StepError> {
     let ctx = RunContext::from_event(event)?;
     let span = tracing::info_span!("download-decrypt", job = %ctx.job.name, run_id = %ctx.key.run_id());
     download(services, &ctx, deadline).instrument(span).await
 }
 
-async fn download<St, Se, Si>(
-    services: &Services<St, Se, Si>,
+async fn download<P: Ports>(
+    services: &Services<P>,
     ctx: &RunContext,
     deadline: Deadline,
-) -> Result<DownloadOutput, StepError>
-where
-    St: JobStore + Quotas + TokenCache,
-    Se: SecretStore,
-    Si: ObjectSink,
-{
+) -> Result<DownloadOutput, StepError> {
     let store = &services.store;
     let bucket = &services.settings.bucket;
     let run = store
@@ -215,7 +204,7 @@ where
         .transition(&ctx.key, &[RunStatus::Ready], RunStatus::Succeeded, update, Utc::now())
         .await?;
     release_quota(store, ctx).await;
-    if let (SourceSpec::Slate(_), Some(newest)) = (&ctx.job.source, newest) {
+    if let Some(newest) = newest.filter(|_| ctx.job.source.rules().incremental()) {
         let moved = store.advance_watermark(&ctx.job.name, newest).await?;
         tracing::info!(watermark = %newest, moved, "watermark");
     }
@@ -232,17 +221,12 @@ where
     Ok(finished(&run))
 }
 
-async fn list_documents<St, Se, Si>(
-    services: &Services<St, Se, Si>,
+async fn list_documents<P: Ports>(
+    services: &Services<P>,
     ctx: &RunContext,
     source: &BoundSource,
     request_id: &str,
-) -> Result<Vec<Pending>, StepError>
-where
-    St: JobStore + Quotas + TokenCache,
-    Se: SecretStore,
-    Si: ObjectSink,
-{
+) -> Result<Vec<Pending>, StepError> {
     match source.documents(request_id).await {
         Ok(documents) => Ok(documents.into_iter().map(Pending::from).collect()),
         Err(e) => Err(note_refusal(services, &ctx.job.credentials, e.into()).await),
@@ -251,7 +235,7 @@ where
 
 /// A listed document whose transfer has not started.
 struct Pending {
-    document: Option<crate::transfer::Document>,
+    document: Option<crate::domain::document::Document>,
     produced_at: Option<chrono::DateTime<Utc>>,
     source_id: String,
 }

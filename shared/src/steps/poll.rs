@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::domain::run::{RunStatus, RunUpdate};
-use crate::ports::{JobStore, ObjectSink, Quotas, RequestStatus, SecretStore, TokenCache};
-use crate::steps::{
-    RunContext, RunRef, Services, StepError, fail_run, note_refusal, poll_wait, release_quota, renew_quota,
-};
+use crate::ports::{JobStore, RequestStatus};
+use crate::steps::failure::{fail_run, note_refusal};
+use crate::steps::quota::{release_quota, renew_quota};
+use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 
 /// Where the request is, for the state machine's Choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,26 +44,13 @@ pub struct PollOutput {
 /// `FAILED`/`FATAL` at Amazon, or a request still running after the job's `maxPolls`, fail the run with
 /// the reason stored on it and return `SourceFailed` carrying that reason. A run whose request is not
 /// recorded yet is `NotReady`.
-pub async fn poll_status<St, Se, Si>(
-    services: &Services<St, Se, Si>,
-    event: serde_json::Value,
-) -> Result<PollOutput, StepError>
-where
-    St: JobStore + Quotas + TokenCache,
-    Se: SecretStore,
-    Si: ObjectSink,
-{
+pub async fn poll_status<P: Ports>(services: &Services<P>, event: serde_json::Value) -> Result<PollOutput, StepError> {
     let ctx = RunContext::from_event(event)?;
     let span = tracing::info_span!("poll-status", job = %ctx.job.name, run_id = %ctx.key.run_id());
     poll(services, &ctx).instrument(span).await
 }
 
-async fn poll<St, Se, Si>(services: &Services<St, Se, Si>, ctx: &RunContext) -> Result<PollOutput, StepError>
-where
-    St: JobStore + Quotas + TokenCache,
-    Se: SecretStore,
-    Si: ObjectSink,
-{
+async fn poll<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<PollOutput, StepError> {
     let store = &services.store;
     let run = store
         .run(&ctx.key)
@@ -109,7 +96,7 @@ where
                 ));
                 return Err(fail_run(store, ctx, error).await);
             }
-            let wait = poll_wait(&ctx.job.source, polls, services.settings.max_wait);
+            let wait = ctx.poll_wait(polls, services.settings.max_wait);
             tracing::info!(request_id = %request_id, amazon_status = %state, polls, wait_seconds = wait.as_secs(), "not ready yet");
             Ok(PollOutput {
                 state: PollState::InProgress,

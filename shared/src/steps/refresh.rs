@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::domain::TimeWindow;
-use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, TokenCache};
-use crate::steps::{RunContext, Services, StepError, note_refusal};
+use crate::steps::failure::note_refusal;
+use crate::steps::{Ports, RunContext, Services, StepError};
 
 /// What refresh-token returns: a reference to the credentials and when the token expires (never the
 /// token), and the slices of the run's window for the state machine to fan out over.
@@ -25,33 +25,30 @@ pub struct TokenOutput {
 
 /// Gets (or reuses) an access token for the job's credentials and shares it with the other functions.
 /// Errors: `InvalidJob` (bad event, missing or malformed secret), `CredentialsRefused`, `Transient`.
-pub async fn refresh_token<St, Se, Si>(
-    services: &Services<St, Se, Si>,
+pub async fn refresh_token<P: Ports>(
+    services: &Services<P>,
     event: serde_json::Value,
-) -> Result<TokenOutput, StepError>
-where
-    St: JobStore + Quotas + TokenCache,
-    Se: SecretStore,
-    Si: ObjectSink,
-{
+) -> Result<TokenOutput, StepError> {
     let ctx = RunContext::from_event(event)?;
     let span = tracing::info_span!("refresh-token", job = %ctx.job.name);
-    async {
-        let windows = ctx.job.windows(ctx.scheduled)?;
-        let session = services.session(&ctx.job.credentials).await?;
-        let token = match session.lwa.access_token().await {
-            Ok(token) => token,
-            Err(e) => return Err(note_refusal(services, &ctx.job.credentials, e.into()).await),
-        };
-        services.persist_session(&session).await?;
-        tracing::info!(expires_at = %token.expires_at, slices = windows.len(), "access token ready");
-        Ok(TokenOutput {
-            credentials: ctx.job.credentials.clone(),
-            expires_at: token.expires_at,
-            slices: (0..windows.len()).collect(),
-            windows,
-        })
-    }
-    .instrument(span)
-    .await
+    // Boxed: unboxed, the layout of the Lambda binary's handler future (this future, nested in the
+    // runtime's) passes rustc's default query depth.
+    Box::pin(refresh(services, &ctx).instrument(span)).await
+}
+
+async fn refresh<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<TokenOutput, StepError> {
+    let windows = ctx.job.windows(ctx.scheduled)?;
+    let session = services.session(&ctx.job.credentials).await?;
+    let token = match session.lwa.access_token().await {
+        Ok(token) => token,
+        Err(e) => return Err(note_refusal(services, &ctx.job.credentials, e.into()).await),
+    };
+    services.persist_session(&session).await?;
+    tracing::info!(expires_at = %token.expires_at, slices = windows.len(), "access token ready");
+    Ok(TokenOutput {
+        credentials: ctx.job.credentials.clone(),
+        expires_at: token.expires_at,
+        slices: (0..windows.len()).collect(),
+        windows,
+    })
 }

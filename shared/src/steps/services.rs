@@ -1,18 +1,15 @@
 //! What every step needs, built once per Lambda container: configuration, the AWS adapters, HTTP
-//! clients, and the credential sessions kept warm between invocations.
+//! clients, the credential sessions kept warm between invocations, and the binding of a job to the
+//! API client that serves its source.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-use chrono::{DateTime, Utc};
-use tokio::sync::Mutex;
 
 use crate::adapters::ads_reports::{self, AdsReportsClient};
 use crate::adapters::amc::AmcClient;
 use crate::adapters::api::{ApiClient, AuthStyle, Policy, api_http_client};
 use crate::adapters::dynamo::{DEFAULT_RUN_TTL_DAYS, DynamoJobStore};
-use crate::adapters::lwa::{LwaClient, LwaSession, token_endpoint};
+use crate::adapters::lwa::{LwaSession, token_endpoint};
 use crate::adapters::s3::{Encryption, S3Sink};
 use crate::adapters::secrets::SecretsManagerStore;
 use crate::adapters::sellers::SellersClient;
@@ -20,8 +17,9 @@ use crate::adapters::slate::{self, SlateClient};
 use crate::adapters::sp_reports::{self, SpReportsClient};
 use crate::domain::Region;
 use crate::domain::job::{Job, SourceSpec};
-use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, StoredCredentials, TokenCache};
+use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, TokenCache};
 use crate::steps::StepError;
+use crate::steps::sessions::{Session, Sessions};
 use crate::steps::source::BoundSource;
 
 /// Endpoint overrides (the simulator, a sandbox); `None` means Amazon's endpoint for the region.
@@ -197,37 +195,44 @@ impl Settings {
     }
 }
 
-/// The credentials of one secret, with their LWA session (access token cached in memory).
-pub struct Session {
-    /// The secret id.
-    pub secret_id: String,
-    /// The credential set as read.
-    pub stored: StoredCredentials,
-    /// The LWA session over it.
-    pub lwa: Arc<LwaSession>,
-    /// Expiry of the token last written to (or read from) the shared cache.
-    shared_until: Mutex<Option<DateTime<Utc>>>,
+/// The ports the steps use, as one bound: the job table (runs, quotas, the shared token cache), the
+/// secret store and the object sink. [`Aws`] is the production set.
+pub trait Ports: Send + Sync + 'static {
+    /// Runs, watermarks, quotas and the shared token cache (cloned into the sessions' cache).
+    type Store: JobStore + Quotas + TokenCache + Clone;
+    /// Credential sets.
+    type Secrets: SecretStore;
+    /// The output bucket.
+    type Sink: ObjectSink;
 }
 
-/// Everything the steps use. Generic over the ports so that each adapter can be replaced.
-pub struct Services<St, Se, Si> {
+/// The production ports: DynamoDB, Secrets Manager, S3.
+pub struct Aws;
+
+impl Ports for Aws {
+    type Store = DynamoJobStore;
+    type Secrets = SecretsManagerStore;
+    type Sink = S3Sink;
+}
+
+/// Everything the steps use, over the ports `P`.
+pub struct Services<P: Ports> {
     /// Runs, watermarks, quotas, and the shared token cache.
-    pub store: St,
-    /// Credential sets.
-    pub secrets: Se,
+    pub store: P::Store,
+    /// The credential sessions (over the secret store and the shared token cache).
+    pub sessions: Sessions<P::Secrets, P::Store>,
     /// The output bucket.
-    pub sink: Si,
+    pub sink: P::Sink,
     /// Configuration.
     pub settings: Settings,
     /// The HTTP policy of Amazon API calls.
     pub policy: Policy,
     api_http: reqwest::Client,
     downloads: reqwest::Client,
-    sessions: Mutex<HashMap<String, Arc<Session>>>,
 }
 
 /// The production services: DynamoDB, Secrets Manager, S3.
-pub type AwsServices = Services<DynamoJobStore, SecretsManagerStore, S3Sink>;
+pub type AwsServices = Services<Aws>;
 
 impl AwsServices {
     /// Builds the services from the environment: [`Settings::from_env`] and the AWS SDK's own
@@ -262,26 +267,27 @@ impl AwsServices {
     }
 }
 
-impl<St, Se, Si> Services<St, Se, Si>
-where
-    St: JobStore + Quotas + TokenCache,
-    Se: SecretStore,
-    Si: ObjectSink,
-{
+impl<P: Ports> Services<P> {
     /// Services over the given adapters.
-    pub fn new(store: St, secrets: Se, sink: Si, settings: Settings, policy: Policy) -> Result<Self, StepError> {
+    pub fn new(
+        store: P::Store,
+        secrets: P::Secrets,
+        sink: P::Sink,
+        settings: Settings,
+        policy: Policy,
+    ) -> Result<Self, StepError> {
         let api_http = api_http_client(&policy).map_err(|e| StepError::Misconfigured(e.to_string()))?;
         let downloads =
-            crate::adapters::http::download_client().map_err(|e| StepError::Misconfigured(e.to_string()))?;
+            crate::transfer::http::download_client().map_err(|e| StepError::Misconfigured(e.to_string()))?;
+        let sessions = Sessions::new(secrets, store.clone(), api_http.clone(), settings.endpoints.lwa.clone());
         Ok(Self {
             store,
-            secrets,
+            sessions,
             sink,
             settings,
             policy,
             api_http,
             downloads,
-            sessions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -290,95 +296,28 @@ where
         &self.downloads
     }
 
-    /// The session of `secret_id`: kept from an earlier invocation of this container, or read from the
-    /// secret and seeded with the token other functions cached.
+    /// The session of `secret_id` (see [`Sessions::session`]).
     pub async fn session(&self, secret_id: &str) -> Result<Arc<Session>, StepError> {
-        let mut sessions = self.sessions.lock().await;
-        if let Some(session) = sessions.get(secret_id) {
-            return Ok(Arc::clone(session));
-        }
-        let stored = self.secrets.credentials(secret_id).await?;
-        let endpoint = self.settings.endpoints.lwa_for(stored.region);
-        let lwa = Arc::new(LwaSession::new(
-            LwaClient::new(self.api_http.clone(), endpoint),
-            stored.credentials.clone(),
-        ));
-        let mut shared_until = None;
-        match self.store.cached_token(secret_id).await {
-            Ok(Some(token)) => {
-                shared_until = Some(token.expires_at);
-                lwa.seed(token).await;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "the shared token cache could not be read; refreshing instead"),
-        }
-        let session = Arc::new(Session {
-            secret_id: secret_id.to_owned(),
-            stored,
-            lwa,
-            shared_until: Mutex::new(shared_until),
-        });
-        sessions.insert(secret_id.to_owned(), Arc::clone(&session));
-        Ok(session)
+        Ok(self.sessions.session(secret_id).await?)
     }
 
-    /// Forgets a session whose credentials were refused, so the next invocation reads the secret again
-    /// (an operator may have stored new ones).
-    pub async fn forget_session(&self, secret_id: &str) {
-        self.sessions.lock().await.remove(secret_id);
-    }
-
-    /// Persists what a session learned: a rotated refresh token (as a new secret version; retried,
-    /// because losing it would lose access) and a newer access token (into the shared cache).
+    /// Persists what a session learned (see [`Sessions::persist`]).
     pub async fn persist_session(&self, session: &Session) -> Result<(), StepError> {
-        if let Some(rotated) = session.lwa.rotated_refresh_token().await {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                match self
-                    .secrets
-                    .store_refresh_token(&session.secret_id, &session.stored, &rotated)
-                    .await
-                {
-                    Ok(()) => break,
-                    Err(e) if attempt < 3 => {
-                        tracing::warn!(attempt, error = %e, "storing the rotated refresh token failed; trying again");
-                        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, secret = %session.secret_id, "the rotated refresh token could not be stored");
-                        return Err(e.into());
-                    }
-                }
-            }
-            session.lwa.rotation_persisted(&rotated).await;
-        }
-        if let Some(token) = session.lwa.current_token().await {
-            let mut shared_until = session.shared_until.lock().await;
-            if shared_until.is_none_or(|until| token.expires_at > until) {
-                match self.store.store_token(&session.secret_id, &token).await {
-                    Ok(()) => *shared_until = Some(token.expires_at),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the access token could not be shared; other functions will refresh")
-                    }
-                }
-            }
-        }
-        Ok(())
+        Ok(self.sessions.persist(session).await?)
     }
 
-    /// The source client for `job` over `session`, with the request it makes (Slate's carries the
-    /// job's watermark).
+    /// The source client for `job` over `session`, with the request it makes (an incremental source's
+    /// carries the job's watermark). **The one place that picks the API client of each source.**
     pub async fn bind(&self, job: &Job, session: &Session) -> Result<BoundSource, StepError> {
         let clients = self.clients(session);
         Ok(match &job.source {
-            SourceSpec::SpReports(request) => BoundSource::Sp(clients.sp_reports(), request.clone()),
-            SourceSpec::AdsReports(request) => BoundSource::Ads(clients.ads(), request.clone()),
-            SourceSpec::Amc(request) => BoundSource::Amc(clients.amc(), request.clone()),
+            SourceSpec::SpReports(request) => BoundSource::new(clients.sp_reports(), request.clone()),
+            SourceSpec::AdsReports(request) => BoundSource::new(clients.ads(), request.clone()),
+            SourceSpec::Amc(request) => BoundSource::new(clients.amc(), request.clone()),
             SourceSpec::Slate(request) => {
                 let mut request = request.clone();
                 request.after = self.store.watermark(&job.name).await?.max(request.after);
-                BoundSource::Slate(clients.slate(), request)
+                BoundSource::new(clients.slate(), request)
             }
         })
     }
@@ -388,7 +327,7 @@ where
         Clients::new(
             self.api_http.clone(),
             Arc::clone(&session.lwa),
-            session.stored.region,
+            session.region(),
             self.settings.endpoints.clone(),
             self.policy.clone(),
         )

@@ -19,69 +19,16 @@ use aes::Aes256;
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::inout::InOutBuf;
 use aes::cipher::{BlockDecryptMut, BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use ghash::GHash;
 use ghash::universal_hash::UniversalHash;
-use secrecy::{ExposeSecret, SecretBox};
 use subtle::ConstantTimeEq;
 
 use super::error::DecodeError;
+pub use crate::domain::document::{AES256_KEY_LEN, AesKey, GCM_TAG_LEN, GcmTag, iv_from_base64};
 
 const BLOCK: usize = 16;
-/// Length of an AES-256 key in bytes.
-pub const AES256_KEY_LEN: usize = 32;
-/// Length of a GCM authentication tag in bytes (only full-length tags are accepted).
-pub const GCM_TAG_LEN: usize = 16;
 /// How much ciphertext a reader pulls from its source at a time.
 const CHUNK: usize = 64 * 1024;
-
-/// An AES-256 key that never prints and is zeroed on drop.
-pub struct AesKey(SecretBox<[u8; AES256_KEY_LEN]>);
-
-impl AesKey {
-    /// Accepts exactly 32 raw bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let key: [u8; AES256_KEY_LEN] = bytes.try_into().map_err(|_| DecodeError::KeyLength {
-            expected: AES256_KEY_LEN,
-            actual: bytes.len(),
-        })?;
-        Ok(Self(SecretBox::new(Box::new(key))))
-    }
-
-    /// Accepts the standard base64 form Amazon puts in `encryptionDetails.key`.
-    pub fn from_base64(text: &str) -> Result<Self, DecodeError> {
-        let bytes = BASE64
-            .decode(text.trim())
-            .map_err(|_| DecodeError::KeyMaterial("the key is not valid base64"))?;
-        Self::from_bytes(&bytes)
-    }
-
-    fn bytes(&self) -> &[u8; AES256_KEY_LEN] {
-        self.0.expose_secret()
-    }
-}
-
-impl std::fmt::Debug for AesKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AesKey(<redacted>)")
-    }
-}
-
-/// Decodes a base64 initialisation vector, checking its length when `expected` is given.
-pub fn iv_from_base64(text: &str, expected: Option<usize>) -> Result<Vec<u8>, DecodeError> {
-    let iv = BASE64
-        .decode(text.trim())
-        .map_err(|_| DecodeError::KeyMaterial("the initialisation vector is not valid base64"))?;
-    match expected {
-        Some(len) if iv.len() != len => Err(DecodeError::IvLength {
-            expected: len,
-            actual: iv.len(),
-        }),
-        _ if iv.is_empty() => Err(DecodeError::KeyMaterial("the initialisation vector is empty")),
-        _ => Ok(iv),
-    }
-}
 
 fn io_err(e: DecodeError) -> io::Error {
     io::Error::other(e)
@@ -153,7 +100,10 @@ impl<R: Read> CbcDecryptReader<R> {
                 actual: iv.len(),
             });
         }
-        let cipher = cbc::Decryptor::<Aes256>::new(GenericArray::from_slice(key.bytes()), GenericArray::from_slice(iv));
+        let cipher = cbc::Decryptor::<Aes256>::new(
+            GenericArray::from_slice(key.expose_bytes()),
+            GenericArray::from_slice(iv),
+        );
         Ok(Self {
             inner,
             cipher,
@@ -217,15 +167,6 @@ impl<R: Read> Read for CbcDecryptReader<R> {
     }
 }
 
-/// Where the 16-byte GCM authentication tag comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GcmTag {
-    /// The last 16 bytes of the stream are the tag (the layout `aes-gcm`, OpenSSL and Java produce).
-    Appended,
-    /// The tag was delivered separately, e.g. in the document's metadata.
-    Detached([u8; GCM_TAG_LEN]),
-}
-
 /// AES-256-GCM decryption of a ciphertext stream, verifying the tag at end of input.
 ///
 /// Nonces of any non-zero length are accepted (96 bits is the normal case; other lengths are
@@ -255,7 +196,7 @@ impl<R: Read> GcmDecryptReader<R> {
                 actual: 0,
             });
         }
-        let aes = Aes256::new(GenericArray::from_slice(key.bytes()));
+        let aes = Aes256::new(GenericArray::from_slice(key.expose_bytes()));
         let mut h = GenericArray::default();
         aes.encrypt_block(&mut h);
 
@@ -280,7 +221,7 @@ impl<R: Read> GcmDecryptReader<R> {
         let c = u32::from_be_bytes([counter[12], counter[13], counter[14], counter[15]]).wrapping_add(1);
         counter[12..].copy_from_slice(&c.to_be_bytes());
         let ctr = ctr::Ctr32BE::<Aes256>::new(
-            GenericArray::from_slice(key.bytes()),
+            GenericArray::from_slice(key.expose_bytes()),
             GenericArray::from_slice(&counter),
         );
 

@@ -6,50 +6,7 @@
 
 use std::io;
 
-/// A failure while decoding the document bytes: crypto, compression or archive structure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The key is not 32 bytes (AES-256 only).
-    #[error("wrong key length: expected {expected} bytes, got {actual}")]
-    KeyLength {
-        /// Required length in bytes.
-        expected: usize,
-        /// Length that was supplied.
-        actual: usize,
-    },
-    /// The initialisation vector or nonce has the wrong length.
-    #[error("wrong initialisation vector length: expected {expected} bytes, got {actual}")]
-    IvLength {
-        /// Required length in bytes.
-        expected: usize,
-        /// Length that was supplied.
-        actual: usize,
-    },
-    /// Key or IV material could not be decoded (for example, not base64).
-    #[error("invalid key material: {0}")]
-    KeyMaterial(&'static str),
-    /// The last CBC block does not end in valid PKCS#7 padding: wrong key or IV, or tampered data.
-    #[error("bad PKCS#7 padding: wrong key or IV, or the document was altered")]
-    BadPadding,
-    /// AES-GCM authentication failed: wrong key or nonce, or the document was altered.
-    #[error("AES-GCM authentication tag mismatch: wrong key or nonce, or the document was altered")]
-    TagMismatch,
-    /// The input ended before the format said it would.
-    #[error("truncated document: {0}")]
-    Truncated(&'static str),
-    /// The gzip stream is malformed or fails its CRC check.
-    #[error("corrupt gzip stream: {0}")]
-    CorruptGzip(String),
-    /// The ZIP archive is malformed, uses an unsupported feature, or fails an entry CRC check.
-    #[error("corrupt zip archive: {0}")]
-    CorruptZip(String),
-    /// More bytes came out of decompression than the configured ceiling allows.
-    #[error("decompressed size exceeds the configured ceiling of {limit} bytes")]
-    TooLarge {
-        /// The ceiling in bytes.
-        limit: u64,
-    },
-}
+pub use crate::domain::document::DecodeError;
 
 /// Why a transfer failed. [`TransferError::class`] groups the variants for retry decisions.
 #[derive(Debug, thiserror::Error)]

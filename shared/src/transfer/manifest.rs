@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::pipeline::DocumentRecord;
+use crate::domain::document::DocumentRecord;
 use crate::ports::{ObjectSink, SinkError};
 
 /// The version of the manifest layout; bumped on incompatible change.

@@ -11,18 +11,19 @@
 
 pub mod crypto;
 mod error;
+pub mod http;
 pub mod manifest;
 pub mod pipeline;
 pub mod transform;
 pub mod unzip;
-mod url;
 
+pub use crate::domain::document::{DownloadUrl, InvalidUrl};
 pub use crypto::{AesKey, GcmTag, iv_from_base64};
 pub use error::{DecodeError, ErrorClass, TransferError};
+pub use http::download_client;
 pub use manifest::{MANIFEST_FILE_NAME, Manifest, Totals};
 pub use pipeline::{Destination, Document, DocumentRecord, StoredObject, TransferOptions, transfer_document};
 pub use transform::{
     Compression, ContentFormat, Encryption, NullOutput, OutputMode, PartOutput, TransformLimits, TransformSpec,
     run_transform,
 };
-pub use url::{DownloadUrl, InvalidUrl};

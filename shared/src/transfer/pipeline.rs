@@ -19,27 +19,24 @@ use std::io::{self, Read};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::error::TransferError;
+use super::http::{BodyStream, open_download};
 use super::transform::{
-    Compression, ContentFormat, Encryption, ObjectStart, ObjectStats, OutputMode, PartOutput, StoredAs,
-    TransformLimits, TransformSpec, run_transform,
+    ObjectStart, ObjectStats, OutputMode, PartOutput, StoredAs, TransformLimits, TransformSpec, run_transform,
 };
-use super::url::DownloadUrl;
-use crate::adapters::http::{BodyStream, open_download};
+pub use crate::domain::document::{DEFAULT_MAX_OUTPUT_BYTES, Document, DocumentRecord, StoredObject};
 use crate::ports::{ObjectSink, UploadedPart};
 
 /// Default size of each part buffer.
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Default number of parts uploading at once.
 pub const DEFAULT_PARTS_IN_FLIGHT: usize = 2;
-/// Default ceiling on the decompressed size of one document (gzip/zip bomb protection).
-pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 const BODY_CHANNEL_CHUNKS: usize = 16;
 
 /// Tuning of one transfer.
@@ -67,73 +64,12 @@ impl Default for TransferOptions {
     }
 }
 
-/// One document to fetch from a source.
-#[derive(Debug)]
-pub struct Document {
-    /// The source's id for it (report document id, execution id + file index, file id).
-    pub source_id: String,
-    /// The pre-signed download URL.
-    pub url: DownloadUrl,
-    /// How the source encrypted it.
-    pub encryption: Encryption,
-    /// How the source compressed it.
-    pub compression: Compression,
-    /// The content format once decompressed.
-    pub format: ContentFormat,
-}
-
 /// Where a document's objects go: a key stem to which the transfer adds an extension, or under
 /// which it places ZIP entries (`{stem}/{entry name}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
     /// e.g. `sp-api/seller=A1/report_type=GET_X/dt=2026-11-22/run=abc/GET_X` — no leading `/`.
     pub key_stem: String,
-}
-
-/// One object stored by a transfer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredObject {
-    /// The S3 key.
-    pub key: String,
-    /// The ZIP entry it came from, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry_name: Option<String>,
-    /// Bytes stored.
-    pub bytes: u64,
-    /// SHA-256 of the bytes stored, lowercase hex.
-    pub sha256: String,
-    /// Data rows (header excluded) for TSV, CSV and JSON Lines.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rows: Option<u64>,
-    /// The content type stored with the object.
-    pub content_type: String,
-    /// Parts uploaded (0 for an empty object, stored with a single put).
-    pub parts: u32,
-}
-
-/// What a transfer did with one document: the manifest's record of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DocumentRecord {
-    /// The source's id for the document.
-    pub source_id: String,
-    /// `none`, `AES-256-CBC` or `AES-256-GCM`.
-    pub encryption: String,
-    /// How the source compressed it.
-    pub compression: Compression,
-    /// Decompressed, or kept compressed.
-    pub output: OutputMode,
-    /// Bytes downloaded.
-    pub bytes_in: u64,
-    /// Bytes stored over all objects.
-    pub bytes_out: u64,
-    /// The objects stored.
-    pub objects: Vec<StoredObject>,
-    /// When the download started.
-    pub started_at: DateTime<Utc>,
-    /// When the last object was completed.
-    pub finished_at: DateTime<Utc>,
-    /// Wall-clock duration in milliseconds.
-    pub duration_ms: u64,
 }
 
 /// Events from the transform thread to the uploader.

@@ -15,12 +15,12 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use flate2::bufread::MultiGzDecoder;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::crypto::{AesKey, CbcDecryptReader, GcmDecryptReader, GcmTag};
+use super::crypto::{CbcDecryptReader, GcmDecryptReader};
 use super::error::{DecodeError, TransferError};
 use super::unzip::{EntryReader, ZipStream};
+pub use crate::domain::document::{Compression, ContentFormat, Encryption, OutputMode};
 
 /// S3's smallest allowed part (all parts but the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -31,116 +31,6 @@ pub const MAX_PARTS: u32 = 10_000;
 /// Every this many parts, the part size doubles (see [`part_size_for`]).
 pub const PARTS_PER_SIZE_STEP: u32 = 1_000;
 const READ_BUFFER: usize = 256 * 1024;
-
-/// How a document is encrypted by its source.
-pub enum Encryption {
-    /// Plain bytes (every current Amazon source).
-    None,
-    /// AES-256-CBC with PKCS#7 padding (SP-API Reports 2020-09-04 documents).
-    AesCbc {
-        /// The 32-byte key.
-        key: AesKey,
-        /// The 16-byte initialisation vector.
-        iv: Vec<u8>,
-    },
-    /// AES-256-GCM.
-    AesGcm {
-        /// The 32-byte key.
-        key: AesKey,
-        /// The nonce (normally 12 bytes).
-        nonce: Vec<u8>,
-        /// Additional authenticated data, usually empty.
-        aad: Vec<u8>,
-        /// Where the tag is.
-        tag: GcmTag,
-    },
-}
-
-impl Encryption {
-    /// A short label for logs and manifests.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Encryption::None => "none",
-            Encryption::AesCbc { .. } => "AES-256-CBC",
-            Encryption::AesGcm { .. } => "AES-256-GCM",
-        }
-    }
-}
-
-impl std::fmt::Debug for Encryption {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
-
-/// How a document is compressed by its source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// Not compressed.
-    None,
-    /// gzip; several concatenated members are read as one stream.
-    Gzip,
-    /// A ZIP archive; each file entry becomes its own object.
-    Zip,
-}
-
-/// What the user wants stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputMode {
-    /// Store the decompressed content (the default).
-    #[default]
-    Decompress,
-    /// Store the (decrypted) compressed stream exactly as it came: far less CPU and storage, and
-    /// Athena reads gzip. No row count and no decompressed-size ceiling apply.
-    KeepCompressed,
-}
-
-/// The format of the decompressed content; decides the row count and the content type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ContentFormat {
-    /// Tab-separated values with a header line (SP-API flat files).
-    Tsv,
-    /// RFC 4180 comma-separated values with a header line (AMC, Slate); quoted newlines are
-    /// not counted as rows.
-    Csv,
-    /// One JSON document (Ads v3 reports are a JSON array); no row count.
-    Json,
-    /// One JSON value per line.
-    JsonLines,
-    /// Anything else; no row count.
-    Binary,
-}
-
-impl ContentFormat {
-    /// The MIME type stored with objects of this format.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ContentFormat::Tsv => "text/tab-separated-values",
-            ContentFormat::Csv => "text/csv",
-            ContentFormat::Json => "application/json",
-            ContentFormat::JsonLines => "application/x-ndjson",
-            ContentFormat::Binary => "application/octet-stream",
-        }
-    }
-
-    /// The file extension (without dot) for objects of this format.
-    pub fn extension(self) -> &'static str {
-        match self {
-            ContentFormat::Tsv => "tsv",
-            ContentFormat::Csv => "csv",
-            ContentFormat::Json => "json",
-            ContentFormat::JsonLines => "jsonl",
-            ContentFormat::Binary => "bin",
-        }
-    }
-
-    fn has_header(self) -> bool {
-        matches!(self, ContentFormat::Tsv | ContentFormat::Csv)
-    }
-}
 
 /// What is stored for one output object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use amzpipe::adapters::http::download_client;
 use amzpipe::adapters::s3::{Encryption as Sse, S3Sink};
+use amzpipe::transfer::http::download_client;
 use amzpipe::transfer::transform::{ObjectStart, ObjectStats};
 use amzpipe::transfer::{
     AesKey, Compression, ContentFormat, Destination, Document, DownloadUrl, Encryption, OutputMode, PartOutput,

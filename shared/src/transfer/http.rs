@@ -10,7 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use crate::transfer::{DecodeError, DownloadUrl, TransferError};
+use crate::domain::document::{DecodeError, DownloadUrl};
+use crate::transfer::TransferError;
 
 /// A download body: chunks in order, or the error that ended it.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransferError>> + Send>>;

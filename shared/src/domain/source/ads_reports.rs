@@ -1,0 +1,125 @@
+//! Amazon Ads reporting v3: what a job asks for, and the source's rules.
+//!
+//! - A report covers at most [`MAX_WINDOW_DAYS`] days; longer windows are sliced.
+//! - Amazon publishes no create quota and answers a repeated create with 425, so no shared quota is
+//!   held here (the client paces itself).
+//! - Reports take minutes: status checks back off from 30 s to 5 minutes.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{InvalidSource, PollBackoff, SourceRules};
+use crate::domain::TimeWindow;
+
+/// The longest window one report may cover, in days.
+pub const MAX_WINDOW_DAYS: u32 = 31;
+
+/// A report filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// The field.
+    pub field: String,
+    /// The values kept.
+    pub values: Vec<String>,
+}
+
+/// What a job asks the Ads API for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdsReportRequest {
+    /// The advertising profile (the Scope header).
+    pub profile_id: String,
+    /// `SPONSORED_PRODUCTS`, `SPONSORED_BRANDS`, `SPONSORED_DISPLAY`, …
+    pub ad_product: String,
+    /// e.g. `spCampaigns`.
+    pub report_type_id: String,
+    /// The columns.
+    pub columns: Vec<String>,
+    /// The group-by dimensions.
+    pub group_by: Vec<String>,
+    /// `DAILY` or `SUMMARY`.
+    #[serde(default = "daily")]
+    pub time_unit: String,
+    /// Filters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<Filter>,
+}
+
+fn daily() -> String {
+    "DAILY".into()
+}
+
+const AD_PRODUCTS: [&str; 6] = [
+    "SPONSORED_PRODUCTS",
+    "SPONSORED_BRANDS",
+    "SPONSORED_DISPLAY",
+    "SPONSORED_TELEVISION",
+    "DEMAND_SIDE_PLATFORM",
+    "ALL",
+];
+
+impl AdsReportRequest {
+    /// Checks what the API would refuse, before calling it.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.profile_id.is_empty() || !self.profile_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("profileId {:?} must be a number", self.profile_id));
+        }
+        if !AD_PRODUCTS.contains(&self.ad_product.as_str()) {
+            return Err(format!(
+                "adProduct {:?} is not one of {}",
+                self.ad_product,
+                AD_PRODUCTS.join(", ")
+            ));
+        }
+        if !matches!(self.time_unit.as_str(), "DAILY" | "SUMMARY") {
+            return Err(format!("timeUnit {:?} must be DAILY or SUMMARY", self.time_unit));
+        }
+        if self.columns.is_empty() || self.group_by.is_empty() || self.report_type_id.is_empty() {
+            return Err("reportTypeId, columns and groupBy must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `window` fits one report.
+pub fn check_window(window: &TimeWindow) -> Result<(), String> {
+    if window.days() > i64::from(MAX_WINDOW_DAYS) {
+        return Err(format!(
+            "the window covers {} days; Ads reports cover at most {MAX_WINDOW_DAYS} (slice the window)",
+            window.days()
+        ));
+    }
+    Ok(())
+}
+
+impl SourceRules for AdsReportRequest {
+    fn kind(&self) -> &'static str {
+        "ads-reports"
+    }
+
+    fn account(&self) -> String {
+        self.profile_id.clone()
+    }
+
+    fn report(&self) -> String {
+        self.report_type_id.clone()
+    }
+
+    fn max_window_days(&self) -> Option<u32> {
+        Some(MAX_WINDOW_DAYS)
+    }
+
+    fn validate(&self) -> Result<(), InvalidSource> {
+        InvalidSource::check_id("profileId", &self.profile_id)?;
+        AdsReportRequest::validate(self).map_err(InvalidSource::whole)
+    }
+
+    fn poll_backoff(&self) -> PollBackoff {
+        PollBackoff {
+            base: Duration::from_secs(30),
+            cap: Duration::from_secs(300),
+        }
+    }
+}

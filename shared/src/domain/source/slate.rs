@@ -1,0 +1,62 @@
+//! Prime Video Slate datasets: what a job asks for, and the source's rules.
+//!
+//! - Incremental: a run reads the files published after the job's watermark (the newest file already
+//!   stored), so a Slate job is not backfilled by window; its first run reads everything published.
+//! - Nothing is created at Amazon and no quota is shared; a "request" is ready at once, so status
+//!   checks are quick (5 s to 1 minute).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{InvalidSource, PollBackoff, SourceRules};
+
+/// What a job asks Slate for: one dataset of one business.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlateRequest {
+    /// Account id.
+    pub account_id: String,
+    /// Group id.
+    pub group_id: String,
+    /// Business id.
+    pub business_id: String,
+    /// Dataset id (e.g. `playback`, `subscription`).
+    pub dataset_id: String,
+    /// The previous run's watermark: only files strictly newer are fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<DateTime<Utc>>,
+}
+
+impl SourceRules for SlateRequest {
+    fn kind(&self) -> &'static str {
+        "slate"
+    }
+
+    fn account(&self) -> String {
+        self.account_id.clone()
+    }
+
+    fn report(&self) -> String {
+        self.dataset_id.clone()
+    }
+
+    fn validate(&self) -> Result<(), InvalidSource> {
+        InvalidSource::check_id("accountId", &self.account_id)?;
+        InvalidSource::check_id("groupId", &self.group_id)?;
+        InvalidSource::check_id("businessId", &self.business_id)?;
+        InvalidSource::check_id("datasetId", &self.dataset_id)
+    }
+
+    fn poll_backoff(&self) -> PollBackoff {
+        PollBackoff {
+            base: Duration::from_secs(5),
+            cap: Duration::from_secs(60),
+        }
+    }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,199 @@
+//! The state machine's input as every step reads it ([`RunContext`]), the S3 layout of a run, and
+//! the fields every step's output shares ([`RunRef`]).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::TimeWindow;
+use crate::domain::job::{InvalidJob, Job};
+use crate::domain::run::{RunKey, RunRecord, RunStatus};
+use crate::ports::TableKey;
+use crate::steps::StepError;
+
+/// The state machine's input, parsed and checked: the job, the scheduled time, the slice, and the
+/// run they identify.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// The validated job.
+    pub job: Job,
+    /// The time the schedule fired for (EventBridge's scheduled time, not the clock).
+    pub scheduled: DateTime<Utc>,
+    /// Which slice of the window.
+    pub slice: usize,
+    /// The slice's window.
+    pub window: TimeWindow,
+    /// The run's key.
+    pub key: RunKey,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEvent {
+    job: Option<serde_json::Value>,
+    scheduled_time: Option<serde_json::Value>,
+    #[serde(default)]
+    slice: Option<serde_json::Value>,
+}
+
+impl RunContext {
+    /// Parses a step's event; any problem is [`StepError::InvalidJob`] naming the field.
+    pub fn from_event(event: serde_json::Value) -> Result<Self, StepError> {
+        let invalid = |field: &str, message: &str| {
+            StepError::from(InvalidJob {
+                field: field.to_owned(),
+                message: message.to_owned(),
+            })
+        };
+        let raw: RawEvent = serde_json::from_value(event)
+            .map_err(|_| invalid(".", "the event must be an object with `job` and `scheduledTime`"))?;
+        let job = Job::from_value(raw.job.ok_or_else(|| invalid("job", "is missing"))?).map_err(|mut e| {
+            e.field = if e.field == "." {
+                "job".into()
+            } else {
+                format!("job.{}", e.field)
+            };
+            StepError::from(e)
+        })?;
+        let scheduled = match raw.scheduled_time {
+            Some(serde_json::Value::String(s)) => DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| invalid("scheduledTime", "is not an RFC 3339 time (2026-11-23T06:00:00Z)"))?,
+            Some(_) => return Err(invalid("scheduledTime", "must be an RFC 3339 time string")),
+            None => {
+                return Err(invalid(
+                    "scheduledTime",
+                    "is missing (EventBridge's <aws.scheduler.scheduled-time>)",
+                ));
+            }
+        };
+        let slice = match raw.slice {
+            None | Some(serde_json::Value::Null) => 0,
+            Some(value) => value
+                .as_u64()
+                .and_then(|v| usize::try_from(v).ok())
+                .ok_or_else(|| invalid("slice", "must be a whole number from 0"))?,
+        };
+        let window = job.slice(scheduled, slice)?;
+        let key = RunKey {
+            job: job.name.clone(),
+            window,
+        };
+        Ok(Self {
+            job,
+            scheduled,
+            slice,
+            window,
+            key,
+        })
+    }
+
+    /// How long to wait before status check number `polls + 1`: the source's backoff
+    /// ([`crate::domain::source::SourceRules::poll_backoff`]), at most `max_wait`.
+    pub fn poll_wait(&self, polls: u32, max_wait: Duration) -> Duration {
+        self.job.source.rules().poll_backoff().wait(polls, max_wait)
+    }
+
+    /// The run's S3 prefix (no trailing `/`); see the module docs for the layout.
+    pub fn run_prefix(&self) -> String {
+        let source = &self.job.source;
+        let mut parts = Vec::new();
+        if !self.job.output.prefix.is_empty() {
+            parts.push(self.job.output.prefix.clone());
+        }
+        parts.push(format!("source={}", source.kind()));
+        parts.push(format!("account={}", key_segment(&source.account())));
+        parts.push(format!("report={}", key_segment(&source.report())));
+        parts.push(format!("dt={}", self.window.start.date_naive()));
+        parts.push(format!("run={}", self.key.run_id()));
+        parts.join("/")
+    }
+}
+
+/// Keeps a value safe as one S3 key segment: letters, digits, `.`, `_`, `+`, `-`; anything else `_`.
+fn key_segment(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The fields every step's output shares, for the state machine and the logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRef {
+    /// The run id.
+    pub run_id: String,
+    /// The run's status after the step.
+    pub status: RunStatus,
+    /// The slice's window.
+    pub window: TimeWindow,
+    /// The run's key in the job table, for the state machine's failure handler.
+    pub table_key: TableKey,
+}
+
+impl From<&RunRecord> for RunRef {
+    fn from(run: &RunRecord) -> Self {
+        Self {
+            run_id: run.run_id.clone(),
+            status: run.status,
+            window: run.key.window,
+            table_key: TableKey::of_run(&run.key),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(job: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({ "job": job, "scheduledTime": "2026-11-23T06:00:00Z" })
+    }
+
+    fn ads_job() -> serde_json::Value {
+        serde_json::json!({
+            "name": "ads-daily", "credentials": "amzpipe/advertiser",
+            "source": { "type": "adsReports", "profileId": "3312", "adProduct": "SPONSORED_PRODUCTS",
+                        "reportTypeId": "spCampaigns", "columns": ["date"], "groupBy": ["campaign"] },
+            "window": { "rule": "yesterday" }
+        })
+    }
+
+    #[test]
+    fn the_event_names_the_field_of_the_job_at_fault() {
+        let mut job = ads_job();
+        job["window"]["rule"] = "someday".into();
+        let err = RunContext::from_event(event(job)).expect_err("refused");
+        assert_eq!(err.error_type(), "InvalidJob");
+        assert!(err.to_string().contains("job.window"), "{err}");
+        let err = RunContext::from_event(serde_json::json!({ "job": ads_job() })).expect_err("refused");
+        assert!(err.to_string().contains("scheduledTime"), "{err}");
+    }
+
+    #[test]
+    fn the_run_prefix_is_hive_style_and_deterministic() {
+        let ctx = RunContext::from_event(event(ads_job())).expect("context");
+        assert_eq!(
+            ctx.run_prefix(),
+            "amazon/source=ads-reports/account=3312/report=spCampaigns/dt=2026-11-22/run=ads-daily_20261122T0000Z_20261123T0000Z"
+        );
+    }
+
+    #[test]
+    fn polls_back_off_per_source_up_to_the_configured_maximum() {
+        let ctx = RunContext::from_event(event(ads_job())).expect("context");
+        let long = Duration::from_secs(3600);
+        assert_eq!(ctx.poll_wait(0, long), Duration::from_secs(30));
+        assert_eq!(ctx.poll_wait(1, long), Duration::from_secs(60));
+        assert_eq!(ctx.poll_wait(9, long), Duration::from_secs(300));
+        assert_eq!(ctx.poll_wait(9, Duration::from_secs(1)), Duration::from_secs(1));
+    }
+}
