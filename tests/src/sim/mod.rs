@@ -21,7 +21,14 @@
 //!
 //! Documents are generated while they are sent (a large SP-API report is never held in memory).
 
-mod handlers;
+mod ads;
+mod amc;
+mod common;
+mod control;
+mod download;
+mod lwa;
+mod slate;
+mod sp_api;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -403,7 +410,7 @@ impl Simulator {
 }
 
 fn router(sim: Sim) -> Router {
-    use handlers::*;
+    use self::{ads::*, amc::*, control::*, download::*, lwa::*, slate::*, sp_api::*};
     Router::new()
         .route("/auth/o2/token", post(lwa_token))
         .route("/ap/oa", get(lwa_consent))

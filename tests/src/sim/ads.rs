@@ -1,0 +1,339 @@
+//! Amazon Ads: profiles and reporting v3.
+#![allow(clippy::result_large_err)]
+
+use axum::Json;
+use axum::extract::{Path, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Value, json};
+
+use super::{AdsReport, FileBody, Sim, State};
+use crate::fixtures::gzip;
+
+use super::common::*;
+
+pub(super) fn profiles(region: &str) -> Value {
+    let p = |id: i64, cc: &str, cur: &str, tz: &str, mkt: &str, kind: &str, name: &str| {
+        json!({"profileId": id, "countryCode": cc, "currencyCode": cur, "dailyBudget": 999_999_999.0, "timezone": tz,
+               "accountInfo": {"marketplaceStringId": mkt, "id": format!("A{id}"), "type": kind, "name": name, "validPaymentMethod": true}})
+    };
+    match region {
+        "eu" => json!([
+            p(
+                3_234_567_890,
+                "UK",
+                "GBP",
+                "Europe/London",
+                "A1F83G8C2ARO7P",
+                "seller",
+                "Demo Brand UK"
+            ),
+            p(
+                3_234_567_891,
+                "DE",
+                "EUR",
+                "Europe/Berlin",
+                "A1PA6795UKMFR9",
+                "seller",
+                "Demo Brand DE"
+            ),
+        ]),
+        "fe" => json!([p(
+            4_234_567_890,
+            "JP",
+            "JPY",
+            "Asia/Tokyo",
+            "A1VC38T7YXB528",
+            "seller",
+            "Demo Brand JP"
+        )]),
+        _ => json!([
+            p(
+                1_234_567_890,
+                "US",
+                "USD",
+                "America/Los_Angeles",
+                "ATVPDKIKX0DER",
+                "seller",
+                "Demo Brand US"
+            ),
+            p(
+                1_234_567_891,
+                "CA",
+                "CAD",
+                "America/Toronto",
+                "A2EUQ1WTGCTBG2",
+                "seller",
+                "Demo Brand CA"
+            ),
+            p(
+                2_234_567_890,
+                "US",
+                "USD",
+                "America/New_York",
+                "ATVPDKIKX0DER",
+                "vendor",
+                "Demo Vendor US"
+            ),
+        ]),
+    }
+}
+
+pub(super) fn ads_guard(state: &State, call: &Call, scoped: bool) -> Result<(), Response> {
+    bearer_auth(state, call, "detail")?;
+    if call.header("amazon-advertising-api-clientid").is_none_or(str::is_empty) {
+        return Err(ads_error(
+            StatusCode::BAD_REQUEST,
+            "Amazon-Advertising-API-ClientId header is missing",
+        ));
+    }
+    if scoped {
+        let Some(scope) = call.header("amazon-advertising-api-scope") else {
+            return Err(ads_error(StatusCode::UNAUTHORIZED, "Scope header is missing"));
+        };
+        let known = profiles(&state.config.region).as_array().is_some_and(|a| {
+            a.iter()
+                .any(|p| p["profileId"].as_i64().is_some() && p["profileId"].as_i64() == scope.parse().ok())
+        });
+        if !known {
+            return Err(ads_error(StatusCode::UNAUTHORIZED, "Not authorized to access scope"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn ads_profiles(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    run(&sim, "ads.profiles", &call, |state, _| {
+        match ads_guard(state, &call, false) {
+            Ok(()) => Json(profiles(&state.config.region)).into_response(),
+            Err(r) => r,
+        }
+    })
+}
+
+pub(super) fn ads_stage(state: &State, r: &AdsReport) -> &'static str {
+    let pps = state.config.polls_per_stage.max(1);
+    if r.deleted {
+        return "CANCELLED";
+    }
+    match r.polls / pps {
+        0 => "PENDING",
+        1 => "PROCESSING",
+        _ if r.outcome == "FAILED" => "FAILED",
+        _ => "COMPLETED",
+    }
+}
+
+pub(super) fn ads_report_json(
+    id: &str,
+    r: &AdsReport,
+    status: &str,
+    url: Option<(String, DateTime<Utc>, u64)>,
+) -> Value {
+    let mut v = json!({
+        "reportId": id,
+        "name": r.body.get("name").cloned().unwrap_or(Value::Null),
+        "status": status,
+        "configuration": r.body["configuration"],
+        "startDate": r.body["startDate"],
+        "endDate": r.body["endDate"],
+        "createdAt": iso(r.created),
+        "updatedAt": iso(r.created),
+        "generatedAt": Value::Null,
+        "fileSize": Value::Null,
+        "url": Value::Null,
+        "urlExpiresAt": Value::Null,
+        "failureReason": Value::Null,
+    });
+    if let Some((url, expires, size)) = url {
+        v["url"] = json!(url);
+        v["urlExpiresAt"] = json!(iso(expires));
+        v["fileSize"] = json!(size);
+        v["generatedAt"] = json!(iso(r.created));
+    }
+    if status == "FAILED" {
+        v["failureReason"] = json!("Report generation failed due to an internal error. Please retry.");
+    }
+    v
+}
+
+/// The part of a create that makes two requests duplicates (the time unit is ignored, as Amazon does).
+pub(super) fn ads_identity(profile: &str, body: &Value) -> Value {
+    let c = &body["configuration"];
+    let sorted = |v: &Value| {
+        let mut a: Vec<String> = v
+            .as_array()
+            .map(|a| a.iter().map(Value::to_string).collect())
+            .unwrap_or_default();
+        a.sort();
+        a
+    };
+    json!([
+        profile,
+        body["startDate"],
+        body["endDate"],
+        c["adProduct"],
+        c["reportTypeId"],
+        sorted(&c["columns"]),
+        sorted(&c["groupBy"]),
+        c["filters"]
+    ])
+}
+
+pub async fn ads_create_report(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    run(&sim, "ads.createReport", &call, |state, _| {
+        if let Err(r) = ads_guard(state, &call, true) {
+            return r;
+        }
+        if call.header("content-type") != Some("application/vnd.createasyncreportrequest.v3+json") {
+            return ads_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type");
+        }
+        let body = match call.json() {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let date = |k: &str| {
+            body[k]
+                .as_str()
+                .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        };
+        let (Some(start), Some(end)) = (date("startDate"), date("endDate")) else {
+            return ads_error(
+                StatusCode::BAD_REQUEST,
+                "startDate and endDate must be dates (YYYY-MM-DD)",
+            );
+        };
+        if end < start || (end - start).num_days() + 1 > 31 {
+            return ads_error(
+                StatusCode::BAD_REQUEST,
+                "The report date range must be between 1 and 31 days",
+            );
+        }
+        if (state.now().date_naive() - start).num_days() > 95 {
+            return ads_error(StatusCode::BAD_REQUEST, "Report date is too far in the past");
+        }
+        let c = &body["configuration"];
+        for k in ["adProduct", "reportTypeId", "timeUnit", "format"] {
+            if c[k].as_str().is_none() {
+                return ads_error(StatusCode::BAD_REQUEST, &format!("configuration.{k} is required"));
+            }
+        }
+        if c["columns"].as_array().is_none_or(Vec::is_empty) || c["groupBy"].as_array().is_none_or(Vec::is_empty) {
+            return ads_error(
+                StatusCode::BAD_REQUEST,
+                "configuration.columns and configuration.groupBy are required",
+            );
+        }
+        let profile = call
+            .header("amazon-advertising-api-scope")
+            .unwrap_or_default()
+            .to_owned();
+        let identity = ads_identity(&profile, &body);
+        let duplicate = state
+            .ads_reports
+            .iter()
+            .find(|(_, r)| {
+                ads_identity(&r.profile_id, &r.body) == identity
+                    && matches!(ads_stage(state, r), "PENDING" | "PROCESSING")
+            })
+            .map(|(id, _)| id.clone());
+        if let Some(existing) = duplicate {
+            return ads_error(
+                StatusCode::from_u16(425).unwrap_or(StatusCode::CONFLICT),
+                &format!("The Request is a duplicate of : {existing}"),
+            );
+        }
+        let id = state.uuid();
+        let outcome = state.outcome(c["reportTypeId"].as_str().unwrap_or_default());
+        let report = AdsReport {
+            profile_id: profile,
+            body,
+            created: state.now(),
+            polls: 0,
+            outcome,
+            deleted: false,
+        };
+        let v = ads_report_json(&id, &report, "PENDING", None);
+        state.ads_reports.insert(id, report);
+        Json(v).into_response()
+    })
+}
+
+pub(super) fn ads_document(r: &AdsReport, rows: u32) -> Bytes {
+    let columns: Vec<String> = r.body["configuration"]["columns"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let start = r.body["startDate"].as_str().unwrap_or("2026-01-01").to_owned();
+    let mut out = String::from("[");
+    for i in 0..rows {
+        if i > 0 {
+            out.push(',');
+        }
+        let fields: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let v = match c.as_str() {
+                    "date" | "startDate" | "endDate" => json!(start),
+                    "campaignId" | "adGroupId" => json!(100_000 + i % 37),
+                    "campaignName" => json!(format!("Campaign {}", i % 37)),
+                    "cost" | "sales1d" | "sales7d" | "sales14d" | "sales30d" => json!(f64::from(i % 997) / 10.0),
+                    _ => json!(i * 7 % 1000),
+                };
+                format!("{}:{}", json!(c), v)
+            })
+            .collect();
+        out.push('{');
+        out.push_str(&fields.join(","));
+        out.push('}');
+    }
+    out.push(']');
+    gzip(out.as_bytes()).into()
+}
+
+pub async fn ads_get_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
+    run(&sim, "ads.getReport", &call, |state, sim| {
+        if let Err(r) = ads_guard(state, &call, true) {
+            return r;
+        }
+        state.ads_reads += 1;
+        let every = state.config.ads_spurious_401_every;
+        if every > 0 && state.ads_reads % every == 0 {
+            return ads_error(StatusCode::UNAUTHORIZED, "Not authorized to access this resource");
+        }
+        let Some(report) = state.ads_reports.get(&id).cloned() else {
+            return ads_error(StatusCode::NOT_FOUND, "Report not found");
+        };
+        let status = ads_stage(state, &report);
+        let url = if status == "COMPLETED" {
+            let doc = ads_document(&report, state.config.ads_rows);
+            let size = doc.len() as u64;
+            let ttl = state.config.ads_url_ttl_secs;
+            let expires = state.now() + chrono::Duration::seconds(ttl);
+            Some((presign(state, sim, FileBody::Bytes(doc), ttl, None), expires, size))
+        } else {
+            None
+        };
+        if let Some(r) = state.ads_reports.get_mut(&id) {
+            r.polls += 1;
+        }
+        Json(ads_report_json(&id, &report, status, url)).into_response()
+    })
+}
+
+pub async fn ads_delete_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
+    run(&sim, "ads.deleteReport", &call, |state, _| {
+        if let Err(r) = ads_guard(state, &call, true) {
+            return r;
+        }
+        match state.ads_reports.get_mut(&id) {
+            Some(r) => {
+                r.deleted = true;
+                Json(json!({"reportId": id, "status": "CANCELLED"})).into_response()
+            }
+            None => ads_error(StatusCode::NOT_FOUND, "Report not found"),
+        }
+    })
+}

@@ -1,0 +1,110 @@
+//! Pre-signed downloads: the documents every API points at, served as S3 serves them.
+#![allow(clippy::result_large_err)]
+
+use std::io::Write;
+
+use axum::body::Body;
+use axum::extract::{Path, State as AxState};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::{FileBody, Sim, SimFile};
+use crate::fixtures::{CbcEncryptWriter, SpApiOrdersReport};
+
+use super::common::*;
+
+pub(super) fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    (status, [(header::CONTENT_TYPE, "application/xml")], xml).into_response()
+}
+
+/// Writes into a channel as a download body, in chunks of 64 KiB.
+pub(super) struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 << 10 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+pub(super) fn generated_report(bytes: u64, seed: u64, key: Option<([u8; 32], [u8; 16])>) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let out = ChannelWriter { tx, buf: Vec::new() };
+        let result = (|| -> std::io::Result<()> {
+            let mut report = SpApiOrdersReport::new(bytes, seed);
+            match key {
+                Some((k, iv)) => {
+                    let mut gz =
+                        flate2::write::GzEncoder::new(CbcEncryptWriter::new(out, &k, &iv), flate2::Compression::new(6));
+                    std::io::copy(&mut report, &mut gz)?;
+                    gz.finish()?.finish()?.flush()
+                }
+                None => {
+                    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
+                    std::io::copy(&mut report, &mut gz)?;
+                    gz.finish()?.flush()
+                }
+            }
+        })();
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "generated download ended early");
+        }
+    });
+    Body::from_stream(tokio_stream_from(rx))
+}
+
+pub(super) fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+pub async fn download(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
+    let mut found: Option<SimFile> = None;
+    let response = run(&sim, "file.download", &call, |state, _| match state.files.get(&id) {
+        None => s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
+        Some(f) if f.expires_at < state.now() => s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired"),
+        Some(f) => {
+            found = Some(f.clone());
+            StatusCode::OK.into_response()
+        }
+    });
+    let Some(file) = found.filter(|_| response.status() == StatusCode::OK) else {
+        return response;
+    };
+    let mut response = match file.body {
+        FileBody::Bytes(b) => (StatusCode::OK, b).into_response(),
+        FileBody::SpReport { bytes, seed, key } => (StatusCode::OK, generated_report(bytes, seed, key)).into_response(),
+    };
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(enc) = file.content_encoding {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
+    }
+    response
+}

@@ -1,0 +1,154 @@
+//! Prime Video Slate: accounts, groups, businesses, datasets and their files.
+#![allow(clippy::result_large_err)]
+
+use std::io::Write;
+
+use axum::Json;
+use axum::extract::{Path, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{FileBody, Sim};
+
+use super::common::*;
+
+pub(super) fn slate_page(sim: &Sim, call: &Call, path: &str, items: Vec<Value>) -> Response {
+    let limit: usize = call
+        .query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, 500);
+    let offset: usize = call.query.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+    let total = items.len();
+    let data: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
+    let mut rest: Vec<(String, String)> = call
+        .query
+        .iter()
+        .filter(|(k, _)| k.as_str() != "limit" && k.as_str() != "offset")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    rest.sort();
+    rest.push(("offset".into(), (offset + limit).to_string()));
+    rest.push(("limit".into(), limit.to_string()));
+    let next = (offset + limit < total).then(|| {
+        format!(
+            "{}{path}?{}",
+            sim.base,
+            serde_urlencoded::to_string(&rest).unwrap_or_default()
+        )
+    });
+    Json(json!({"total": total, "next": next, "data": data})).into_response()
+}
+
+pub(super) fn slate_list(sim: &Sim, call: &Call, op: &str, items: Vec<Value>) -> Response {
+    let path = call.path.split('?').next().unwrap_or_default().to_owned();
+    run(sim, op, call, |state, sim| match bearer_auth(state, call, "message") {
+        Ok(()) => slate_page(sim, call, &path, items),
+        Err(r) => r,
+    })
+}
+
+pub async fn slate_accounts(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    let items = vec![
+        json!({"id": "acct-1", "name": "Demo Studio"}),
+        json!({"id": "acct-2", "name": "Demo Channel"}),
+    ];
+    slate_list(&sim, &call, "slate.accounts", items)
+}
+
+pub async fn slate_groups(AxState(sim): AxState<Sim>, Path(_account): Path<String>, call: Call) -> Response {
+    slate_list(
+        &sim,
+        &call,
+        "slate.groups",
+        vec![json!({"id": "grp-1", "name": "Channels"})],
+    )
+}
+
+pub async fn slate_businesses(AxState(sim): AxState<Sim>, Path(_p): Path<(String, String)>, call: Call) -> Response {
+    slate_list(
+        &sim,
+        &call,
+        "slate.businesses",
+        vec![json!({"id": "biz-1", "name": "Demo Channel US"})],
+    )
+}
+
+pub async fn slate_datasets(
+    AxState(sim): AxState<Sim>,
+    Path(_p): Path<(String, String, String)>,
+    call: Call,
+) -> Response {
+    let items = vec![
+        json!({"id": "playback", "name": "Playback events"}),
+        json!({"id": "subscription", "name": "Subscription events"}),
+    ];
+    slate_list(&sim, &call, "slate.datasets", items)
+}
+
+pub(super) fn slate_zip(dataset: &str, file_id: &str, published: DateTime<Utc>, rows: u32) -> Bytes {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let _ = w.start_file(
+        format!("{dataset}/{file_id}.csv"),
+        zip::write::SimpleFileOptions::default(),
+    );
+    let _ = writeln!(w, "event_id,title_id,minutes_viewed,last_update_time_utc,is_deleted");
+    for i in 0..rows {
+        let _ = writeln!(
+            w,
+            "{file_id}-{i},T{:04},{},{},{}",
+            i % 97,
+            i % 120,
+            iso(published),
+            u8::from(i % 50 == 0)
+        );
+    }
+    w.finish().map(|c| Bytes::from(c.into_inner())).unwrap_or_default()
+}
+
+pub async fn slate_files(
+    AxState(sim): AxState<Sim>,
+    Path((_a, _g, _b, dataset)): Path<(String, String, String, String)>,
+    call: Call,
+) -> Response {
+    let path = call.path.split('?').next().unwrap_or_default().to_owned();
+    run(&sim, "slate.files", &call, |state, sim| {
+        if let Err(r) = bearer_auth(state, &call, "message") {
+            return r;
+        }
+        let (Some(start), Some(end)) = (
+            call.query.get("startDateTime").and_then(|s| parse_time(s)),
+            call.query.get("endDateTime").and_then(|s| parse_time(s)),
+        ) else {
+            return amc_error(
+                StatusCode::BAD_REQUEST,
+                "startDateTime and endDateTime are required (ISO 8601)",
+            );
+        };
+        let now = state.now();
+        let per_day = i64::from(state.config.slate_files_per_day.max(1));
+        let step = 86_400 / per_day;
+        let mut items = Vec::new();
+        let mut t = start.date_naive().and_hms_opt(0, 0, 0).map_or(start, |d| d.and_utc())
+            + chrono::Duration::seconds(step / 2);
+        while t < end && t <= now && items.len() < 10_000 {
+            if t >= start {
+                let id = format!("{dataset}-{}", t.format("%Y%m%dT%H%M%S"));
+                let body = slate_zip(&dataset, &id, t, state.config.slate_rows);
+                let size = body.len();
+                let ttl = state.config.slate_url_ttl_secs;
+                let url = presign(state, sim, FileBody::Bytes(body), ttl, None);
+                items.push(
+                    json!({"id": id, "name": format!("{id}.zip"), "timestamp": iso(t), "size": size, "url": url,
+                                  "urlExpiresAt": iso(now + chrono::Duration::seconds(ttl))}),
+                );
+            }
+            t += chrono::Duration::seconds(step);
+        }
+        slate_page(sim, &call, &path, items)
+    })
+}

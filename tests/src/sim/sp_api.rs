@@ -1,0 +1,424 @@
+//! SP-API Reports 2021-06-30 (reports, documents, schedules) and Sellers' marketplace participations.
+#![allow(clippy::result_large_err)]
+
+use std::io::Write;
+
+use axum::Json;
+use axum::extract::{Path, State as AxState};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{FileBody, Sim, SpReport, State};
+use crate::fixtures::{CbcEncryptWriter, gzip};
+
+use super::common::*;
+
+pub(super) fn sp_plan(op: &str) -> (f64, f64) {
+    match op {
+        "sp.getReport" => (2.0, 15.0),
+        "sp.createReport" | "sp.getReportDocument" => (0.0167, 15.0),
+        _ => (0.0222, 10.0),
+    }
+}
+
+/// The SP-API token bucket of `op`; `Err` is the 429.
+pub(super) fn sp_throttle(state: &mut State, op: &'static str) -> Result<f64, Response> {
+    let (rate, burst) = sp_plan(op);
+    if !state.config.sp_rate_limits {
+        return Ok(rate);
+    }
+    let now = state.now();
+    let (tokens, last) = state.sp_buckets.get(op).copied().unwrap_or((burst, now));
+    let elapsed = (now - last).num_milliseconds().max(0) as f64 / 1000.0;
+    let tokens = (tokens + elapsed * rate).min(burst);
+    if tokens < 1.0 {
+        state.sp_buckets.insert(op, (tokens, now));
+        return Err(sp_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "QuotaExceeded",
+            "You exceeded your quota for the requested resource.",
+            "",
+        ));
+    }
+    state.sp_buckets.insert(op, (tokens - 1.0, now));
+    Ok(rate)
+}
+
+pub(super) fn with_rate(mut response: Response, rate: f64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&rate.to_string()) {
+        response.headers_mut().insert("x-amzn-RateLimit-Limit", v);
+    }
+    response
+}
+
+/// [`run`] for an SP-API operation: the token and the operation's usage plan are checked first; the
+/// handler gets the plan's rate for `x-amzn-RateLimit-Limit`.
+pub(super) fn sp_run(
+    sim: &Sim,
+    op: &'static str,
+    call: &Call,
+    handle: impl FnOnce(&mut State, &Sim, f64) -> Response,
+) -> Response {
+    run(sim, op, call, |state, sim| {
+        match sp_auth(state, call).and_then(|()| sp_throttle(state, op)) {
+            Ok(rate) => handle(state, sim, rate),
+            Err(r) => r,
+        }
+    })
+}
+
+pub(super) fn sp_invalid(details: &str) -> Response {
+    sp_error(StatusCode::BAD_REQUEST, "InvalidInput", "Invalid input", details)
+}
+
+pub async fn sp_create_report(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    sp_run(&sim, "sp.createReport", &call, |state, _, rate| {
+        let body = match call.json() {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let report_type = body["reportType"].as_str().unwrap_or_default().to_owned();
+        if !report_type.starts_with("GET_")
+            || !report_type
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return sp_invalid(&format!("Invalid reportType {report_type}."));
+        }
+        let marketplace_ids: Vec<String> = body["marketplaceIds"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        if marketplace_ids.is_empty() || marketplace_ids.len() > 25 {
+            return sp_invalid("marketplaceIds must contain between 1 and 25 marketplace ids.");
+        }
+        let time = |k: &str| -> Result<Option<DateTime<Utc>>, Response> {
+            match body.get(k).and_then(Value::as_str) {
+                None => Ok(None),
+                Some(s) => match DateTime::parse_from_rfc3339(s) {
+                    Ok(t) if t.with_timezone(&Utc) <= state.now() => Ok(Some(t.with_timezone(&Utc))),
+                    Ok(_) => Err(sp_invalid(&format!("{k} cannot be in the future."))),
+                    Err(_) => Err(sp_invalid(&format!("{k} is not a valid ISO 8601 date time."))),
+                },
+            }
+        };
+        let (start, end) = match (time("dataStartTime"), time("dataEndTime")) {
+            (Ok(s), Ok(e)) => (s, e),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+        let id = format!("{}", 383_187_020_000 + state.next_id());
+        let outcome = state.outcome(&report_type);
+        let created = state.now();
+        state.sp_reports.insert(
+            id.clone(),
+            SpReport {
+                report_type,
+                marketplace_ids,
+                start,
+                end,
+                created,
+                polls: 0,
+                outcome,
+                cancelled: false,
+                document_id: None,
+            },
+        );
+        with_rate(
+            (StatusCode::ACCEPTED, Json(json!({"reportId": id}))).into_response(),
+            rate,
+        )
+    })
+}
+
+pub(super) fn sp_status(state: &mut State, id: &str) -> Option<Value> {
+    let pps = state.config.polls_per_stage.max(1);
+    let uuid = state.uuid();
+    let report = state.sp_reports.get_mut(id)?;
+    let stage = report.polls / pps;
+    report.polls += 1;
+    let status = if report.cancelled {
+        "CANCELLED"
+    } else {
+        match stage {
+            0 => "IN_QUEUE",
+            1 => "IN_PROGRESS",
+            _ => match report.outcome.as_str() {
+                "FATAL" => "FATAL",
+                "CANCELLED" => "CANCELLED",
+                _ => "DONE",
+            },
+        }
+    };
+    if matches!(status, "DONE" | "FATAL") && report.document_id.is_none() {
+        report.document_id = Some(format!("amzn1.spdoc.1.4.na.{uuid}.T3AV6LRMKCN2H8.2501"));
+    }
+    Some(sp_report_json(id, report, status))
+}
+
+pub(super) fn sp_report_json(id: &str, report: &SpReport, status: &str) -> Value {
+    let mut v = json!({
+        "reportId": id,
+        "reportType": report.report_type,
+        "marketplaceIds": report.marketplace_ids,
+        "createdTime": iso(report.created),
+        "processingStatus": status,
+    });
+    if let Some(s) = report.start {
+        v["dataStartTime"] = json!(iso(s));
+    }
+    if let Some(e) = report.end {
+        v["dataEndTime"] = json!(iso(e));
+    }
+    if status != "IN_QUEUE" {
+        v["processingStartTime"] = json!(iso(report.created));
+    }
+    if matches!(status, "DONE" | "FATAL" | "CANCELLED") {
+        v["processingEndTime"] = json!(iso(report.created));
+    }
+    if matches!(status, "DONE" | "FATAL")
+        && let Some(doc) = &report.document_id
+    {
+        v["reportDocumentId"] = json!(doc);
+    }
+    v
+}
+
+pub async fn sp_get_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
+    sp_run(&sim, "sp.getReport", &call, |state, _, rate| {
+        match sp_status(state, &id) {
+            Some(v) => with_rate(Json(v).into_response(), rate),
+            None => sp_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "The requested report was not found.",
+                "",
+            ),
+        }
+    })
+}
+
+/// `GET /sellers/v1/marketplaceParticipations` (Sellers API v1): the marketplaces of the region the
+/// simulator plays.
+pub async fn sp_marketplace_participations(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    run(&sim, "sp.marketplaceParticipations", &call, |state, _| {
+        if let Err(r) = sp_auth(state, &call) {
+            return r;
+        }
+        let m = |id: &str, name: &str, cc: &str, currency: &str, language: &str, domain: &str| {
+            json!({
+                "marketplace": {"id": id, "name": name, "countryCode": cc, "defaultCurrencyCode": currency,
+                                "defaultLanguageCode": language, "domainName": domain},
+                "participation": {"isParticipating": true, "hasSuspendedListings": false},
+            })
+        };
+        let payload = match state.config.region.as_str() {
+            "eu" => vec![
+                m(
+                    "A1F83G8C2ARO7P",
+                    "Amazon.co.uk",
+                    "GB",
+                    "GBP",
+                    "en_GB",
+                    "www.amazon.co.uk",
+                ),
+                m("A1PA6795UKMFR9", "Amazon.de", "DE", "EUR", "de_DE", "www.amazon.de"),
+            ],
+            "fe" => vec![m(
+                "A1VC38T7YXB528",
+                "Amazon.co.jp",
+                "JP",
+                "JPY",
+                "ja_JP",
+                "www.amazon.co.jp",
+            )],
+            _ => vec![
+                m("ATVPDKIKX0DER", "Amazon.com", "US", "USD", "en_US", "www.amazon.com"),
+                m("A2EUQ1WTGCTBG2", "Amazon.ca", "CA", "CAD", "en_CA", "www.amazon.ca"),
+            ],
+        };
+        Json(json!({ "payload": payload })).into_response()
+    })
+}
+
+pub async fn sp_get_reports(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    sp_run(&sim, "sp.getReports", &call, |state, _, rate| {
+        let types: Vec<&str> = call
+            .query
+            .get("reportTypes")
+            .map(|t| t.split(',').collect())
+            .unwrap_or_default();
+        if types.is_empty() && !call.query.contains_key("nextToken") {
+            return sp_invalid("reportTypes or nextToken is required.");
+        }
+        let since = call.query.get("createdSince").and_then(|s| parse_time(s));
+        let reports: Vec<Value> = state
+            .sp_reports
+            .iter()
+            .rev()
+            .filter(|(_, r)| types.contains(&r.report_type.as_str()) && since.is_none_or(|s| r.created >= s))
+            .map(|(id, r)| {
+                let status = if r.polls == 0 { "IN_QUEUE" } else { "IN_PROGRESS" };
+                sp_report_json(id, r, status)
+            })
+            .collect();
+        with_rate(Json(json!({"reports": reports})).into_response(), rate)
+    })
+}
+
+pub async fn sp_cancel_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
+    sp_run(&sim, "sp.cancelReport", &call, |state, _, rate| {
+        let pps = state.config.polls_per_stage.max(1);
+        match state.sp_reports.get_mut(&id) {
+            Some(r) if r.polls / pps == 0 && !r.cancelled => {
+                r.cancelled = true;
+                with_rate(StatusCode::OK.into_response(), rate)
+            }
+            Some(_) => sp_invalid("Only reports in the IN_QUEUE state can be cancelled."),
+            None => sp_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "The requested report was not found.",
+                "",
+            ),
+        }
+    })
+}
+
+pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
+    sp_run(&sim, "sp.getReportDocument", &call, |state, sim, rate| {
+        let Some((report_type, outcome)) = state
+            .sp_reports
+            .values()
+            .find(|r| r.document_id.as_deref() == Some(id.as_str()))
+            .map(|r| (r.report_type.clone(), r.outcome.clone()))
+        else {
+            return sp_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "The requested report document was not found.",
+                "",
+            );
+        };
+        let seed = id
+            .bytes()
+            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let legacy = state.config.sp_legacy_documents;
+        let key = legacy.then(|| {
+            let mut k = [0u8; 32];
+            let mut iv = [0u8; 16];
+            k.iter_mut().chain(iv.iter_mut()).for_each(|b| *b = fastrand::u8(..));
+            (k, iv)
+        });
+        let body = match outcome.as_str() {
+            "FATAL" => FileBody::Bytes(gzip(
+                json!({"errorDetails": format!("Report {report_type} could not be generated: the requested date range is not supported for this report type.")})
+                    .to_string()
+                    .as_bytes(),
+            ).into()),
+            "LATIN1" => FileBody::Bytes(gzip(b"sku\titem-name\tprice\nA-1\tCaf\xe9 cr\xe8me br\xfbl\xe9e\t4.50\nA-2\tM\xfcsli\t3.20\n").into()),
+            _ => FileBody::SpReport {
+                bytes: state.config.sp_report_bytes,
+                seed,
+                key,
+            },
+        };
+        let body = match (body, key) {
+            (FileBody::Bytes(b), Some((k, iv))) => {
+                let mut w = CbcEncryptWriter::new(Vec::new(), &k, &iv);
+                let _ = w.write_all(&b);
+                FileBody::Bytes(w.finish().unwrap_or_default().into())
+            }
+            (b, _) => b,
+        };
+        let encoding = if call
+            .query
+            .get("enableContentEncodingUrlHeader")
+            .is_some_and(|v| v == "true")
+        {
+            Some("gzip")
+        } else {
+            Some("identity")
+        };
+        let ttl = state.config.sp_url_ttl_secs;
+        let url = presign(state, sim, body, ttl, encoding);
+        let response = match key {
+            Some((k, iv)) => json!({"payload": {
+                "reportDocumentId": id, "url": url, "compressionAlgorithm": "GZIP",
+                "encryptionDetails": {"standard": "AES", "initializationVector": BASE64.encode(iv), "key": BASE64.encode(k)}
+            }}),
+            None => json!({"reportDocumentId": id, "url": url, "compressionAlgorithm": "GZIP"}),
+        };
+        with_rate(Json(response).into_response(), rate)
+    })
+}
+
+pub(super) const SCHEDULE_PERIODS: [&str; 18] = [
+    "PT5M", "PT15M", "PT30M", "PT1H", "PT2H", "PT4H", "PT8H", "PT12H", "P1D", "P2D", "P3D", "PT84H", "P7D", "P14D",
+    "P15D", "P18D", "P30D", "P1M",
+];
+
+pub async fn sp_create_schedule(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    sp_run(&sim, "sp.createReportSchedule", &call, |state, _, _| {
+        let mut body = match call.json() {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        if !body["period"].as_str().is_some_and(|p| SCHEDULE_PERIODS.contains(&p)) {
+            return sp_invalid("period is not valid.");
+        }
+        if body["reportType"].as_str().is_none() || body["marketplaceIds"].as_array().is_none_or(Vec::is_empty) {
+            return sp_invalid("reportType and marketplaceIds are required.");
+        }
+        let id = format!("{}", 50_000_000 + state.next_id());
+        body["reportScheduleId"] = json!(id);
+        state.sp_schedules.insert(id.clone(), body);
+        (StatusCode::CREATED, Json(json!({"reportScheduleId": id}))).into_response()
+    })
+}
+
+pub async fn sp_get_schedules(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    sp_run(&sim, "sp.getReportSchedules", &call, |state, _, _| {
+        let Some(types) = call.query.get("reportTypes") else {
+            return sp_invalid("reportTypes is required.");
+        };
+        let types: Vec<&str> = types.split(',').collect();
+        let list: Vec<&Value> = state
+            .sp_schedules
+            .values()
+            .filter(|s| s["reportType"].as_str().is_some_and(|t| types.contains(&t)))
+            .collect();
+        Json(json!({"reportSchedules": list})).into_response()
+    })
+}
+
+pub async fn sp_get_schedule(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
+    sp_run(&sim, "sp.getReportSchedule", &call, |state, _, _| {
+        match state.sp_schedules.get(&id) {
+            Some(s) => Json(s.clone()).into_response(),
+            None => sp_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "The requested schedule was not found.",
+                "",
+            ),
+        }
+    })
+}
+
+pub async fn sp_cancel_schedule(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
+    sp_run(&sim, "sp.cancelReportSchedule", &call, |state, _, _| {
+        match state.sp_schedules.remove(&id) {
+            Some(_) => StatusCode::OK.into_response(),
+            None => sp_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "The requested schedule was not found.",
+                "",
+            ),
+        }
+    })
+}

@@ -1,0 +1,172 @@
+//! Amazon Marketing Cloud: executions, the running limit, lost creates, workflows, accounts and instances.
+
+use super::*;
+
+#[tokio::test]
+async fn amc_ad_hoc_sql_is_sent_single_line_and_every_result_file_lands_in_s3() {
+    for wrapped in [false, true] {
+        let sim = Simulator::start(SimConfig {
+            amc_wrapped: wrapped,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("sim");
+        let client = amc(&sim);
+        let w = window(-9, -2);
+        let id = client.create(&reach_query(), &w).await.expect("create");
+        let (states, done) = poll_until_done(&client, &reach_query(), &id).await;
+        assert_eq!(states, vec!["PENDING", "RUNNING"]);
+        assert_eq!(done, RequestStatus::Ready);
+        let docs = client.documents(&reach_query(), &id).await.expect("documents");
+        assert_eq!(docs.len(), 2);
+        let stored = store(docs).await;
+        assert!(
+            stored
+                .iter()
+                .all(|(k, _, rows)| k.ends_with(".csv") && *rows == Some(1000)),
+            "{stored:?}"
+        );
+
+        let create = &sim.requests_of("amc.createExecution")[0];
+        assert_eq!(create.path, "/amc/reporting/amcdemo01/workflowExecutions");
+        assert_eq!(
+            create.headers["content-type"],
+            "application/vnd.amcworkflowexecutions.v1+json"
+        );
+        assert_eq!(
+            create.headers["amazon-advertising-api-advertiserid"],
+            "ENTITY1AA1AA11AAA1"
+        );
+        assert_eq!(create.headers["amazon-advertising-api-marketplaceid"], "ATVPDKIKX0DER");
+        let body: serde_json::Value = serde_json::from_str(&create.body).expect("json");
+        assert_eq!(
+            body["workflow"]["sqlQuery"],
+            "SELECT campaign, COUNT(DISTINCT user_id) AS reach FROM dsp_impressions GROUP BY 1"
+        );
+        assert_eq!(body["timeWindowType"], "EXPLICIT");
+        assert_eq!(body["timeWindowStart"], w.start.format("%Y-%m-%dT%H:%M:%S").to_string());
+        assert_eq!(body["timeWindowTimeZone"], "America/New_York");
+    }
+}
+
+#[tokio::test]
+async fn amc_refuses_to_start_an_eleventh_execution_on_a_busy_instance() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = amc(&sim);
+    for i in 0..10 {
+        let id = client
+            .create(&reach_query(), &window(-30 + i, -29 + i))
+            .await
+            .expect("create");
+        client.status(&reach_query(), &id).await.expect("status");
+    }
+    let err = client.create(&reach_query(), &window(-2, -1)).await.expect_err("busy");
+    assert!(matches!(err, SourceError::Throttled { .. }), "{err:?}");
+    assert_eq!(sim.created_counts().2, 10);
+}
+
+#[tokio::test]
+async fn amc_failures_carry_the_status_reason_and_a_lost_create_answer_finds_the_execution() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    sim.set_scenario(Scenario {
+        faults: vec![Fault {
+            op: "amc.createExecution".into(),
+            status: 503,
+            times: 1,
+            retry_after: None,
+            body: None,
+            after_effect: true,
+        }],
+        outcomes: [("adhoc".to_owned(), "FAILED".to_owned())].into(),
+        ..Scenario::default()
+    });
+    let client = amc(&sim);
+    let id = client.create(&reach_query(), &window(-5, -4)).await.expect("create");
+    assert_eq!(
+        sim.created_counts().2,
+        1,
+        "the execution the lost answer created is reused"
+    );
+    let (_, done) = poll_until_done(&client, &reach_query(), &id).await;
+    let RequestStatus::Failed { reason } = done else {
+        panic!("expected FAILED, got {done:?}");
+    };
+    assert!(reason.contains("column reach does not exist"), "{reason}");
+}
+
+#[tokio::test]
+async fn amc_saved_workflows_are_created_updated_listed_run_and_deleted() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = amc(&sim);
+    let request = reach_query();
+    let scope = AmcScope {
+        instance_id: request.instance_id.clone(),
+        advertiser_id: request.advertiser_id.clone(),
+        marketplace_id: request.marketplace_id.clone(),
+    };
+    let mut workflow = Workflow {
+        workflow_id: "weekly_reach".into(),
+        sql: "SELECT 1\nFROM x -- first".into(),
+        fields: serde_json::Map::new(),
+    };
+    client.create_workflow(&scope, &workflow).await.expect("create");
+    workflow.sql = "SELECT 2 FROM x".into();
+    client.update_workflow(&scope, &workflow).await.expect("update");
+    let stored = client.workflow(&scope, "weekly_reach").await.expect("get");
+    assert_eq!(stored["sqlQuery"], "SELECT 2 FROM x");
+    let listed = client.workflows(&scope).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["workflowId"], "weekly_reach");
+    let saved = AmcRequest {
+        query: AmcQuery::WorkflowId("weekly_reach".into()),
+        ..request.clone()
+    };
+    let id = client.create(&saved, &window(-3, -2)).await.expect("run saved");
+    assert_eq!(poll_until_done(&client, &saved, &id).await.1, RequestStatus::Ready);
+    client.delete_workflow(&scope, "weekly_reach").await.expect("delete");
+    assert!(matches!(
+        client.workflow(&scope, "weekly_reach").await,
+        Err(SourceError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_cancelled_amc_execution_ends_as_a_failure_that_says_so() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = amc(&sim);
+    let id = client.create(&reach_query(), &window(-4, -3)).await.expect("create");
+    client.cancel(&reach_query(), &id).await.expect("cancel");
+    let status = client.status(&reach_query(), &id).await.expect("status");
+    assert!(
+        matches!(&status, RequestStatus::Failed { reason } if reason.starts_with("CANCELLED")),
+        "{status:?}"
+    );
+    let cancel = &sim.requests_of("amc.cancelExecution")[0];
+    assert_eq!(
+        (cancel.method.as_str(), cancel.body.as_str()),
+        ("PUT", r#"{"status":"CANCELLED"}"#)
+    );
+}
+
+#[tokio::test]
+async fn amc_accounts_list_their_instances_and_a_foreign_account_is_refused() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = amc(&sim);
+    let accounts = client.accounts().await.expect("accounts");
+    assert_eq!(accounts.len(), 1);
+    let instances = client
+        .instances(&accounts[0].account_id, &accounts[0].marketplace_id)
+        .await
+        .expect("instances");
+    assert!(instances.iter().any(|i| i.instance_id == "amcdemo01"));
+    let foreign = client.instances("ENTITYSOMEONEELSE", "ATVPDKIKX0DER").await;
+    assert!(foreign.is_err(), "{foreign:?}");
+    let requests = sim.requests_of("amc.instances");
+    assert_eq!(
+        requests[0]
+            .headers
+            .get("amazon-advertising-api-advertiserid")
+            .map(String::as_str),
+        Some(accounts[0].account_id.as_str())
+    );
+}

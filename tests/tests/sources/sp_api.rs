@@ -1,0 +1,295 @@
+//! SP-API Reports 2021-06-30 and Sellers: reports from queue to S3, errors, throttling, schedules, cancels.
+
+use super::*;
+
+#[tokio::test]
+async fn sp_api_report_goes_from_queue_to_done_and_its_document_lands_in_s3() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    let w = window(-2, -1);
+    let id = client.create(&orders(), &w).await.expect("create");
+    let (states, done) = poll_until_done(&client, &orders(), &id).await;
+    assert_eq!(states, vec!["IN_QUEUE", "IN_PROGRESS"]);
+    assert_eq!(done, RequestStatus::Ready);
+    let docs = client.documents(&orders(), &id).await.expect("documents");
+    assert_eq!(docs.len(), 1);
+    assert!(docs[0].document.source_id.starts_with("amzn1.spdoc.1.4.na."));
+    let stored = store(docs).await;
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].0.ends_with(".tsv"));
+    assert_eq!(stored[0].1, 256 << 10);
+
+    // The request is exactly what the model specifies.
+    let create = &sim.requests_of("sp.createReport")[0];
+    assert_eq!(create.method, "POST");
+    assert_eq!(create.path, "/reports/2021-06-30/reports");
+    assert_eq!(create.status, 202);
+    assert_eq!(
+        create.headers.get("x-amz-access-token").map(String::as_str),
+        Some("[sent]")
+    );
+    let body: serde_json::Value = serde_json::from_str(&create.body).expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "reportType": "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+            "marketplaceIds": ["ATVPDKIKX0DER"],
+            "dataStartTime": w.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "dataEndTime": w.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+    );
+}
+
+#[tokio::test]
+async fn sp_api_fatal_reports_fail_with_the_error_document_and_cancelled_ones_mean_no_data() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    sim.set_scenario(Scenario {
+        outcomes: [
+            (
+                "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL".to_owned(),
+                "FATAL".to_owned(),
+            ),
+            ("GET_MERCHANT_LISTINGS_ALL_DATA".to_owned(), "CANCELLED".to_owned()),
+        ]
+        .into(),
+        ..Scenario::default()
+    });
+    let client = sp(&sim);
+    let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
+    let (_, done) = poll_until_done(&client, &orders(), &id).await;
+    let RequestStatus::Failed { reason } = done else {
+        panic!("expected FATAL, got {done:?}");
+    };
+    assert!(reason.contains("date range is not supported"), "{reason}");
+
+    let listings = SpReportRequest {
+        report_type: "GET_MERCHANT_LISTINGS_ALL_DATA".into(),
+        ..orders()
+    };
+    let id = client.create(&listings, &window(-2, -1)).await.expect("create");
+    let (_, done) = poll_until_done(&client, &listings, &id).await;
+    assert!(matches!(done, RequestStatus::NoData { .. }), "{done:?}");
+}
+
+#[tokio::test]
+async fn sp_api_create_is_not_repeated_when_its_answer_is_lost() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    // The report is created, but the answer is a 500: the client must find it, not create another.
+    sim.set_scenario(Scenario {
+        faults: vec![Fault {
+            op: "sp.createReport".into(),
+            status: 500,
+            times: 1,
+            retry_after: None,
+            body: None,
+            after_effect: true,
+        }],
+        ..Scenario::default()
+    });
+    let client = sp(&sim);
+    let id = client.create(&orders(), &window(-3, -2)).await.expect("create");
+    assert_eq!(sim.created_counts().0, 1, "exactly one report at Amazon");
+    assert_eq!(sim.requests_of("sp.createReport").len(), 1);
+    assert_eq!(sim.requests_of("sp.getReports").len(), 1);
+    assert!(client.get_report(&id).await.is_ok());
+}
+
+#[tokio::test]
+async fn sp_api_throttling_without_retry_after_is_returned_as_a_wait_and_short_waits_are_absorbed() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    sim.set_scenario(Scenario {
+        faults: vec![
+            Fault {
+                op: "sp.createReport".into(),
+                status: 429,
+                times: 1,
+                retry_after: None,
+                body: None,
+                after_effect: false,
+            },
+            Fault {
+                op: "sp.getReport".into(),
+                status: 429,
+                times: 2,
+                retry_after: Some(0),
+                body: None,
+                after_effect: false,
+            },
+        ],
+        ..Scenario::default()
+    });
+    let err = client.create(&orders(), &window(-2, -1)).await.expect_err("throttled");
+    let SourceError::Throttled { retry_after } = err else {
+        panic!("expected Throttled, got {err:?}");
+    };
+    assert!(
+        retry_after >= Duration::from_secs(59),
+        "createReport refills one token a minute: {retry_after:?}"
+    );
+    assert_eq!(sim.created_counts().0, 0);
+    // A later create (the state machine waited) succeeds; getReport's short 429s are retried inline.
+    let client = sp(&sim);
+    let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
+    client.status(&orders(), &id).await.expect("status after two 429s");
+    assert_eq!(sim.requests_of("sp.getReport").len(), 3);
+}
+
+#[tokio::test]
+async fn sp_api_legacy_encrypted_documents_are_decrypted_on_the_way_to_s3() {
+    let sim = Simulator::start(SimConfig {
+        sp_legacy_documents: true,
+        sp_report_bytes: 3 << 20,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let client = sp(&sim);
+    let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
+    poll_until_done(&client, &orders(), &id).await;
+    let docs = client.documents(&orders(), &id).await.expect("documents");
+    assert!(matches!(docs[0].document.encryption, Encryption::AesCbc { .. }));
+    let stored = store(docs).await;
+    assert_eq!(stored[0].1, 3 << 20);
+    assert!(stored[0].2.is_some_and(|rows| rows > 1000));
+}
+
+#[tokio::test]
+async fn sp_api_schedules_are_created_listed_and_cancelled_and_bad_periods_are_refused() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    let schedule = ReportSchedule {
+        report_schedule_id: None,
+        report_type: "GET_MERCHANT_LISTINGS_ALL_DATA".into(),
+        marketplace_ids: vec!["ATVPDKIKX0DER".into()],
+        report_options: Default::default(),
+        period: "P1D".into(),
+        next_report_creation_time: None,
+    };
+    let id = client.create_schedule(&schedule).await.expect("schedule");
+    let listed = client
+        .list_schedules(&["GET_MERCHANT_LISTINGS_ALL_DATA"])
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].report_schedule_id.as_deref(), Some(id.as_str()));
+    client.cancel_schedule(&id).await.expect("cancel");
+    let bad = ReportSchedule {
+        period: "P2W".into(),
+        ..schedule
+    };
+    assert!(matches!(
+        client.create_schedule(&bad).await,
+        Err(SourceError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn hostile_ids_and_unknown_report_types_are_refused_with_a_clear_error() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    let err = client
+        .status(&orders(), "../../v2/profiles")
+        .await
+        .expect_err("hostile id");
+    assert!(matches!(err, SourceError::Invalid(_)), "{err:?}");
+    let bad = SpReportRequest {
+        report_type: "get orders; DROP".into(),
+        ..orders()
+    };
+    let err = client.create(&bad, &window(-2, -1)).await.expect_err("bad type");
+    assert!(err.to_string().contains("reportType"), "{err}");
+    let unknown = SpReportRequest {
+        report_type: "NOT_A_REPORT".into(),
+        ..orders()
+    };
+    let err = client
+        .create(&unknown, &window(-2, -1))
+        .await
+        .expect_err("unknown type");
+    assert!(matches!(err, SourceError::Invalid(_)), "{err:?}");
+    assert!(err.to_string().contains("Invalid reportType"), "{err}");
+    assert_eq!(sim.created_counts().0, 0);
+}
+
+#[tokio::test]
+async fn a_queued_sp_api_report_can_be_cancelled_and_then_has_no_data() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
+    client.cancel_report(&id).await.expect("cancel while IN_QUEUE");
+    let status = client.status(&orders(), &id).await.expect("status");
+    assert!(matches!(status, RequestStatus::NoData { .. }), "{status:?}");
+    assert_eq!(sim.requests_of("sp.cancelReport")[0].method, "DELETE");
+}
+
+#[tokio::test]
+async fn server_errors_on_reads_are_retried_with_backoff_and_the_announced_rate_is_applied() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
+    sim.set_scenario(Scenario {
+        faults: vec![Fault {
+            op: "sp.getReport".into(),
+            status: 503,
+            times: 2,
+            retry_after: None,
+            body: None,
+            after_effect: false,
+        }],
+        ..Scenario::default()
+    });
+    client.status(&orders(), &id).await.expect("status after two 503s");
+    let statuses: Vec<u16> = sim.requests_of("sp.getReport").iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![503, 503, 200]);
+    // A fourth failure in a row is given up on as transient (4 attempts per call).
+    sim.set_scenario(Scenario {
+        faults: vec![Fault {
+            op: "sp.getReport".into(),
+            status: 500,
+            times: 4,
+            retry_after: None,
+            body: None,
+            after_effect: false,
+        }],
+        ..Scenario::default()
+    });
+    let err = client.status(&orders(), &id).await.expect_err("gives up");
+    assert!(matches!(err, SourceError::Transient(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_non_utf8_sp_api_document_is_stored_byte_for_byte() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    sim.set_scenario(Scenario {
+        outcomes: [("GET_MERCHANT_LISTINGS_ALL_DATA".to_owned(), "LATIN1".to_owned())].into(),
+        ..Scenario::default()
+    });
+    let client = sp(&sim);
+    let listings = SpReportRequest {
+        report_type: "GET_MERCHANT_LISTINGS_ALL_DATA".into(),
+        ..orders()
+    };
+    let id = client.create(&listings, &window(-2, -1)).await.expect("create");
+    poll_until_done(&client, &listings, &id).await;
+    let docs = client.documents(&listings, &id).await.expect("documents");
+    let stored = store(docs).await;
+    // "sku\titem-name\tprice\n" + two ISO-8859-1 rows: 2 rows, the exact byte count.
+    assert_eq!(stored[0].2, Some(2));
+    assert_eq!(stored[0].1, 62);
+}
+
+#[tokio::test]
+async fn the_sellers_api_lists_the_marketplaces_of_the_region() {
+    let sim = Simulator::start(SimConfig {
+        region: "eu".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let sellers = amzpipe::adapters::sellers::SellersClient::new(api(&sim, AuthStyle::AmzAccessToken), sim.base_url());
+    let marketplaces = sellers.marketplace_participations().await.expect("marketplaces");
+    let ids: Vec<&str> = marketplaces.iter().map(|m| m.marketplace.id.as_str()).collect();
+    assert_eq!(ids, ["A1F83G8C2ARO7P", "A1PA6795UKMFR9"]);
+    assert!(marketplaces.iter().all(|m| m.participation.is_participating));
+}
