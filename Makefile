@@ -11,8 +11,8 @@ PY_TOOLS := moto[server]==5.2.5 cargo-lambda==1.9.2
 TOOLS_STAMP := $(VENV)/.tools-moto-5.2.5-cargo-lambda-1.9.2
 # Infrastructure checks, in a virtualenv of their own (SAM CLI and checkov pin their own dependencies).
 INFRA_VENV := .venv-infra
-INFRA_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0 checkov==3.2.459 ziglang==0.17.1
-INFRA_STAMP := $(INFRA_VENV)/.tools-sam-1.170.0-cfn-lint-1.58.0-checkov-3.2.459-zig-0.17.1
+INFRA_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0 checkov==3.2.459 ziglang==0.17.1 parliament==1.6.4
+INFRA_STAMP := $(INFRA_VENV)/.tools-sam-1.170.0-cfn-lint-1.58.0-checkov-3.2.459-zig-0.17.1-parliament-1.6.4
 ASL_VALIDATOR := .tools/node/node_modules/.bin/asl-validator
 
 .PHONY: demo test tools watch lint lint-infra build-infra fmt bench ci clean-demo
@@ -44,7 +44,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Static checks of infra/: cfn-lint, sam validate --lint, checkov, asl-validator (installs them first).
+## Static checks of infra/: cfn-lint, sam validate --lint, checkov, parliament over the rendered IAM policies,
+## the alarm contract, asl-validator (installs them first).
 lint-infra: $(INFRA_STAMP) $(ASL_VALIDATOR)
 	infra/validate
 

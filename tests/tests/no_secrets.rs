@@ -1,4 +1,4 @@
-//! Secrets stay secret: with debug logging on, no step output and no log line carries an access token,
+//! Secrets stay secret: with logging at its most verbose (`TRACE`, as `AWS_LAMBDA_LOG_LEVEL` can ask), no step output and no log line carries an access token,
 //! a refresh token, the client secret or a pre-signed URL, for any source.
 //!
 //! A test binary of its own: the log subscriber is installed globally, so that no other test's thread
@@ -34,7 +34,7 @@ async fn no_output_and_no_log_line_contains_a_token_a_secret_or_a_presigned_url(
         .json()
         .flatten_event(true)
         .with_current_span(true)
-        .with_env_filter(amzpipe::lambda::DEFAULT_LOG_FILTER.replace("info", "debug"))
+        .with_env_filter(amzpipe::lambda::log_filter(Some("TRACE")))
         .with_writer(move || writer.clone())
         .finish();
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");

@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
+use amzpipe::adapters::api::Policy;
 use amzpipe::domain::run::RunStatus;
 use amzpipe::ports::JobStore;
 use amzpipe::steps::RunContext;
+use amzpipe::steps::budget::{STEP_CALLS, worst_case};
+use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
 use amzpipe_testkit::stack::{BUCKET, Pipeline, event_job};
 use serde_json::{Value, json};
@@ -33,6 +36,83 @@ fn failed_jobs(output: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Every Lambda task of the definition, by state name.
+fn lambda_tasks() -> Vec<(String, Value)> {
+    fn walk(value: &Value, out: &mut Vec<(String, Value)>) {
+        if let Some(states) = value.get("States").and_then(Value::as_object) {
+            for (name, state) in states {
+                if state["Resource"] == json!("arn:aws:states:::lambda:invoke") {
+                    out.push((name.clone(), state.clone()));
+                }
+                walk(state, out);
+            }
+        }
+        for nested in ["Iterator", "ItemProcessor"] {
+            if let Some(inner) = value.get(nested) {
+                walk(inner, out);
+            }
+        }
+        if let Some(branches) = value.get("Branches").and_then(Value::as_array) {
+            branches.iter().for_each(|b| walk(b, out));
+        }
+    }
+    let text = local_definition("table", 1, false).expect("ASL file");
+    let asl: Value = serde_json::from_str(&text).expect("ASL JSON");
+    let mut out = Vec::new();
+    walk(&asl, &mut out);
+    out
+}
+
+#[test]
+fn every_lambda_task_retries_a_function_timeout_or_crash() {
+    // A Lambda timeout or an out-of-memory kill reaches Step Functions as Sandbox.Timedout or
+    // Lambda.Unknown (moto never produces either): without a retrier one slow answer fails the run.
+    let tasks = lambda_tasks();
+    assert_eq!(tasks.len(), 4, "{tasks:?}");
+    for (name, task) in tasks {
+        let retried: Vec<&str> = task["Retry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["ErrorEquals"].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect();
+        for error in ["Sandbox.Timedout", "Lambda.Unknown", "States.Timeout"] {
+            assert!(retried.contains(&error), "{name} does not retry {error}: {retried:?}");
+        }
+        assert!(
+            !retried.contains(&"States.ALL") && !retried.contains(&"States.TaskFailed"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn every_function_times_out_after_its_worst_case_under_the_http_policy() {
+    // The template's Timeout of each function (moto enforces none) against the step's worst case.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
+    let template = std::fs::read_to_string(path).expect("template");
+    let policy = Policy::default();
+    for (function, calls) in STEP_CALLS {
+        // The resource's lines: from `  Name:` to the next line indented by exactly two spaces.
+        let timeout: u64 = template
+            .lines()
+            .skip_while(|l| *l != format!("  {function}:"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("  ") || l.starts_with("   "))
+            .find_map(|l| l.trim().strip_prefix("Timeout:"))
+            .and_then(|v| v.split('#').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{function} sets its Timeout"));
+        let needed = worst_case(&policy, calls);
+        assert!(
+            std::time::Duration::from_secs(timeout) > needed,
+            "{function}: Timeout {timeout} s is not above its worst case of {} s",
+            needed.as_secs()
+        );
+    }
 }
 
 #[tokio::test]

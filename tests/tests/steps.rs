@@ -540,6 +540,25 @@ async fn the_access_token_is_shared_between_functions_through_the_table() {
 }
 
 #[tokio::test]
+async fn a_secret_stored_as_a_bare_string_is_refused_without_echoing_it() {
+    let stack = stack().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.aws.sdk_config().await);
+    sm.create_secret()
+        .name("amzpipe/bare")
+        .secret_string(json!("Atzr|IwEBIBareTokenPastedAsTheWholeSecret").to_string())
+        .send()
+        .await
+        .expect("secret");
+    let mut job = sp_job();
+    job["credentials"] = json!("amzpipe/bare");
+    let err = refresh_token(&stack.services, event(job)).await.expect_err("refused");
+    assert_eq!(err.error_type(), "InvalidJob");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("IwEBIBare") && !text.contains("Atzr|"), "{text}");
+    assert!(text.contains("amzpipe/bare") && text.contains("a JSON string"), "{text}");
+}
+
+#[tokio::test]
 async fn revoked_credentials_fail_with_credentials_refused() {
     let stack = stack().await;
     stack.sim.revoke_refresh_tokens();

@@ -87,6 +87,15 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// The longest one call can take under this policy: every attempt running to the request timeout,
+    /// plus the most it sleeps between attempts and for throttling (the inline waiting is bounded as a
+    /// whole by `max_inline_wait`; longer waits end the call as throttled).
+    pub fn worst_case_call(&self) -> Duration {
+        self.request_timeout.saturating_mul(self.max_attempts) + self.max_inline_wait
+    }
+}
+
 /// A failed API call, safe to log: operation names, statuses and Amazon's error text only.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {

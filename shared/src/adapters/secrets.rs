@@ -116,10 +116,20 @@ pub fn parse_secret(secret_id: &str, value: &str) -> Result<SecretValue, SecretE
         let path = e.path().to_string();
         let inner = e.into_inner();
         // serde_json's messages quote unexpected values; only say what kind of problem it is.
+        // The value itself may be a bare token (a secret stored as a JSON string): say what kind of
+        // value it is, never quote it.
         let message = if inner.is_syntax() || inner.is_eof() {
             "the value is not JSON".to_owned()
         } else if path == "." {
-            format!("expected an object with clientId, clientSecret, refreshToken, region ({inner})")
+            let kind = match serde_json::from_str::<serde_json::Value>(value) {
+                Ok(serde_json::Value::Object(_)) => "an object with other fields",
+                Ok(serde_json::Value::String(_)) => "a JSON string",
+                Ok(serde_json::Value::Array(_)) => "a JSON array",
+                Ok(serde_json::Value::Number(_)) => "a number",
+                Ok(serde_json::Value::Bool(_)) => "a boolean",
+                Ok(serde_json::Value::Null) | Err(_) => "null",
+            };
+            format!("expected an object with clientId, clientSecret, refreshToken, region, not {kind}")
         } else {
             format!("field {path} is missing or invalid")
         };
@@ -205,6 +215,18 @@ mod tests {
         );
         let err = parse_secret("s", "Atzr|not-json").expect_err("refused");
         assert!(!err.to_string().contains("Atzr"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_that_is_a_bare_json_string_is_refused_without_quoting_it() {
+        for value in [r#""Atzr|IwEBIA-bare-token""#, r#"["Atzr|IwEBIA-bare-token"]"#, "42"] {
+            let err = parse_secret("amzpipe/prod/seller", value).expect_err("refused");
+            let text = err.to_string();
+            assert!(!text.contains("Atzr") && !text.contains("IwEBIA"), "{text}");
+            assert!(text.contains("expected an object with clientId"), "{text}");
+        }
+        let err = parse_secret("s", r#""Atzr|IwEBIA-bare-token""#).expect_err("refused");
+        assert!(err.to_string().contains("not a JSON string"), "{err}");
     }
 
     #[test]

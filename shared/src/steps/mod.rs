@@ -28,6 +28,7 @@
 //! [`Sessions`], the [`Services`] every step uses (over one bound, [`Ports`]), the source a job is
 //! bound to ([`BoundSource`]), and one file per step.
 
+pub mod budget;
 mod context;
 mod create;
 mod deadline;

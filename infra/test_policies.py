@@ -1,0 +1,108 @@
+"""Tests of the offline infrastructure checks (`python3 -m unittest discover -s infra`, run by
+`make lint-infra`): each check fails on the defect it exists for, and passes on the real template."""
+
+import json
+import unittest
+
+import policies
+
+ROLE_WITH_PREFIX_CONDITION = """
+Resources:
+  Bucket: {Type: AWS::S3::Bucket}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Version: "2012-10-17"
+          Statement:
+            - Sid: ListUnfinishedUploads
+              Effect: Allow
+              Action: [s3:ListBucketMultipartUploads]
+              Resource: !GetAtt Bucket.Arn
+              Condition:
+                StringLike:
+                  s3:prefix: "amazon/*"
+"""
+
+ALARM_ON_MANAGED_KEY = """
+Resources:
+  Machine: {Type: AWS::Serverless::StateMachine}
+  Topic:
+    Type: AWS::SNS::Topic
+    Properties: {KmsMasterKeyId: alias/aws/sns}
+  Failed:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/States
+      MetricName: ExecutionsFailed
+      Dimensions: [{Name: StateMachineArn, Value: !Ref Machine}]
+      AlarmActions: [!Ref Topic]
+"""
+
+ALARM_ON_UNEMITTED_METRIC = """
+Resources:
+  Fn: {Type: AWS::Serverless::Function}
+  Topic: {Type: AWS::SNS::Topic}
+  Errors:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/Lambda
+      MetricName: Errorz
+      Dimensions: [{Name: FunctionArn, Value: !GetAtt Fn.Arn}]
+      AlarmActions: [!Ref Topic]
+"""
+
+
+def template(text):
+    import yaml
+
+    return yaml.load(text, Loader=policies._loader())
+
+
+def parliament_fatal(doc):
+    from parliament import analyze_policy_string
+
+    return [f.issue for f in analyze_policy_string(json.dumps(doc)).findings if f.issue in policies.FATAL_FINDINGS]
+
+
+class PolicyLint(unittest.TestCase):
+    def test_a_condition_key_the_action_does_not_define_fails_the_lint(self):
+        stack = policies.Stack(template(ROLE_WITH_PREFIX_CONDITION), {})
+        (doc,) = [d for d in stack.roles()["Fn"] if not d.get("Managed")]
+        self.assertEqual(parliament_fatal(doc), ["UNKNOWN_CONDITION_FOR_ACTION"])
+
+    def test_every_policy_of_the_stack_is_well_formed_with_and_without_kms(self):
+        for kms in (False, True):
+            for role, docs in policies.render(kms=kms)["roles"].items():
+                for doc in docs:
+                    if not doc.get("Managed"):
+                        self.assertEqual(parliament_fatal(doc), [], f"{role} (kms={kms})")
+
+    def test_with_kms_every_function_that_reads_a_secret_may_use_the_key_through_secrets_manager_only(self):
+        roles = policies.render(kms=True)["roles"]
+        for fn in ["RefreshTokenFunction", "CreateRequestFunction", "PollStatusFunction", "DownloadDecryptFunction"]:
+            statements = [s for d in roles[fn] for s in d["Statement"] if s.get("Sid") == "CredentialsKey"]
+            self.assertEqual(len(statements), 1, fn)
+            (s,) = statements
+            self.assertEqual(set(s["Action"]), {"kms:Decrypt", "kms:GenerateDataKey"})
+            self.assertEqual(s["Condition"]["StringEquals"]["kms:ViaService"], "secretsmanager.us-east-1.amazonaws.com")
+        without = policies.render(kms=False)["roles"]
+        self.assertFalse(any(s.get("Sid") == "CredentialsKey" for d in without["RefreshTokenFunction"] for s in d["Statement"]))
+
+
+class AlarmContract(unittest.TestCase):
+    def test_an_alarm_topic_under_the_aws_managed_sns_key_fails(self):
+        problems = policies.alarm_problems(template(ALARM_ON_MANAGED_KEY))
+        self.assertEqual(len(problems), 1)
+        self.assertIn("alias/aws/sns", problems[0])
+
+    def test_an_alarm_on_a_metric_or_dimension_the_stack_does_not_emit_fails(self):
+        problems = policies.alarm_problems(template(ALARM_ON_UNEMITTED_METRIC))
+        self.assertEqual(len(problems), 2, problems)
+
+    def test_the_stacks_alarms_keep_the_contract(self):
+        self.assertEqual(policies.alarm_problems(policies.load_template()), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
