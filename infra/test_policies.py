@@ -89,6 +89,17 @@ class PolicyLint(unittest.TestCase):
         without = policies.render(kms=False)["roles"]
         self.assertFalse(any(s.get("Sid") == "CredentialsKey" for d in without["RefreshTokenFunction"] for s in d["Statement"]))
 
+    def test_every_function_and_nothing_else_may_seal_and_open_tokens_with_the_token_key(self):
+        roles = policies.render()["roles"]
+        for fn in ["RefreshTokenFunction", "CreateRequestFunction", "PollStatusFunction", "DownloadDecryptFunction"]:
+            (s,) = [s for d in roles[fn] for s in d["Statement"] if s.get("Sid") == "SealTokens"]
+            self.assertEqual(set(s["Action"]), {"kms:GenerateDataKey", "kms:Decrypt"})
+            self.assertIn(":key/", s["Resource"])
+        others = [r for r in roles if r not in ("RefreshTokenFunction", "CreateRequestFunction", "PollStatusFunction", "DownloadDecryptFunction")]
+        for role in others:
+            actions = {a for d in roles[role] for s in d["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+            self.assertFalse(any(a.startswith("kms:") for a in actions), role)
+
 
 class AlarmContract(unittest.TestCase):
     def test_an_alarm_topic_under_the_aws_managed_sns_key_fails(self):

@@ -340,6 +340,10 @@ pub trait Quotas: Send + Sync {
 }
 
 /// One place, shared by every function, where access tokens are cached until they expire.
+///
+/// Contract: a token is never stored in plain text (whoever may read the store must not read a bearer
+/// token); a cache that cannot seal tokens caches none. A token that cannot be read back is `Ok(None)` or
+/// an error, and callers then refresh instead.
 pub trait TokenCache: Send + Sync {
     /// The cached token of a credential set, if any (it may be stale: check it).
     fn cached_token(

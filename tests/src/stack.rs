@@ -21,6 +21,8 @@ pub const TABLE: &str = "amzpipe-jobs";
 pub const BUCKET: &str = "amzpipe-data";
 /// The credentials secret's name locally.
 pub const SECRET: &str = "amzpipe/local";
+/// The alias of the KMS key access tokens are sealed under locally.
+pub const TOKEN_KEY: &str = "alias/amzpipe-tokens";
 /// The client secret stored in it (tests look for it in outputs and logs).
 pub const CLIENT_SECRET: &str = "sim-client-secret-7f3a";
 /// The refresh token stored in it.
@@ -42,6 +44,7 @@ pub fn settings(sim: &Simulator) -> Settings {
         table: TABLE.into(),
         bucket: BUCKET.into(),
         kms_key_id: None,
+        token_key_id: Some(TOKEN_KEY.into()),
         endpoints: Endpoints {
             lwa: Some(sim.token_url()),
             sp_api: Some(sim.base_url().to_owned()),
@@ -75,6 +78,7 @@ pub fn write_stack_env(
         ("AMZPIPE_ADS_API_URL", endpoint(settings.endpoints.ads_api)),
         ("AMZPIPE_SLATE_URL", endpoint(settings.endpoints.slate)),
         ("AMZPIPE_MAX_WAIT_SECONDS", settings.max_wait.as_secs().to_string()),
+        ("AMZPIPE_TOKEN_KEY_ID", settings.token_key_id.unwrap_or_default()),
         ("AWS_ENDPOINT_URL", aws.endpoint().to_owned()),
         ("AWS_REGION", crate::moto::REGION.to_owned()),
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
@@ -113,9 +117,22 @@ pub fn secret_value(region: &str) -> String {
     .to_string()
 }
 
-/// Creates the table, the bucket and the credentials secret in a local AWS.
+/// Creates the table, the bucket, the credentials secret and the token key (with its alias
+/// [`TOKEN_KEY`]) in a local AWS.
 pub async fn provision(aws: &LocalAws) -> Result<(), Box<dyn std::error::Error>> {
     let config = aws.sdk_config().await;
+    let kms = aws_sdk_kms::Client::new(&config);
+    let key = kms
+        .create_key()
+        .description("amzpipe: seals the access tokens shared through the job table")
+        .send()
+        .await?;
+    let key_id = key.key_metadata().map(|m| m.key_id().to_owned()).unwrap_or_default();
+    kms.create_alias()
+        .alias_name(TOKEN_KEY)
+        .target_key_id(key_id)
+        .send()
+        .await?;
     create_table(&aws_sdk_dynamodb::Client::new(&config), TABLE).await?;
     aws.s3().await.create_bucket().bucket(BUCKET).send().await?;
     aws_sdk_secretsmanager::Client::new(&config)

@@ -16,6 +16,7 @@ use amzpipe::steps::{
 use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Scenario, SimConfig};
 use amzpipe_testkit::stack::{BUCKET, CLIENT_SECRET, REFRESH_TOKEN, SECRET, Stack, TABLE};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use serde_json::{Value, json};
 
@@ -540,6 +541,78 @@ async fn the_access_token_is_shared_between_functions_through_the_table() {
 }
 
 #[tokio::test]
+async fn the_shared_access_token_is_sealed_in_the_table_and_opens_only_under_its_key() {
+    let stack = stack().await;
+    refresh_token(&stack.services, event(sp_job())).await.expect("refresh");
+    // THEN the token item holds no token, only what opening it with the key needs
+    let dynamo = aws_sdk_dynamodb::Client::new(&stack.aws.sdk_config().await);
+    let item = dynamo
+        .get_item()
+        .table_name(TABLE)
+        .key("pk", AttributeValue::S(format!("TOKEN#{SECRET}")))
+        .key("sk", AttributeValue::S("ACCESS_TOKEN".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the token item");
+    let shown = format!("{item:?}");
+    assert!(!shown.contains("Atza|") && !item.contains_key("token"), "{shown}");
+    for attribute in ["sealedToken", "dataKey", "nonce"] {
+        assert!(
+            matches!(item.get(attribute), Some(AttributeValue::B(_))),
+            "{attribute}: {shown}"
+        );
+    }
+    assert!(
+        matches!(item.get("keyId"), Some(AttributeValue::S(k)) if k.starts_with("arn:aws:kms:")),
+        "{shown}"
+    );
+    // AND another container with the key opens it instead of refreshing
+    let cold = stack.cold_services().await.expect("services");
+    refresh_token(&cold, event(sp_job())).await.expect("cold refresh");
+    assert_eq!(
+        stack.sim.requests_of("lwa.token").len(),
+        1,
+        "the sealed token was read back"
+    );
+    // AND one without the key neither reads nor writes a token: it refreshes its own
+    let mut settings = amzpipe_testkit::stack::settings(&stack.sim);
+    settings.token_key_id = None;
+    let keyless =
+        amzpipe::steps::AwsServices::from_sdk_config(&stack.aws.sdk_config().await, settings).expect("services");
+    refresh_token(&keyless, event(sp_job())).await.expect("keyless refresh");
+    assert_eq!(stack.sim.requests_of("lwa.token").len(), 2);
+    // AND a sealed token copied to another credential set's item does not open there
+    let mut copied = item.clone();
+    copied.insert("pk".into(), AttributeValue::S("TOKEN#amzpipe/other".into()));
+    dynamo
+        .put_item()
+        .table_name(TABLE)
+        .set_item(Some(copied))
+        .send()
+        .await
+        .expect("copy");
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.aws.sdk_config().await);
+    sm.create_secret()
+        .name("amzpipe/other")
+        .secret_string(amzpipe_testkit::stack::secret_value("na"))
+        .send()
+        .await
+        .expect("secret");
+    let mut other = sp_job();
+    other["credentials"] = json!("amzpipe/other");
+    refresh_token(&stack.cold_services().await.expect("services"), event(other))
+        .await
+        .expect("refresh of the other set");
+    assert_eq!(
+        stack.sim.requests_of("lwa.token").len(),
+        3,
+        "the copied token did not open"
+    );
+}
+
+#[tokio::test]
 async fn a_secret_stored_as_a_bare_string_is_refused_without_echoing_it() {
     let stack = stack().await;
     let sm = aws_sdk_secretsmanager::Client::new(&stack.aws.sdk_config().await);
@@ -555,7 +628,10 @@ async fn a_secret_stored_as_a_bare_string_is_refused_without_echoing_it() {
     assert_eq!(err.error_type(), "InvalidJob");
     let text = format!("{err} {err:?}");
     assert!(!text.contains("IwEBIBare") && !text.contains("Atzr|"), "{text}");
-    assert!(text.contains("amzpipe/bare") && text.contains("a JSON string"), "{text}");
+    assert!(
+        text.contains("amzpipe/bare") && text.contains("a JSON string"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

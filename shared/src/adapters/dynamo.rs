@@ -8,7 +8,10 @@
 //! | watermark | `JOB#{job}` | `WATERMARK` | `watermark` (epoch ms of the newest file stored) |
 //! | token bucket | `QUOTA#{name}` | `BUCKET` | `tokens`, `refilledAt` (epoch ms) |
 //! | slot counter | `QUOTA#{name}` | `SLOTS` | `holders` (map of run id → lease end, epoch ms) |
-//! | access token | `TOKEN#{secret id}` | `ACCESS_TOKEN` | `token`, `validUntil`; `expiresAt` = token expiry |
+//! | access token | `TOKEN#{secret id}` | `ACCESS_TOKEN` | `sealedToken`, `dataKey`, `nonce` (binary), `keyId`, `validUntil`; `expiresAt` = token expiry |
+//!
+//! Access tokens are stored sealed (KMS envelope encryption, see [`crate::adapters::kms`]), never in
+//! plain text: without a token key ([`DynamoJobStore::with_token_sealer`]) the store caches no token.
 //!
 //! A job's runs share a partition, so "the runs of job X, newest window last" is one `Query`.
 //! Every write is conditional on the state it expects (see [`crate::ports::JobStore`]); a refused
@@ -30,8 +33,9 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
+use crate::adapters::kms::{NONCE_LEN, Sealed, TokenSealer};
 use crate::adapters::sdk_failure;
 use crate::domain::TimeWindow;
 use crate::domain::credentials::AccessToken;
@@ -52,6 +56,7 @@ pub struct DynamoJobStore {
     client: Client,
     table: String,
     run_ttl: chrono::Duration,
+    sealer: Option<TokenSealer>,
 }
 
 impl DynamoJobStore {
@@ -61,7 +66,15 @@ impl DynamoJobStore {
             client,
             table: table.into(),
             run_ttl: chrono::Duration::days(i64::from(run_ttl_days)),
+            sealer: None,
         }
+    }
+
+    /// The same store, sharing access tokens sealed under `sealer`'s key. Without one, tokens are not
+    /// shared at all ([`TokenCache`] reads nothing and writes nothing): plain-text tokens are never stored.
+    pub fn with_token_sealer(mut self, sealer: TokenSealer) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// The table's name.
@@ -742,6 +755,7 @@ impl DynamoJobStore {
 
 impl TokenCache for DynamoJobStore {
     async fn cached_token(&self, credentials: &str) -> Result<Option<AccessToken>, StoreError> {
+        let Some(sealer) = &self.sealer else { return Ok(None) };
         let out = self
             .client
             .get_item()
@@ -752,21 +766,45 @@ impl TokenCache for DynamoJobStore {
             .await
             .map_err(|e| store_error("GetItem", e))?;
         let Some(item) = out.item() else { return Ok(None) };
-        let (Some(token), Some(valid_until)) = (get_s(item, "token"), get_time(item, "validUntil")?) else {
+        let bytes = |name: &str| match item.get(name) {
+            Some(AttributeValue::B(b)) => Some(b.as_ref().to_vec()),
+            _ => None,
+        };
+        let (Some(ciphertext), Some(encrypted_key), Some(nonce), Some(key_id), Some(valid_until)) = (
+            bytes("sealedToken"),
+            bytes("dataKey"),
+            bytes("nonce").and_then(|n| <[u8; NONCE_LEN]>::try_from(n).ok()),
+            get_s(item, "keyId"),
+            get_time(item, "validUntil")?,
+        ) else {
+            // An item of another shape (a plain-text token of an older version): not read, replaced on the
+            // next refresh.
             return Ok(None);
         };
+        let sealed = Sealed {
+            key_id: key_id.to_owned(),
+            encrypted_key,
+            nonce,
+            ciphertext,
+        };
         Ok(Some(AccessToken {
-            token: SecretString::from(token.to_owned()),
+            token: sealer.open(&sealed, credentials).await?,
             expires_at: valid_until,
         }))
     }
 
     async fn store_token(&self, credentials: &str, token: &AccessToken) -> Result<(), StoreError> {
+        let Some(sealer) = &self.sealer else { return Ok(()) };
+        let sealed = sealer.seal(token.token.expose_secret(), credentials).await?;
+        let blob = |b: Vec<u8>| AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(b));
         self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(Self::key(format!("TOKEN#{credentials}"), "ACCESS_TOKEN")))
-            .item("token", s(token.token.expose_secret()))
+            .item("sealedToken", blob(sealed.ciphertext))
+            .item("dataKey", blob(sealed.encrypted_key))
+            .item("nonce", blob(sealed.nonce.to_vec()))
+            .item("keyId", s(sealed.key_id))
             .item("validUntil", s(rfc3339(token.expires_at)))
             .item("expiresAt", n(token.expires_at.timestamp()))
             .send()

@@ -9,6 +9,7 @@ use crate::adapters::ads_reports::{self, AdsReportsClient};
 use crate::adapters::amc::AmcClient;
 use crate::adapters::api::{ApiClient, AuthStyle, Policy, api_http_client};
 use crate::adapters::dynamo::{DEFAULT_RUN_TTL_DAYS, DynamoJobStore};
+use crate::adapters::kms::TokenSealer;
 use crate::adapters::lwa::{LwaSession, token_endpoint};
 use crate::adapters::s3::{Encryption, S3Sink};
 use crate::adapters::secrets::SecretsManagerStore;
@@ -130,6 +131,9 @@ pub struct Settings {
     pub bucket: String,
     /// SSE-KMS key for the objects written (`AMZPIPE_KMS_KEY_ID`); the bucket default otherwise.
     pub kms_key_id: Option<String>,
+    /// The KMS key access tokens are sealed under when the functions share them through the job table
+    /// (`AMZPIPE_TOKEN_KEY_ID`); without it no token is shared (each container refreshes its own).
+    pub token_key_id: Option<String>,
     /// Endpoint overrides.
     pub endpoints: Endpoints,
     /// Longest wait any step asks the state machine for (`AMZPIPE_MAX_WAIT_SECONDS`, default 900;
@@ -182,6 +186,7 @@ impl Settings {
             table,
             bucket,
             kms_key_id: optional("AMZPIPE_KMS_KEY_ID"),
+            token_key_id: optional("AMZPIPE_TOKEN_KEY_ID"),
             endpoints: Endpoints {
                 lwa: optional("AMZPIPE_LWA_URL"),
                 sp_api: optional("AMZPIPE_SP_API_URL"),
@@ -256,11 +261,14 @@ impl AwsServices {
             .kms_key_id
             .clone()
             .map_or(Encryption::BucketDefault, Encryption::Kms);
-        let store = DynamoJobStore::new(
+        let mut store = DynamoJobStore::new(
             aws_sdk_dynamodb::Client::new(config),
             settings.table.clone(),
             settings.run_ttl_days,
         );
+        if let Some(key) = &settings.token_key_id {
+            store = store.with_token_sealer(TokenSealer::new(aws_sdk_kms::Client::new(config), key.clone()));
+        }
         let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(config));
         let sink = S3Sink::new(s3, settings.bucket.clone(), encryption);
         Self::new(store, secrets, sink, settings, Policy::default())
