@@ -14,6 +14,8 @@ INFRA_VENV := .venv-infra
 INFRA_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0 checkov==3.2.459 ziglang==0.17.1 parliament==1.6.4
 INFRA_STAMP := $(INFRA_VENV)/.tools-sam-1.170.0-cfn-lint-1.58.0-checkov-3.2.459-zig-0.17.1-parliament-1.6.4
 ASL_VALIDATOR := .tools/node/node_modules/.bin/asl-validator
+# The offline IAM evaluator of the permission contract test (tests/tests/permissions.rs), pinned.
+IAM_SIMULATE := .tools/iam/node_modules/@cloud-copilot/iam-simulate/package.json
 
 .PHONY: demo test tools watch lint lint-infra build-infra fmt bench ci clean-demo
 
@@ -26,8 +28,8 @@ demo: tools
 test: tools
 	$(CARGO) test --workspace --all-targets
 
-## Install the pinned local tools into .venv/ (idempotent; about two minutes the first time).
-tools: $(TOOLS_STAMP)
+## Install the pinned local tools into .venv/ and .tools/iam/ (idempotent; about two minutes the first time).
+tools: $(TOOLS_STAMP) $(IAM_SIMULATE)
 
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +61,10 @@ $(INFRA_STAMP):
 	$(PYTHON) -m venv $(INFRA_VENV)
 	$(INFRA_VENV)/bin/pip install --quiet --disable-pip-version-check $(INFRA_TOOLS)
 	touch $@
+
+$(IAM_SIMULATE):
+	mkdir -p .tools/iam
+	cd .tools/iam && npm install --silent --no-audit --no-fund --no-save @cloud-copilot/iam-simulate@0.1.173
 
 $(ASL_VALIDATOR):
 	mkdir -p .tools/node

@@ -83,8 +83,9 @@ class Stack:
     """One deployment of the template: parameters, pseudo parameters, and the physical names its
     resources would get."""
 
-    def __init__(self, template, parameters, stack="amzpipe", region="us-east-1", account="123456789012"):
+    def __init__(self, template, parameters, stack="amzpipe", region="us-east-1", account="123456789012", names=None):
         self.template = template
+        self.names = dict(names or {})
         self.resources = template.get("Resources", {})
         self.params = {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
         self.params.update({k: str(v) for k, v in parameters.items()})
@@ -104,6 +105,8 @@ class Stack:
     # -- names and attributes -----------------------------------------------------------------
 
     def physical_name(self, logical):
+        if logical in self.names:
+            return self.names[logical]
         resource = self.resources[logical]
         props = resource.get("Properties", {}) or {}
         kind = resource["Type"]
@@ -131,7 +134,7 @@ class Stack:
         if kind == "AWS::SecretsManager::Secret":
             return self.secret_arn(physical)
         if kind == "AWS::KMS::Key":
-            return "1234abcd-12ab-34cd-56ef-1234567890ab"
+            return physical if name in self.names else "1234abcd-12ab-34cd-56ef-1234567890ab"
         return physical
 
     def secret_arn(self, name):
@@ -148,7 +151,7 @@ class Stack:
             "AWS::SQS::Queue": f"arn:aws:sqs:{self.region}:{self.account}:{physical}",
             "AWS::Logs::LogGroup": f"arn:aws:logs:{self.region}:{self.account}:log-group:{physical}:*",
             "AWS::IAM::Role": f"arn:aws:iam::{self.account}:role/{physical}",
-            "AWS::KMS::Key": f"arn:aws:kms:{self.region}:{self.account}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "AWS::KMS::Key": f"arn:aws:kms:{self.region}:{self.account}:key/{self.ref(logical)}",
             "AWS::SNS::Topic": f"arn:aws:sns:{self.region}:{self.account}:{physical}",
         }
         if attribute == "Arn":
@@ -156,7 +159,7 @@ class Stack:
         if attribute == "QueueName":
             return physical
         if attribute == "KeyId":
-            return "1234abcd-12ab-34cd-56ef-1234567890ab"
+            return self.ref(logical)
         raise KeyError(f"{logical}.{attribute}")
 
     # -- intrinsics ---------------------------------------------------------------------------
@@ -289,11 +292,13 @@ def _basic_execution(stack, logical, props):
     return {"Version": "2012-10-17", "Statement": statements, "Managed": True}
 
 
-def render(kms=False, stack="amzpipe", region="us-east-1", account="123456789012"):
+def render(kms=False, stack="amzpipe", region="us-east-1", account="123456789012", names=None, kms_key_arn=None):
+    """The stack's policies. `names` maps logical ids to the physical names a deployment gave them (a
+    KMS key's key id); `kms_key_arn` is the `KmsKeyArn` parameter when `kms`."""
     params = {}
     if kms:
-        params["KmsKeyArn"] = f"arn:aws:kms:{region}:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    s = Stack(load_template(), params, stack=stack, region=region, account=account)
+        params["KmsKeyArn"] = kms_key_arn or f"arn:aws:kms:{region}:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    s = Stack(load_template(), params, stack=stack, region=region, account=account, names=names)
     return {"parameters": s.params, "roles": s.roles(), "resourcePolicies": s.resource_policies()}
 
 
@@ -442,9 +447,14 @@ def main():
     parser.add_argument("--stack", default="amzpipe")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--account", default="123456789012")
+    parser.add_argument("--name", action="append", default=[], metavar="LOGICAL=PHYSICAL",
+                        help="the physical name (a KMS key: its key id) a deployment gave a resource")
+    parser.add_argument("--kms-key-arn", help="the KmsKeyArn parameter, with --kms")
     args = parser.parse_args()
     if args.command == "render":
-        json.dump(render(args.kms, args.stack, args.region, args.account), sys.stdout, indent=2)
+        names = dict(n.split("=", 1) for n in args.name)
+        rendered = render(args.kms, args.stack, args.region, args.account, names, args.kms_key_arn)
+        json.dump(rendered, sys.stdout, indent=2)
         print()
         return 0
     if args.command == "alarms":

@@ -21,7 +21,14 @@ pub const REGION: &str = "us-east-1";
 pub struct LocalAws {
     endpoint: String,
     port: u16,
+    recording: PathBuf,
     _child: Child,
+}
+
+impl Drop for LocalAws {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.recording);
+    }
 }
 
 /// Where the moto server executable is: `AMZPIPE_MOTO_SERVER`, or the repository's `.venv`.
@@ -58,10 +65,13 @@ impl LocalAws {
             ));
         }
         let port = free_port()?;
+        let recording = std::env::temp_dir().join(format!("amzpipe-moto-{}-{port}.jsonl", std::process::id()));
         let child = Command::new(&path)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             // moto's own Step Functions interpreter calls back to this port.
             .env("MOTO_PORT", callback_port.unwrap_or(port).to_string())
+            // The request recorder (off until `start_recording`) writes here.
+            .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -71,6 +81,7 @@ impl LocalAws {
         let server = Self {
             endpoint,
             port,
+            recording,
             _child: child,
         };
         server.wait_ready(Duration::from_secs(60)).await?;
@@ -106,6 +117,51 @@ impl LocalAws {
         self.port
     }
 
+    /// Starts recording every request the server receives (method, URL, headers, body), from an empty
+    /// recording.
+    pub async fn start_recording(&self) -> Result<(), reqwest::Error> {
+        let http = reqwest::Client::new();
+        for action in ["reset-recording", "start-recording"] {
+            http.post(format!("{}/moto-api/recorder/{action}", self.endpoint))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        Ok(())
+    }
+
+    /// Stops recording and returns what was recorded, one JSON object per request.
+    pub async fn stop_recording(&self) -> Result<Vec<serde_json::Value>, Box<dyn std::error::Error>> {
+        let http = reqwest::Client::new();
+        http.post(format!("{}/moto-api/recorder/stop-recording", self.endpoint))
+            .send()
+            .await?
+            .error_for_status()?;
+        let text = http
+            .get(format!("{}/moto-api/recorder/download-recording", self.endpoint))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        // moto's threads append entries concurrently, so two may share a line: read a stream of values.
+        serde_json::Deserializer::from_str(&text)
+            .into_iter::<serde_json::Value>()
+            .map(|v| v.map_err(Into::into))
+            .collect()
+    }
+
+    /// An SDK configuration pointed at this server whose requests are signed with `access_key`: how
+    /// a test tells apart the calls of different functions (each as its own role) in a recording.
+    pub async fn sdk_config_as(&self, access_key: &str) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(access_key, "test", None, None, "local"))
+            .endpoint_url(&self.endpoint)
+            .load()
+            .await
+    }
+
     /// Turns on moto's Step Functions interpreter (off by default: executions would stay `RUNNING`).
     pub async fn enable_state_machines(&self) -> Result<(), reqwest::Error> {
         reqwest::Client::new()
@@ -121,12 +177,7 @@ impl LocalAws {
 
     /// An SDK configuration pointed at this server (region `us-east-1`, dummy credentials).
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("test", "test", None, None, "local"))
-            .endpoint_url(&self.endpoint)
-            .load()
-            .await
+        self.sdk_config_as("test").await
     }
 
     /// An S3 client (path-style) for this server.

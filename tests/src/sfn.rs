@@ -42,6 +42,9 @@ pub struct Invocation {
 pub enum Functions {
     /// The steps, called in this process over these services (tests).
     InProcess(Arc<AwsServices>),
+    /// The steps, called in this process, each function over services of its own (signing its AWS
+    /// calls as itself), by function name.
+    PerFunction(std::collections::HashMap<String, Arc<AwsServices>>),
     /// The real function binaries behind a local Lambda emulator (`cargo lambda watch`) at this base
     /// URL; its handler-error answer (HTTP 500 with `{"errorType", "errorMessage"}`) is turned into real
     /// Lambda's (200 + `X-Amz-Function-Error: Unhandled`).
@@ -142,8 +145,16 @@ async fn route(State(shared): State<Arc<Shared>>, request: Request) -> Response 
 
 async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
     let services = match &shared.functions {
-        Functions::InProcess(services) => services.as_ref(),
+        Functions::InProcess(services) => Some(services.as_ref()),
+        Functions::PerFunction(by_name) => by_name.get(function).map(AsRef::as_ref),
         Functions::Remote(base) => return invoke_remote(shared, base, function, body).await,
+    };
+    let Some(services) = services else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"Type": "User", "message": format!("Function not found: {function}")})),
+        )
+            .into_response();
     };
     let event: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let result: Result<Value, StepError> = match function {
@@ -167,15 +178,20 @@ async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
                 .into_response();
         }
     };
-    let (error, response) = match result {
+    lambda_answer(shared, function, result.map_err(|e| (e.error_type().to_owned(), e.to_string())))
+}
+
+/// Lambda's answer to an invoke: the output, or `X-Amz-Function-Error: Unhandled` with
+/// `{"errorType", "errorMessage"}` (which Step Functions matches `Retry`/`Catch` on).
+fn lambda_answer(shared: &Shared, function: &str, outcome: Result<Value, (String, String)>) -> Response {
+    let (error, response) = match outcome {
         Ok(output) => (None, axum::Json(output).into_response()),
-        Err(e) => {
-            let mut response =
-                axum::Json(json!({"errorType": e.error_type(), "errorMessage": e.to_string()})).into_response();
+        Err((error_type, message)) => {
+            let mut response = axum::Json(json!({"errorType": error_type, "errorMessage": message})).into_response();
             response
                 .headers_mut()
                 .insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
-            (Some(e.error_type().to_owned()), response)
+            (Some(error_type), response)
         }
     };
     shared.record(function, error);

@@ -28,6 +28,22 @@ pub const CLIENT_SECRET: &str = "sim-client-secret-7f3a";
 /// The refresh token stored in it.
 pub const REFRESH_TOKEN: &str = "Atzr|sim-refresh-token-stack";
 
+/// The HTTP policy of the tests' functions: Amazon's retries, with quick backoff.
+fn quick_policy() -> Policy {
+    Policy {
+        base_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        max_inline_wait: Duration::from_secs(2),
+        ..Policy::default()
+    }
+}
+
+/// The access key a function's AWS calls are signed with in [`Pipeline::as_deployed`]
+/// (`AKIDREFRESHTOKEN` for `refresh-token`).
+pub fn function_access_key(function: &str) -> String {
+    format!("AKID{}", function.replace('-', "").to_uppercase())
+}
+
 /// Simulator + local AWS + services.
 pub struct Stack {
     /// The Amazon API simulator.
@@ -162,14 +178,8 @@ impl Stack {
     /// The services the functions get over `sim` and `aws`, with quick client retries.
     pub async fn services_for(sim: &Simulator, aws: &LocalAws) -> Result<AwsServices, StepError> {
         let config = aws.sdk_config().await;
-        let policy = Policy {
-            base_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(50),
-            max_inline_wait: Duration::from_secs(2),
-            ..Policy::default()
-        };
         let mut services = AwsServices::from_sdk_config(&config, settings(sim))?;
-        services.policy = policy;
+        services.policy = quick_policy();
         Ok(services)
     }
 
@@ -241,6 +251,43 @@ impl Pipeline {
             Some(url) => Functions::Remote(url),
             None => Functions::InProcess(std::sync::Arc::clone(&services)),
         };
+        Self::assemble(sim, aws, router_port, services, functions, max_concurrency).await
+    }
+
+    /// The pipeline as deployed, for checking who may do what: each function has services of its own
+    /// whose AWS calls are signed with [`function_access_key`] (so a recording tells them apart, as
+    /// each function's role would), with the settings `customize` gives them (a customer KMS key…)
+    /// once the local AWS is up.
+    pub async fn as_deployed(
+        config: SimConfig,
+        customize: impl AsyncFnOnce(&LocalAws, &mut Settings) -> Result<(), Box<dyn std::error::Error>>,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let sim = Simulator::start(config).await?;
+        let router_port = free_port()?;
+        let aws = LocalAws::start_with_callback_port(Some(router_port)).await?;
+        aws.enable_state_machines().await?;
+        provision(&aws).await?;
+        let mut settings = settings(&sim);
+        customize(&aws, &mut settings).await?;
+        let mut by_function = std::collections::HashMap::new();
+        for function in crate::sfn::FUNCTIONS {
+            let config = aws.sdk_config_as(&function_access_key(function)).await;
+            let mut services = AwsServices::from_sdk_config(&config, settings.clone())?;
+            services.policy = quick_policy();
+            by_function.insert(function.to_owned(), std::sync::Arc::new(services));
+        }
+        let services = std::sync::Arc::clone(&by_function["refresh-token"]);
+        Self::assemble(sim, aws, router_port, services, Functions::PerFunction(by_function), 4).await
+    }
+
+    async fn assemble(
+        sim: Simulator,
+        aws: LocalAws,
+        router_port: u16,
+        services: std::sync::Arc<AwsServices>,
+        functions: Functions,
+        max_concurrency: u32,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
         let router = LambdaRouter::start(router_port, aws.endpoint(), functions).await?;
         let sfn = StepFunctions::new(aws.endpoint());
         let machine = sfn
