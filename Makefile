@@ -17,12 +17,24 @@ ASL_VALIDATOR := .tools/node/node_modules/.bin/asl-validator
 # The offline IAM evaluator of the permission contract test (tests/tests/permissions.rs), pinned.
 IAM_SIMULATE := .tools/iam/node_modules/@cloud-copilot/iam-simulate/package.json
 
-.PHONY: demo test tools watch lint lint-infra build-infra fmt bench ci clean-demo
+# The function binaries and the local tools that run them, built once into target/debug/ (as the tests are).
+LOCAL_BINARIES := --bins -p refresh-token -p create-request -p poll-status -p download-decrypt -p amzpipe-testkit
+
+.PHONY: demo test tools local-stack watch lint lint-infra build-infra fmt bench ci clean-demo
 
 ## Run the pipeline locally on built-in defaults (no AWS account, no Amazon credentials): the real state
-## machine on moto, the real functions under cargo lambda watch, the Amazon API simulator.
+## machine on moto, the real function binaries behind a Lambda Runtime API, the Amazon API simulator.
 demo: tools
+	@echo "== Building the four functions and the demo into target/debug/ (cargo shows its progress)"
+	$(CARGO) build $(LOCAL_BINARIES)
+	@echo "== Running the demo"
 	$(CARGO) run --quiet -p amzpipe-testkit --bin local-demo
+
+## The local stack for trying the functions by hand: simulator, moto, the state machine, the function
+## binaries behind the Lambda Invoke API on 127.0.0.1:9000; see README "The functions locally".
+local-stack: tools
+	$(CARGO) build $(LOCAL_BINARIES)
+	$(CARGO) run --quiet -p amzpipe-testkit --bin local-stack
 
 ## Unit, integration and end-to-end tests: the README's test command, run by CI.
 test: tools
@@ -36,7 +48,9 @@ $(TOOLS_STAMP):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(word 1,$(PY_TOOLS))' '$(word 2,$(PY_TOOLS))'
 	touch $@
 
-## Serve the four functions locally (Lambda Invoke API on 127.0.0.1:9000); see README "Functions locally".
+## The four functions under cargo lambda watch (rebuilt on change; Invoke API on 127.0.0.1:9000), for
+## `local-stack --functions-url http://127.0.0.1:9000`. cargo-lambda builds with an environment of its own,
+## so it has a target directory of its own (a second build of the dependencies).
 watch: tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/lambda-watch" \
 		$(CARGO) lambda watch -A 127.0.0.1 -P 9000 --env-file target/local/stack.env

@@ -6,12 +6,14 @@
 //!   (expired URL, truncated body, failures before success).
 //! - [`fixtures`]: deterministic report generators and the encryption Amazon used for legacy
 //!   documents, streaming so that large fixtures never sit in memory.
+//! - [`lambda_host`]: the real function binaries behind a Lambda Runtime API served here (the demo).
 //! - [`sfn`]: the real state-machine definition on moto's Step Functions, its Lambda tasks routed to the steps.
 //! - [`stack`]: the simulator and a local AWS provisioned as the template does, with the steps' services.
 //! - [`sim`]: the Amazon API simulator (LWA, SP-API Reports, Ads reporting v3, AMC, Slate).
 
 pub mod docserver;
 pub mod fixtures;
+pub mod lambda_host;
 pub mod local_s3;
 pub mod moto;
 pub mod sfn;

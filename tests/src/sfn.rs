@@ -45,6 +45,9 @@ pub enum Functions {
     /// The steps, called in this process, each function over services of its own (signing its AWS
     /// calls as itself), by function name.
     PerFunction(std::collections::HashMap<String, Arc<AwsServices>>),
+    /// The real function binaries, each polling a Lambda Runtime API served by the test kit (what
+    /// `make demo` runs).
+    Hosted(Arc<crate::lambda_host::FunctionHost>),
     /// The real function binaries behind a local Lambda emulator (`cargo lambda watch`) at this base
     /// URL; its handler-error answer (HTTP 500 with `{"errorType", "errorMessage"}`) is turned into real
     /// Lambda's (200 + `X-Amz-Function-Error: Unhandled`).
@@ -148,6 +151,10 @@ async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
         Functions::InProcess(services) => Some(services.as_ref()),
         Functions::PerFunction(by_name) => by_name.get(function).map(AsRef::as_ref),
         Functions::Remote(base) => return invoke_remote(shared, base, function, body).await,
+        Functions::Hosted(host) => {
+            let outcome = host.invoke(function, body.clone()).await;
+            return lambda_answer(shared, function, outcome);
+        }
     };
     let Some(services) = services else {
         return (
@@ -178,12 +185,16 @@ async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
                 .into_response();
         }
     };
-    lambda_answer(shared, function, result.map_err(|e| (e.error_type().to_owned(), e.to_string())))
+    lambda_answer(
+        shared,
+        function,
+        result.map_err(|e| (e.error_type().to_owned(), e.to_string())),
+    )
 }
 
 /// Lambda's answer to an invoke: the output, or `X-Amz-Function-Error: Unhandled` with
 /// `{"errorType", "errorMessage"}` (which Step Functions matches `Retry`/`Catch` on).
-fn lambda_answer(shared: &Shared, function: &str, outcome: Result<Value, (String, String)>) -> Response {
+fn lambda_answer(shared: &Shared, function: &str, outcome: crate::lambda_host::Outcome) -> Response {
     let (error, response) = match outcome {
         Ok(output) => (None, axum::Json(output).into_response()),
         Err((error_type, message)) => {

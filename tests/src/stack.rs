@@ -11,6 +11,7 @@ use amzpipe::steps::{
     download_decrypt, poll_status, refresh_token,
 };
 
+use crate::lambda_host::FunctionHost;
 use crate::moto::{LocalAws, free_port};
 use crate::sfn::{Functions, LambdaRouter, StepFunctions, local_definition};
 use crate::sim::{SimConfig, Simulator};
@@ -73,16 +74,10 @@ pub fn settings(sim: &Simulator) -> Settings {
     }
 }
 
-/// Writes the local stack's environment (as `cargo lambda watch --env-file` and `amzpipectl
-/// --env-file` read it) to `path`: the settings of [`settings`] as the variables the functions read,
-/// the SDK pointed at `aws`, the consent page of the simulator and, when there is one, the state
-/// machine.
-pub fn write_stack_env(
-    path: &std::path::Path,
-    sim: &Simulator,
-    aws: &LocalAws,
-    state_machine: Option<&str>,
-) -> std::io::Result<()> {
+/// The local stack's environment, as the functions read it: the settings of [`settings`] as the
+/// variables the functions read, the SDK pointed at `aws`, the consent page of the simulator and, when
+/// there is one, the state machine.
+pub fn stack_env(sim: &Simulator, aws: &LocalAws, state_machine: Option<&str>) -> Vec<(String, String)> {
     let settings = settings(sim);
     let endpoint = |value: Option<String>| value.unwrap_or_default();
     let mut env = vec![
@@ -103,9 +98,21 @@ pub fn write_stack_env(
     if let Some(arn) = state_machine {
         env.push(("AMZPIPE_STATE_MACHINE_ARN", arn.to_owned()));
     }
+    env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// Writes [`stack_env`] to `path` (as `cargo lambda watch --env-file` and `amzpipectl --env-file` read
+/// it).
+pub fn write_stack_env(
+    path: &std::path::Path,
+    sim: &Simulator,
+    aws: &LocalAws,
+    state_machine: Option<&str>,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    let env = stack_env(sim, aws, state_machine);
     std::fs::write(path, env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>())
 }
 
@@ -210,6 +217,22 @@ impl Stack {
     }
 }
 
+/// Who answers the state machine's Lambda tasks in a [`Pipeline`].
+pub enum Answer {
+    /// The steps, in this process (tests).
+    InProcess,
+    /// A local Lambda emulator at this base URL (`cargo lambda watch`).
+    Remote(String),
+    /// The real function binaries in `dir` (as `cargo build` left them), each behind a Lambda Runtime
+    /// API served here ([`FunctionHost`]), their logs appended to `log`.
+    Binaries {
+        /// Where the binaries are.
+        dir: std::path::PathBuf,
+        /// Their JSON logs.
+        log: std::path::PathBuf,
+    },
+}
+
 /// The simulator, a local AWS whose Step Functions interpreter runs the real definition file, and the
 /// Invoke-API router that gives its Lambda tasks the real steps.
 pub struct Pipeline {
@@ -225,31 +248,37 @@ pub struct Pipeline {
     pub sfn: StepFunctions,
     /// The state machine's ARN.
     pub machine: String,
+    /// The function binaries, when they answer the Lambda tasks.
+    pub host: Option<std::sync::Arc<FunctionHost>>,
 }
 
 impl Pipeline {
     /// Starts everything and creates the state machine from `infra/statemachine/pipeline.asl.json`,
     /// its Lambda tasks answered by the steps in this process, retry intervals cut to 1 s.
     pub async fn start(config: SimConfig, max_concurrency: u32) -> Result<Self, Box<dyn std::error::Error>> {
-        Self::around(Simulator::start(config).await?, max_concurrency, None).await
+        Self::around(Simulator::start(config).await?, max_concurrency, Answer::InProcess).await
     }
 
-    /// Everything around a running simulator. The Lambda tasks are answered by the function binaries
-    /// behind a local Lambda emulator at `remote` (`cargo lambda watch`), or by the steps in this
-    /// process when `None`.
+    /// Everything around a running simulator, the Lambda tasks answered as `answer` says.
     pub async fn around(
         sim: Simulator,
         max_concurrency: u32,
-        remote: Option<String>,
+        answer: Answer,
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let router_port = free_port()?;
         let aws = LocalAws::start_with_callback_port(Some(router_port)).await?;
         aws.enable_state_machines().await?;
         provision(&aws).await?;
         let services = std::sync::Arc::new(Stack::services_for(&sim, &aws).await?);
-        let functions = match remote {
-            Some(url) => Functions::Remote(url),
-            None => Functions::InProcess(std::sync::Arc::clone(&services)),
+        let functions = match answer {
+            Answer::InProcess => Functions::InProcess(std::sync::Arc::clone(&services)),
+            Answer::Remote(url) => Functions::Remote(url),
+            Answer::Binaries { dir, log } => {
+                let env = stack_env(&sim, &aws, None);
+                let timeout = Duration::from_secs(900);
+                let host = FunctionHost::start(&dir, &crate::sfn::FUNCTIONS, &env, &log, timeout).await?;
+                Functions::Hosted(std::sync::Arc::new(host))
+            }
         };
         Self::assemble(sim, aws, router_port, services, functions, max_concurrency).await
     }
@@ -288,6 +317,10 @@ impl Pipeline {
         functions: Functions,
         max_concurrency: u32,
     ) -> Result<Self, Box<dyn std::error::Error>> {
+        let host = match &functions {
+            Functions::Hosted(host) => Some(std::sync::Arc::clone(host)),
+            _ => None,
+        };
         let router = LambdaRouter::start(router_port, aws.endpoint(), functions).await?;
         let sfn = StepFunctions::new(aws.endpoint());
         let machine = sfn
@@ -300,6 +333,7 @@ impl Pipeline {
             router,
             sfn,
             machine,
+            host,
         })
     }
 
