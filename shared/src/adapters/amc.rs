@@ -179,12 +179,18 @@ pub struct Execution {
     /// Why it failed.
     #[serde(default)]
     pub status_reason: Option<String>,
-    /// Window start as AMC echoes it.
+    /// Window start as AMC echoes it: converted to UTC.
     #[serde(default)]
     pub time_window_start: Option<String>,
-    /// Window end as AMC echoes it.
+    /// Window end as AMC echoes it: converted to UTC.
     #[serde(default)]
     pub time_window_end: Option<String>,
+    /// Window start as it was sent (local time in the execution's time zone).
+    #[serde(default)]
+    pub time_window_start_original: Option<String>,
+    /// Window end as it was sent.
+    #[serde(default)]
+    pub time_window_end_original: Option<String>,
     /// The SQL (only with `includeWorkflow=true`).
     #[serde(default)]
     pub sql_query: Option<String>,
@@ -203,14 +209,24 @@ impl Execution {
         matches!(self.status.as_str(), "PENDING" | "RUNNING" | "PUBLISHING")
     }
 
-    fn window_is(&self, window: &TimeWindow) -> bool {
+    /// Whether the execution asked for `window` as a create sends it (the window's UTC
+    /// digits, read as local time in `time_zone`). AMC echoes the window converted to UTC and the value
+    /// as sent in `…Original`: like is compared with like. Without the originals, the UTC echo can be
+    /// compared only for a UTC window; otherwise the execution is not taken for ours.
+    fn window_is(&self, window: &TimeWindow, time_zone: Option<&str>) -> bool {
         let same = |echo: &Option<String>, t: DateTime<Utc>| {
             echo.as_deref().is_some_and(|s| {
                 let s = s.trim_end_matches('Z');
                 NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").is_ok_and(|d| d == t.naive_utc())
             })
         };
-        same(&self.time_window_start, window.start) && same(&self.time_window_end, window.end)
+        if self.time_window_start_original.is_some() || self.time_window_end_original.is_some() {
+            return same(&self.time_window_start_original, window.start)
+                && same(&self.time_window_end_original, window.end);
+        }
+        time_zone.is_none_or(|z| z.eq_ignore_ascii_case("UTC"))
+            && same(&self.time_window_start, window.start)
+            && same(&self.time_window_end, window.end)
     }
 }
 
@@ -550,7 +566,7 @@ impl AmcClient {
             AmcQuery::WorkflowId(id) => e.workflow_id.as_deref() == Some(id.as_str()),
             AmcQuery::Sql(sql) => e.sql_query.as_deref().map(single_line_sql) == Some(single_line_sql(sql)),
         };
-        query_matches && e.window_is(window)
+        query_matches && e.window_is(window, request.time_zone.as_deref())
     }
 }
 

@@ -6,7 +6,7 @@ use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{AmcExecution, FileBody, Sim, State};
@@ -96,6 +96,23 @@ pub(super) fn amc_status(state: &mut State, id: &str, poll: bool) -> Option<&'st
     Some(status)
 }
 
+/// An execution's window bound `field` (local time in the execution's `timeWindowTimeZone`, UTC when
+/// absent) as the UTC instant AMC echoes.
+fn echo_in_utc(e: &AmcExecution, field: &str) -> Option<String> {
+    let local = NaiveDateTime::parse_from_str(e.body.get(field)?.as_str()?, "%Y-%m-%dT%H:%M:%S").ok()?;
+    let zone: chrono_tz::Tz = e
+        .body
+        .get("timeWindowTimeZone")
+        .and_then(Value::as_str)
+        .unwrap_or("UTC")
+        .parse()
+        .ok()?;
+    let utc = chrono::TimeZone::from_local_datetime(&zone, &local)
+        .earliest()?
+        .with_timezone(&Utc);
+    Some(utc.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
 pub(super) fn amc_json(id: &str, e: &AmcExecution, status: &str, include_workflow: bool) -> Value {
     let mut v = json!({
         "workflowExecutionId": id,
@@ -103,8 +120,13 @@ pub(super) fn amc_json(id: &str, e: &AmcExecution, status: &str, include_workflo
         "status": status,
         "createTime": e.created.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "lastUpdatedTime": e.created.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        "timeWindowStart": e.body.get("timeWindowStart").and_then(Value::as_str).map(|s| format!("{s}Z")),
-        "timeWindowEnd": e.body.get("timeWindowEnd").and_then(Value::as_str).map(|s| format!("{s}Z")),
+        // As AMC echoes an explicit window: converted to UTC, and as sent in `…Original` (ADOC
+        // guides/amazon-marketing-cloud/reporting/execute-workflow.md sample response: 2022-09-20T00:00:00
+        // America/New_York is echoed as 2022-09-20T04:00:00Z with timeWindowStartOriginal 2022-09-20T00:00:00).
+        "timeWindowStart": echo_in_utc(e, "timeWindowStart"),
+        "timeWindowEnd": echo_in_utc(e, "timeWindowEnd"),
+        "timeWindowStartOriginal": e.body.get("timeWindowStart"),
+        "timeWindowEndOriginal": e.body.get("timeWindowEnd"),
         "timeWindowTimeZoneOriginal": e.body.get("timeWindowTimeZone"),
         "workflowExecutionTimeoutSeconds": e.body.get("workflowExecutionTimeoutSeconds").cloned().unwrap_or(json!(21600)),
         "parameterValues": e.body.get("parameterValues").cloned().unwrap_or(json!({})),
@@ -160,6 +182,14 @@ pub async fn amc_create_execution(AxState(sim): AxState<Sim>, Path(instance): Pa
                 );
             }
         };
+        if let Some(zone) = body.get("timeWindowTimeZone").and_then(Value::as_str)
+            && zone.parse::<chrono_tz::Tz>().is_err()
+        {
+            return amc_error(
+                StatusCode::BAD_REQUEST,
+                &format!("timeWindowTimeZone {zone} is not a valid IANA time zone"),
+            );
+        }
         if body.get("timeWindowType").and_then(Value::as_str) == Some("EXPLICIT") {
             for k in ["timeWindowStart", "timeWindowEnd"] {
                 if body

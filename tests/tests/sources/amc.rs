@@ -95,6 +95,43 @@ async fn amc_failures_carry_the_status_reason_and_a_lost_create_answer_finds_the
 }
 
 #[tokio::test]
+async fn amc_echoes_an_explicit_window_in_utc_and_as_sent_as_its_documentation_shows() {
+    // Source: ADOC guides/amazon-marketing-cloud/reporting/execute-workflow.md, sample response: an
+    // execution created with timeWindowStart 2022-09-20T00:00:00 and timeWindowTimeZone America/New_York
+    // is echoed with timeWindowStart 2022-09-20T04:00:00Z and timeWindowStartOriginal 2022-09-20T00:00:00
+    // (reference amazon-apis.md §10). The simulator is held to it, and the client matches like with like.
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = amc(&sim);
+    let start = DateTime::parse_from_rfc3339("2022-09-20T00:00:00Z")
+        .expect("time")
+        .to_utc();
+    let window = TimeWindow::new(start, start + Days::days(1)).expect("window");
+    let id = client.create(&reach_query(), &window).await.expect("create");
+    let echoed = client.execution(&reach_query(), &id).await.expect("execution");
+    assert_eq!(echoed.time_window_start.as_deref(), Some("2022-09-20T04:00:00Z"));
+    assert_eq!(
+        echoed.time_window_start_original.as_deref(),
+        Some("2022-09-20T00:00:00")
+    );
+    assert_eq!(echoed.time_window_end.as_deref(), Some("2022-09-21T04:00:00Z"));
+    // A search for the same window finds it; for the window a day later, it does not.
+    let since = Utc::now() - Days::hours(1);
+    let found = client
+        .find_existing(&reach_query(), &window, since)
+        .await
+        .expect("search");
+    assert_eq!(found.as_deref(), Some(id.as_str()));
+    let later = TimeWindow::new(window.end, window.end + Days::days(1)).expect("window");
+    assert_eq!(
+        client
+            .find_existing(&reach_query(), &later, since)
+            .await
+            .expect("search"),
+        None
+    );
+}
+
+#[tokio::test]
 async fn amc_saved_workflows_are_created_updated_listed_run_and_deleted() {
     let sim = Simulator::start(SimConfig::default()).await.expect("sim");
     let client = amc(&sim);
