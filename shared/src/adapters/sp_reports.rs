@@ -95,10 +95,17 @@ pub struct Report {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Reports {
     #[serde(default)]
     reports: Vec<Report>,
+    #[serde(default)]
+    next_token: Option<String>,
 }
+
+/// The most getReports pages one search reads (100 reports each, since the attempt started; the
+/// operation allows a burst of 10).
+const MAX_REPORT_PAGES: usize = 5;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -198,23 +205,39 @@ impl SpReportsClient {
 
     /// The reports of `request`'s type and marketplaces created since `since` (newest first).
     pub async fn find_reports(&self, request: &SpReportRequest, since: DateTime<Utc>) -> Result<Vec<Report>, ApiError> {
-        let query = [
+        let first = [
             ("reportTypes", request.report_type.clone()),
             ("marketplaceIds", request.marketplace_ids.join(",")),
             ("createdSince", iso(since)),
             ("pageSize", "100".to_owned()),
         ];
-        let response = self
-            .api
-            .send(
-                &GET_REPORTS,
-                Method::GET,
-                Idempotency::Idempotent,
-                |r| r.query(&query),
-                &self.url("reports"),
-            )
-            .await?;
-        Ok(response.json::<Reports>()?.reports)
+        let mut reports = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..MAX_REPORT_PAGES {
+            // A page after the first is asked for with its nextToken as the only parameter (the model).
+            let query: Vec<(&str, String)> = match &next {
+                None => first.to_vec(),
+                Some(token) => vec![("nextToken", token.clone())],
+            };
+            let page: Reports = self
+                .api
+                .send(
+                    &GET_REPORTS,
+                    Method::GET,
+                    Idempotency::Idempotent,
+                    |r| r.query(&query),
+                    &self.url("reports"),
+                )
+                .await?
+                .json()?;
+            reports.extend(page.reports);
+            match page.next_token {
+                Some(token) if !token.is_empty() => next = Some(token),
+                _ => return Ok(reports),
+            }
+        }
+        tracing::warn!(pages = MAX_REPORT_PAGES, "getReports had more pages than are read");
+        Ok(reports)
     }
 
     /// getReport.
@@ -376,11 +399,23 @@ impl SpReportsClient {
         window: &TimeWindow,
         since: DateTime<Utc>,
     ) -> Result<Option<String>, ApiError> {
+        // getReports does not return a report's reportOptions (the Report model has none), so a report
+        // asked for with options cannot be told apart from another job's with other options: it is never
+        // adopted (a second create is the lesser harm than another job's data under this one's run).
+        if !request.report_options.is_empty() {
+            tracing::info!("the job's reportOptions cannot be matched in getReports; creating instead of adopting");
+            return Ok(None);
+        }
+        let mut wanted = request.marketplace_ids.clone();
+        wanted.sort();
         let found = self.find_reports(request, since).await?;
         Ok(found
             .into_iter()
             .find(|r| {
+                let mut marketplaces = r.marketplace_ids.clone();
+                marketplaces.sort();
                 r.report_type == request.report_type
+                    && marketplaces == wanted
                     && same_time(r.data_start_time, window.start)
                     && same_time(r.data_end_time, window.end)
             })

@@ -81,6 +81,9 @@ pub struct SimConfig {
     pub slate_rows: u32,
     /// Spurious 401s answered on Ads status reads (every Nth read; 0 = never).
     pub ads_spurious_401_every: u32,
+    /// The most reports one getReports page holds whatever `pageSize` asks (100, the model's maximum;
+    /// lower to make a few reports span pages).
+    pub sp_reports_page_max: usize,
 }
 
 impl Default for SimConfig {
@@ -104,6 +107,7 @@ impl Default for SimConfig {
             slate_files_per_day: 2,
             slate_rows: 200,
             ads_spurious_401_every: 0,
+            sp_reports_page_max: 100,
         }
     }
 }
@@ -233,6 +237,8 @@ pub(crate) struct State {
     pub files: HashMap<String, SimFile>,
     pub sp_reports: BTreeMap<String, SpReport>,
     pub sp_schedules: BTreeMap<String, serde_json::Value>,
+    /// getReports pages handed out: token → (the first call's query, the offset of the page it asks for).
+    pub sp_report_pages: HashMap<String, (HashMap<String, String>, usize)>,
     pub sp_buckets: HashMap<&'static str, (f64, DateTime<Utc>)>,
     pub ads_reports: BTreeMap<String, AdsReport>,
     pub ads_reads: u32,

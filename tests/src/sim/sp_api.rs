@@ -244,28 +244,78 @@ pub async fn sp_marketplace_participations(AxState(sim): AxState<Sim>, call: Cal
     })
 }
 
+/// A report's status as getReports lists it: what its last status check saw, without moving it on.
+fn listed_status(report: &SpReport, polls_per_stage: u32) -> &'static str {
+    if report.cancelled {
+        return "CANCELLED";
+    }
+    match report.polls.checked_sub(1).map(|p| p / polls_per_stage.max(1)) {
+        None | Some(0) => "IN_QUEUE",
+        Some(1) => "IN_PROGRESS",
+        Some(_) => match report.outcome.as_str() {
+            "FATAL" => "FATAL",
+            "CANCELLED" => "CANCELLED",
+            _ => "DONE",
+        },
+    }
+}
+
+/// getReports as the model (reports_2021-06-30.json) defines it: `reportTypes` (or `nextToken`) required,
+/// `marketplaceIds` matching at least one, `createdSince`, `processingStatuses`, `pageSize` 1–100 (default
+/// 10); a page longer than `pageSize` answers `nextToken`, which must then be the only parameter.
 pub async fn sp_get_reports(AxState(sim): AxState<Sim>, call: Call) -> Response {
     sp_run(&sim, "sp.getReports", &call, |state, _, rate| {
-        let types: Vec<&str> = call
-            .query
-            .get("reportTypes")
-            .map(|t| t.split(',').collect())
-            .unwrap_or_default();
-        if types.is_empty() && !call.query.contains_key("nextToken") {
+        let mut query = call.query.clone();
+        let mut offset = 0usize;
+        if let Some(token) = call.query.get("nextToken") {
+            if call.query.len() > 1 {
+                return sp_invalid("nextToken must be the only parameter when it is given.");
+            }
+            let Some((saved, at)) = state.sp_report_pages.get(token).cloned() else {
+                return sp_invalid("Invalid nextToken.");
+            };
+            query = saved;
+            offset = at;
+        }
+        let list = |name: &str| -> Vec<String> {
+            query
+                .get(name)
+                .map(|t| t.split(',').map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        let (types, marketplaces, statuses) = (list("reportTypes"), list("marketplaceIds"), list("processingStatuses"));
+        if types.is_empty() {
             return sp_invalid("reportTypes or nextToken is required.");
         }
-        let since = call.query.get("createdSince").and_then(|s| parse_time(s));
-        let reports: Vec<Value> = state
+        let page_size = match query.get("pageSize").map(|p| p.parse::<usize>()) {
+            None => 10,
+            Some(Ok(n)) if (1..=100).contains(&n) => n,
+            Some(_) => return sp_invalid("pageSize must be between 1 and 100."),
+        }
+        .min(state.config.sp_reports_page_max.max(1));
+        let since = query.get("createdSince").and_then(|s| parse_time(s));
+        let pps = state.config.polls_per_stage;
+        let matching: Vec<Value> = state
             .sp_reports
             .iter()
             .rev()
-            .filter(|(_, r)| types.contains(&r.report_type.as_str()) && since.is_none_or(|s| r.created >= s))
-            .map(|(id, r)| {
-                let status = if r.polls == 0 { "IN_QUEUE" } else { "IN_PROGRESS" };
-                sp_report_json(id, r, status)
-            })
+            .filter(|(_, r)| types.contains(&r.report_type))
+            .filter(|(_, r)| marketplaces.is_empty() || r.marketplace_ids.iter().any(|m| marketplaces.contains(m)))
+            .filter(|(_, r)| since.is_none_or(|s| r.created >= s))
+            .map(|(id, r)| (id, r, listed_status(r, pps)))
+            .filter(|(_, _, status)| statuses.is_empty() || statuses.iter().any(|s| s == status))
+            .map(|(id, r, status)| sp_report_json(id, r, status))
             .collect();
-        with_rate(Json(json!({"reports": reports})).into_response(), rate)
+        let page: Vec<Value> = matching.iter().skip(offset).take(page_size).cloned().collect();
+        let mut body = json!({ "reports": page });
+        if offset + page_size < matching.len() {
+            let token = format!("page{}", state.sp_report_pages.len() + 1);
+            state
+                .sp_report_pages
+                .insert(token.clone(), (query.clone(), offset + page_size));
+            body["nextToken"] = json!(token);
+        }
+        with_rate(Json(body).into_response(), rate)
     })
 }
 

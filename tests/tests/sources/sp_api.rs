@@ -293,3 +293,86 @@ async fn the_sellers_api_lists_the_marketplaces_of_the_region() {
     assert_eq!(ids, ["A1F83G8C2ARO7P", "A1PA6795UKMFR9"]);
     assert!(marketplaces.iter().all(|m| m.participation.is_participating));
 }
+
+#[tokio::test]
+async fn sp_api_search_for_an_earlier_report_follows_every_page_of_get_reports() {
+    // Model (reports_2021-06-30.json, GetReportsResponse): `nextToken` is returned when the results exceed
+    // `pageSize`; the next page is asked for with it as the only parameter.
+    let sim = Simulator::start(SimConfig {
+        sp_reports_page_max: 2,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let client = sp(&sim);
+    let since = Utc::now() - Days::minutes(5);
+    // GIVEN the report of window W, then three newer ones: W's is on the second page (newest first)
+    let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
+    for day in [-5, -4, -3] {
+        client.create(&orders(), &window(day, day + 1)).await.expect("create");
+    }
+    // WHEN an interrupted attempt's report is looked for
+    let found = client
+        .find_existing(&orders(), &window(-2, -1), since)
+        .await
+        .expect("search");
+    // THEN it is found, and every page after the first was asked for with nextToken alone
+    assert_eq!(found.as_deref(), Some(id.as_str()));
+    let searches = sim.requests_of("sp.getReports");
+    assert!(searches.len() >= 2, "{searches:?}");
+    for later in &searches[1..] {
+        assert!(
+            later.path.contains("nextToken=") && !later.path.contains("reportTypes"),
+            "{}",
+            later.path
+        );
+    }
+}
+
+#[tokio::test]
+async fn sp_api_search_never_adopts_a_report_whose_options_or_marketplaces_may_differ() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    let since = Utc::now() - Days::minutes(5);
+    let w = window(-2, -1);
+    // A report of another job: the same type and window, but two marketplaces.
+    let mut two_markets = orders();
+    two_markets.marketplace_ids.push("A2EUQ1WTGCTBG2".into());
+    client.create(&two_markets, &w).await.expect("create");
+    assert_eq!(client.find_existing(&orders(), &w, since).await.expect("search"), None);
+    // A report asked for with reportOptions: getReports does not say its options (the Report model has
+    // none), so a job with options never adopts one, whatever it was asked with.
+    let mut with_options = orders();
+    with_options.report_options.insert("reportPeriod".into(), "DAY".into());
+    client.create(&with_options, &window(-4, -3)).await.expect("create");
+    assert_eq!(
+        client
+            .find_existing(&with_options, &window(-4, -3), since)
+            .await
+            .expect("search"),
+        None
+    );
+    // The job without options still finds its own report.
+    let own = client.create(&orders(), &w).await.expect("create");
+    assert_eq!(
+        client.find_existing(&orders(), &w, since).await.expect("search"),
+        Some(own)
+    );
+}
+
+#[tokio::test]
+async fn get_reports_takes_next_token_as_its_only_parameter_like_amazon() {
+    // Model: "call getReports with this token as the only parameter".
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let http = api_http_client(&policy()).expect("client");
+    let session = LwaSession::new(LwaClient::new(http.clone(), sim.token_url()), credentials());
+    let token = session.access_token().await.expect("token");
+    let answer = http
+        .get(format!("{}/reports/2021-06-30/reports", sim.base_url()))
+        .query(&[("nextToken", "page1"), ("reportTypes", "GET_X")])
+        .header("x-amz-access-token", token.token.expose_secret())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 400);
+}
