@@ -1,16 +1,25 @@
 //! Prime Video Slate datasets: accounts → groups → businesses → datasets → files, each a paginated
 //! list (`limit`/`offset`, `{total, next, data}`), files delivered as ZIP archives of CSV changelogs.
 //!
-//! The Datasets API's paths and file fields are not published in any material we could verify
-//! (`../shared/reference/amazon-apis.md` §4), so the base URL is configuration and the paths below
-//! follow the documented v1 reporting API's conventions:
-//! `{base}/v2/accounts/{account}/groups/{group}/businesses/{business}/datasets/{dataset}/files
-//! ?startDateTime=…&endDateTime=…&limit=…&offset=…`.
+//! Paths, paging and parameters are those of the Datasets API's official page (the user's seed
+//! `002_8fd61206bc5c2333.txt`, reference §4), on the base `https://videocentral.amazon.com/apis`:
+//!
+//! | list | path |
+//! |---|---|
+//! | accounts | `/v2/accounts` |
+//! | an account's groups | `/v2/accounts/{account_id}` |
+//! | a group's businesses | `/v2/accounts/{account_id}/{group_id}` |
+//! | a business's datasets | `/v2/accounts/{account_id}/{group_id}/{business_id}/datasets` |
+//! | a dataset's files | `/v2/accounts/{account_id}/{group_id}/{business_id}/datasets/{dataset_id}` with `startDateTime`, `endDateTime` (`YYYY-MM-DDTHH:MM:SSZ`, UTC) and `limit` ≤ 1,000 |
+//!
+//! An export larger than 300 MB comes as several files; each pre-signed URL lives 60 minutes. The file
+//! entries' field names are not in the stored page: they are read tolerantly.
 //!
 //! There is no Amazon-side request to create: a "request" is the window of files to fetch, its id
 //! encodes the window, and it is ready at once (no data when no file falls in it). Incremental runs
-//! pass the previous run's watermark ([`SlateRequest::after`]): only files strictly newer are
-//! fetched, and [`watermark`] of the documents is the next run's starting point — no gap, no overlap.
+//! pass the previous run's watermark ([`SlateRequest::after`]): as the page's incremental example does,
+//! the next `startDateTime` is the last timestamp retrieved plus one second, and [`watermark`] of the
+//! documents is the next run's starting point — no gap, no overlap.
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -25,8 +34,10 @@ use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
 
 /// The documented production base URL.
 pub const DEFAULT_BASE_URL: &str = "https://videocentral.amazon.com/apis";
-/// Page size asked for.
+/// Page size asked for the lists of accounts, groups, businesses and datasets.
 pub const PAGE_SIZE: u32 = 100;
+/// Page size asked for a dataset's files (the documented maximum).
+pub const FILES_PAGE_SIZE: u32 = 1000;
 /// Slate publishes no rates; a polite default.
 pub const SLATE: Operation = Operation {
     name: "slate",
@@ -98,11 +109,16 @@ impl SlateClient {
 
     /// Every item of a paginated list, following `next` links to exhaustion. A `next` link that
     /// leaves the configured base URL is refused.
-    async fn all<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<T>, SourceError> {
+    async fn all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        page_size: u32,
+    ) -> Result<Vec<T>, SourceError> {
         let mut out = Vec::new();
         let mut url = format!("{}/{path}", self.base_url);
         let mut query: Vec<(&str, String)> = query.to_vec();
-        query.push(("limit", PAGE_SIZE.to_string()));
+        query.push(("limit", page_size.to_string()));
         query.push(("offset", "0".to_owned()));
         let mut first = true;
         for _ in 0..10_000 {
@@ -134,25 +150,25 @@ impl SlateClient {
 
     /// The accounts the credentials can see.
     pub async fn accounts(&self) -> Result<Vec<Entry>, SourceError> {
-        self.all("v2/accounts", &[]).await
+        self.all("v2/accounts", &[], PAGE_SIZE).await
     }
 
     /// An account's groups.
     pub async fn groups(&self, account: &str) -> Result<Vec<Entry>, SourceError> {
         let a = path_segment(account)?;
-        self.all(&format!("v2/accounts/{a}/groups"), &[]).await
+        self.all(&format!("v2/accounts/{a}"), &[], PAGE_SIZE).await
     }
 
     /// A group's businesses.
     pub async fn businesses(&self, account: &str, group: &str) -> Result<Vec<Entry>, SourceError> {
         let (a, g) = (path_segment(account)?, path_segment(group)?);
-        self.all(&format!("v2/accounts/{a}/groups/{g}/businesses"), &[]).await
+        self.all(&format!("v2/accounts/{a}/{g}"), &[], PAGE_SIZE).await
     }
 
     /// A business's datasets.
     pub async fn datasets(&self, account: &str, group: &str, business: &str) -> Result<Vec<Entry>, SourceError> {
         let (a, g, b) = (path_segment(account)?, path_segment(group)?, path_segment(business)?);
-        self.all(&format!("v2/accounts/{a}/groups/{g}/businesses/{b}/datasets"), &[])
+        self.all(&format!("v2/accounts/{a}/{g}/{b}/datasets"), &[], PAGE_SIZE)
             .await
     }
 
@@ -164,14 +180,19 @@ impl SlateClient {
             path_segment(&request.business_id)?,
             path_segment(&request.dataset_id)?,
         );
-        let start = request.after.map_or(window.start, |w| w.max(window.start));
+        // The incremental rule of the official page: the next start is the last timestamp retrieved plus
+        // one second (timestamps are to the second).
+        let start = request
+            .after
+            .map_or(window.start, |w| (w + chrono::Duration::seconds(1)).max(window.start));
         if start >= window.end {
             return Ok(Vec::new());
         }
         let mut files: Vec<SlateFile> = self
             .all(
-                &format!("v2/accounts/{a}/groups/{g}/businesses/{b}/datasets/{d}/files"),
+                &format!("v2/accounts/{a}/{g}/{b}/datasets/{d}"),
                 &[("startDateTime", iso(start)), ("endDateTime", iso(window.end))],
+                FILES_PAGE_SIZE,
             )
             .await?;
         files.retain(|f| {

@@ -84,6 +84,9 @@ pub struct SimConfig {
     /// The most reports one getReports page holds whatever `pageSize` asks (100, the model's maximum;
     /// lower to make a few reports span pages).
     pub sp_reports_page_max: usize,
+    /// The most entries one Slate page holds whatever `limit` asks (the API may answer fewer; lower to
+    /// make a few files span pages).
+    pub slate_page_max: usize,
 }
 
 impl Default for SimConfig {
@@ -108,6 +111,7 @@ impl Default for SimConfig {
             slate_rows: 200,
             ads_spurious_401_every: 0,
             sp_reports_page_max: 100,
+            slate_page_max: 1000,
         }
     }
 }
@@ -479,17 +483,16 @@ fn router(sim: Sim) -> Router {
             axum::routing::delete(amc_delete_schedule),
         )
         .route("/apis/v2/accounts", get(slate_accounts))
-        .route("/apis/v2/accounts/{account}/groups", get(slate_groups))
+        // The Datasets API's paths as its official page gives them (seed 002_8fd61206bc5c2333.txt): no
+        // `groups`, `businesses` or `files` segments.
+        .route("/apis/v2/accounts/{account}", get(slate_groups))
+        .route("/apis/v2/accounts/{account}/{group}", get(slate_businesses))
         .route(
-            "/apis/v2/accounts/{account}/groups/{group}/businesses",
-            get(slate_businesses),
-        )
-        .route(
-            "/apis/v2/accounts/{account}/groups/{group}/businesses/{business}/datasets",
+            "/apis/v2/accounts/{account}/{group}/{business}/datasets",
             get(slate_datasets),
         )
         .route(
-            "/apis/v2/accounts/{account}/groups/{group}/businesses/{business}/datasets/{dataset}/files",
+            "/apis/v2/accounts/{account}/{group}/{business}/datasets/{dataset}",
             get(slate_files),
         )
         .route("/files/{id}", get(download))

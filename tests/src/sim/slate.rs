@@ -15,13 +15,17 @@ use super::{FileBody, Sim};
 
 use super::common::*;
 
-pub(super) fn slate_page(sim: &Sim, call: &Call, path: &str, items: Vec<Value>) -> Response {
+/// A page as the official page describes it: `limit` (default 10) and `offset`, answered with `total`,
+/// `next` (null on the last page) and the page's `data`; file lists take up to 1,000 per page.
+pub(super) fn slate_page(sim: &Sim, call: &Call, path: &str, items: Vec<Value>, page_max: usize) -> Response {
+    let max = if path.contains("/datasets/") { 1000 } else { 500 };
     let limit: usize = call
         .query
         .get("limit")
         .and_then(|l| l.parse().ok())
         .unwrap_or(10)
-        .clamp(1, 500);
+        .clamp(1, max)
+        .min(page_max.max(1));
     let offset: usize = call.query.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
     let total = items.len();
     let data: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
@@ -47,7 +51,7 @@ pub(super) fn slate_page(sim: &Sim, call: &Call, path: &str, items: Vec<Value>) 
 pub(super) fn slate_list(sim: &Sim, call: &Call, op: &str, items: Vec<Value>) -> Response {
     let path = call.path.split('?').next().unwrap_or_default().to_owned();
     run(sim, op, call, |state, sim| match bearer_auth(state, call, "message") {
-        Ok(()) => slate_page(sim, call, &path, items),
+        Ok(()) => slate_page(sim, call, &path, items, state.config.slate_page_max),
         Err(r) => r,
     })
 }
@@ -110,6 +114,13 @@ pub(super) fn slate_zip(dataset: &str, file_id: &str, published: DateTime<Utc>, 
     w.finish().map(|c| Bytes::from(c.into_inner())).unwrap_or_default()
 }
 
+/// A time in the one format the official page gives for startDateTime/endDateTime: YYYY-MM-DDTHH:MM:SSZ.
+fn utc_second(s: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
 pub async fn slate_files(
     AxState(sim): AxState<Sim>,
     Path((_a, _g, _b, dataset)): Path<(String, String, String, String)>,
@@ -121,12 +132,12 @@ pub async fn slate_files(
             return r;
         }
         let (Some(start), Some(end)) = (
-            call.query.get("startDateTime").and_then(|s| parse_time(s)),
-            call.query.get("endDateTime").and_then(|s| parse_time(s)),
+            call.query.get("startDateTime").and_then(|s| utc_second(s)),
+            call.query.get("endDateTime").and_then(|s| utc_second(s)),
         ) else {
             return amc_error(
                 StatusCode::BAD_REQUEST,
-                "startDateTime and endDateTime are required (ISO 8601)",
+                "startDateTime and endDateTime are required, as YYYY-MM-DDTHH:MM:SSZ (UTC)",
             );
         };
         let now = state.now();
@@ -149,6 +160,6 @@ pub async fn slate_files(
             }
             t += chrono::Duration::seconds(step);
         }
-        slate_page(sim, &call, &path, items)
+        slate_page(sim, &call, &path, items, state.config.slate_page_max)
     })
 }

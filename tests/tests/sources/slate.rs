@@ -7,6 +7,7 @@ async fn slate_lists_every_page_and_the_watermark_continues_without_gap_or_overl
     let sim = Simulator::start(SimConfig {
         slate_files_per_day: 24,
         slate_rows: 10,
+        slate_page_max: 50,
         ..SimConfig::default()
     })
     .await
@@ -77,4 +78,47 @@ async fn slate_windows_without_files_have_no_data() {
         client.status(&request, &id).await.expect("status"),
         RequestStatus::NoData { .. }
     ));
+}
+
+#[tokio::test]
+async fn slate_is_asked_on_the_paths_and_with_the_parameters_of_its_official_page() {
+    // Source: the Datasets API's official page (seed 002_8fd61206bc5c2333.txt): /v2/accounts,
+    // /v2/accounts/{account_id}, /v2/accounts/{account_id}/{group_id},
+    // …/{business_id}/datasets, …/datasets/{dataset_id} with startDateTime/endDateTime as
+    // YYYY-MM-DDTHH:MM:SSZ and limit ≤ 1000; incremental runs start at the last timestamp + 1 s.
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = SlateClient::new(api(&sim, AuthStyle::Bearer), sim.slate_url());
+    client.groups("acct-1").await.expect("groups");
+    client.businesses("acct-1", "grp-1").await.expect("businesses");
+    client.datasets("acct-1", "grp-1", "biz-1").await.expect("datasets");
+    let mark = DateTime::parse_from_rfc3339("2026-11-20T06:00:00Z")
+        .expect("time")
+        .to_utc();
+    let request = SlateRequest {
+        account_id: "acct-1".into(),
+        group_id: "grp-1".into(),
+        business_id: "biz-1".into(),
+        dataset_id: "playback".into(),
+        after: Some(mark),
+    };
+    let w = TimeWindow::new(mark - Days::days(1), mark + Days::days(1)).expect("window");
+    client.files(&request, &w).await.expect("files");
+    let path = |op: &str| sim.requests_of(op).first().map(|r| r.path.clone()).expect("a request");
+    assert!(
+        path("slate.groups").starts_with("/apis/v2/accounts/acct-1?"),
+        "{}",
+        path("slate.groups")
+    );
+    assert!(path("slate.businesses").starts_with("/apis/v2/accounts/acct-1/grp-1?"));
+    assert!(path("slate.datasets").starts_with("/apis/v2/accounts/acct-1/grp-1/biz-1/datasets?"));
+    let files = path("slate.files");
+    assert!(
+        files.starts_with("/apis/v2/accounts/acct-1/grp-1/biz-1/datasets/playback?"),
+        "{files}"
+    );
+    assert!(
+        files.contains("startDateTime=2026-11-20T06%3A00%3A01Z"),
+        "the watermark + 1 s: {files}"
+    );
+    assert!(files.contains("limit=1000"), "{files}");
 }
