@@ -131,6 +131,9 @@ impl From<SourceError> for CliError {
             SourceError::CredentialsRefused(_) => {
                 error.hint("the stored credentials were refused: run `amzpipectl onboard` again")
             }
+            SourceError::NotAuthorized(_) => {
+                error.hint("missing permission: the user who authorised the application must have access to this account (onboard again as one who has)")
+            }
             SourceError::AuthExpired(m) if m.contains("403") || m.to_lowercase().contains("not authorized") => {
                 error.hint("missing permission: the user who authorised the application must have access to this account (onboard again as one who has)")
             }

@@ -121,9 +121,15 @@ pub enum SourceError {
         /// How long to wait.
         retry_after: std::time::Duration,
     },
-    /// The access token was refused even after a refresh: retry with a fresh token.
+    /// The access token was refused as expired: retry with a fresh token.
     #[error("authorisation failed: {0}")]
     AuthExpired(String),
+    /// The credentials were accepted, but what was asked is refused to them even with a freshly
+    /// refreshed token (an Ads 401 that survives a refresh, an SP-API 403): the wrong profile or
+    /// region, or an application without the role. A person must fix the configuration; retrying
+    /// does not help.
+    #[error("not authorised: {0} (check the profile or account, its region, and the application's roles)")]
+    NotAuthorized(String),
     /// The refresh token or the application was refused by Login with Amazon: a person must
     /// re-authorise; retrying does not help.
     #[error("credentials refused: {0}")]

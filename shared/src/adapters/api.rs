@@ -11,7 +11,8 @@
 //!   Lambda.
 //! - `x-amzn-RateLimit-Limit`, when Amazon sends it, replaces the operation's rate.
 //! - An authentication failure (401, or SP-API's 403 `Unauthorized`) refreshes the token once and tries
-//!   again.
+//!   again; one that survives the fresh token is a configuration error ([`SourceError::NotAuthorized`]),
+//!   not an expired token: a missing or wrong Scope, a profile of another region, a missing role.
 //!
 //! Nothing here logs a token, a body or a URL with a query string.
 
@@ -563,7 +564,8 @@ impl From<ApiError> for SourceError {
             ApiError::Throttled { retry_after, .. } => SourceError::Throttled { retry_after },
             ApiError::Lwa(e) if e.is_transient() => SourceError::Transient(e.to_string()),
             ApiError::Lwa(e) => SourceError::CredentialsRefused(e.to_string()),
-            ApiError::Unauthorized { .. } => SourceError::AuthExpired(e.to_string()),
+            // Refused with a token refreshed for this very call: not expiry, configuration.
+            ApiError::Unauthorized { .. } => SourceError::NotAuthorized(e.to_string()),
             ApiError::Transient { .. } | ApiError::Decode { .. } => SourceError::Transient(e.to_string()),
             ApiError::Status { status: 404, .. } => SourceError::NotFound(e.to_string()),
             ApiError::Status {
@@ -571,7 +573,7 @@ impl From<ApiError> for SourceError {
                 ..
             } => SourceError::Transient(e.to_string()),
             ApiError::Status { status, .. } if status >= 500 => SourceError::Transient(e.to_string()),
-            ApiError::Status { status: 401 | 403, .. } => SourceError::AuthExpired(e.to_string()),
+            ApiError::Status { status: 401 | 403, .. } => SourceError::NotAuthorized(e.to_string()),
             ApiError::Status { .. } => SourceError::Invalid(e.to_string()),
         }
     }

@@ -3,10 +3,10 @@
 //! | `errorType` | meaning | the state machine |
 //! |---|---|---|
 //! | `Throttled` | Amazon (or a shared quota) said to wait | retries with backoff |
-//! | `AuthExpired` | an access token was refused even after a refresh | retries |
+//! | `AuthExpired` | an access token was refused as expired | retries |
 //! | `Transient` | network trouble, 5xx, a cut-off download, the Lambda deadline | retries with backoff |
 //! | `NotReady` | a step ran before the step it depends on finished | retries |
-//! | `CredentialsRefused` | Login with Amazon refused the refresh token or the application | fails: a person must re-authorise |
+//! | `CredentialsRefused` | Login with Amazon refused the refresh token or the application, or Amazon refused what was asked even with a fresh token (wrong profile or region, a missing role) | fails: a person must re-authorise or fix the job's account |
 //! | `IntegrityFailed` | a document failed decryption, a checksum or a size ceiling | fails |
 //! | `InvalidJob` | the job definition, or the request it makes, is wrong | fails |
 //! | `SourceFailed` | Amazon failed the request (`FATAL`, `FAILED`), or it never finished | fails, reason recorded on the run |
@@ -30,10 +30,11 @@ pub enum StepError {
         /// What was throttled.
         message: String,
     },
-    /// An access token was refused even after a refresh.
+    /// An access token was refused as expired.
     #[error("{0}")]
     AuthExpired(String),
-    /// Login with Amazon refused the credentials: a person must re-authorise.
+    /// Login with Amazon refused the credentials, or Amazon refused what was asked even with a fresh
+    /// token: a person must re-authorise or fix the job's account.
     #[error("{0}")]
     CredentialsRefused(String),
     /// Worth retrying as is.
@@ -104,7 +105,9 @@ impl From<SourceError> for StepError {
                 message: "Amazon throttled the request".into(),
             },
             SourceError::AuthExpired(_) => Self::AuthExpired(e.to_string()),
-            SourceError::CredentialsRefused(_) => Self::CredentialsRefused(e.to_string()),
+            SourceError::CredentialsRefused(_) | SourceError::NotAuthorized(_) => {
+                Self::CredentialsRefused(e.to_string())
+            }
             SourceError::Transient(_) => Self::Transient(e.to_string()),
             SourceError::Invalid(_) => Self::InvalidJob(e.to_string()),
             SourceError::NotFound(_) => Self::SourceFailed(e.to_string()),

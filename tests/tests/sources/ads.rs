@@ -126,6 +126,39 @@ async fn ads_failed_reports_carry_amazons_reason_and_a_spurious_401_while_pollin
 }
 
 #[tokio::test]
+async fn an_ads_401_that_survives_a_fresh_token_is_a_configuration_error_not_an_expired_token() {
+    // ADOC guides/account-management/authorization/profiles.md: a missing or wrong Scope answers 401, a
+    // profile of another region a 4XX "Unauthorized" (reference amazon-apis.md §10). One refresh and
+    // retry is right; a 401 on the fresh token means the profile or region is wrong.
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = ads(&sim);
+    let id = client.create(&campaigns(), &window(-2, 0)).await.expect("create");
+    sim.set_scenario(Scenario {
+        faults: vec![Fault {
+            op: "ads.getReport".into(),
+            status: 401,
+            times: 2,
+            retry_after: None,
+            body: None,
+            after_effect: false,
+        }],
+        ..Scenario::default()
+    });
+    let err = client.status(&campaigns(), &id).await.expect_err("refused");
+    assert!(matches!(err, SourceError::NotAuthorized(_)), "{err:?}");
+    assert_eq!(
+        amzpipe::steps::StepError::from(err).error_type(),
+        "CredentialsRefused",
+        "the state machine fails the run instead of retrying it as AuthExpired"
+    );
+    assert_eq!(
+        sim.requests_of("lwa.token").len(),
+        2,
+        "the token was refreshed once, and only once"
+    );
+}
+
+#[tokio::test]
 async fn ads_429_without_retry_after_on_create_becomes_a_throttled_wait() {
     let sim = Simulator::start(SimConfig::default()).await.expect("sim");
     sim.set_scenario(Scenario {

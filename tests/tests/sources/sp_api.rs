@@ -376,3 +376,31 @@ async fn get_reports_takes_next_token_as_its_only_parameter_like_amazon() {
         .expect("answer");
     assert_eq!(answer.status(), 400);
 }
+
+#[tokio::test]
+async fn an_sp_api_403_with_a_valid_token_is_a_missing_role_not_an_expired_token() {
+    // Model (reports_2021-06-30.json): 403 "Indicates that access to the resource is forbidden. Possible
+    // reasons include Access Denied, Unauthorized, Expired Token, or Invalid Signature." Expiry is
+    // ruled out by the refresh; what stays is a missing role or the wrong seller.
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
+    sim.set_scenario(Scenario {
+        faults: vec![Fault {
+            op: "sp.getReport".into(),
+            status: 403,
+            times: 2,
+            retry_after: None,
+            body: Some(serde_json::json!({"errors": [{"code": "Unauthorized",
+                "message": "Access to requested resource is denied.", "details": ""}]})),
+            after_effect: false,
+        }],
+        ..Scenario::default()
+    });
+    let err = client.status(&orders(), &id).await.expect_err("refused");
+    assert!(matches!(err, SourceError::NotAuthorized(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("Access to requested resource is denied"),
+        "{err}"
+    );
+}
