@@ -198,6 +198,8 @@ pub enum ContentFormat {
     Json,
     /// One JSON value per line.
     JsonLines,
+    /// An XML document (the SP-API XML reports); no row count.
+    Xml,
     /// Anything else; no row count.
     Binary,
 }
@@ -210,6 +212,7 @@ impl ContentFormat {
             ContentFormat::Csv => "text/csv",
             ContentFormat::Json => "application/json",
             ContentFormat::JsonLines => "application/x-ndjson",
+            ContentFormat::Xml => "application/xml",
             ContentFormat::Binary => "application/octet-stream",
         }
     }
@@ -221,6 +224,7 @@ impl ContentFormat {
             ContentFormat::Csv => "csv",
             ContentFormat::Json => "json",
             ContentFormat::JsonLines => "jsonl",
+            ContentFormat::Xml => "xml",
             ContentFormat::Binary => "bin",
         }
     }

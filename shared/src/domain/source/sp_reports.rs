@@ -67,18 +67,50 @@ impl SpReportRequest {
     }
 }
 
-/// JSON for the report families documented as JSON (Sales and Traffic, Brand Analytics, Vendor
-/// analytics, …), TSV for the flat files.
+/// The output type of report types as the SP-API report type values pages document it
+/// (developer-docs.amazon.com/sp-api/docs/report-type-values-*: "Report output type"), where the name
+/// alone does not say it. **The one table of report formats**; [`default_format`] reads it first.
+const DOCUMENTED_FORMATS: [(&str, ContentFormat); 6] = [
+    // report-type-values-performance: "Flat File Feedback Report … Tab-delimited flat file".
+    ("GET_SELLER_FEEDBACK_DATA", ContentFormat::Tsv),
+    // report-type-values-performance: "XML Customer Metrics Report … XML".
+    ("GET_V1_SELLER_PERFORMANCE_REPORT", ContentFormat::Xml),
+    // report-type-values-performance: the Account Health report, JSON.
+    ("GET_V2_SELLER_PERFORMANCE_REPORT", ContentFormat::Json),
+    // report-type-values-performance: "JSON report containing data from promotion campaigns".
+    ("GET_PROMOTION_PERFORMANCE_REPORT", ContentFormat::Json),
+    ("GET_COUPON_PERFORMANCE_REPORT", ContentFormat::Json),
+    // report-type-values-order: "Unshipped Orders Report … Tab-delimited flat file".
+    ("GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING", ContentFormat::Tsv),
+];
+
+/// Families whose documented output type their names carry: the XML reports (`GET_XML_…`, the
+/// scheduled XML order reports `GET_ORDER_REPORT_DATA_…`), the flat files (`GET_FLAT_FILE_…`: tab-delimited),
+/// and the analytics families documented as JSON (Sales and Traffic, Brand Analytics, Vendor analytics).
+const FAMILY_FORMATS: [(&str, ContentFormat); 7] = [
+    ("GET_XML_", ContentFormat::Xml),
+    ("GET_ORDER_REPORT_DATA_", ContentFormat::Xml),
+    ("GET_FLAT_FILE_", ContentFormat::Tsv),
+    ("GET_SALES_AND_TRAFFIC_REPORT", ContentFormat::Json),
+    ("GET_BRAND_ANALYTICS_", ContentFormat::Json),
+    ("GET_VENDOR_", ContentFormat::Json),
+    ("GET_EPR_", ContentFormat::Json),
+];
+
+/// A report type's documented format: the table, then the family its name names, then JSON for a
+/// name that says `_JSON`, else TSV (most other reports are tab-delimited flat files). A job can say
+/// otherwise with `format`.
 pub fn default_format(report_type: &str) -> ContentFormat {
-    const JSON_PREFIXES: [&str; 6] = [
-        "GET_SALES_AND_TRAFFIC_REPORT",
-        "GET_BRAND_ANALYTICS_",
-        "GET_VENDOR_",
-        "GET_SELLER_FEEDBACK_DATA",
-        "GET_B2B_PRODUCT_OPPORTUNITIES",
-        "GET_PROMOTION_PERFORMANCE_REPORT",
-    ];
-    if JSON_PREFIXES.iter().any(|p| report_type.starts_with(p)) || report_type.contains("_JSON") {
+    if let Some((_, format)) = DOCUMENTED_FORMATS.iter().find(|(name, _)| *name == report_type) {
+        return *format;
+    }
+    if let Some((_, format)) = FAMILY_FORMATS
+        .iter()
+        .find(|(prefix, _)| report_type.starts_with(prefix))
+    {
+        return *format;
+    }
+    if report_type.contains("_JSON") {
         ContentFormat::Json
     } else {
         ContentFormat::Tsv
@@ -119,5 +151,29 @@ impl SourceRules for SpReportRequest {
             rate: CREATE_REPORT_RATE,
             burst: CREATE_REPORT_BURST,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_formats_follow_the_documented_output_types() {
+        for (report_type, format) in [
+            ("GET_SELLER_FEEDBACK_DATA", ContentFormat::Tsv),
+            ("GET_V1_SELLER_PERFORMANCE_REPORT", ContentFormat::Xml),
+            ("GET_V2_SELLER_PERFORMANCE_REPORT", ContentFormat::Json),
+            ("GET_XML_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", ContentFormat::Xml),
+            (
+                "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+                ContentFormat::Tsv,
+            ),
+            ("GET_SALES_AND_TRAFFIC_REPORT", ContentFormat::Json),
+            ("GET_BRAND_ANALYTICS_SEARCH_TERMS_REPORT", ContentFormat::Json),
+            ("GET_MERCHANT_LISTINGS_ALL_DATA", ContentFormat::Tsv),
+        ] {
+            assert_eq!(default_format(report_type), format, "{report_type}");
+        }
     }
 }
