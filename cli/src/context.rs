@@ -8,6 +8,7 @@ use std::sync::Arc;
 use amzpipe::adapters::api::{Policy, api_http_client};
 use amzpipe::adapters::dynamo::{DEFAULT_RUN_TTL_DAYS, DynamoJobStore};
 use amzpipe::adapters::secrets::SecretsManagerStore;
+use amzpipe::domain::credentials::TokenHost;
 use amzpipe::steps::{Clients, Endpoints, NoSharedCache, Sessions};
 use aws_config::{BehaviorVersion, SdkConfig};
 use tokio::sync::OnceCell;
@@ -272,10 +273,10 @@ impl Context {
             .await
     }
 
-    /// The Amazon API clients of the credential set stored in `secret_id`. Call
-    /// [`Context::store_rotations`] before exiting.
-    pub async fn clients(&self, secret_id: &str) -> CliResult<Clients> {
-        let session = self.sessions().await?.session(secret_id).await?;
+    /// The Amazon API clients of the credential set stored in `secret_id`, its tokens refreshed at `host`
+    /// unless the credential set names its endpoint. Call [`Context::store_rotations`] before exiting.
+    pub async fn clients(&self, secret_id: &str, host: TokenHost) -> CliResult<Clients> {
+        let session = self.sessions().await?.session(secret_id, host).await?;
         Ok(Clients::new(
             self.http()?,
             Arc::clone(&session.lwa),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use amzpipe::adapters::amc::{AmcAccount, AmcInstance};
 use amzpipe::adapters::sellers::MarketplaceParticipation;
+use amzpipe::domain::credentials::TokenHost;
 use amzpipe::domain::job::Job;
 use amzpipe::steps::Clients;
 use clap::{Args, ValueEnum};
@@ -27,6 +28,17 @@ pub enum Source {
     Sp,
     /// Prime Video Slate.
     Slate,
+}
+
+impl Source {
+    /// Where this source's credentials get their access tokens by default (SP-API: `api.amazon.com`
+    /// everywhere; the Ads family: the region's host).
+    pub fn token_host(self) -> TokenHost {
+        match self {
+            Self::Sp => TokenHost::Global,
+            Self::Ads | Self::Amc | Self::Slate => TokenHost::Regional,
+        }
+    }
 }
 
 /// What to discover.
@@ -401,7 +413,7 @@ fn write_jobs(listing: &Listing, args: &DiscoverArgs, dir: &Path) -> CliResult<V
 
 /// Runs the command.
 pub async fn run(ctx: &Context, args: &DiscoverArgs) -> CliResult<()> {
-    let clients = ctx.clients(&args.credentials).await?;
+    let clients = ctx.clients(&args.credentials, args.source.token_host()).await?;
     let listing = list(&clients, args.source).await?;
     let written = match &args.write_jobs {
         Some(dir) => write_jobs(&listing, args, dir)?,

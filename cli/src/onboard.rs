@@ -264,7 +264,7 @@ async fn authorise(
         return Err(CliError::usage("no authorization code given"));
     }
     let http = ctx.http()?;
-    let endpoint = ctx.env.endpoints().lwa_for(region);
+    let endpoint = ctx.env.endpoints().lwa_for(region, args.source.token_host());
     let grant = LwaClient::new(http, endpoint)
         .exchange_code(&args.client_id, client_secret, &SecretString::from(code), &redirect_uri)
         .await
@@ -317,12 +317,13 @@ pub async fn run(ctx: &Context, args: &OnboardArgs) -> CliResult<()> {
         client_secret: client_secret.expose_secret().to_owned(),
         refresh_token: refresh_token.expose_secret().to_owned(),
         region,
+        token_url: None,
     };
     let created = ctx.secrets().await.put_credentials(&args.secret, &value).await?;
     let reaches = if args.no_verify {
         None
     } else {
-        let clients = ctx.clients(&args.secret).await?;
+        let clients = ctx.clients(&args.secret, args.source.token_host()).await?;
         Some(
             discover::list(&clients, args.source)
                 .await

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use amzpipe::adapters::amc::{AmcScope, Workflow};
 use amzpipe::domain::check_id;
+use amzpipe::domain::credentials::TokenHost;
 use amzpipe::domain::source::amc::single_line_sql;
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -321,7 +322,7 @@ pub async fn run(ctx: &Context, command: &AmcCommand) -> CliResult<()> {
 }
 
 async fn list(ctx: &Context, args: &InstanceArgs) -> CliResult<()> {
-    let amc = ctx.clients(&args.credentials).await?.amc();
+    let amc = ctx.clients(&args.credentials, TokenHost::Regional).await?.amc();
     let workflows = amc
         .workflows(&args.scope())
         .await
@@ -348,7 +349,10 @@ async fn list(ctx: &Context, args: &InstanceArgs) -> CliResult<()> {
 async fn sync(ctx: &Context, args: &SyncArgs) -> CliResult<()> {
     let files = read_dir(&args.dir)?;
     let scope = args.instance.scope();
-    let amc = ctx.clients(&args.instance.credentials).await?.amc();
+    let amc = ctx
+        .clients(&args.instance.credentials, TokenHost::Regional)
+        .await?
+        .amc();
     let remote = amc
         .workflows(&scope)
         .await

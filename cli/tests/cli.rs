@@ -470,7 +470,14 @@ async fn amc_workflow_sync_creates_updates_shows_diffs_and_deletes_only_with_the
     );
     let amc = stack
         .services
-        .clients(&stack.services.session(SECRET).await.expect("session"))
+        .clients(
+            &stack
+                .services
+                .sessions
+                .session(SECRET, amzpipe::domain::credentials::TokenHost::Regional)
+                .await
+                .expect("session"),
+        )
         .amc();
     let scope = amzpipe::adapters::amc::AmcScope {
         instance_id: "amcdemo01".into(),

@@ -372,6 +372,9 @@ pub struct StoredCredentials {
     pub credentials: crate::domain::credentials::Credentials,
     /// The region whose endpoints the credentials are for.
     pub region: crate::domain::Region,
+    /// The Login with Amazon token endpoint the credential set names (`tokenUrl`), when it names one;
+    /// otherwise the source's documented host ([`crate::domain::credentials::TokenHost`]).
+    pub token_url: Option<String>,
     /// The secret version they were read from.
     pub version_id: Option<String>,
 }

@@ -291,7 +291,7 @@ async fn a_retry_after_a_crash_between_create_and_record_finds_the_request_inste
             .await
             .expect("claim");
         s.store.begin_create(&ctx.key, Utc::now()).await.expect("begin");
-        let session = s.session(SECRET).await.expect("session");
+        let session = s.session(&ctx.job).await.expect("session");
         let lost_id = s
             .bind(&ctx.job, &session)
             .await
@@ -527,6 +527,42 @@ async fn a_rotated_refresh_token_is_stored_as_a_new_secret_version_keeping_the_p
     let out = stack.run(&event(ads_job())).await.expect("run with the warm container");
     assert!(out.is_some());
     refresh_token(&cold, event(ads_job())).await.expect("cold refresh");
+}
+
+#[tokio::test]
+async fn a_credential_set_that_names_its_token_endpoint_is_refreshed_there() {
+    // GIVEN functions without an endpoint override, and a secret whose tokenUrl is the simulator's
+    let stack = stack().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.aws.sdk_config().await);
+    let mut value: Value = serde_json::from_str(&amzpipe_testkit::stack::secret_value("eu")).expect("JSON");
+    value["tokenUrl"] = json!(stack.sim.token_url());
+    sm.create_secret()
+        .name("amzpipe/eu-seller")
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .expect("secret");
+    let mut settings = amzpipe_testkit::stack::settings(&stack.sim);
+    settings.endpoints.lwa = None;
+    let services =
+        amzpipe::steps::AwsServices::from_sdk_config(&stack.aws.sdk_config().await, settings).expect("services");
+    let mut job = sp_job();
+    job["credentials"] = json!("amzpipe/eu-seller");
+    // WHEN its token is refreshed
+    refresh_token(&services, event(job.clone())).await.expect("refresh");
+    // THEN LWA was asked at the secret's endpoint, and a rotated token keeps it
+    assert_eq!(stack.sim.requests_of("lwa.token").len(), 1);
+    let ctx = RunContext::from_event(event(job)).expect("context");
+    let session = services.session(&ctx.job).await.expect("session");
+    assert_eq!(
+        session.stored.token_url.as_deref(),
+        Some(stack.sim.token_url().as_str())
+    );
+    assert_eq!(
+        ctx.job.source.rules().token_host(),
+        amzpipe::domain::credentials::TokenHost::Global,
+        "an SP-API job refreshes at api.amazon.com unless its credential set says otherwise"
+    );
 }
 
 #[tokio::test]

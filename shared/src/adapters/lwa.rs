@@ -17,14 +17,14 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use crate::domain::Region;
-pub use crate::domain::credentials::{AccessToken, Credentials, REFRESH_MARGIN};
+pub use crate::domain::credentials::{AccessToken, Credentials, REFRESH_MARGIN, TokenHost};
 
-/// The production token endpoint of a region.
-pub fn token_endpoint(region: Region) -> &'static str {
-    match region {
-        Region::Na => "https://api.amazon.com/auth/o2/token",
-        Region::Eu => "https://api.amazon.co.uk/auth/o2/token",
-        Region::Fe => "https://api.amazon.co.jp/auth/o2/token",
+/// The production token endpoint for credentials of `region` refreshed at `host` (see [`TokenHost`]).
+pub fn token_endpoint(region: Region, host: TokenHost) -> &'static str {
+    match (host, region) {
+        (TokenHost::Global, _) | (TokenHost::Regional, Region::Na) => "https://api.amazon.com/auth/o2/token",
+        (TokenHost::Regional, Region::Eu) => "https://api.amazon.co.uk/auth/o2/token",
+        (TokenHost::Regional, Region::Fe) => "https://api.amazon.co.jp/auth/o2/token",
     }
 }
 
@@ -352,6 +352,26 @@ impl LwaSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sp_api_credentials_refresh_at_api_amazon_com_in_every_region_and_ads_ones_at_the_regional_host() {
+        // Reference amazon-apis.md §10: every documented SP-API example authorises through api.amazon.com;
+        // the regional hosts are documented for the Ads API.
+        for region in [Region::Na, Region::Eu, Region::Fe] {
+            assert_eq!(
+                token_endpoint(region, TokenHost::Global),
+                "https://api.amazon.com/auth/o2/token"
+            );
+        }
+        assert_eq!(
+            token_endpoint(Region::Eu, TokenHost::Regional),
+            "https://api.amazon.co.uk/auth/o2/token"
+        );
+        assert_eq!(
+            token_endpoint(Region::Fe, TokenHost::Regional),
+            "https://api.amazon.co.jp/auth/o2/token"
+        );
+    }
 
     #[test]
     fn lwa_error_codes_map_to_fatal_or_transient() {

@@ -78,6 +78,10 @@ pub struct SecretValue {
     pub refresh_token: String,
     /// `na`, `eu` or `fe`.
     pub region: Region,
+    /// The Login with Amazon token endpoint, when not the source's documented one
+    /// (`https://api.amazon.co.uk/auth/o2/token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
 }
 
 impl std::fmt::Debug for SecretValue {
@@ -160,6 +164,7 @@ impl SecretStore for SecretsManagerStore {
                 refresh_token: SecretString::from(parsed.refresh_token),
             },
             region: parsed.region,
+            token_url: parsed.token_url,
             version_id: out.version_id().map(str::to_owned),
         })
     }
@@ -175,6 +180,7 @@ impl SecretStore for SecretsManagerStore {
             client_secret: stored.credentials.client_secret.expose_secret().to_owned(),
             refresh_token: refresh_token.expose_secret().to_owned(),
             region: stored.region,
+            token_url: stored.token_url.clone(),
         };
         let json = serde_json::to_string(&value).map_err(|e| SecretError::Misconfigured(e.to_string()))?;
         // The version id is derived from the token, so writing the same token twice is one version.

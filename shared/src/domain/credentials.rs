@@ -56,3 +56,17 @@ impl std::fmt::Debug for AccessToken {
             .finish()
     }
 }
+
+/// Which Login with Amazon token host a source's credentials are refreshed at, when the credential set
+/// does not name one (`tokenUrl` in the secret).
+///
+/// SP-API sellers authorise through `api.amazon.com` in every documented example, whatever the region;
+/// the regional hosts (`api.amazon.com`, `api.amazon.co.uk`, `api.amazon.co.jp`) are documented for the
+/// Ads API (reference amazon-apis.md §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenHost {
+    /// `api.amazon.com`, whatever the region (SP-API).
+    Global,
+    /// The region's host (Ads API, AMC; Slate, undocumented, as Ads).
+    Regional,
+}

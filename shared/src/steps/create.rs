@@ -95,7 +95,7 @@ async fn create<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Cr
     if let Some(wait) = take_quota(store, ctx).await? {
         return throttled(&run, wait);
     }
-    let session = services.session(&ctx.job.credentials).await?;
+    let session = services.session(&ctx.job).await?;
     let source = services.bind(&ctx.job, &session).await?;
     let previous_attempt = run.create_started_at;
     let run = store.begin_create(&ctx.key, Utc::now()).await?;

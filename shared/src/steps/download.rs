@@ -88,7 +88,7 @@ async fn download<P: Ports>(
             "aborted the unfinished uploads of an earlier attempt"
         );
     }
-    let session = services.session(&ctx.job.credentials).await?;
+    let session = services.session(&ctx.job).await?;
     let source = services.bind(&ctx.job, &session).await?;
     let mut documents = list_documents(services, ctx, &source, &request_id).await?;
     let newest = documents.iter().filter_map(|d| d.produced_at).max();

@@ -78,7 +78,7 @@ async fn poll<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Poll
             )));
         }
     };
-    let session = services.session(&ctx.job.credentials).await?;
+    let session = services.session(&ctx.job).await?;
     let source = services.bind(&ctx.job, &session).await?;
     let status = match source.status(&request_id).await {
         Ok(status) => status,

@@ -38,7 +38,7 @@ pub async fn refresh_token<P: Ports>(
 
 async fn refresh<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<TokenOutput, StepError> {
     let windows = ctx.job.windows(ctx.scheduled)?;
-    let session = services.session(&ctx.job.credentials).await?;
+    let session = services.session(&ctx.job).await?;
     let token = match session.lwa.access_token().await {
         Ok(token) => token,
         Err(e) => return Err(note_refusal(services, &ctx.job.credentials, e.into()).await),

@@ -17,6 +17,7 @@ use crate::adapters::sellers::SellersClient;
 use crate::adapters::slate::{self, SlateClient};
 use crate::adapters::sp_reports::{self, SpReportsClient};
 use crate::domain::Region;
+use crate::domain::credentials::TokenHost;
 use crate::domain::job::{Job, SourceSpec};
 use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, TokenCache};
 use crate::steps::StepError;
@@ -37,9 +38,11 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// The LWA token endpoint for `region`: the override, or Amazon's.
-    pub fn lwa_for(&self, region: Region) -> String {
-        self.lwa.clone().unwrap_or_else(|| token_endpoint(region).to_owned())
+    /// The LWA token endpoint for credentials of `region` refreshed at `host`: the override, or Amazon's.
+    pub fn lwa_for(&self, region: Region, host: TokenHost) -> String {
+        self.lwa
+            .clone()
+            .unwrap_or_else(|| token_endpoint(region, host).to_owned())
     }
 }
 
@@ -304,9 +307,12 @@ impl<P: Ports> Services<P> {
         &self.downloads
     }
 
-    /// The session of `secret_id` (see [`Sessions::session`]).
-    pub async fn session(&self, secret_id: &str) -> Result<Arc<Session>, StepError> {
-        Ok(self.sessions.session(secret_id).await?)
+    /// The session of `job`'s credentials, refreshed where its source's are (see [`Sessions::session`]).
+    pub async fn session(&self, job: &Job) -> Result<Arc<Session>, StepError> {
+        Ok(self
+            .sessions
+            .session(&job.credentials, job.source.rules().token_host())
+            .await?)
     }
 
     /// Persists what a session learned (see [`Sessions::persist`]).

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::adapters::lwa::{LwaClient, LwaSession, token_endpoint};
 use crate::domain::Region;
-use crate::domain::credentials::AccessToken;
+use crate::domain::credentials::{AccessToken, TokenHost};
 use crate::ports::{SecretError, SecretStore, StoreError, StoredCredentials, TokenCache};
 
 /// Attempts at storing a rotated refresh token before giving up.
@@ -69,12 +69,13 @@ pub struct Sessions<Se, C> {
     cache: C,
     http: reqwest::Client,
     lwa_url: Option<String>,
-    open: Mutex<HashMap<String, Arc<Session>>>,
+    open: Mutex<HashMap<(String, TokenHost), Arc<Session>>>,
 }
 
 impl<Se: SecretStore, C: TokenCache> Sessions<Se, C> {
-    /// Sessions over `secrets` and `cache`; LWA is called with `http` (an API client) at `lwa_url`, or at
-    /// Amazon's token endpoint of each credential set's region when `None`.
+    /// Sessions over `secrets` and `cache`; LWA is called with `http` (an API client) at `lwa_url` (a
+    /// simulator, for every credential set), or else at the endpoint the credential set names, or else at
+    /// Amazon's documented one for its region and the source's [`TokenHost`].
     pub fn new(secrets: Se, cache: C, http: reqwest::Client, lwa_url: Option<String>) -> Self {
         Self {
             secrets,
@@ -90,18 +91,20 @@ impl<Se: SecretStore, C: TokenCache> Sessions<Se, C> {
         &self.secrets
     }
 
-    /// The session of `secret_id`: kept from an earlier call in this process, or read from the secret
-    /// and seeded with the token other functions cached. The secret is read without holding the lock,
-    /// so sessions of other secrets are not held up by it.
-    pub async fn session(&self, secret_id: &str) -> Result<Arc<Session>, SecretError> {
-        if let Some(session) = self.open.lock().await.get(secret_id) {
+    /// The session of `secret_id` for a source refreshed at `host`: kept from an earlier call in this
+    /// process, or read from the secret and seeded with the token other functions cached. The secret is
+    /// read without holding the lock, so sessions of other secrets are not held up by it.
+    pub async fn session(&self, secret_id: &str, host: TokenHost) -> Result<Arc<Session>, SecretError> {
+        let key = (secret_id.to_owned(), host);
+        if let Some(session) = self.open.lock().await.get(&key) {
             return Ok(Arc::clone(session));
         }
         let stored = self.secrets.credentials(secret_id).await?;
         let endpoint = self
             .lwa_url
             .clone()
-            .unwrap_or_else(|| token_endpoint(stored.region).to_owned());
+            .or_else(|| stored.token_url.clone())
+            .unwrap_or_else(|| token_endpoint(stored.region, host).to_owned());
         let lwa = Arc::new(LwaSession::new(
             LwaClient::new(self.http.clone(), endpoint),
             stored.credentials.clone(),
@@ -124,13 +127,13 @@ impl<Se: SecretStore, C: TokenCache> Sessions<Se, C> {
         let mut open = self.open.lock().await;
         // Another task may have opened the same secret meanwhile: keep the first, so that one session
         // (one token, one rotation) serves the secret.
-        Ok(Arc::clone(open.entry(secret_id.to_owned()).or_insert(session)))
+        Ok(Arc::clone(open.entry(key).or_insert(session)))
     }
 
     /// Forgets a session whose credentials were refused, so the next call reads the secret again (an
     /// operator may have stored new ones).
     pub async fn forget(&self, secret_id: &str) {
-        self.open.lock().await.remove(secret_id);
+        self.open.lock().await.retain(|(secret, _), _| secret != secret_id);
     }
 
     /// Persists what a session learned: a rotated refresh token (as a new secret version; retried,

@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::check_id;
+use crate::domain::credentials::TokenHost;
 
 pub use ads_reports::AdsReportRequest;
 pub use amc::AmcRequest;
@@ -115,6 +116,11 @@ pub trait SourceRules: Send + Sync {
     /// The most runs of one job that may usefully run at once (AMC: its running executions).
     fn max_parallel_runs(&self) -> Option<u32> {
         None
+    }
+
+    /// Where the source's credentials get their access tokens, unless the credential set says.
+    fn token_host(&self) -> TokenHost {
+        TokenHost::Regional
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{PollBackoff, Quota, SourceRules};
+use crate::domain::credentials::TokenHost;
 use crate::domain::document::ContentFormat;
 
 /// The longest window one report is asked for by default.
@@ -143,6 +144,10 @@ impl SourceRules for SpReportRequest {
             base: Duration::from_secs(15),
             cap: Duration::from_secs(300),
         }
+    }
+
+    fn token_host(&self) -> TokenHost {
+        TokenHost::Global
     }
 
     fn create_quota(&self, credentials: &str) -> Option<Quota> {
