@@ -43,7 +43,8 @@ pub(super) fn amc_guard(state: &State, call: &Call, instance: &str) -> Result<()
             ));
         }
     }
-    if !instance.starts_with("amc") || !instance.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    // Instance ids are `amc` and letters, digits or `-` (reference §10: ids may contain `-`).
+    if !instance.starts_with("amc") || !instance.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(amc_error(
             StatusCode::NOT_FOUND,
             &format!("Instance {instance} was not found"),
@@ -151,7 +152,15 @@ pub(super) fn amc_wrap(state: &State, v: Value) -> Value {
 
 pub async fn amc_create_execution(AxState(sim): AxState<Sim>, Path(instance): Path<String>, call: Call) -> Response {
     amc_run(&sim, "amc.createExecution", &call, &instance, |state, _| {
-        if call.header("content-type") != Some("application/vnd.amcworkflowexecutions.v1+json") {
+        // AMC takes its vendor type, plain JSON (AMCI sends application/json), or none at all (Amazon's
+        // own notebook sends no Content-Type): reference amazon-apis.md §10.
+        let media = call
+            .header("content-type")
+            .map(|c| c.split(';').next().unwrap_or(c).trim());
+        if !matches!(
+            media,
+            None | Some("application/vnd.amcworkflowexecutions.v1+json" | "application/json")
+        ) {
             return amc_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported content type");
         }
         let body = match call.json() {

@@ -296,7 +296,29 @@ impl State {
     }
 }
 
+impl Fault {
+    /// `op` answering `status` `times` times, before doing anything, with the API's realistic body.
+    pub fn answer(op: &str, status: u16, times: u32) -> Self {
+        Self {
+            op: op.to_owned(),
+            status,
+            times,
+            retry_after: None,
+            body: None,
+            after_effect: false,
+        }
+    }
+}
+
 impl Scenario {
+    /// A scenario of one fault.
+    pub fn with_fault(fault: Fault) -> Self {
+        Self {
+            faults: vec![fault],
+            ..Self::default()
+        }
+    }
+
     /// A scenario where the report type, Ads `reportTypeId` or AMC workflow `key` ends with `outcome`
     /// (`FATAL`, `CANCELLED`, `FAILED`, `LATIN1`, …).
     pub fn with_outcome(key: &str, outcome: &str) -> Self {

@@ -133,17 +133,7 @@ async fn an_ads_401_that_survives_a_fresh_token_is_a_configuration_error_not_an_
     let sim = Simulator::start(SimConfig::default()).await.expect("sim");
     let client = ads(&sim);
     let id = client.create(&campaigns(), &window(-2, 0)).await.expect("create");
-    sim.set_scenario(Scenario {
-        faults: vec![Fault {
-            op: "ads.getReport".into(),
-            status: 401,
-            times: 2,
-            retry_after: None,
-            body: None,
-            after_effect: false,
-        }],
-        ..Scenario::default()
-    });
+    sim.set_scenario(Scenario::with_fault(Fault::answer("ads.getReport", 401, 2)));
     let err = client.status(&campaigns(), &id).await.expect_err("refused");
     assert!(matches!(err, SourceError::NotAuthorized(_)), "{err:?}");
     assert_eq!(

@@ -207,3 +207,42 @@ async fn amc_accounts_list_their_instances_and_a_foreign_account_is_refused() {
         Some(accounts[0].account_id.as_str())
     );
 }
+
+#[tokio::test]
+async fn amc_create_takes_plain_json_or_no_content_type_and_instance_ids_with_dashes() {
+    // Reference amazon-apis.md §10: AMC create accepts application/json (AMCI sends it; Amazon's own
+    // notebook sends no Content-Type), and instance ids may contain `-`. The simulator is as lenient.
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let http = api_http_client(&policy()).expect("client");
+    let session = LwaSession::new(LwaClient::new(http.clone(), sim.token_url()), credentials());
+    let token = session.access_token().await.expect("token");
+    let body = serde_json::json!({
+        "timeWindowType": "EXPLICIT", "timeWindowStart": "2026-11-01T00:00:00",
+        "timeWindowEnd": "2026-11-02T00:00:00", "workflow": {"sqlQuery": "SELECT 1"}
+    });
+    for (instance, content_type) in [
+        ("amcdemo01", Some("application/json")),
+        ("amcdemo01", None),
+        ("amc-demo-02", Some("application/vnd.amcworkflowexecutions.v1+json")),
+    ] {
+        let mut request = http
+            .post(format!(
+                "{}/amc/reporting/{instance}/workflowExecutions",
+                sim.base_url()
+            ))
+            .bearer_auth(token.token.expose_secret())
+            .header("Amazon-Advertising-API-ClientId", "amzn1.application-oa2-client.sim")
+            .header("Amazon-Advertising-API-AdvertiserId", "ENTITY1AA1AA11AAA1")
+            .header("Amazon-Advertising-API-MarketplaceId", "ATVPDKIKX0DER")
+            .body(body.to_string());
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let answer = request.send().await.expect("answer");
+        assert!(
+            answer.status().is_success(),
+            "{instance} {content_type:?}: {}",
+            answer.status()
+        );
+    }
+}

@@ -385,18 +385,11 @@ async fn an_sp_api_403_with_a_valid_token_is_a_missing_role_not_an_expired_token
     let sim = Simulator::start(SimConfig::default()).await.expect("sim");
     let client = sp(&sim);
     let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
-    sim.set_scenario(Scenario {
-        faults: vec![Fault {
-            op: "sp.getReport".into(),
-            status: 403,
-            times: 2,
-            retry_after: None,
-            body: Some(serde_json::json!({"errors": [{"code": "Unauthorized",
-                "message": "Access to requested resource is denied.", "details": ""}]})),
-            after_effect: false,
-        }],
-        ..Scenario::default()
-    });
+    sim.set_scenario(Scenario::with_fault(Fault {
+        body: Some(serde_json::json!({"errors": [{"code": "Unauthorized",
+            "message": "Access to requested resource is denied.", "details": ""}]})),
+        ..Fault::answer("sp.getReport", 403, 2)
+    }));
     let err = client.status(&orders(), &id).await.expect_err("refused");
     assert!(matches!(err, SourceError::NotAuthorized(_)), "{err:?}");
     assert!(
