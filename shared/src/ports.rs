@@ -94,6 +94,8 @@ pub enum RequestStatus {
     },
     /// Amazon gave up on the request (SP-API `FATAL`, Ads/AMC `FAILED`): `reason` is Amazon's own.
     Failed {
+        /// Amazon's final status word (`FATAL`, `FAILED`, `REJECTED`, `CANCELLED`).
+        state: String,
         /// Amazon's reason (the FATAL error document, `failureReason`, `statusReason`).
         reason: String,
     },

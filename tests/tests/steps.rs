@@ -231,6 +231,23 @@ async fn a_fatal_report_fails_the_run_with_amazons_reason_stored() {
 }
 
 #[tokio::test]
+async fn a_run_amazon_failed_shows_amazons_final_status_not_the_last_in_progress_one() {
+    // GIVEN a report that Amazon ends FATAL after being IN_PROGRESS
+    let stack = stack().await;
+    stack.sim.set_scenario(Scenario::with_outcome(
+        "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+        "FATAL",
+    ));
+    let ev = event(sp_job());
+    // WHEN the run is polled to its end
+    stack.run(&ev).await.expect_err("failed");
+    // THEN the run records FATAL as Amazon's status
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.amazon_status.as_deref(), Some("FATAL"));
+}
+
+#[tokio::test]
 async fn the_sample_events_of_the_readme_run_end_to_end() {
     let stack = stack().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");

@@ -317,6 +317,7 @@ impl ReportSource for AdsReportsClient {
         Ok(match report.status.as_str() {
             "COMPLETED" => RequestStatus::Ready,
             "FAILED" | "FAILURE" => RequestStatus::Failed {
+                state: report.status.clone(),
                 reason: report
                     .failure_reason
                     .unwrap_or_else(|| "FAILED without a reason".into()),

@@ -624,6 +624,7 @@ impl ReportSource for AmcClient {
         Ok(match e.status.as_str() {
             "SUCCEEDED" => RequestStatus::Ready,
             "FAILED" | "REJECTED" | "CANCELLED" => RequestStatus::Failed {
+                state: e.status.clone(),
                 reason: format!(
                     "{}: {}",
                     e.status,

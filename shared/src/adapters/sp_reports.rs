@@ -471,6 +471,7 @@ impl ReportSource for SpReportsClient {
                 reason: "the report was cancelled (Amazon cancels reports that have no data)".into(),
             },
             "FATAL" => RequestStatus::Failed {
+                state: "FATAL".into(),
                 reason: self.fatal_reason(&report).await,
             },
             other => RequestStatus::InProgress {

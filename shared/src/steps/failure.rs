@@ -11,8 +11,20 @@ use crate::steps::{Ports, RunContext, Services, StepError};
 /// Records a failure on the run (from any unfinished status) and releases its quota; the error is
 /// returned for the state machine.
 pub(crate) async fn fail_run<St: JobStore + Quotas>(store: &St, ctx: &RunContext, error: StepError) -> StepError {
+    fail_run_with_status(store, ctx, error, None).await
+}
+
+/// [`fail_run`], also recording Amazon's final status word on the run (`FATAL`, `FAILED`…), so that
+/// the run never shows the last in-progress status it was polled in.
+pub(crate) async fn fail_run_with_status<St: JobStore + Quotas>(
+    store: &St,
+    ctx: &RunContext,
+    error: StepError,
+    amazon_status: Option<String>,
+) -> StepError {
     let update = RunUpdate {
         failure_reason: Some(format!("{}: {error}", error.error_type())),
+        amazon_status,
         ..RunUpdate::default()
     };
     let from = [RunStatus::Claimed, RunStatus::Requested, RunStatus::Ready];

@@ -6,7 +6,7 @@ use tracing::Instrument;
 
 use crate::domain::run::{RunStatus, RunUpdate};
 use crate::ports::{JobStore, RequestStatus};
-use crate::steps::failure::{fail_run, note_refusal};
+use crate::steps::failure::{fail_run, fail_run_with_status, note_refusal};
 use crate::steps::quota::{release_quota, renew_quota};
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 
@@ -134,10 +134,11 @@ async fn poll<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Poll
             tracing::info!(request_id = %request_id, reason = %reason, "finished without data");
             Ok(done(PollState::NoData, &run))
         }
-        RequestStatus::Failed { reason } => Err(fail_run(
+        RequestStatus::Failed { state, reason } => Err(fail_run_with_status(
             store,
             ctx,
             StepError::SourceFailed(format!("Amazon failed request {request_id}: {reason}")),
+            Some(state),
         )
         .await),
     }

@@ -115,7 +115,7 @@ async fn ads_failed_reports_carry_amazons_reason_and_a_spurious_401_while_pollin
     let client = ads(&sim);
     let id = client.create(&campaigns(), &window(-2, 0)).await.expect("create");
     let (_, done) = poll_until_done(&client, &campaigns(), &id).await;
-    let RequestStatus::Failed { reason } = done else {
+    let RequestStatus::Failed { reason, .. } = done else {
         panic!("expected FAILED, got {done:?}");
     };
     assert!(reason.contains("internal error"), "{reason}");

@@ -88,7 +88,7 @@ async fn amc_failures_carry_the_status_reason_and_a_lost_create_answer_finds_the
         "the execution the lost answer created is reused"
     );
     let (_, done) = poll_until_done(&client, &reach_query(), &id).await;
-    let RequestStatus::Failed { reason } = done else {
+    let RequestStatus::Failed { reason, .. } = done else {
         panic!("expected FAILED, got {done:?}");
     };
     assert!(reason.contains("column reach does not exist"), "{reason}");
@@ -175,7 +175,7 @@ async fn a_cancelled_amc_execution_ends_as_a_failure_that_says_so() {
     client.cancel(&reach_query(), &id).await.expect("cancel");
     let status = client.status(&reach_query(), &id).await.expect("status");
     assert!(
-        matches!(&status, RequestStatus::Failed { reason } if reason.starts_with("CANCELLED")),
+        matches!(&status, RequestStatus::Failed { reason, .. } if reason.starts_with("CANCELLED")),
         "{status:?}"
     );
     let cancel = &sim.requests_of("amc.cancelExecution")[0];

@@ -57,7 +57,7 @@ async fn sp_api_fatal_reports_fail_with_the_error_document_and_cancelled_ones_me
     let client = sp(&sim);
     let id = client.create(&orders(), &window(-2, -1)).await.expect("create");
     let (_, done) = poll_until_done(&client, &orders(), &id).await;
-    let RequestStatus::Failed { reason } = done else {
+    let RequestStatus::Failed { reason, .. } = done else {
         panic!("expected FATAL, got {done:?}");
     };
     assert!(reason.contains("date range is not supported"), "{reason}");
