@@ -29,14 +29,17 @@ pub const CLIENT_SECRET: &str = "sim-client-secret-7f3a";
 /// The refresh token stored in it.
 pub const REFRESH_TOKEN: &str = "Atzr|sim-refresh-token-stack";
 
-/// The HTTP policy of the tests' functions: Amazon's retries, with quick backoff.
-fn quick_policy() -> Policy {
-    Policy {
+/// The services the tests' functions get over `config` and `settings`: Amazon's retries, with quick
+/// backoff.
+fn test_services(config: &aws_config::SdkConfig, settings: Settings) -> Result<AwsServices, StepError> {
+    let mut services = AwsServices::from_sdk_config(config, settings)?;
+    services.policy = Policy {
         base_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
         max_inline_wait: Duration::from_secs(2),
         ..Policy::default()
-    }
+    };
+    Ok(services)
 }
 
 /// The access key a function's AWS calls are signed with in [`Pipeline::as_deployed`]
@@ -184,10 +187,7 @@ impl Stack {
 
     /// The services the functions get over `sim` and `aws`, with quick client retries.
     pub async fn services_for(sim: &Simulator, aws: &LocalAws) -> Result<AwsServices, StepError> {
-        let config = aws.sdk_config().await;
-        let mut services = AwsServices::from_sdk_config(&config, settings(sim))?;
-        services.policy = quick_policy();
-        Ok(services)
+        test_services(&aws.sdk_config().await, settings(sim))
     }
 
     /// Runs an event through every step as the state machine would (waits skipped): refresh-token,
@@ -265,10 +265,7 @@ impl Pipeline {
         max_concurrency: u32,
         answer: Answer,
     ) -> Result<Self, Box<dyn std::error::Error>> {
-        let router_port = free_port()?;
-        let aws = LocalAws::start_with_callback_port(Some(router_port)).await?;
-        aws.enable_state_machines().await?;
-        provision(&aws).await?;
+        let (router_port, aws) = Self::provisioned_aws().await?;
         let services = std::sync::Arc::new(Stack::services_for(&sim, &aws).await?);
         let functions = match answer {
             Answer::InProcess => Functions::InProcess(std::sync::Arc::clone(&services)),
@@ -292,21 +289,27 @@ impl Pipeline {
         customize: impl AsyncFnOnce(&LocalAws, &mut Settings) -> Result<(), Box<dyn std::error::Error>>,
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let sim = Simulator::start(config).await?;
-        let router_port = free_port()?;
-        let aws = LocalAws::start_with_callback_port(Some(router_port)).await?;
-        aws.enable_state_machines().await?;
-        provision(&aws).await?;
+        let (router_port, aws) = Self::provisioned_aws().await?;
         let mut settings = settings(&sim);
         customize(&aws, &mut settings).await?;
         let mut by_function = std::collections::HashMap::new();
         for function in crate::sfn::FUNCTIONS {
             let config = aws.sdk_config_as(&function_access_key(function)).await;
-            let mut services = AwsServices::from_sdk_config(&config, settings.clone())?;
-            services.policy = quick_policy();
+            let services = test_services(&config, settings.clone())?;
             by_function.insert(function.to_owned(), std::sync::Arc::new(services));
         }
         let services = std::sync::Arc::clone(&by_function["refresh-token"]);
         Self::assemble(sim, aws, router_port, services, Functions::PerFunction(by_function), 4).await
+    }
+
+    /// A local AWS whose Step Functions interpreter runs executions and calls back to the returned port
+    /// (where the router will listen), provisioned as the template provisions the stack.
+    async fn provisioned_aws() -> Result<(u16, LocalAws), Box<dyn std::error::Error>> {
+        let router_port = free_port()?;
+        let aws = LocalAws::start_with_callback_port(Some(router_port)).await?;
+        aws.enable_state_machines().await?;
+        provision(&aws).await?;
+        Ok((router_port, aws))
     }
 
     async fn assemble(
