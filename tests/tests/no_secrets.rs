@@ -47,9 +47,19 @@ async fn no_output_and_no_log_line_contains_a_token_a_secret_or_a_presigned_url(
     .expect("stack");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
     let mut outputs = Vec::new();
-    for name in ["sp-reports", "ads-reports", "amc", "slate"] {
-        let path = dir.join(format!("{name}.json"));
-        let ev: Value = serde_json::from_slice(&std::fs::read(path).expect("event")).expect("JSON");
+    let mut events: Vec<Value> = ["sp-reports", "ads-reports", "amc", "slate"]
+        .iter()
+        .map(|name| {
+            let path = dir.join(format!("{name}.json"));
+            serde_json::from_slice(&std::fs::read(path).expect("event")).expect("JSON")
+        })
+        .collect();
+    // A restricted report type: its document is fetched with a Restricted Data Token.
+    let mut restricted = events[0].clone();
+    restricted["job"]["name"] = "sp-unshipped-orders".into();
+    restricted["job"]["source"]["reportType"] = "GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING".into();
+    events.push(restricted);
+    for ev in events {
         let s = &stack.services;
         outputs.push(serde_json::to_string(&refresh_token(s, ev.clone()).await.expect("refresh")).expect("json"));
         outputs.push(serde_json::to_string(&create_request(s, ev.clone()).await.expect("create")).expect("json"));
@@ -64,10 +74,18 @@ async fn no_output_and_no_log_line_contains_a_token_a_secret_or_a_presigned_url(
         outputs.push(serde_json::to_string(&done).expect("json"));
     }
     let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    assert_eq!(logs.matches("run succeeded").count(), 4, "the logs were captured");
+    assert_eq!(logs.matches("run succeeded").count(), 5, "the logs were captured");
     assert!(!stack.sim.requests_of("lwa.token").is_empty());
+    assert_eq!(stack.sim.requests_of("sp.createRestrictedDataToken").len(), 1);
     for text in outputs.iter().chain(std::iter::once(&logs)) {
-        for secret in ["Atza|", "Atzr|", CLIENT_SECRET, "X-Amz-Signature", "/files/"] {
+        for secret in [
+            "Atza|",
+            "Atzr|",
+            "Atz.sprdt|",
+            CLIENT_SECRET,
+            "X-Amz-Signature",
+            "/files/",
+        ] {
             assert!(!text.contains(secret), "{secret:?} leaked into: {text}");
         }
     }

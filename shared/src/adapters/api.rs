@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::adapters::lwa::{LwaError, LwaSession};
@@ -375,6 +375,35 @@ impl ApiClient {
         url: &str,
         accept: &[u16],
     ) -> Result<ApiResponse, ApiError> {
+        self.exchange(op, method, idempotency, build, url, accept, None).await
+    }
+
+    /// Like [`ApiClient::send`], authorised by `token` (a Restricted Data Token) instead of the
+    /// session's access token, in the client's [`AuthStyle`]. A refusal is final
+    /// ([`ApiError::Unauthorized`] at once): refreshing the session cannot renew a token it did not issue.
+    pub async fn send_with_token(
+        &self,
+        op: &Operation,
+        method: Method,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+        url: &str,
+        token: &SecretString,
+    ) -> Result<ApiResponse, ApiError> {
+        self.exchange(op, method, Idempotency::Idempotent, build, url, &[], Some(token))
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange(
+        &self,
+        op: &Operation,
+        method: Method,
+        idempotency: Idempotency,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+        url: &str,
+        accept: &[u16],
+        given_token: Option<&SecretString>,
+    ) -> Result<ApiResponse, ApiError> {
         let mut attempt: u32 = 0;
         let mut refreshed = false;
         let mut waited = Duration::ZERO;
@@ -384,11 +413,14 @@ impl ApiClient {
                 self.wait_or_throttle(op, wait, &mut waited).await?;
                 continue;
             }
-            let token = self.session.access_token().await?;
+            let token = match given_token {
+                Some(token) => token.clone(),
+                None => self.session.access_token().await?.token,
+            };
             let request = build(self.http.request(method.clone(), url));
             let request = match self.auth {
-                AuthStyle::AmzAccessToken => request.header("x-amz-access-token", token.token.expose_secret()),
-                AuthStyle::Bearer => request.bearer_auth(token.token.expose_secret()),
+                AuthStyle::AmzAccessToken => request.header("x-amz-access-token", token.expose_secret()),
+                AuthStyle::Bearer => request.bearer_auth(token.expose_secret()),
             };
             let started = Instant::now();
             let result = request.send().await;
@@ -446,7 +478,7 @@ impl ApiClient {
                 continue;
             }
             if is_auth_failure(self.auth, status, &code) {
-                if refreshed {
+                if refreshed || given_token.is_some() {
                     return Err(ApiError::Unauthorized {
                         operation: op.name,
                         message: if message.is_empty() { code } else { message },

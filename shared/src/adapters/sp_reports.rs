@@ -2,6 +2,9 @@
 //! and the retired 2020-09-04 encrypted document shape.
 //!
 //! Paths, status codes and usage plans are those of the official model (`reports_2021-06-30.json`).
+//! Restricted report types (buyer PII) fetch their document with a Restricted Data Token from the
+//! Tokens API, issued for exactly that document's path.
+//!
 //! Status mapping: `IN_QUEUE`/`IN_PROGRESS` → in progress; `DONE` → ready; `FATAL` → failed, with the
 //! reason read from the error document the report points at; `CANCELLED` → no data (Amazon cancels a
 //! report automatically when there is no data).
@@ -10,6 +13,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation, path_segment};
@@ -47,6 +51,12 @@ pub const GET_REPORT_DOCUMENT: Operation = Operation {
 pub const CANCEL_REPORT: Operation = Operation {
     name: "cancelReport",
     rate: 0.0222,
+    burst: 10,
+};
+/// The Tokens API's createRestrictedDataToken: 1 rps, burst 10 (tokens_2021-03-01.json).
+pub const CREATE_RESTRICTED_DATA_TOKEN: Operation = Operation {
+    name: "createRestrictedDataToken",
+    rate: 1.0,
     burst: 10,
 };
 /// The schedule operations: 0.0222 rps, burst 10.
@@ -270,31 +280,86 @@ impl SpReportsClient {
         Ok(())
     }
 
-    async fn get_document(&self, document_id: &str) -> Result<ReportDocument, ApiError> {
-        let id = path_segment(document_id)?;
-        let flag = self.content_encoding_header;
+    /// A Restricted Data Token for exactly `GET path` (the Tokens API takes only a specific path for
+    /// getReportDocument, never the generic `{reportDocumentId}`). The token lives in memory for this
+    /// one call and is never logged or stored.
+    async fn restricted_data_token(&self, path: &str, role: &str) -> Result<SecretString, SourceError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Rdt {
+            restricted_data_token: String,
+        }
+        let body = serde_json::json!({
+            "restrictedResources": [{"method": "GET", "path": path}],
+        });
+        let refused = |e: ApiError| match SourceError::from(e) {
+            SourceError::NotAuthorized(reason) => SourceError::NotAuthorized(format!(
+                "the app was refused a Restricted Data Token for this report's document; a restricted \
+                 report type needs the {role} role on the app and the seller's authorisation of it: {reason}"
+            )),
+            other => other,
+        };
         let response = self
             .api
             .send(
-                &GET_REPORT_DOCUMENT,
-                Method::GET,
+                &CREATE_RESTRICTED_DATA_TOKEN,
+                Method::POST,
                 Idempotency::Idempotent,
-                |r| {
-                    if flag {
-                        r.query(&[("enableContentEncodingUrlHeader", "true")])
-                    } else {
-                        r
-                    }
-                },
-                &self.url(&format!("documents/{id}")),
+                |r| r.json(&body),
+                &format!("{}/tokens/2021-03-01/restrictedDataToken", self.base_url),
             )
-            .await?;
+            .await
+            .map_err(refused)?;
+        Ok(SecretString::from(response.json::<Rdt>()?.restricted_data_token))
+    }
+
+    /// getReportDocument; with a Restricted Data Token for that very path when `restricted_role` says
+    /// the report type is restricted.
+    async fn get_document(
+        &self,
+        document_id: &str,
+        restricted_role: Option<&str>,
+    ) -> Result<ReportDocument, SourceError> {
+        let id = path_segment(document_id)?;
+        let flag = self.content_encoding_header;
+        let build = |r: reqwest::RequestBuilder| {
+            if flag {
+                r.query(&[("enableContentEncodingUrlHeader", "true")])
+            } else {
+                r
+            }
+        };
+        let url = self.url(&format!("documents/{id}"));
+        let response = match restricted_role {
+            None => {
+                self.api
+                    .send(&GET_REPORT_DOCUMENT, Method::GET, Idempotency::Idempotent, build, &url)
+                    .await?
+            }
+            Some(role) => {
+                let token = self
+                    .restricted_data_token(&format!("/reports/2021-06-30/documents/{id}"), role)
+                    .await?;
+                self.api
+                    .send_with_token(&GET_REPORT_DOCUMENT, Method::GET, build, &url, &token)
+                    .await
+                    .map_err(|e| match SourceError::from(e) {
+                        SourceError::NotAuthorized(reason) => SourceError::NotAuthorized(format!(
+                            "getReportDocument refused the Restricted Data Token issued for it (the {role} role): {reason}"
+                        )),
+                        other => other,
+                    })?
+            }
+        };
         // 2021-06-30 answers unwrapped; the retired 2020-09-04 shape wraps it in `payload`.
         let value: serde_json::Value = response.json()?;
         let value = value.get("payload").cloned().unwrap_or(value);
-        serde_json::from_value(value).map_err(|e| ApiError::Decode {
-            operation: GET_REPORT_DOCUMENT.name,
-            message: e.to_string(),
+        serde_json::from_value(value).map_err(|e| {
+            ApiError::Decode {
+                operation: GET_REPORT_DOCUMENT.name,
+                message: e.to_string(),
+            }
+            .into()
         })
     }
 
@@ -368,12 +433,15 @@ impl SpReportsClient {
     }
 
     /// The reason of a FATAL report: the text of its error document, or a note that it has none.
-    async fn fatal_reason(&self, report: &Report) -> String {
+    async fn fatal_reason(&self, request: &SpReportRequest, report: &Report) -> String {
         let Some(document_id) = &report.report_document_id else {
             return "FATAL without an error document".into();
         };
         let reason = async {
-            let document = self.get_document(document_id).await.map_err(|e| e.to_string())?;
+            let document = self
+                .get_document(document_id, request.restricted_role())
+                .await
+                .map_err(|e| e.to_string())?;
             let url = DownloadUrl::parse(document.url).map_err(|e| e.to_string())?;
             small_document(
                 self.api.http(),
@@ -463,7 +531,7 @@ impl ReportSource for SpReportsClient {
         Ok(self.find_report(request, window, since).await?)
     }
 
-    async fn status(&self, _request: &SpReportRequest, id: &str) -> Result<RequestStatus, SourceError> {
+    async fn status(&self, request: &SpReportRequest, id: &str) -> Result<RequestStatus, SourceError> {
         let report = self.get_report(id).await?;
         Ok(match report.processing_status.as_str() {
             "DONE" => RequestStatus::Ready,
@@ -472,7 +540,7 @@ impl ReportSource for SpReportsClient {
             },
             "FATAL" => RequestStatus::Failed {
                 state: "FATAL".into(),
-                reason: self.fatal_reason(&report).await,
+                reason: self.fatal_reason(request, &report).await,
             },
             other => RequestStatus::InProgress {
                 state: other.to_owned(),
@@ -490,7 +558,7 @@ impl ReportSource for SpReportsClient {
                 )));
             }
         };
-        let document = self.get_document(&document_id).await?;
+        let document = self.get_document(&document_id, request.restricted_role()).await?;
         let encryption = match document.encryption_details {
             None => Encryption::None,
             Some(details) if details.standard == "AES" => Encryption::AesCbc {

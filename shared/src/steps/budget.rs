@@ -19,11 +19,12 @@ pub const AWS_ALLOWANCE: Duration = Duration::from_secs(30);
 /// - create-request: the search for an earlier attempt's request (SP-API getReports, AMC's list of
 ///   executions) and the create, which Ads sends up to three times (each answer may be a 425 whose
 ///   report is fetched); counted as four;
-/// - poll-status: the status and, for a failed SP-API report, its error document.
+/// - poll-status: the status and, for a failed SP-API report, its error document: a Restricted Data
+///   Token when the report type is restricted, getReportDocument, and the document itself.
 pub const STEP_CALLS: [(&str, u32); 3] = [
     ("RefreshTokenFunction", 0),
     ("CreateRequestFunction", 4),
-    ("PollStatusFunction", 2),
+    ("PollStatusFunction", 4),
 ];
 
 /// The worst case of a step making `calls` Amazon calls under `policy` (the token refresh included).

@@ -87,6 +87,9 @@ pub struct SimConfig {
     /// The most entries one Slate page holds whatever `limit` asks (the API may answer fewer; lower to
     /// make a few files span pages).
     pub slate_page_max: usize,
+    /// Whether the app holds the SP-API restricted roles, so createRestrictedDataToken issues tokens
+    /// for restricted report documents (off: it refuses them, as for an app without the role).
+    pub sp_restricted_roles: bool,
 }
 
 impl Default for SimConfig {
@@ -112,6 +115,7 @@ impl Default for SimConfig {
             ads_spurious_401_every: 0,
             sp_reports_page_max: 100,
             slate_page_max: 1000,
+            sp_restricted_roles: true,
         }
     }
 }
@@ -236,6 +240,8 @@ pub(crate) struct State {
     pub log: Vec<Logged>,
     pub counter: u64,
     pub access_tokens: HashMap<String, DateTime<Utc>>,
+    /// Restricted Data Tokens by token.
+    pub restricted_tokens: HashMap<String, RestrictedToken>,
     pub revoked: bool,
     pub retired_refresh_tokens: HashSet<String>,
     pub files: HashMap<String, SimFile>,
@@ -250,6 +256,13 @@ pub(crate) struct State {
     pub amc_workflows: BTreeMap<String, serde_json::Value>,
     pub amc_schedules: BTreeMap<String, serde_json::Value>,
     pub auth_codes: HashMap<String, AuthCode>,
+}
+
+/// A Restricted Data Token: when it expires, and the `(method, path)` resources it was issued for.
+#[derive(Debug, Clone)]
+pub(crate) struct RestrictedToken {
+    pub expires_at: DateTime<Utc>,
+    pub resources: Vec<(String, String)>,
 }
 
 /// An authorization code LWA handed out on consent.
@@ -461,6 +474,10 @@ fn router(sim: Sim) -> Router {
             get(sp_get_report).delete(sp_cancel_report),
         )
         .route("/reports/2021-06-30/documents/{id}", get(sp_get_document))
+        .route(
+            "/tokens/2021-03-01/restrictedDataToken",
+            post(sp_create_restricted_data_token),
+        )
         .route(
             "/reports/2021-06-30/schedules",
             post(sp_create_schedule).get(sp_get_schedules),

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{FileBody, Sim, SpReport, State};
+use super::{FileBody, RestrictedToken, Sim, SpReport, State};
 use crate::fixtures::{CbcEncryptWriter, gzip};
 
 use super::common::*;
@@ -21,6 +21,8 @@ pub(super) fn sp_plan(op: &str) -> (f64, f64) {
     match op {
         "sp.getReport" => (2.0, 15.0),
         "sp.createReport" | "sp.getReportDocument" => (0.0167, 15.0),
+        // tokens_2021-03-01.json: createRestrictedDataToken, 1 rps, burst 10.
+        "sp.createRestrictedDataToken" => (1.0, 10.0),
         _ => (0.0222, 10.0),
     }
 }
@@ -338,20 +340,128 @@ pub async fn sp_cancel_report(AxState(sim): AxState<Sim>, Path(id): Path<String>
     })
 }
 
+/// Report types the SP-API documentation marks "This is a restricted report type" (their documents
+/// carry buyer PII): getReportDocument of one needs a Restricted Data Token
+/// (developer-docs.amazon.com/sp-api/docs/report-type-values-order, …/get-authorization-to-access-
+/// restricted-report-types). The simulator's own list, written from those pages, not from the client's.
+const RESTRICTED_REPORT_TYPES: [&str; 9] = [
+    "GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING",
+    "GET_ORDER_REPORT_DATA_SHIPPING",
+    "GET_ORDER_REPORT_DATA_INVOICING",
+    "GET_ORDER_REPORT_DATA_TAX",
+    "GET_FLAT_FILE_ORDER_REPORT_DATA_SHIPPING",
+    "GET_FLAT_FILE_ORDER_REPORT_DATA_INVOICING",
+    "GET_FLAT_FILE_ORDER_REPORT_DATA_TAX",
+    "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING",
+    "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_TAX",
+];
+
+fn sp_denied(details: &str) -> Response {
+    sp_error(
+        StatusCode::FORBIDDEN,
+        "Unauthorized",
+        "Access to requested resource is denied.",
+        details,
+    )
+}
+
+/// createRestrictedDataToken (tokens_2021-03-01.json): `restrictedResources` of 1–50
+/// `{method, path[, dataElements]}`; answers `{restrictedDataToken, expiresIn}`. A getReportDocument
+/// resource must name a specific document, not the generic `{reportDocumentId}` path (the restricted
+/// report types guide).
+pub async fn sp_create_restricted_data_token(AxState(sim): AxState<Sim>, call: Call) -> Response {
+    sp_run(&sim, "sp.createRestrictedDataToken", &call, |state, _, rate| {
+        let body = match call.json() {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        // The model's sandbox 400 example: InvalidRequest, "Request is missing or has invalid parameters".
+        let invalid = |details: &str| {
+            sp_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "Request is missing or has invalid parameters",
+                details,
+            )
+        };
+        let Some(resources) = body.get("restrictedResources").and_then(Value::as_array) else {
+            return invalid("Resource not provided.");
+        };
+        if resources.is_empty() || resources.len() > 50 {
+            return invalid("restrictedResources must hold 1 to 50 resources.");
+        }
+        let mut granted = Vec::new();
+        for resource in resources {
+            let method = resource.get("method").and_then(Value::as_str).unwrap_or_default();
+            let path = resource.get("path").and_then(Value::as_str).unwrap_or_default();
+            if !["GET", "PUT", "POST", "DELETE"].contains(&method) || !path.starts_with('/') {
+                return invalid("Resource not provided.");
+            }
+            if path.starts_with("/reports/2021-06-30/documents/") {
+                if path.contains('{') {
+                    return invalid("A restricted report document must be named by its id, not a generic path.");
+                }
+                if !state.config.sp_restricted_roles {
+                    return sp_denied("The application is not authorized for the restricted role this resource needs.");
+                }
+            }
+            granted.push((method.to_owned(), path.to_owned()));
+        }
+        let token = format!("Atz.sprdt|{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let expires = state.now() + chrono::Duration::seconds(3600);
+        state.restricted_tokens.insert(
+            token.clone(),
+            RestrictedToken {
+                expires_at: expires,
+                resources: granted,
+            },
+        );
+        with_rate(
+            Json(json!({"restrictedDataToken": token, "expiresIn": 3600})).into_response(),
+            rate,
+        )
+    })
+}
+
+/// getReportDocument's authorisation: the access token, or for a restricted report type a Restricted
+/// Data Token issued for exactly this document's path.
+fn document_auth(state: &State, call: &Call, report_type: &str, id: &str) -> Result<(), Response> {
+    if !RESTRICTED_REPORT_TYPES.contains(&report_type) {
+        return sp_auth(state, call);
+    }
+    let path = format!("/reports/2021-06-30/documents/{id}");
+    let token = call.header("x-amz-access-token").unwrap_or_default();
+    match state.restricted_tokens.get(token) {
+        Some(t) if t.expires_at > state.now() && t.resources.iter().any(|(m, p)| m == "GET" && *p == path) => Ok(()),
+        _ => Err(sp_denied(
+            "A Restricted Data Token for this report document is required: the report type is restricted.",
+        )),
+    }
+}
+
 pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
-    sp_run(&sim, "sp.getReportDocument", &call, |state, sim, rate| {
+    run(&sim, "sp.getReportDocument", &call, |state, sim| {
         let Some((report_type, outcome)) = state
             .sp_reports
             .values()
             .find(|r| r.document_id.as_deref() == Some(id.as_str()))
             .map(|r| (r.report_type.clone(), r.outcome.clone()))
         else {
-            return sp_error(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                "The requested report document was not found.",
-                "",
-            );
+            return match sp_auth(state, &call) {
+                Ok(()) => sp_error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    "The requested report document was not found.",
+                    "",
+                ),
+                Err(r) => r,
+            };
+        };
+        let rate = match document_auth(state, &call, &report_type, &id)
+            .and_then(|()| sp_throttle(state, "sp.getReportDocument"))
+        {
+            Ok(rate) => rate,
+            Err(r) => return r,
         };
         let seed = id
             .bytes()

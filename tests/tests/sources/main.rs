@@ -22,6 +22,7 @@ use amzpipe::domain::TimeWindow;
 use amzpipe::domain::source::amc::{AmcQuery, AmcRequest};
 use amzpipe::domain::source::{AdsReportRequest, SlateRequest, SpReportRequest};
 use amzpipe::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
+use amzpipe::steps::StepError;
 use amzpipe::transfer::{Destination, Encryption, TransferOptions, transfer_document};
 use amzpipe_testkit::local_s3::LocalS3;
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig, Simulator};
@@ -85,6 +86,7 @@ fn orders() -> SpReportRequest {
         marketplace_ids: vec!["ATVPDKIKX0DER".into()],
         report_options: Default::default(),
         format: None,
+        restricted: None,
     }
 }
 

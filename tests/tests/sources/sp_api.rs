@@ -397,3 +397,75 @@ async fn an_sp_api_403_with_a_valid_token_is_a_missing_role_not_an_expired_token
         "{err}"
     );
 }
+
+fn unshipped_orders() -> SpReportRequest {
+    // developer-docs.amazon.com/sp-api/docs/report-type-values-order: "Unshipped Orders Report …
+    // This is a restricted report type … reportType value: GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING,
+    // Role: Direct to Consumer Shipping (Restricted)".
+    SpReportRequest {
+        report_type: "GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING".into(),
+        ..orders()
+    }
+}
+
+#[tokio::test]
+async fn a_restricted_report_document_is_fetched_with_a_restricted_data_token_for_exactly_its_path() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = sp(&sim);
+    let request = unshipped_orders();
+    let id = client.create(&request, &window(-2, -1)).await.expect("create");
+    poll_until_done(&client, &request, &id).await;
+    let docs = client.documents(&request, &id).await.expect("documents");
+    let document_id = docs[0].document.source_id.clone();
+    let stored = store(docs).await;
+    assert_eq!(stored[0].1, 256 << 10);
+
+    // One RDT, asked for exactly `GET /reports/2021-06-30/documents/{that id}` (the restricted report
+    // types guide: "the specified restricted resource can contain only a specific path, not a generic
+    // path"), and getReportDocument accepted it.
+    let rdt = sim.requests_of("sp.createRestrictedDataToken");
+    assert_eq!(rdt.len(), 1);
+    assert_eq!(rdt[0].method, "POST");
+    assert_eq!(rdt[0].path, "/tokens/2021-03-01/restrictedDataToken");
+    let body: serde_json::Value = serde_json::from_str(&rdt[0].body).expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({"restrictedResources": [
+            {"method": "GET", "path": format!("/reports/2021-06-30/documents/{document_id}")}
+        ]})
+    );
+    let fetched = sim.requests_of("sp.getReportDocument");
+    assert_eq!(fetched.iter().map(|r| r.status).collect::<Vec<_>>(), vec![200]);
+
+    // An ordinary report type needs no RDT.
+    let id = client.create(&orders(), &window(-3, -2)).await.expect("create");
+    poll_until_done(&client, &orders(), &id).await;
+    client.documents(&orders(), &id).await.expect("documents");
+    assert_eq!(sim.requests_of("sp.createRestrictedDataToken").len(), 1);
+}
+
+#[tokio::test]
+async fn an_app_without_the_restricted_role_is_refused_as_credentials_naming_the_role() {
+    let sim = Simulator::start(SimConfig {
+        sp_restricted_roles: false,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let client = sp(&sim);
+    let request = unshipped_orders();
+    let id = client.create(&request, &window(-2, -1)).await.expect("create");
+    poll_until_done(&client, &request, &id).await;
+    let err = client.documents(&request, &id).await.expect_err("no role");
+    let SourceError::NotAuthorized(reason) = &err else {
+        panic!("expected NotAuthorized, got {err:?}");
+    };
+    assert!(reason.contains("Direct-to-Consumer Shipping (Restricted)"), "{reason}");
+    assert!(!reason.contains("Atz"), "no token in the reason: {reason}");
+    assert!(
+        sim.requests_of("sp.getReportDocument").is_empty(),
+        "nothing is fetched without the token"
+    );
+    // The step maps it to the error the state machine fails on at once.
+    assert_eq!(StepError::from(err).error_type(), "CredentialsRefused");
+}
