@@ -10,12 +10,14 @@
 //! - [`sfn`]: the real state-machine definition on moto's Step Functions, its Lambda tasks routed to the steps.
 //! - [`stack`]: the simulator and a local AWS provisioned as the template does, with the steps' services.
 //! - [`sim`]: the Amazon API simulator (LWA, SP-API Reports, Ads reporting v3, AMC, Slate).
+//! - [`replay`]: canned published responses over HTTP, for running the clients against Amazon's examples.
 
 pub mod docserver;
 pub mod fixtures;
 pub mod lambda_host;
 pub mod local_s3;
 pub mod moto;
+pub mod replay;
 pub mod sfn;
 pub mod sim;
 pub mod stack;

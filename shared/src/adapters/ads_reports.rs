@@ -322,8 +322,15 @@ impl ReportSource for AdsReportsClient {
                     .failure_reason
                     .unwrap_or_else(|| "FAILED without a reason".into()),
             },
-            other => RequestStatus::InProgress {
+            "PENDING" | "PROCESSING" => RequestStatus::InProgress {
+                state: report.status.clone(),
+            },
+            // Not a status the API documents: polling it for hours would hide the problem.
+            other => RequestStatus::Failed {
                 state: other.to_owned(),
+                reason: format!(
+                    "the report is {other}, not one of the documented statuses (PENDING, PROCESSING, COMPLETED, FAILED)"
+                ),
             },
         })
     }

@@ -505,12 +505,17 @@ impl AmcClient {
         Ok(())
     }
 
-    /// A saved workflow as AMC returns it.
+    /// A saved workflow as AMC holds it (`workflowId`, `sqlQuery`, …): the spec's GetWorkflowResponse
+    /// wraps it in `{"workflow": …}`; an unwrapped answer is taken as it is.
     pub async fn workflow(&self, scope: &AmcScope, workflow_id: &str) -> Result<serde_json::Value, SourceError> {
         let id = path_segment(workflow_id)?;
-        Ok(self
+        let mut value = self
             .call(&AMC, Method::GET, scope, &format!("workflows/{id}"), None, &[])
-            .await?)
+            .await?;
+        Ok(match value.get_mut("workflow") {
+            Some(workflow) if workflow.is_object() => workflow.take(),
+            _ => value,
+        })
     }
 
     /// Deletes a saved workflow.

@@ -558,7 +558,15 @@ impl ReportSource for SpReportsClient {
                 )));
             }
         };
-        let document = self.get_document(&document_id, request.restricted_role()).await?;
+        Ok(vec![self.document(request, &document_id).await?])
+    }
+}
+
+impl SpReportsClient {
+    /// The report document `document_id` of a report asked for by `request` (getReportDocument, with a
+    /// Restricted Data Token when the report type is restricted): where to download it and how to decode it.
+    pub async fn document(&self, request: &SpReportRequest, document_id: &str) -> Result<SourceDocument, SourceError> {
+        let document = self.get_document(document_id, request.restricted_role()).await?;
         let encryption = match document.encryption_details {
             None => Encryption::None,
             Some(details) if details.standard == "AES" => Encryption::AesCbc {
@@ -582,7 +590,7 @@ impl ReportSource for SpReportsClient {
                 )));
             }
         };
-        Ok(vec![SourceDocument {
+        Ok(SourceDocument {
             document: Document {
                 source_id: document.report_document_id,
                 url: DownloadUrl::parse(document.url).map_err(|e| SourceError::Invalid(e.to_string()))?,
@@ -594,6 +602,6 @@ impl ReportSource for SpReportsClient {
             expires_at: Some(Utc::now() + chrono::Duration::minutes(5)),
             produced_at: None,
             size: None,
-        }])
+        })
     }
 }

@@ -115,9 +115,6 @@ pub async fn ads_profiles(AxState(sim): AxState<Sim>, call: Call) -> Response {
 
 pub(super) fn ads_stage(state: &State, r: &AdsReport) -> &'static str {
     let pps = state.config.polls_per_stage.max(1);
-    if r.deleted {
-        return "CANCELLED";
-    }
     match r.polls / pps {
         0 => "PENDING",
         1 => "PROCESSING",
@@ -253,7 +250,6 @@ pub async fn ads_create_report(AxState(sim): AxState<Sim>, call: Call) -> Respon
             created: state.now(),
             polls: 0,
             outcome,
-            deleted: false,
         };
         let v = ads_report_json(&id, &report, "PENDING", None);
         state.ads_reports.insert(id, report);
@@ -328,11 +324,11 @@ pub async fn ads_delete_report(AxState(sim): AxState<Sim>, Path(id): Path<String
         if let Err(r) = ads_guard(state, &call, true) {
             return r;
         }
-        match state.ads_reports.get_mut(&id) {
-            Some(r) => {
-                r.deleted = true;
-                Json(json!({"reportId": id, "status": "CANCELLED"})).into_response()
-            }
+        // OfflineReport_prod_3p.json: deleteAsyncReport "cancel[s] a report in a PENDING status" and
+        // answers DeleteAsyncReportResponse {code, detail, reportId}. The report is gone afterwards: the
+        // published statuses have no CANCELLED.
+        match state.ads_reports.remove(&id) {
+            Some(_) => Json(json!({"code": "200", "detail": "Report deleted", "reportId": id})).into_response(),
             None => ads_error(StatusCode::NOT_FOUND, "Report not found"),
         }
     })

@@ -458,8 +458,9 @@ pub async fn amc_get_workflow(
     call: Call,
 ) -> Response {
     amc_run(&sim, "amc.workflows", &call, &instance, |state, _| {
+        // The spec's GetWorkflowResponse wraps the workflow: {"workflow": {…}}.
         match state.amc_workflows.get(&id) {
-            Some(w) => Json(w.clone()).into_response(),
+            Some(w) => Json(json!({"workflow": w})).into_response(),
             None => amc_error(StatusCode::NOT_FOUND, &format!("Workflow with ID {id} does not exist.")),
         }
     })

@@ -214,7 +214,6 @@ pub(crate) struct AdsReport {
     pub created: DateTime<Utc>,
     pub polls: u32,
     pub outcome: String,
-    pub deleted: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -131,6 +131,14 @@ pub async fn slate_files(
         if let Err(r) = bearer_auth(state, &call, "message") {
             return r;
         }
+        // "La limite maximale est de 1 000 liens par page" (the official page): more is refused.
+        if call
+            .query
+            .get("limit")
+            .is_some_and(|l| l.parse::<u32>().map_or(true, |l| l == 0 || l > 1000))
+        {
+            return amc_error(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000");
+        }
         let (Some(start), Some(end)) = (
             call.query.get("startDateTime").and_then(|s| utc_second(s)),
             call.query.get("endDateTime").and_then(|s| utc_second(s)),

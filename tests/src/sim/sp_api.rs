@@ -210,10 +210,12 @@ pub async fn sp_marketplace_participations(AxState(sim): AxState<Sim>, call: Cal
         if let Err(r) = sp_auth(state, &call) {
             return r;
         }
+        // sellers.json: MarketplaceParticipation requires marketplace, participation and storeName.
         let m = |id: &str, name: &str, cc: &str, currency: &str, language: &str, domain: &str| {
             json!({
                 "marketplace": {"id": id, "name": name, "countryCode": cc, "defaultCurrencyCode": currency,
                                 "defaultLanguageCode": language, "domainName": domain},
+                "storeName": "Demo Store",
                 "participation": {"isParticipating": true, "hasSuspendedListings": false},
             })
         };

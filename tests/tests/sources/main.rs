@@ -4,6 +4,7 @@
 
 mod ads;
 mod amc;
+mod contract;
 mod lwa;
 mod slate;
 mod sp_api;
