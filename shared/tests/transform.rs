@@ -2,10 +2,11 @@
 
 use std::io::{Cursor, Write};
 
+use amzpipe::domain::document::{DEFAULT_MAX_EXPANSION_RATIO, EXPANSION_CHECK_FLOOR, MAX_ZIP_ENTRIES};
 use amzpipe::transfer::transform::{ObjectStart, ObjectStats, StoredAs, part_size_for};
 use amzpipe::transfer::{
-    AesKey, Compression, ContentFormat, DecodeError, Encryption, GcmTag, OutputMode, PartOutput, TransferError,
-    TransformLimits, TransformSpec, run_transform,
+    AesKey, Compression, ContentFormat, DecodeError, Encryption, GcmTag, NullOutput, OutputMode, PartOutput,
+    TransferError, TransformLimits, TransformSpec, run_transform,
 };
 use bytes::Bytes;
 use flate2::Compression as Level;
@@ -50,6 +51,7 @@ fn limits() -> TransformLimits {
     TransformLimits {
         part_size: 5 * MIB,
         max_output_bytes: 1 << 40,
+        max_expansion_ratio: DEFAULT_MAX_EXPANSION_RATIO,
     }
 }
 
@@ -162,6 +164,7 @@ fn output_above_the_ceiling_is_refused_as_too_large() {
     let small = TransformLimits {
         part_size: 5 * MIB,
         max_output_bytes: 8 * MIB as u64,
+        max_expansion_ratio: DEFAULT_MAX_EXPANSION_RATIO,
     };
     let err = run(&bomb, spec(Compression::Gzip, ContentFormat::Tsv), &small).err();
     assert!(matches!(
@@ -210,6 +213,7 @@ fn a_part_size_below_the_s3_minimum_is_refused() {
     let bad = TransformLimits {
         part_size: MIB,
         max_output_bytes: 1 << 30,
+        max_expansion_ratio: DEFAULT_MAX_EXPANSION_RATIO,
     };
     let err = run(b"x", spec(Compression::None, ContentFormat::Tsv), &bad).err();
     assert!(matches!(err, Some(TransferError::Invalid(_))));
@@ -322,6 +326,7 @@ fn a_zip_bomb_is_refused_as_too_large() {
     let small = TransformLimits {
         part_size: 5 * MIB,
         max_output_bytes: 10 * MIB as u64,
+        max_expansion_ratio: DEFAULT_MAX_EXPANSION_RATIO,
     };
     let err = run(&archive, spec(Compression::Zip, ContentFormat::Csv), &small).err();
     assert!(matches!(err, Some(TransferError::Decode(DecodeError::TooLarge { .. }))));
@@ -388,5 +393,108 @@ fn gcm_tag_mismatch_fails_the_transform_after_parts_were_emitted() {
     assert!(
         !out.objects[0].1.is_empty(),
         "plaintext flowed before the tag was checked: callers must not publish before Ok"
+    );
+}
+
+// ---- decompression bombs ----
+
+/// `size` zeros, gzipped while generated (about 1,000:1, like a real gzip bomb).
+fn zeros_gzipped(size: usize) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Level::fast());
+    let chunk = vec![0u8; MIB];
+    for _ in 0..size / MIB {
+        encoder.write_all(&chunk).expect("write");
+    }
+    encoder.finish().expect("gzip")
+}
+
+/// 72 MiB of zeros in about 70 KB: made once for the tests that need it.
+fn bomb() -> &'static [u8] {
+    static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BOMB.get_or_init(|| zeros_gzipped(72 * MIB))
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_by_its_expansion_ratio_long_before_the_size_ceiling() {
+    // The 64 GiB ceiling would let it through.
+    let err = run(bomb(), spec(Compression::Gzip, ContentFormat::Tsv), &limits()).err();
+    let Some(TransferError::Decode(DecodeError::Expansion {
+        bytes_in,
+        bytes_out,
+        ratio,
+    })) = err
+    else {
+        panic!("expected the expansion bound, got {err:?}");
+    };
+    assert_eq!(ratio, DEFAULT_MAX_EXPANSION_RATIO);
+    assert!(
+        bytes_out > EXPANSION_CHECK_FLOOR && bytes_out / bytes_in >= 100,
+        "{bytes_in} → {bytes_out}"
+    );
+    let message = TransferError::Decode(DecodeError::Expansion {
+        bytes_in,
+        bytes_out,
+        ratio,
+    })
+    .to_string();
+    assert!(
+        message.contains("100:1") && message.contains(&bytes_in.to_string()),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_gzip_bomb_kept_compressed_is_refused_too_because_it_is_inflated_on_the_side() {
+    let mut keep = spec(Compression::Gzip, ContentFormat::Tsv);
+    keep.output = OutputMode::KeepCompressed;
+    let err = run(bomb(), keep, &limits()).err();
+    assert!(
+        matches!(err, Some(TransferError::Decode(DecodeError::Expansion { .. }))),
+        "{err:?}"
+    );
+    // A kept stream is verified as well: a flipped byte fails its CRC.
+    let mut tampered = gzip(&tsv(2_000));
+    let at = tampered.len() - 12;
+    tampered[at] ^= 0x55;
+    let mut keep = spec(Compression::Gzip, ContentFormat::Tsv);
+    keep.output = OutputMode::KeepCompressed;
+    let err = run(&tampered, keep, &limits()).err();
+    assert!(
+        matches!(
+            err,
+            Some(TransferError::Decode(
+                DecodeError::CorruptGzip(_) | DecodeError::Truncated(_)
+            ))
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_large_ratio_is_allowed_below_the_floor_and_a_job_can_raise_the_ratio() {
+    let bytes_out = |input: &[u8], limits: &TransformLimits| {
+        let mut out = NullOutput::default();
+        run_transform(input, spec(Compression::Gzip, ContentFormat::Tsv), limits, &mut out).map(|s| s.bytes_out)
+    };
+    // 32 MiB of zeros: far above 100:1, but under the floor, so a small repetitive document passes.
+    let small = zeros_gzipped(32 * MIB);
+    assert_eq!(bytes_out(&small, &limits()).expect("under the floor"), 32 * MIB as u64);
+    // A job that knows its documents compress extremely well raises the ratio.
+    let generous = TransformLimits {
+        max_expansion_ratio: 100_000,
+        ..limits()
+    };
+    assert_eq!(bytes_out(bomb(), &generous).expect("allowed"), 72 * MIB as u64);
+}
+
+#[test]
+fn a_zip_with_more_entries_than_allowed_is_refused() {
+    let names: Vec<String> = (0..=MAX_ZIP_ENTRIES).map(|i| format!("e{i}.csv")).collect();
+    let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"a\n"[..])).collect();
+    let archive = zip_archive(&entries, true, false);
+    let err = run(&archive, spec(Compression::Zip, ContentFormat::Csv), &limits()).err();
+    assert!(
+        matches!(err, Some(TransferError::Decode(DecodeError::TooManyEntries { limit })) if limit == MAX_ZIP_ENTRIES),
+        "{err:?}"
     );
 }

@@ -155,6 +155,20 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
+/// `size` zero bytes, gzipped as they are generated: a gzip bomb (about 1,000:1) that never sits in
+/// memory uncompressed.
+pub fn gzip_zeros(size: u64) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        let _ = enc.write_all(&chunk[..n]);
+        left -= n as u64;
+    }
+    enc.finish().unwrap_or_default()
+}
+
 /// AES-256-CBC/PKCS#7 of `data`.
 pub fn cbc_encrypt(key: &[u8; 32], iv: &[u8; 16], data: &[u8]) -> Vec<u8> {
     let mut w = CbcEncryptWriter::new(Vec::new(), key, iv);

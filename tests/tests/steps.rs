@@ -231,6 +231,32 @@ async fn a_fatal_report_fails_the_run_with_amazons_reason_stored() {
 }
 
 #[tokio::test]
+async fn a_gzip_bomb_fails_the_run_as_integrity_failed_with_its_figures_and_stores_nothing() {
+    // GIVEN an SP-API report and an Ads report whose documents inflate 1,000:1 (72 MiB of zeros)
+    for (job, key) in [
+        (sp_job(), "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"),
+        (ads_job(), "spCampaigns"),
+    ] {
+        let stack = stack().await;
+        stack.sim.set_scenario(Scenario::with_outcome(key, "BOMB"));
+        let ev = event(job);
+        // WHEN the run downloads it
+        let err = stack.run(&ev).await.expect_err("a bomb");
+        // THEN it fails as IntegrityFailed with the figures, and nothing is stored
+        assert_eq!(err.error_type(), "IntegrityFailed", "{key}: {err}");
+        assert!(err.to_string().contains("100:1"), "{key}: {err}");
+        let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+        assert_eq!(run.status, RunStatus::Failed, "{key}");
+        assert!(
+            run.failure_reason.is_some_and(|r| r.contains("decompression bomb")),
+            "{key}"
+        );
+        assert!(object_keys(&stack).await.is_empty(), "{key}: nothing stored");
+        assert_eq!(open_uploads(&stack).await, 0, "{key}: no upload left open");
+    }
+}
+
+#[tokio::test]
 async fn a_run_amazon_failed_shows_amazons_final_status_not_the_last_in_progress_one() {
     // GIVEN a report that Amazon ends FATAL after being IN_PROGRESS
     let stack = stack().await;

@@ -18,6 +18,19 @@ pub const GCM_TAG_LEN: usize = 16;
 /// Default ceiling on the decompressed size of one document (gzip/zip bomb protection).
 pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 
+/// Default ceiling on how many times its compressed size a document may expand to. Real reports
+/// compress about 4–15:1 (TSV flat files, JSON analytics reports) and seldom beyond 30:1; a gzip bomb
+/// of zeros expands about 1,000:1. 100:1 leaves real reports a wide margin and stops a bomb after
+/// [`EXPANSION_CHECK_FLOOR`] of output.
+pub const DEFAULT_MAX_EXPANSION_RATIO: u32 = 100;
+
+/// The expansion ratio is checked only once a document's output passes this size, so that a small,
+/// very repetitive document (a few rows of the same values) is never refused.
+pub const EXPANSION_CHECK_FLOOR: u64 = 64 * 1024 * 1024;
+
+/// The most entries one ZIP archive may hold (zip bomb protection; a Slate export has a handful).
+pub const MAX_ZIP_ENTRIES: u32 = 10_000;
+
 /// A failure while decoding the document bytes: crypto, compression or archive structure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -60,6 +73,26 @@ pub enum DecodeError {
     TooLarge {
         /// The ceiling in bytes.
         limit: u64,
+    },
+    /// Decompression expanded the document beyond the ratio allowed: a decompression bomb, or a
+    /// document unlike any report.
+    #[error(
+        "decompression expanded {bytes_in} bytes into more than {bytes_out} bytes, over the ceiling of \
+         {ratio}:1 (a decompression bomb, or a corrupt document)"
+    )]
+    Expansion {
+        /// Compressed bytes read so far.
+        bytes_in: u64,
+        /// Decompressed bytes produced so far.
+        bytes_out: u64,
+        /// The ratio allowed.
+        ratio: u32,
+    },
+    /// A ZIP archive holds more entries than allowed.
+    #[error("the zip archive holds more than {limit} entries")]
+    TooManyEntries {
+        /// The most entries allowed.
+        limit: u32,
     },
 }
 

@@ -199,6 +199,14 @@ pub struct Limits {
     /// Ceiling on the decompressed size of one document, in bytes (bomb protection).
     #[serde(default = "default_max_document_bytes")]
     pub max_document_bytes: u64,
+    /// Ceiling on how many times its compressed size a document may expand to (bomb protection;
+    /// checked past the first 64 MiB of output), at least 1.
+    #[serde(default = "default_max_expansion_ratio")]
+    pub max_expansion_ratio: u32,
+}
+
+fn default_max_expansion_ratio() -> u32 {
+    crate::domain::document::DEFAULT_MAX_EXPANSION_RATIO
 }
 
 fn default_max_polls() -> u32 {
@@ -214,6 +222,7 @@ impl Default for Limits {
         Self {
             max_polls: default_max_polls(),
             max_document_bytes: default_max_document_bytes(),
+            max_expansion_ratio: default_max_expansion_ratio(),
         }
     }
 }
@@ -328,6 +337,9 @@ impl Job {
         }
         if !(1..=10_000).contains(&self.limits.max_polls) {
             return Err(InvalidJob::new("limits.maxPolls", "must be between 1 and 10000"));
+        }
+        if self.limits.max_expansion_ratio == 0 {
+            return Err(InvalidJob::new("limits.maxExpansionRatio", "must be at least 1"));
         }
         Ok(())
     }

@@ -109,6 +109,7 @@ async fn download<P: Ports>(
             OutputMode::Decompress
         },
         max_output_bytes: ctx.job.limits.max_document_bytes,
+        max_expansion_ratio: ctx.job.limits.max_expansion_ratio,
         ..TransferOptions::default()
     };
     let total = documents.len();

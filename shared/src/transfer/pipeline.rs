@@ -30,7 +30,9 @@ use super::http::{BodyStream, open_download};
 use super::transform::{
     ObjectStart, ObjectStats, OutputMode, PartOutput, StoredAs, TransformLimits, TransformSpec, run_transform,
 };
-pub use crate::domain::document::{DEFAULT_MAX_OUTPUT_BYTES, Document, DocumentRecord, StoredObject};
+pub use crate::domain::document::{
+    DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_OUTPUT_BYTES, Document, DocumentRecord, StoredObject,
+};
 use crate::ports::{ObjectSink, UploadedPart};
 
 /// Default size of each part buffer.
@@ -49,6 +51,8 @@ pub struct TransferOptions {
     pub max_parts_in_flight: usize,
     /// Ceiling on decompressed bytes per document.
     pub max_output_bytes: u64,
+    /// Ceiling on decompressed bytes per compressed byte (see [`DEFAULT_MAX_EXPANSION_RATIO`]).
+    pub max_expansion_ratio: u32,
     /// Decompress, or keep the compressed stream as delivered.
     pub output: OutputMode,
 }
@@ -59,6 +63,7 @@ impl Default for TransferOptions {
             part_size: DEFAULT_PART_SIZE,
             max_parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_expansion_ratio: DEFAULT_MAX_EXPANSION_RATIO,
             output: OutputMode::Decompress,
         }
     }
@@ -170,6 +175,7 @@ pub async fn transfer_document<S: ObjectSink>(
     let limits = TransformLimits {
         part_size: options.part_size,
         max_output_bytes: options.max_output_bytes,
+        max_expansion_ratio: options.max_expansion_ratio,
     };
     let transform = tokio::task::spawn_blocking(move || {
         let reader = ChannelReader {

@@ -20,7 +20,9 @@ use sha2::{Digest, Sha256};
 use super::crypto::{CbcDecryptReader, GcmDecryptReader};
 use super::error::{DecodeError, TransferError};
 use super::unzip::{EntryReader, ZipStream};
-pub use crate::domain::document::{Compression, ContentFormat, Encryption, OutputMode};
+pub use crate::domain::document::{
+    Compression, ContentFormat, EXPANSION_CHECK_FLOOR, Encryption, MAX_ZIP_ENTRIES, OutputMode,
+};
 
 /// S3's smallest allowed part (all parts but the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -74,6 +76,10 @@ pub struct TransformLimits {
     pub part_size: usize,
     /// Ceiling on all decompressed output of one document (protection against gzip and zip bombs).
     pub max_output_bytes: u64,
+    /// Ceiling on decompressed output per compressed byte read, checked past
+    /// [`EXPANSION_CHECK_FLOOR`] of output; applied to a kept-compressed gzip stream too (it is
+    /// inflated on the side to be measured and verified).
+    pub max_expansion_ratio: u32,
 }
 
 /// The size of part `part_number` (1-based) for a base size: doubles every
@@ -254,12 +260,20 @@ pub fn run_transform<R: Read, O: PartOutput>(
             Box::new(GcmDecryptReader::new(counted, &key, &nonce, &aad, tag)?)
         }
     };
+    let expansion = Expansion {
+        read: Rc::clone(&count),
+        ratio: limits.max_expansion_ratio.max(1),
+    };
     let mut emitter = Emitter {
         out,
         limits,
         ceiling: match spec.output {
             OutputMode::Decompress => limits.max_output_bytes,
             OutputMode::KeepCompressed => u64::MAX,
+        },
+        expansion: match spec.output {
+            OutputMode::Decompress => Some(expansion.clone()),
+            OutputMode::KeepCompressed => None,
         },
         total_out: 0,
     };
@@ -268,7 +282,17 @@ pub fn run_transform<R: Read, O: PartOutput>(
             emitter.object(plain, None, StoredAs::Content(spec.format), false)?;
         }
         (Compression::Gzip, OutputMode::KeepCompressed) => {
-            emitter.object(plain, None, StoredAs::Gzip, false)?;
+            // Stored as delivered, but inflated on the side: the bomb bounds and the gzip CRC hold
+            // for a kept stream too.
+            let measured = InflateAlongside {
+                inner: plain,
+                inflater: Some(flate2::write::MultiGzDecoder::new(InflatedMeter {
+                    bytes: 0,
+                    ceiling: limits.max_output_bytes,
+                    expansion,
+                })),
+            };
+            emitter.object(measured, None, StoredAs::Gzip, true)?;
         }
         (Compression::Zip, OutputMode::KeepCompressed) => {
             emitter.object(plain, None, StoredAs::Zip, false)?;
@@ -279,7 +303,12 @@ pub fn run_transform<R: Read, O: PartOutput>(
         }
         (Compression::Zip, OutputMode::Decompress) => {
             let mut zip = ZipStream::new(BufReader::with_capacity(READ_BUFFER, plain));
+            let mut entries: u32 = 0;
             while let Some(entry) = zip.next_entry().map_err(|e| TransferError::from_io(e, false))? {
+                entries += 1;
+                if entries > MAX_ZIP_ENTRIES {
+                    return Err(DecodeError::TooManyEntries { limit: MAX_ZIP_ENTRIES }.into());
+                }
                 if entry.is_dir {
                     continue;
                 }
@@ -301,10 +330,78 @@ pub fn run_transform<R: Read, O: PartOutput>(
     })
 }
 
+/// The expansion bound: output may not exceed `ratio` times the compressed bytes read so far, once
+/// it passes [`EXPANSION_CHECK_FLOOR`].
+#[derive(Clone)]
+struct Expansion {
+    read: Rc<Cell<u64>>,
+    ratio: u32,
+}
+
+impl Expansion {
+    fn check(&self, bytes_out: u64) -> Result<(), DecodeError> {
+        let bytes_in = self.read.get().max(1);
+        if bytes_out > EXPANSION_CHECK_FLOOR && bytes_out / bytes_in >= u64::from(self.ratio) {
+            return Err(DecodeError::Expansion {
+                bytes_in,
+                bytes_out,
+                ratio: self.ratio,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where a kept-compressed gzip stream is inflated to: counts, bounds, discards.
+struct InflatedMeter {
+    bytes: u64,
+    ceiling: u64,
+    expansion: Expansion,
+}
+
+impl io::Write for InflatedMeter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.bytes += buf.len() as u64;
+        if self.bytes > self.ceiling {
+            return Err(io::Error::other(DecodeError::TooLarge { limit: self.ceiling }));
+        }
+        self.expansion.check(self.bytes).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Passes the compressed bytes through unchanged while inflating them into an [`InflatedMeter`];
+/// at the end, checks that the gzip stream was complete (trailer and CRC).
+struct InflateAlongside<R> {
+    inner: R,
+    inflater: Option<flate2::write::MultiGzDecoder<InflatedMeter>>,
+}
+
+impl<R: Read> Read for InflateAlongside<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            if !buf.is_empty()
+                && let Some(inflater) = self.inflater.take()
+            {
+                inflater.finish()?;
+            }
+        } else if let Some(inflater) = self.inflater.as_mut() {
+            io::Write::write_all(inflater, &buf[..n])?;
+        }
+        Ok(n)
+    }
+}
+
 struct Emitter<'a, O> {
     out: &'a mut O,
     limits: &'a TransformLimits,
     ceiling: u64,
+    expansion: Option<Expansion>,
     total_out: u64,
 }
 
@@ -321,25 +418,19 @@ impl<O: PartOutput> Emitter<'_, O> {
         let mut meter = ObjectMeter::new(stored_as);
         loop {
             let size = part_size_for(self.limits.part_size, meter.parts + 1);
-            let mut buf = vec![0u8; size];
-            let mut filled = 0;
-            let mut eof = false;
-            while filled < size {
-                match reader.read(&mut buf[filled..]) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        filled += n;
-                        self.total_out += n as u64;
-                        if self.total_out > self.ceiling {
-                            return Err(DecodeError::TooLarge { limit: self.ceiling }.into());
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(TransferError::from_io(e, gzip)),
-                }
+            // Capacity, not zeroed memory: a small object (a ZIP entry of a few rows) touches only
+            // the pages it fills.
+            let mut buf = Vec::with_capacity(size);
+            let filled = (&mut reader)
+                .take(size as u64)
+                .read_to_end(&mut buf)
+                .map_err(|e| TransferError::from_io(e, gzip))?;
+            self.total_out += filled as u64;
+            if self.total_out > self.ceiling {
+                return Err(DecodeError::TooLarge { limit: self.ceiling }.into());
+            }
+            if let Some(expansion) = &self.expansion {
+                expansion.check(self.total_out)?;
             }
             if filled > 0 {
                 if meter.parts >= MAX_PARTS {
@@ -347,12 +438,12 @@ impl<O: PartOutput> Emitter<'_, O> {
                         "the object needs more than {MAX_PARTS} parts"
                     )));
                 }
-                buf.truncate(filled);
                 meter.update(&buf);
                 meter.parts += 1;
                 self.out.part(Bytes::from(buf))?;
             }
-            if eof {
+            // Fewer bytes than asked for: the reader is at its end.
+            if filled < size {
                 break;
             }
         }

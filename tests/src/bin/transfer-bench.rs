@@ -209,6 +209,7 @@ fn transform(input: &Path, key: &str, iv: &str, output: Option<&Path>) -> Result
     let limits = TransformLimits {
         part_size: 8 << 20,
         max_output_bytes: u64::MAX,
+        max_expansion_ratio: amzpipe::domain::document::DEFAULT_MAX_EXPANSION_RATIO,
     };
     let file = std::fs::File::open(input)?;
     let start = Instant::now();
@@ -278,6 +279,7 @@ async fn end_to_end(
         part_size: usize::try_from(part_size)?,
         max_parts_in_flight: in_flight,
         max_output_bytes: u64::MAX,
+        max_expansion_ratio: amzpipe::domain::document::DEFAULT_MAX_EXPANSION_RATIO,
         output: if keep_compressed {
             OutputMode::KeepCompressed
         } else {

@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
 use super::{AdsReport, FileBody, Sim, State};
-use crate::fixtures::gzip;
+use crate::fixtures::{gzip, gzip_zeros};
 
 use super::common::*;
 
@@ -304,7 +304,11 @@ pub async fn ads_get_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, 
         };
         let status = ads_stage(state, &report);
         let url = if status == "COMPLETED" {
-            let doc = ads_document(&report, state.config.ads_rows);
+            let doc = match report.outcome.as_str() {
+                // A gzip bomb: 72 MiB of zeros in about 70 KB.
+                "BOMB" => gzip_zeros(72 << 20).into(),
+                _ => ads_document(&report, state.config.ads_rows),
+            };
             let size = doc.len() as u64;
             let ttl = state.config.ads_url_ttl_secs;
             let expires = state.now() + chrono::Duration::seconds(ttl);

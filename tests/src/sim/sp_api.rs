@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{FileBody, RestrictedToken, Sim, SpReport, State};
-use crate::fixtures::{CbcEncryptWriter, gzip};
+use crate::fixtures::{CbcEncryptWriter, gzip, gzip_zeros};
 
 use super::common::*;
 
@@ -482,6 +482,8 @@ pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>,
                     .as_bytes(),
             ).into()),
             "LATIN1" => FileBody::Bytes(gzip(b"sku\titem-name\tprice\nA-1\tCaf\xe9 cr\xe8me br\xfbl\xe9e\t4.50\nA-2\tM\xfcsli\t3.20\n").into()),
+            // A gzip bomb: 72 MiB of zeros in about 70 KB.
+            "BOMB" => FileBody::Bytes(gzip_zeros(72 << 20).into()),
             _ => FileBody::SpReport {
                 bytes: state.config.sp_report_bytes,
                 seed,
