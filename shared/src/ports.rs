@@ -244,6 +244,14 @@ pub trait JobStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<crate::domain::run::RunRecord, StoreError>> + Send;
 
+    /// Forgets, in a `CLAIMED` run, the create call noted by `begin_create`: Amazon answered it with a
+    /// refusal (a 429, a 4xx), so it created nothing, and the next attempt creates without searching.
+    fn abandon_create(
+        &self,
+        key: &crate::domain::run::RunKey,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Records the Amazon request id: `CLAIMED` → `REQUESTED`. Recording the same id again succeeds.
     fn record_request(
         &self,

@@ -14,7 +14,7 @@ use amzpipe::steps::{
     CreateOutcome, Deadline, PollState, RunContext, create_request, download_decrypt, poll_status, refresh_token,
 };
 use amzpipe_testkit::sfn::local_definition;
-use amzpipe_testkit::sim::{Scenario, SimConfig};
+use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
 use amzpipe_testkit::stack::{BUCKET, CLIENT_SECRET, REFRESH_TOKEN, SECRET, Stack, TABLE};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
@@ -350,6 +350,56 @@ async fn a_retry_after_a_crash_between_create_and_record_finds_the_request_inste
         assert_eq!(sp + ads + amc, 1, "{}: one Amazon request", ctx.job.name);
         let done = stack.run(&ev).await.expect("run").expect("data");
         assert_eq!(done.run.status, RunStatus::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn a_create_amazon_refused_with_429_is_retried_as_a_create_without_searching_first() {
+    // GIVEN an SP-API createReport that Amazon throttles for a minute (it created nothing)
+    let stack = stack().await;
+    stack.sim.set_scenario(Scenario::with_fault(Fault {
+        retry_after: Some(60),
+        ..Fault::answer("sp.createReport", 429, 1)
+    }));
+    let ev = event(sp_job());
+    let first = create_request(&stack.services, ev.clone()).await.expect("throttled");
+    assert_eq!(first.outcome, CreateOutcome::Throttled);
+    // WHEN the state machine calls again after the wait
+    let second = create_request(&stack.services, ev.clone()).await.expect("created");
+    // THEN it creates at once, without searching for a report the refusal never made
+    assert_eq!(second.outcome, CreateOutcome::Created);
+    assert!(
+        stack.sim.requests_of("sp.getReports").is_empty(),
+        "no search after a definite refusal"
+    );
+    assert_eq!(stack.sim.created_counts().0, 1);
+}
+
+#[tokio::test]
+async fn a_failed_search_for_an_earlier_attempts_request_is_transient_and_never_fails_the_run() {
+    for (job, search) in [(sp_job(), "sp.getReports"), (amc_job(), "amc.listExecutions")] {
+        // GIVEN a create attempt whose outcome is unknown (it died after calling Amazon)
+        let stack = stack().await;
+        let ev = event(job);
+        let ctx = RunContext::from_event(ev.clone()).expect("context");
+        let s = &stack.services;
+        s.store
+            .claim_run(&ctx.key, ctx.job.source.kind(), Utc::now())
+            .await
+            .expect("claim");
+        s.store.begin_create(&ctx.key, Utc::now()).await.expect("begin");
+        // WHEN the retry's search for that request meets a 404
+        stack
+            .sim
+            .set_scenario(Scenario::with_fault(Fault::answer(search, 404, 1)));
+        let err = create_request(s, ev.clone()).await.expect_err("search failed");
+        // THEN the step is retried, the run is not failed
+        assert_eq!(err.error_type(), "Transient", "{search}: {err}");
+        let run = store(&stack).run(&ctx.key).await.expect("read").expect("run");
+        assert_eq!(run.status, RunStatus::Claimed, "{search}");
+        // AND the next retry searches again and goes on
+        let out = create_request(s, ev.clone()).await.expect("retried");
+        assert_eq!(out.outcome, CreateOutcome::Created, "{search}");
     }
 }
 

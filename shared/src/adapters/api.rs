@@ -521,7 +521,8 @@ impl ApiClient {
 
     /// Runs a create without ever making a second one: when `create` fails ambiguously (the request
     /// may have been created), `find_existing` looks for it first; the create is repeated only when
-    /// nothing is found, up to the policy's attempts.
+    /// nothing is found, up to the policy's attempts. A search that fails leaves the outcome unknown:
+    /// the create's ambiguous error is returned, never the search's.
     pub async fn create_once<T, C, CF, F, FF>(&self, create: C, find_existing: F) -> Result<T, ApiError>
     where
         C: Fn() -> CF,
@@ -536,9 +537,17 @@ impl ApiClient {
             match create().await {
                 Err(e) if e.is_ambiguous() => {
                     tracing::warn!(error = %e, attempt, "create outcome unknown; looking for the request it may have made");
-                    if let Some(found) = find_existing().await? {
-                        tracing::info!("found the request created by the earlier attempt; reusing it");
-                        return Ok(found);
+                    match find_existing().await {
+                        Ok(Some(found)) => {
+                            tracing::info!("found the request created by the earlier attempt; reusing it");
+                            return Ok(found);
+                        }
+                        Ok(None) => {}
+                        // The outcome is still unknown: say so, not what the search ran into.
+                        Err(search) => {
+                            tracing::warn!(error = %search, "the search for the request failed; its outcome stays unknown");
+                            return Err(e);
+                        }
                     }
                     if attempt >= self.policy.max_attempts {
                         return Err(e);

@@ -379,6 +379,27 @@ impl JobStore for DynamoJobStore {
         }
     }
 
+    async fn abandon_create(&self, key: &RunKey, now: DateTime<Utc>) -> Result<(), StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .update_expression("REMOVE createStartedAt SET updatedAt = :now")
+            .condition_expression("#s = :claimed")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":claimed", s(RunStatus::Claimed.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // The run moved on (another attempt recorded its request): nothing to forget.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
     async fn record_request(
         &self,
         key: &RunKey,

@@ -99,10 +99,28 @@ async fn create<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Cr
     let source = services.bind(&ctx.job, &session).await?;
     let previous_attempt = run.create_started_at;
     let run = store.begin_create(&ctx.key, Utc::now()).await?;
+    // Only an attempt whose outcome is unknown (it crashed, timed out, or met a 5xx after sending)
+    // leaves `createStartedAt` behind: a refused one is forgotten below, so a 429 is simply retried.
     let found = match previous_attempt {
         Some(at) => {
             tracing::info!(since = %at, "an earlier attempt may have created the request; looking for it");
-            source.find_existing(&ctx.window, at - FIND_SLACK).await
+            match source.find_existing(&ctx.window, at - FIND_SLACK).await {
+                Ok(found) => Ok(found),
+                Err(SourceError::Throttled { retry_after }) => return throttled(&run, retry_after),
+                Err(
+                    e @ (SourceError::AuthExpired(_)
+                    | SourceError::NotAuthorized(_)
+                    | SourceError::CredentialsRefused(_)),
+                ) => Err(e),
+                // Whatever the search ran into (a 404, a 5xx), the earlier outcome is still unknown:
+                // try again later, never give the run up for it.
+                Err(e) => {
+                    tracing::warn!(error = %e, "the search for an earlier attempt's request failed");
+                    return Err(StepError::Transient(format!(
+                        "could not look for the request an earlier attempt may have made: {e}"
+                    )));
+                }
+            }
         }
         None => Ok(None),
     };
@@ -113,8 +131,13 @@ async fn create<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Cr
     };
     let (outcome, id) = match created {
         Ok(created) => created,
-        Err(SourceError::Throttled { retry_after }) => return throttled(&run, retry_after),
         Err(e) => {
+            if refused_without_effect(&e) {
+                store.abandon_create(&ctx.key, Utc::now()).await?;
+            }
+            if let SourceError::Throttled { retry_after } = e {
+                return throttled(&run, retry_after);
+            }
             let error = note_refusal(services, &ctx.job.credentials, e.into()).await;
             return Err(if error.is_retryable() {
                 error
@@ -127,4 +150,19 @@ async fn create<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Cr
     services.persist_session(&session).await?;
     tracing::info!(request_id = %id, outcome = ?outcome, "request recorded");
     Ok(output(outcome, &run, first_wait))
+}
+
+/// Whether Amazon answered the create with a refusal, so that it created nothing: a 429 (or our own
+/// quota), a 4xx, a refused token. A network failure, a timeout or a 5xx after sending may have
+/// created the request (the client says so as a transient error): the next attempt searches first.
+fn refused_without_effect(e: &SourceError) -> bool {
+    matches!(
+        e,
+        SourceError::Throttled { .. }
+            | SourceError::Invalid(_)
+            | SourceError::NotFound(_)
+            | SourceError::NotAuthorized(_)
+            | SourceError::CredentialsRefused(_)
+            | SourceError::AuthExpired(_)
+    )
 }
