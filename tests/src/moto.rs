@@ -50,8 +50,8 @@ impl LocalAws {
         Self::start_with_callback_port(None).await
     }
 
-    /// Starts a server whose Step Functions interpreter makes its own AWS calls (Lambda invokes,
-    /// DynamoDB tasks) to `callback_port` on localhost instead of to the server itself: a router there
+    /// Starts a server whose Step Functions interpreter makes its own AWS calls (Lambda invokes, service
+    /// integrations) to `callback_port` on localhost instead of to the server itself: a router there
     /// sends Lambda invokes to the functions and everything else back to this server.
     pub async fn start_with_callback_port(callback_port: Option<u16>) -> std::io::Result<Self> {
         let path = moto_server_path();

@@ -6,13 +6,15 @@
 //! `POST /2015-03-31/functions/{name}/invocations` runs the step named by the function (answering as
 //! Lambda does: `200`, and for a handler error `X-Amz-Function-Error: Unhandled` with
 //! `{"errorType", "errorMessage"}`, so `Retry`/`Catch` by error name behave as in AWS); every other
-//! request (the state machine's DynamoDB task) goes on to the moto server.
+//! request goes on to the moto server.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use amzpipe::steps::{AwsServices, Deadline, StepError, create_request, download_decrypt, poll_status, refresh_token};
+use amzpipe::steps::{
+    AwsServices, Deadline, StepError, create_request, download_decrypt, poll_status_or_record_failure, refresh_token,
+};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -167,7 +169,7 @@ async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
     let result: Result<Value, StepError> = match function {
         "refresh-token" => refresh_token(services, event).await.map(|o| json!(o)),
         "create-request" => create_request(services, event).await.map(|o| json!(o)),
-        "poll-status" => poll_status(services, event).await.map(|o| json!(o)),
+        "poll-status" => poll_status_or_record_failure(services, event).await,
         "download-decrypt" => {
             let deadline = shared
                 .download_deadlines

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use amzpipe::adapters::api::Policy;
 use amzpipe::domain::run::RunStatus;
-use amzpipe::ports::JobStore;
+use amzpipe::domain::source::Quota;
+use amzpipe::ports::{JobStore, Quotas};
 use amzpipe::steps::RunContext;
 use amzpipe::steps::budget::{STEP_CALLS, worst_case};
 use amzpipe_testkit::sfn::local_definition;
@@ -70,7 +71,7 @@ fn every_lambda_task_retries_a_function_timeout_or_crash() {
     // A Lambda timeout or an out-of-memory kill reaches Step Functions as Sandbox.Timedout or
     // Lambda.Unknown (moto never produces either): without a retrier one slow answer fails the run.
     let tasks = lambda_tasks();
-    assert_eq!(tasks.len(), 4, "{tasks:?}");
+    assert_eq!(tasks.len(), 5, "the four steps and RecordFailure: {tasks:?}");
     for (name, task) in tasks {
         let retried: Vec<&str> = task["Retry"]
             .as_array()
@@ -308,13 +309,13 @@ async fn when_retries_run_out_the_state_machine_writes_the_failure_on_the_run() 
         .expect("execution");
     assert_eq!(execution.status, "FAILED");
     let run = p.services.store.run(&key_of(&sp)).await.expect("read").expect("run");
-    assert_eq!(
-        run.status,
-        RunStatus::Failed,
-        "written by the state machine's DynamoDB task"
-    );
+    assert_eq!(run.status, RunStatus::Failed, "recorded through poll-status");
     let reason = run.failure_reason.expect("reason");
-    assert!(reason.starts_with("Transient"), "{reason}");
+    assert!(reason.starts_with("Transient: "), "{reason}");
+    assert!(
+        !reason.contains("errorType"),
+        "a readable reason, not the cause JSON: {reason}"
+    );
     let results = &execution.history;
     assert!(
         results
@@ -322,4 +323,62 @@ async fn when_retries_run_out_the_state_machine_writes_the_failure_on_the_run() 
             .any(|e| e["type"] == json!("TaskSucceeded") || e["type"] == json!("TaskStateExited")),
         "the history is read"
     );
+}
+
+#[tokio::test]
+async fn a_run_whose_create_runs_out_of_retries_ends_failed_with_a_readable_reason() {
+    // GIVEN an SP-API createReport that answers 503 every time (no usage plan in the way: each
+    // attempt of each step reaches it)
+    let p = Pipeline::start(
+        SimConfig {
+            sp_rate_limits: false,
+            ..SimConfig::default()
+        },
+        4,
+    )
+    .await
+    .expect("pipeline");
+    p.sim
+        .set_scenario(Scenario::with_fault(Fault::answer("sp.createReport", 503, 10_000)));
+    let sp = event_job("sp-reports");
+    // WHEN the state machine's retries of create-request run out
+    let execution = p
+        .execute("create-exhausted", SCHEDULED, std::slice::from_ref(&sp))
+        .await
+        .expect("execution");
+    assert_eq!(execution.status, "FAILED");
+    // THEN the run ends FAILED (it stayed CLAIMED before) with the reason a person reads
+    let run = p.services.store.run(&key_of(&sp)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    let reason = run.failure_reason.expect("reason");
+    assert!(reason.starts_with("Transient: ") && reason.contains("503"), "{reason}");
+    assert!(!reason.contains("errorType"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_amc_run_the_state_machine_gives_up_gives_back_its_running_slot() {
+    // GIVEN an AMC execution whose status reads fail until the state machine gives up
+    let p = pipeline().await;
+    p.sim
+        .set_scenario(Scenario::with_fault(Fault::answer("amc.getExecution", 503, 10_000)));
+    let amc = event_job("amc");
+    let execution = p
+        .execute("amc-exhausted", SCHEDULED, std::slice::from_ref(&amc))
+        .await
+        .expect("execution");
+    assert_eq!(execution.status, "FAILED");
+    let ctx = RunContext::from_event(json!({ "job": amc, "scheduledTime": SCHEDULED })).expect("context");
+    let run = p.services.store.run(&ctx.key).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    // THEN its slot is free: with room for one holder only, another run gets it at once
+    let Some(Quota::Slot { name, lease, .. }) = ctx.job.source.rules().create_quota(&ctx.job.credentials) else {
+        panic!("AMC runs hold a slot");
+    };
+    let free = p
+        .services
+        .store
+        .acquire_slot(&name, "another-run", 1, chrono::Utc::now(), lease)
+        .await
+        .expect("slot");
+    assert!(free, "the failed run's slot was given back");
 }

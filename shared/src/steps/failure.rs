@@ -1,12 +1,116 @@
-//! How a step ends a run that failed: the reason recorded on the run, its quota given back, and a
-//! session whose credentials were refused forgotten.
+//! How a run that failed ends: the reason recorded on the run, its quota given back, and a session
+//! whose credentials were refused forgotten — by the step that failed, or, when the state machine gave
+//! the step up (its retries ran out, it timed out), by [`record_failure`].
 
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::domain::run::{RunStatus, RunUpdate};
 use crate::ports::{JobStore, Quotas};
 use crate::steps::quota::release_quota;
-use crate::steps::{Ports, RunContext, Services, StepError};
+use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
+
+/// The longest failure reason stored on a run.
+const MAX_REASON_CHARS: usize = 2_000;
+
+/// The failure the state machine caught, as its `Catch` hands it over (`{"Error": …, "Cause": …}`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaughtError {
+    /// The error name: a step's `errorType` (`Transient`, `SourceFailed`…) or a `States.*` error.
+    #[serde(rename = "Error", default)]
+    pub error: String,
+    /// The cause: a Lambda error's JSON (`{"errorType":…,"errorMessage":…}`), or plain text.
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+impl CaughtError {
+    /// What a person reads: `Error: message`, the message taken out of a Lambda error's JSON.
+    pub fn reason(&self) -> String {
+        let message = serde_json::from_str::<serde_json::Value>(&self.cause)
+            .ok()
+            .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| self.cause.trim().to_owned());
+        let error = if self.error.is_empty() { "Failed" } else { &self.error };
+        let mut reason = if message.is_empty() {
+            error.to_owned()
+        } else {
+            format!("{error}: {message}")
+        };
+        if let Some((at, _)) = reason.char_indices().nth(MAX_REASON_CHARS) {
+            reason.truncate(at);
+        }
+        reason
+    }
+}
+
+/// What recording a caught failure did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureOutput {
+    /// The run, when there is one (a step can fail before claiming it).
+    #[serde(flatten)]
+    pub run: Option<RunRef>,
+    /// The reason the run now carries.
+    pub failure_reason: Option<String>,
+}
+
+/// Ends the run of `event` (a step's event with the caught error as `failure`) as `FAILED` with a
+/// readable reason, unless it has already ended (the step that failed may have recorded a more
+/// precise reason), and gives back its quota (an AMC running slot). Called by the state machine's
+/// failure path for every failure it catches, so that no run stays `CLAIMED` or `REQUESTED` and no
+/// slot stays held. A job too broken to name its run has nothing to record.
+pub async fn record_failure<P: Ports>(
+    services: &Services<P>,
+    mut event: serde_json::Value,
+) -> Result<FailureOutput, StepError> {
+    let caught: CaughtError = event
+        .as_object_mut()
+        .and_then(|o| o.remove("failure"))
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| StepError::InvalidJob(format!("failure: {e}")))?
+        .unwrap_or(CaughtError {
+            error: String::new(),
+            cause: String::new(),
+        });
+    let Ok(ctx) = RunContext::from_event(event) else {
+        tracing::warn!(error = %caught.error, "the failed job names no run; nothing to record");
+        return Ok(FailureOutput {
+            run: None,
+            failure_reason: None,
+        });
+    };
+    let span = tracing::info_span!("record-failure", job = %ctx.job.name, run_id = %ctx.key.run_id());
+    async {
+        let store = &services.store;
+        let reason = caught.reason();
+        let from = [RunStatus::Claimed, RunStatus::Requested, RunStatus::Ready];
+        let update = RunUpdate {
+            failure_reason: Some(reason.clone()),
+            ..RunUpdate::default()
+        };
+        let run = match store.run(&ctx.key).await? {
+            Some(run) if from.contains(&run.status) => {
+                tracing::warn!(%reason, "the state machine gave the run up");
+                Some(
+                    store
+                        .transition(&ctx.key, &from, RunStatus::Failed, update, Utc::now())
+                        .await?,
+                )
+            }
+            other => other,
+        };
+        release_quota(store, &ctx).await;
+        Ok(FailureOutput {
+            failure_reason: run.as_ref().and_then(|r| r.failure_reason.clone()),
+            run: run.as_ref().map(RunRef::from),
+        })
+    }
+    .instrument(span)
+    .await
+}
 
 /// Records a failure on the run (from any unfinished status) and releases its quota; the error is
 /// returned for the state machine.
@@ -45,4 +149,28 @@ pub(crate) async fn note_refusal<P: Ports>(services: &Services<P>, secret_id: &s
         services.sessions.forget(secret_id).await;
     }
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lambda_errors_json_cause_becomes_its_message_and_plain_causes_stay_as_they_are() {
+        let lambda = CaughtError {
+            error: "Transient".into(),
+            cause: r#"{"errorType":"Transient","errorMessage":"createReport failed transiently: HTTP 503"}"#.into(),
+        };
+        assert_eq!(lambda.reason(), "Transient: createReport failed transiently: HTTP 503");
+        let timeout = CaughtError {
+            error: "States.Timeout".into(),
+            cause: String::new(),
+        };
+        assert_eq!(timeout.reason(), "States.Timeout");
+        let long = CaughtError {
+            error: "SourceFailed".into(),
+            cause: "x".repeat(5_000),
+        };
+        assert_eq!(long.reason().chars().count(), MAX_REASON_CHARS);
+    }
 }

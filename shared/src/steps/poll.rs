@@ -6,7 +6,7 @@ use tracing::Instrument;
 
 use crate::domain::run::{RunStatus, RunUpdate};
 use crate::ports::{JobStore, RequestStatus};
-use crate::steps::failure::{fail_run, fail_run_with_status, note_refusal};
+use crate::steps::failure::{fail_run, fail_run_with_status, note_refusal, record_failure};
 use crate::steps::quota::{release_quota, renew_quota};
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 
@@ -37,6 +37,21 @@ pub struct PollOutput {
     pub polls: u32,
     /// Seconds to wait before the next check (0 unless `IN_PROGRESS`).
     pub wait_seconds: u64,
+}
+
+/// The poll-status function's entry: one status check ([`poll_status`]) or, when the event carries
+/// the `failure` the state machine caught on any step of the run, that failure recorded on the run
+/// ([`record_failure`]).
+pub async fn poll_status_or_record_failure<P: Ports>(
+    services: &Services<P>,
+    event: serde_json::Value,
+) -> Result<serde_json::Value, StepError> {
+    let output = if event.get("failure").is_some() {
+        serde_json::to_value(record_failure(services, event).await?)
+    } else {
+        serde_json::to_value(poll_status(services, event).await?)
+    };
+    output.map_err(|e| StepError::Transient(format!("the output could not be written: {e}")))
 }
 
 /// Checks the run's request once and records what Amazon said.
