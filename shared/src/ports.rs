@@ -145,6 +145,11 @@ pub enum SourceError {
     /// The request or document does not exist (any more).
     #[error("not found: {0}")]
     NotFound(String),
+    /// Amazon's answer cannot be used although the job is fine: an id that cannot go in a URL, an
+    /// answer that contradicts an earlier one (polled `DONE`, then no document), an encoding this
+    /// pipeline does not read. Retrying does not help; a person must look.
+    #[error("Amazon's answer cannot be used: {0}")]
+    Unusable(String),
 }
 
 /// A source of Amazon reports: create a request for a window, check its status, list its documents.

@@ -404,6 +404,55 @@ async fn a_failed_search_for_an_earlier_attempts_request_is_transient_and_never_
 }
 
 #[tokio::test]
+async fn ids_amazon_returns_are_percent_encoded_as_one_path_segment_and_the_run_succeeds() {
+    // GIVEN Amazon returning report and document ids that would change a URL if pasted into it
+    let stack = Stack::start(SimConfig {
+        sp_id_suffix: "/../../v2/profiles?x=1 #|é".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    let ev = event(sp_job());
+    // WHEN the run polls and downloads with them
+    let done = stack.run(&ev).await.expect("run").expect("data");
+    // THEN it succeeds, every id sent as one encoded segment
+    assert_eq!(done.run.status, RunStatus::Succeeded);
+    let polled = stack.sim.requests_of("sp.getReport");
+    assert!(!polled.is_empty());
+    assert!(
+        polled
+            .iter()
+            .all(|r| r.path.contains("%2F..%2F..%2Fv2%2Fprofiles%3Fx%3D1%20%23%7C%C3%A9")),
+        "{:?}",
+        polled.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert!(
+        stack.sim.requests_of("ads.profiles").is_empty(),
+        "no request went elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn an_id_that_cannot_be_used_fails_the_run_as_source_failed_before_any_call_uses_it() {
+    // GIVEN Amazon returning a report id holding a control character
+    let stack = Stack::start(SimConfig {
+        sp_id_suffix: "\u{7}".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    let ev = event(sp_job());
+    // WHEN create-request receives it
+    let err = stack.run(&ev).await.expect_err("unusable id");
+    // THEN the run fails as SourceFailed naming the problem (the job is fine), and nothing polls it
+    assert_eq!(err.error_type(), "SourceFailed", "{err}");
+    assert!(err.to_string().contains("control character"), "{err}");
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(stack.sim.requests_of("sp.getReport").is_empty());
+}
+
+#[tokio::test]
 async fn a_download_cut_off_by_the_deadline_leaves_nothing_visible_and_the_retry_stores_exactly_one_copy() {
     let stack = Stack::start(SimConfig {
         sp_report_bytes: 96 << 20,

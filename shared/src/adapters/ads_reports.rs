@@ -338,7 +338,7 @@ impl ReportSource for AdsReportsClient {
     async fn documents(&self, request: &AdsReportRequest, id: &str) -> Result<Vec<SourceDocument>, SourceError> {
         let report = self.get_report(&request.profile_id, id).await?;
         let Some(url) = report.url.filter(|_| report.status == "COMPLETED") else {
-            return Err(SourceError::Invalid(format!(
+            return Err(SourceError::Unusable(format!(
                 "report {id} is {}, not COMPLETED",
                 report.status
             )));
@@ -346,7 +346,7 @@ impl ReportSource for AdsReportsClient {
         Ok(vec![SourceDocument {
             document: Document {
                 source_id: report.report_id,
-                url: DownloadUrl::parse(url).map_err(|e| SourceError::Invalid(e.to_string()))?,
+                url: DownloadUrl::parse(url).map_err(|e| SourceError::Unusable(e.to_string()))?,
                 encryption: Encryption::None,
                 compression: Compression::Gzip,
                 format: ContentFormat::Json,

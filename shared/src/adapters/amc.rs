@@ -672,7 +672,7 @@ impl ReportSource for AmcClient {
                 Ok(SourceDocument {
                     document: Document {
                         source_id: format!("{id}/{i}"),
-                        url: DownloadUrl::parse(url).map_err(|e| SourceError::Invalid(e.to_string()))?,
+                        url: DownloadUrl::parse(url).map_err(|e| SourceError::Unusable(e.to_string()))?,
                         encryption: Encryption::None,
                         compression: Compression::None,
                         format: ContentFormat::Csv,

@@ -142,6 +142,12 @@ pub enum ApiError {
         /// Amazon's error message.
         message: String,
     },
+    /// An id (one Amazon returned, or one of the job's) that cannot be placed in a URL.
+    #[error("{message}")]
+    UnusableId {
+        /// Why, quoting the id's start.
+        message: String,
+    },
     /// A success answer whose body could not be read.
     #[error("{operation} answered with an unexpected body: {message}")]
     Decode {
@@ -589,14 +595,10 @@ impl ApiClient {
     }
 }
 
-/// An id placed in a URL path: refuses anything that could change the path (hostile ids).
-pub fn path_segment(id: &str) -> Result<&str, ApiError> {
-    crate::domain::check_id(id).map_err(|message| ApiError::Status {
-        operation: "validate",
-        status: 400,
-        code: "InvalidId".into(),
-        message,
-    })
+/// An id placed in a URL path as one segment, percent-encoded ([`crate::domain::encode_returned_id`]);
+/// an id that cannot be used is [`ApiError::UnusableId`], before any call is made with it.
+pub fn path_segment(id: &str) -> Result<String, ApiError> {
+    crate::domain::encode_returned_id(id).map_err(|message| ApiError::UnusableId { message })
 }
 
 impl From<ApiError> for SourceError {
@@ -608,6 +610,7 @@ impl From<ApiError> for SourceError {
             // Refused with a token refreshed for this very call: not expiry, configuration.
             ApiError::Unauthorized { .. } => SourceError::NotAuthorized(e.to_string()),
             ApiError::Transient { .. } | ApiError::Decode { .. } => SourceError::Transient(e.to_string()),
+            ApiError::UnusableId { message } => SourceError::Unusable(message),
             ApiError::Status { status: 404, .. } => SourceError::NotFound(e.to_string()),
             ApiError::Status {
                 status: 408 | 409 | 425,

@@ -133,7 +133,7 @@ impl SlateClient {
             match page.next.filter(|n| !n.is_empty()) {
                 Some(next) if !empty => {
                     if !next.starts_with(&format!("{}/", self.base_url)) {
-                        return Err(SourceError::Invalid(
+                        return Err(SourceError::Unusable(
                             "a pagination link points outside the Slate API".into(),
                         ));
                     }
@@ -210,7 +210,7 @@ fn window_id(window: &TimeWindow) -> String {
 }
 
 fn parse_window_id(id: &str) -> Result<TimeWindow, SourceError> {
-    let bad = || SourceError::Invalid(format!("{id:?} is not a Slate window id"));
+    let bad = || SourceError::Unusable(format!("{id:?} is not a Slate window id"));
     let (s, e) = id.split_once('_').ok_or_else(bad)?;
     let parse = |x: &str| {
         x.parse::<i64>()
@@ -250,7 +250,7 @@ impl ReportSource for SlateClient {
                 Ok(SourceDocument {
                     document: Document {
                         source_id: f.id,
-                        url: DownloadUrl::parse(f.url).map_err(|e| SourceError::Invalid(e.to_string()))?,
+                        url: DownloadUrl::parse(f.url).map_err(|e| SourceError::Unusable(e.to_string()))?,
                         encryption: Encryption::None,
                         compression: Compression::Zip,
                         format: ContentFormat::Csv,

@@ -553,7 +553,7 @@ impl ReportSource for SpReportsClient {
         let document_id = match (report.processing_status.as_str(), &report.report_document_id) {
             ("DONE", Some(doc)) => doc.clone(),
             (status, _) => {
-                return Err(SourceError::Invalid(format!(
+                return Err(SourceError::Unusable(format!(
                     "report {id} is {status}, not DONE with a document"
                 )));
             }
@@ -570,12 +570,12 @@ impl SpReportsClient {
         let encryption = match document.encryption_details {
             None => Encryption::None,
             Some(details) if details.standard == "AES" => Encryption::AesCbc {
-                key: AesKey::from_base64(&details.key).map_err(|e| SourceError::Invalid(e.to_string()))?,
+                key: AesKey::from_base64(&details.key).map_err(|e| SourceError::Unusable(e.to_string()))?,
                 iv: iv_from_base64(&details.initialization_vector, Some(16))
-                    .map_err(|e| SourceError::Invalid(e.to_string()))?,
+                    .map_err(|e| SourceError::Unusable(e.to_string()))?,
             },
             Some(details) => {
-                return Err(SourceError::Invalid(format!(
+                return Err(SourceError::Unusable(format!(
                     "unsupported encryption standard {:?}",
                     details.standard
                 )));
@@ -585,7 +585,7 @@ impl SpReportsClient {
             None => Compression::None,
             Some("GZIP") => Compression::Gzip,
             Some(other) => {
-                return Err(SourceError::Invalid(format!(
+                return Err(SourceError::Unusable(format!(
                     "unsupported compressionAlgorithm {other:?}"
                 )));
             }
@@ -593,7 +593,7 @@ impl SpReportsClient {
         Ok(SourceDocument {
             document: Document {
                 source_id: document.report_document_id,
-                url: DownloadUrl::parse(document.url).map_err(|e| SourceError::Invalid(e.to_string()))?,
+                url: DownloadUrl::parse(document.url).map_err(|e| SourceError::Unusable(e.to_string()))?,
                 encryption,
                 compression,
                 format: request.content_format(),

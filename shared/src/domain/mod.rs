@@ -85,9 +85,51 @@ impl TimeWindow {
     }
 }
 
-/// Checks that an identifier (of a job's source, or one Amazon returned) can be sent as one URL path
-/// segment as it is: 1–256 ASCII letters, digits, `-`, `_`, `.`, `|` or `:`, and not `.` or `..`.
-/// The error says why, quoting at most 80 characters of the id.
+/// The longest id Amazon may return that is still used (see [`encode_returned_id`]).
+pub const MAX_RETURNED_ID_BYTES: usize = 1024;
+
+/// An id Amazon returned, made one URL path segment: every byte but the unreserved ones
+/// (`A–Z a–z 0–9 - . _ ~`) percent-encoded, so that nothing in it can change the path or the query.
+/// Refused — the only ids that cannot be used — are the empty id, one longer than
+/// [`MAX_RETURNED_ID_BYTES`], one holding a control character, and `.` or `..` (which URL handling
+/// would resolve as a path step however encoded). The error says why, quoting at most 80 characters.
+pub fn encode_returned_id(id: &str) -> Result<String, String> {
+    let quoted = || format!("{:?}", id.chars().take(80).collect::<String>());
+    if id.is_empty() {
+        return Err("Amazon returned an empty id".into());
+    }
+    if id.len() > MAX_RETURNED_ID_BYTES {
+        return Err(format!(
+            "Amazon returned an id of {} bytes (at most {MAX_RETURNED_ID_BYTES} are used): {}…",
+            id.len(),
+            quoted()
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(format!(
+            "Amazon returned an id holding a control character: {}",
+            quoted()
+        ));
+    }
+    if id == "." || id == ".." {
+        return Err(format!(
+            "Amazon returned the id {id:?}, which a URL cannot hold as a path segment"
+        ));
+    }
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that an identifier of a job's source can be sent as one URL path segment as it is: 1–256
+/// ASCII letters, digits, `-`, `_`, `.`, `|` or `:`, and not `.` or `..`. The error says why, quoting
+/// at most 80 characters of the id.
 pub fn check_id(id: &str) -> Result<&str, String> {
     if !id.is_empty()
         && id.len() <= 256
@@ -112,6 +154,24 @@ pub fn iso(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_amazon_returns_are_percent_encoded_into_one_segment_and_only_unusable_ones_refused() {
+        assert_eq!(
+            encode_returned_id("amzn1.spdoc.1.4.na.0b1c-22").as_deref(),
+            Ok("amzn1.spdoc.1.4.na.0b1c-22")
+        );
+        assert_eq!(
+            encode_returned_id("../../v2/profiles?x=1 #").as_deref(),
+            Ok("..%2F..%2Fv2%2Fprofiles%3Fx%3D1%20%23")
+        );
+        assert_eq!(encode_returned_id("r|é").as_deref(), Ok("r%7C%C3%A9"));
+        for bad in ["", ".", "..", "a\u{7}b", "line\nbreak"] {
+            assert!(encode_returned_id(bad).is_err(), "{bad:?}");
+        }
+        let long = "x".repeat(MAX_RETURNED_ID_BYTES + 1);
+        assert!(encode_returned_id(&long).is_err_and(|e| e.contains("1025 bytes")));
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

@@ -146,6 +146,10 @@ async fn create<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Cr
             });
         }
     };
+    // An id that cannot go in a URL fails the run now, naming its problem, before any call uses it.
+    if let Err(problem) = crate::domain::encode_returned_id(&id) {
+        return Err(fail_run(store, ctx, StepError::SourceFailed(problem)).await);
+    }
     let run = store.record_request(&ctx.key, &id, Utc::now()).await?;
     services.persist_session(&session).await?;
     tracing::info!(request_id = %id, outcome = ?outcome, "request recorded");

@@ -110,7 +110,7 @@ impl From<SourceError> for StepError {
             }
             SourceError::Transient(_) => Self::Transient(e.to_string()),
             SourceError::Invalid(_) => Self::InvalidJob(e.to_string()),
-            SourceError::NotFound(_) => Self::SourceFailed(e.to_string()),
+            SourceError::NotFound(_) | SourceError::Unusable(_) => Self::SourceFailed(e.to_string()),
         }
     }
 }

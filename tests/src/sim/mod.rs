@@ -91,6 +91,8 @@ pub struct SimConfig {
     /// Whether the app holds the SP-API restricted roles, so createRestrictedDataToken issues tokens
     /// for restricted report documents (off: it refuses them, as for an app without the role).
     pub sp_restricted_roles: bool,
+    /// Appended to every SP-API report and document id (hostile ids: `/../x?y`, control characters…).
+    pub sp_id_suffix: String,
 }
 
 impl Default for SimConfig {
@@ -117,6 +119,7 @@ impl Default for SimConfig {
             sp_reports_page_max: 100,
             slate_page_max: 1000,
             sp_restricted_roles: true,
+            sp_id_suffix: String::new(),
         }
     }
 }

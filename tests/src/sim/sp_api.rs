@@ -112,7 +112,7 @@ pub async fn sp_create_report(AxState(sim): AxState<Sim>, call: Call) -> Respons
             (Ok(s), Ok(e)) => (s, e),
             (Err(r), _) | (_, Err(r)) => return r,
         };
-        let id = format!("{}", 383_187_020_000 + state.next_id());
+        let id = format!("{}{}", 383_187_020_000 + state.next_id(), state.config.sp_id_suffix);
         let outcome = state.outcome(&report_type);
         let created = state.now();
         state.sp_reports.insert(
@@ -156,7 +156,10 @@ pub(super) fn sp_status(state: &mut State, id: &str) -> Option<Value> {
         }
     };
     if matches!(status, "DONE" | "FATAL") && report.document_id.is_none() {
-        report.document_id = Some(format!("amzn1.spdoc.1.4.na.{uuid}.T3AV6LRMKCN2H8.2501"));
+        report.document_id = Some(format!(
+            "amzn1.spdoc.1.4.na.{uuid}.T3AV6LRMKCN2H8.2501{}",
+            state.config.sp_id_suffix
+        ));
     }
     Some(sp_report_json(id, report, status))
 }

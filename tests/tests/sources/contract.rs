@@ -12,9 +12,7 @@
 use std::collections::HashMap;
 
 use amzpipe::adapters::sellers::SellersClient;
-use amzpipe::domain::credentials::AccessToken;
 use amzpipe::domain::iso;
-use amzpipe_testkit::replay::{Replay, Route};
 use amzpipe_testkit::sim::Logged;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -171,22 +169,6 @@ fn split_query(path_and_query: &str) -> (String, Vec<(String, String)>) {
             serde_urlencoded::from_str(query).expect("a well-formed query"),
         ),
     }
-}
-
-/// An API client whose session already holds `token` (the replay server plays no LWA).
-async fn seeded_api(auth: AuthStyle, token: &str) -> ApiClient {
-    let http = api_http_client(&policy()).expect("http client");
-    let session = Arc::new(LwaSession::new(
-        LwaClient::new(http.clone(), "http://127.0.0.1:9/never-called"),
-        credentials(),
-    ));
-    session
-        .seed(AccessToken {
-            token: SecretString::from(token.to_owned()),
-            expires_at: Utc::now() + Days::hours(1),
-        })
-        .await;
-    ApiClient::new(http, session, auth, policy())
 }
 
 /// A fresh access token from the simulator's LWA, for calling it directly.

@@ -20,12 +20,14 @@ use amzpipe::adapters::s3::{Encryption as Sse, S3Sink};
 use amzpipe::adapters::slate::{SlateClient, watermark};
 use amzpipe::adapters::sp_reports::{ReportSchedule, SpReportsClient};
 use amzpipe::domain::TimeWindow;
+use amzpipe::domain::credentials::AccessToken;
 use amzpipe::domain::source::amc::{AmcQuery, AmcRequest};
 use amzpipe::domain::source::{AdsReportRequest, SlateRequest, SpReportRequest};
 use amzpipe::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
 use amzpipe::steps::StepError;
 use amzpipe::transfer::{Destination, Encryption, TransferOptions, transfer_document};
 use amzpipe_testkit::local_s3::LocalS3;
+use amzpipe_testkit::replay::{Replay, Route};
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig, Simulator};
 use chrono::{DateTime, Duration as Days, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -53,6 +55,22 @@ fn api(sim: &Simulator, auth: AuthStyle) -> ApiClient {
         LwaClient::new(http.clone(), sim.token_url()),
         credentials(),
     ));
+    ApiClient::new(http, session, auth, policy())
+}
+
+/// An API client whose session already holds `token` (the replay server plays no LWA).
+async fn seeded_api(auth: AuthStyle, token: &str) -> ApiClient {
+    let http = api_http_client(&policy()).expect("http client");
+    let session = Arc::new(LwaSession::new(
+        LwaClient::new(http.clone(), "http://127.0.0.1:9/never-called"),
+        credentials(),
+    ));
+    session
+        .seed(AccessToken {
+            token: SecretString::from(token.to_owned()),
+            expires_at: Utc::now() + Days::hours(1),
+        })
+        .await;
     ApiClient::new(http, session, auth, policy())
 }
 

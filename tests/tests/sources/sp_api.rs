@@ -185,14 +185,24 @@ async fn sp_api_schedules_are_created_listed_and_cancelled_and_bad_periods_are_r
 }
 
 #[tokio::test]
-async fn hostile_ids_and_unknown_report_types_are_refused_with_a_clear_error() {
+async fn hostile_ids_stay_one_path_segment_and_unknown_report_types_are_refused_with_a_clear_error() {
     let sim = Simulator::start(SimConfig::default()).await.expect("sim");
     let client = sp(&sim);
+    // A path-changing id is sent encoded, as one segment: it names no report, and nothing else is reached.
     let err = client
         .status(&orders(), "../../v2/profiles")
         .await
-        .expect_err("hostile id");
-    assert!(matches!(err, SourceError::Invalid(_)), "{err:?}");
+        .expect_err("no such report");
+    assert!(matches!(err, SourceError::NotFound(_)), "{err:?}");
+    assert_eq!(
+        sim.requests_of("sp.getReport")[0].path,
+        "/reports/2021-06-30/reports/..%2F..%2Fv2%2Fprofiles"
+    );
+    // One that cannot be used at all is refused before any call, as Amazon's problem, not the job's.
+    let err = client.status(&orders(), "bell\u{7}").await.expect_err("unusable");
+    assert!(matches!(err, SourceError::Unusable(_)), "{err:?}");
+    assert_eq!(StepError::from(err).error_type(), "SourceFailed");
+    assert_eq!(sim.requests_of("sp.getReport").len(), 1);
     let bad = SpReportRequest {
         report_type: "get orders; DROP".into(),
         ..orders()
@@ -468,4 +478,27 @@ async fn an_app_without_the_restricted_role_is_refused_as_credentials_naming_the
     );
     // The step maps it to the error the state machine fails on at once.
     assert_eq!(StepError::from(err).error_type(), "CredentialsRefused");
+}
+
+#[tokio::test]
+async fn a_report_polled_done_whose_next_answer_contradicts_it_is_a_source_failure_not_a_job_error() {
+    // GIVEN getReport answering FATAL where the run had seen DONE (the model's Report shape)
+    let replay = Replay::start(vec![Route::new(
+        reqwest::Method::GET,
+        "/reports/2021-06-30/reports/ID323",
+        200,
+        serde_json::json!({"reportId": "ID323", "reportType": "GET_MERCHANT_LISTINGS_ALL_DATA",
+            "createdTime": "2024-03-10T13:47:20.677Z", "processingStatus": "FATAL"}),
+    )])
+    .await
+    .expect("replay");
+    let client = SpReportsClient::new(
+        seeded_api(AuthStyle::AmzAccessToken, "Atza|fake").await,
+        replay.base_url(),
+    );
+    // WHEN the download step asks for its documents
+    let err = client.documents(&orders(), "ID323").await.expect_err("contradiction");
+    // THEN it is Amazon's contradiction (SourceFailed), never InvalidJob
+    assert!(matches!(err, SourceError::Unusable(_)), "{err:?}");
+    assert_eq!(StepError::from(err).error_type(), "SourceFailed");
 }
