@@ -121,14 +121,22 @@ fn csv_rows_ignore_newlines_inside_quotes_and_count_a_last_line_without_newline(
 }
 
 #[test]
-fn json_documents_have_no_row_count_and_json_lines_count_every_line() {
-    let out = run(
-        b"[{\"a\":1},\n{\"a\":2}]",
-        spec(Compression::None, ContentFormat::Json),
-        &limits(),
-    )
-    .expect("ok");
-    assert_eq!(out.stats(0).rows, None);
+fn json_arrays_count_their_elements_json_lines_every_line_and_other_json_has_no_count() {
+    // An Ads report: one array of row objects; brackets and commas inside strings are not rows.
+    let rows = |doc: &[u8]| {
+        run(doc, spec(Compression::None, ContentFormat::Json), &limits())
+            .expect("ok")
+            .stats(0)
+            .rows
+    };
+    assert_eq!(rows(b"[{\"a\":1},\n{\"a\":2}]"), Some(2));
+    assert_eq!(
+        rows(br#"[{"name":"a, [b]","n":{"x":[1,2]}},{"name":"\"]"}, {"v":3}]"#),
+        Some(3)
+    );
+    assert_eq!(rows(b" [ ] "), Some(0));
+    assert_eq!(rows(b"[]"), Some(0));
+    assert_eq!(rows(br#"{"reportSpecification":{},"salesAndTrafficByDate":[]}"#), None);
     let out = run(
         b"{\"a\":1}\n{\"a\":2}\n",
         spec(Compression::None, ContentFormat::JsonLines),

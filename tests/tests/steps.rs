@@ -257,6 +257,31 @@ async fn a_gzip_bomb_fails_the_run_as_integrity_failed_with_its_figures_and_stor
 }
 
 #[tokio::test]
+async fn an_ads_report_counts_its_json_rows_and_an_empty_report_of_any_source_is_no_data_storing_nothing() {
+    // An Ads report is one JSON array: its rows are counted (the manifest said 0 before).
+    let first = stack().await;
+    let done = first.run(&event(ads_job())).await.expect("run").expect("data");
+    assert_eq!(done.totals.rows, u64::from(SimConfig::default().ads_rows));
+    // An Ads report of `[]` and an SP-API report of its header only hold no data: NO_DATA, as a
+    // cancelled SP-API report is, and nothing stored.
+    for (job, key) in [
+        (ads_job(), "spCampaigns"),
+        (sp_job(), "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"),
+    ] {
+        let stack = stack().await;
+        stack.sim.set_scenario(Scenario::with_outcome(key, "EMPTY"));
+        let ev = event(job);
+        let out = stack.run(&ev).await.expect("run").expect("the download step ran");
+        assert_eq!(out.manifest, None, "{key}");
+        let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+        assert_eq!(run.status, RunStatus::NoData, "{key}");
+        assert!(run.failure_reason.is_some_and(|r| r.contains("no data rows")), "{key}");
+        assert!(object_keys(&stack).await.is_empty(), "{key}: nothing stored");
+        assert_eq!(open_uploads(&stack).await, 0, "{key}");
+    }
+}
+
+#[tokio::test]
 async fn a_run_amazon_failed_shows_amazons_final_status_not_the_last_in_progress_one() {
     // GIVEN a report that Amazon ends FATAL after being IN_PROGRESS
     let stack = stack().await;

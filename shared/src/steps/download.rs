@@ -194,6 +194,27 @@ async fn download<P: Ports>(
         records.push(record);
     }
 
+    // One rule for "no data" across sources: Amazon says so (a cancelled report, no file in the
+    // window), or every document it delivered holds no data rows. Nothing is stored then.
+    if records.iter().all(|r| r.objects.is_empty()) {
+        let update = RunUpdate {
+            failure_reason: Some(format!(
+                "no data: the {} document(s) Amazon delivered hold no data rows",
+                records.len()
+            )),
+            ..RunUpdate::default()
+        };
+        let run = store
+            .transition(&ctx.key, &[RunStatus::Ready], RunStatus::NoData, update, Utc::now())
+            .await?;
+        release_quota(store, ctx).await;
+        if let Some(newest) = newest.filter(|_| ctx.job.source.rules().incremental()) {
+            store.advance_watermark(&ctx.job.name, newest).await?;
+        }
+        services.persist_session(&session).await?;
+        tracing::info!(documents = records.len(), "run ended with no data");
+        return Ok(finished(&run));
+    }
     let manifest_key = format!("{prefix}/{MANIFEST_FILE_NAME}");
     let manifest = Manifest::new(manifest_context(ctx, &request_id), records);
     manifest.write(&services.sink, &manifest_key).await?;

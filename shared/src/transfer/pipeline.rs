@@ -196,6 +196,14 @@ pub async fn transfer_document<S: ObjectSink>(
         .and_then(|r| r);
 
     let outcome = match (transformed, uploaded) {
+        // A document whose every object counted zero rows (a header only, an empty JSON array) is
+        // data of nothing: none of it is stored, and the record lists no object.
+        (Ok(summary), Ok(())) if holds_no_rows(&objects) => {
+            tracing::info!(source_id, "the document holds no data rows; nothing is stored");
+            abort_all(sink, &objects).await;
+            objects.clear();
+            Ok(summary)
+        }
         (Ok(summary), Ok(())) => complete_all(sink, &objects).await.map(|()| summary),
         (_, Err(e)) | (Err(e), Ok(())) => Err(e),
     };
@@ -357,6 +365,14 @@ pub fn sanitize_entry_name(name: &str) -> String {
         .filter(|seg| !seg.is_empty())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Whether the document produced objects and every one counted zero rows.
+fn holds_no_rows(objects: &[OpenObject]) -> bool {
+    !objects.is_empty()
+        && objects
+            .iter()
+            .all(|o| o.stats.as_ref().is_some_and(|s| s.rows == Some(0)))
 }
 
 /// Makes every object visible: completes multipart uploads, puts empty objects.

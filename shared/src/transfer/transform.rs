@@ -189,11 +189,92 @@ impl RowCounter {
     }
 }
 
+/// Counts the elements of a JSON document's top-level array (Ads reports are one array of row
+/// objects), in a stream: brackets and commas inside strings are skipped. A document whose top
+/// level is not an array has no row count.
+#[derive(Default)]
+struct JsonArrayCounter {
+    started: bool,
+    not_an_array: bool,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    expecting: bool,
+    elements: u64,
+}
+
+impl JsonArrayCounter {
+    fn update(&mut self, data: &[u8]) {
+        for &b in data {
+            if self.not_an_array {
+                return;
+            }
+            if self.in_string {
+                match (self.escaped, b) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            if b.is_ascii_whitespace() {
+                continue;
+            }
+            if !self.started {
+                self.started = true;
+                if b == b'[' {
+                    self.depth = 1;
+                    self.expecting = true;
+                } else {
+                    self.not_an_array = true;
+                }
+                continue;
+            }
+            if self.depth == 1 {
+                match b {
+                    b',' => {
+                        self.expecting = true;
+                        continue;
+                    }
+                    b']' => {
+                        self.depth = 0;
+                        continue;
+                    }
+                    _ if self.expecting => {
+                        self.elements += 1;
+                        self.expecting = false;
+                    }
+                    _ => {}
+                }
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => self.depth += 1,
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+
+    fn elements(&self) -> Option<u64> {
+        (!self.not_an_array).then_some(self.elements)
+    }
+}
+
+/// How an object's rows are counted.
+enum Rows {
+    /// Records of a line-oriented format, less the header line if it has one.
+    Lines(RowCounter, bool),
+    /// Elements of a JSON document's top-level array.
+    JsonArray(JsonArrayCounter),
+}
+
 /// Bytes, hash and rows of the object being produced.
 struct ObjectMeter {
     bytes: u64,
     sha: Sha256,
-    rows: Option<(RowCounter, bool)>,
+    rows: Option<Rows>,
     parts: u32,
 }
 
@@ -201,8 +282,9 @@ impl ObjectMeter {
     fn new(stored_as: StoredAs) -> Self {
         let rows = match stored_as {
             StoredAs::Content(f @ (ContentFormat::Tsv | ContentFormat::Csv | ContentFormat::JsonLines)) => {
-                Some((RowCounter::new(f == ContentFormat::Csv), f.has_header()))
+                Some(Rows::Lines(RowCounter::new(f == ContentFormat::Csv), f.has_header()))
             }
+            StoredAs::Content(ContentFormat::Json) => Some(Rows::JsonArray(JsonArrayCounter::default())),
             _ => None,
         };
         Self {
@@ -216,8 +298,10 @@ impl ObjectMeter {
     fn update(&mut self, data: &[u8]) {
         self.bytes += data.len() as u64;
         self.sha.update(data);
-        if let Some((counter, _)) = self.rows.as_mut() {
-            counter.update(data);
+        match self.rows.as_mut() {
+            Some(Rows::Lines(counter, _)) => counter.update(data),
+            Some(Rows::JsonArray(counter)) => counter.update(data),
+            None => {}
         }
     }
 
@@ -225,9 +309,11 @@ impl ObjectMeter {
         ObjectStats {
             bytes: self.bytes,
             sha256: hex::encode(self.sha.finalize()),
-            rows: self
-                .rows
-                .map(|(c, header)| c.records().saturating_sub(u64::from(header))),
+            rows: match self.rows {
+                Some(Rows::Lines(c, header)) => Some(c.records().saturating_sub(u64::from(header))),
+                Some(Rows::JsonArray(c)) => c.elements(),
+                None => None,
+            },
             parts: self.parts,
         }
     }

@@ -14,8 +14,8 @@
 //! - `POST /_sim/scenario`: faults (`[{"op":"sp.createReport","status":429,"times":3}]`, with optional
 //!   `retryAfter`, `body`, and `afterEffect` — the fault replaces the answer *after* the operation
 //!   took effect, to test ambiguous creates) and outcomes per report type / workflow
-//!   (`{"GET_X":"FATAL"}`; values `success`, `FATAL`, `CANCELLED`, `FAILED`, `LATIN1`, and `BOMB`: a
-//!   gzip bomb for an SP-API or Ads document).
+//!   (`{"GET_X":"FATAL"}`; values `success`, `FATAL`, `CANCELLED`, `FAILED`, `LATIN1`, `BOMB`: a gzip
+//!   bomb for an SP-API or Ads document, `EMPTY`: an SP-API or Ads report with no rows).
 //! - `POST /_sim/advance` `{"seconds": 400}`: moves the clock on.
 //! - `GET /_sim/requests`: every request received (operation, method, path, selected headers, body).
 //! - `POST /_sim/revoke`: revokes every refresh token (LWA answers `invalid_grant`).

@@ -487,6 +487,8 @@ pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>,
             "LATIN1" => FileBody::Bytes(gzip(b"sku\titem-name\tprice\nA-1\tCaf\xe9 cr\xe8me br\xfbl\xe9e\t4.50\nA-2\tM\xfcsli\t3.20\n").into()),
             // A gzip bomb: 72 MiB of zeros in about 70 KB.
             "BOMB" => FileBody::Bytes(gzip_zeros(72 << 20).into()),
+            // A report with no rows: its header line only.
+            "EMPTY" => FileBody::Bytes(gzip(b"amazon-order-id\tpurchase-date\tsku\tquantity\n").into()),
             _ => FileBody::SpReport {
                 bytes: state.config.sp_report_bytes,
                 seed,
