@@ -327,28 +327,20 @@ async fn when_retries_run_out_the_state_machine_writes_the_failure_on_the_run() 
 
 #[tokio::test]
 async fn a_run_whose_create_runs_out_of_retries_ends_failed_with_a_readable_reason() {
-    // GIVEN an SP-API createReport that answers 503 every time (no usage plan in the way: each
-    // attempt of each step reaches it)
-    let p = Pipeline::start(
-        SimConfig {
-            sp_rate_limits: false,
-            ..SimConfig::default()
-        },
-        4,
-    )
-    .await
-    .expect("pipeline");
+    // GIVEN an AMC create whose every call (the running-executions check first) answers 503 — AMC
+    // publishes no HTTP usage plan, so nothing throttles the retries before they run out
+    let p = pipeline().await;
     p.sim
-        .set_scenario(Scenario::with_fault(Fault::answer("sp.createReport", 503, 10_000)));
-    let sp = event_job("sp-reports");
+        .set_scenario(Scenario::with_fault(Fault::answer("amc.listExecutions", 503, 10_000)));
+    let amc = event_job("amc");
     // WHEN the state machine's retries of create-request run out
     let execution = p
-        .execute("create-exhausted", SCHEDULED, std::slice::from_ref(&sp))
+        .execute("create-exhausted", SCHEDULED, std::slice::from_ref(&amc))
         .await
         .expect("execution");
     assert_eq!(execution.status, "FAILED");
     // THEN the run ends FAILED (it stayed CLAIMED before) with the reason a person reads
-    let run = p.services.store.run(&key_of(&sp)).await.expect("read").expect("run");
+    let run = p.services.store.run(&key_of(&amc)).await.expect("read").expect("run");
     assert_eq!(run.status, RunStatus::Failed);
     let reason = run.failure_reason.expect("reason");
     assert!(reason.starts_with("Transient: ") && reason.contains("503"), "{reason}");

@@ -580,6 +580,44 @@ async fn an_empty_sp_api_create_bucket_answers_throttled_without_calling_amazon(
 }
 
 #[tokio::test]
+async fn a_storm_of_5xx_never_sends_more_creates_than_the_sellers_usage_plan_allows() {
+    // GIVEN an SP-API createReport answering 503 to everything (Amazon's own limit out of the way,
+    // so that only ours is measured)
+    let stack = Stack::start(SimConfig {
+        sp_rate_limits: false,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    stack
+        .sim
+        .set_scenario(Scenario::with_fault(Fault::answer("sp.createReport", 503, 10_000)));
+    // WHEN the state machine keeps retrying create-request, as its Retry does
+    let ev = event(sp_job());
+    let mut throttled = false;
+    for _ in 0..40 {
+        match create_request(&stack.services, ev.clone()).await {
+            Ok(out) if out.outcome == CreateOutcome::Throttled => {
+                throttled = true;
+                break;
+            }
+            Ok(out) => panic!("unexpected {out:?}"),
+            Err(e) => assert_eq!(e.error_type(), "Transient", "{e}"),
+        }
+    }
+    // THEN every HTTP attempt was charged to the seller's shared bucket: no more creates reached
+    // Amazon than the plan's burst (15), and the step ends throttled instead of sending more
+    assert!(throttled, "the shared bucket ran out");
+    let creates = stack.sim.requests_of("sp.createReport").len();
+    assert!(
+        creates > 0 && creates <= SP_CREATE_BURST as usize,
+        "{creates} creates reached Amazon"
+    );
+    let searches = stack.sim.requests_of("sp.getReports").len();
+    assert!(searches <= 10, "{searches} getReports (burst 10)");
+}
+
+#[tokio::test]
 async fn a_full_amc_instance_answers_throttled_until_a_slot_frees() {
     let stack = stack().await;
     for i in 0..10 {

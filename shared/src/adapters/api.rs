@@ -10,6 +10,8 @@
 //!   anything longer is returned as [`ApiError::Throttled`] so the state machine waits instead of a
 //!   Lambda.
 //! - `x-amzn-RateLimit-Limit`, when Amazon sends it, replaces the operation's rate.
+//! - A [`SharedQuota`] (the job table's buckets, shared by every Lambda) is charged before every
+//!   attempt of the operations it covers, so retries can never exceed a published usage plan.
 //! - An authentication failure (401, or SP-API's 403 `Unauthorized`) refreshes the token once and tries
 //!   again; one that survives the fresh token is a configuration error ([`SourceError::NotAuthorized`]),
 //!   not an expired token: a missing or wrong Scope, a profile of another region, a missing role.
@@ -298,6 +300,28 @@ impl RateLimiter {
     }
 }
 
+/// What a [`SharedQuota`] answers for one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// A token was taken: the request may be sent.
+    Granted,
+    /// The bucket is empty: the next token comes after this long.
+    Wait(Duration),
+}
+
+/// A usage plan shared by every process of one credential set (every Lambda, every run), charged
+/// before **every HTTP attempt** of the operations it covers — retries after a 5xx, a 429 or a
+/// refreshed token included — so that no failure can make the processes together exceed it.
+pub trait SharedQuota: Send + Sync {
+    /// Whether `op` draws on this quota.
+    fn covers(&self, op: &Operation) -> bool;
+    /// Takes one token of `op`'s bucket; an error means the quota could not be read (nothing is sent).
+    fn charge<'a>(
+        &'a self,
+        op: &'a Operation,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Charge, String>> + Send + 'a>>;
+}
+
 /// An HTTP client of one Amazon API for one credential set, applying the [`Policy`].
 #[derive(Clone)]
 pub struct ApiClient {
@@ -306,6 +330,7 @@ pub struct ApiClient {
     auth: AuthStyle,
     policy: Policy,
     limiter: Arc<RateLimiter>,
+    shared: Option<Arc<dyn SharedQuota>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -340,7 +365,14 @@ impl ApiClient {
             auth,
             policy,
             limiter: Arc::new(RateLimiter::default()),
+            shared: None,
         }
+    }
+
+    /// Charges `quota` before every attempt of the operations it covers (see [`SharedQuota`]).
+    pub fn with_shared_quota(mut self, quota: Arc<dyn SharedQuota>) -> Self {
+        self.shared = Some(quota);
+        self
     }
 
     /// The LWA session (for the client id header and rotated refresh tokens).
@@ -418,6 +450,22 @@ impl ApiClient {
             if let Err(wait) = self.limiter.try_acquire(op) {
                 self.wait_or_throttle(op, wait, &mut waited).await?;
                 continue;
+            }
+            if let Some(shared) = self.shared.as_ref().filter(|q| q.covers(op)) {
+                match shared.charge(op).await {
+                    Ok(Charge::Granted) => {}
+                    Ok(Charge::Wait(wait)) => {
+                        self.wait_or_throttle(op, wait, &mut waited).await?;
+                        continue;
+                    }
+                    Err(message) => {
+                        return Err(ApiError::Transient {
+                            operation: op.name,
+                            message: format!("the shared usage plan could not be read: {message}"),
+                            ambiguous: false,
+                        });
+                    }
+                }
             }
             let token = match given_token {
                 Some(token) => token.clone(),

@@ -1,14 +1,63 @@
-//! The shared quota a create takes, as the source's rules name it
-//! ([`crate::domain::source::SourceRules::create_quota`]): a token of a bucket (SP-API per seller) or a
-//! slot of a counter (AMC per instance), held in the job table so that every Lambda sees the same one.
+//! Quotas shared by every Lambda, held in the job table so that every one sees the same:
+//! - the slot a create takes for its request's life, as the source's rules name it
+//!   ([`crate::domain::source::SourceRules::create_quota`]: AMC's running executions per instance);
+//! - the SP-API usage plans, charged by the API clients before every HTTP attempt ([`TableQuota`]).
 
 use std::time::Duration;
 
 use chrono::Utc;
 
+use crate::adapters::api::{Charge, Operation, SharedQuota};
 use crate::domain::source::Quota;
 use crate::ports::Quotas;
 use crate::steps::{RunContext, StepError};
+
+/// The SP-API usage plans as buckets in the job table, one per operation and credential set
+/// (`QUOTA#sp.{operation}#{credentials}`), charged by the SP-API clients before every HTTP attempt
+/// of an operation whose plan is below one request per second (createReport, getReports,
+/// getReportDocument, cancelReport, the schedules, marketplaceParticipations): the ones a burst of
+/// retries from several Lambdas could exceed.
+pub(crate) struct TableQuota<St> {
+    store: St,
+    credentials: String,
+}
+
+impl<St> TableQuota<St> {
+    pub(crate) fn new(store: St, credentials: &str) -> Self {
+        Self {
+            store,
+            credentials: credentials.to_owned(),
+        }
+    }
+
+    /// The bucket of `op` for these credentials.
+    pub(crate) fn bucket(op: &Operation, credentials: &str) -> String {
+        format!("sp.{}#{credentials}", op.name)
+    }
+}
+
+impl<St: Quotas + Send + Sync> SharedQuota for TableQuota<St> {
+    fn covers(&self, op: &Operation) -> bool {
+        op.rate < 1.0
+    }
+
+    fn charge<'a>(
+        &'a self,
+        op: &'a Operation,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Charge, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let name = Self::bucket(op, &self.credentials);
+            match self.store.take_token(&name, op.rate, op.burst, Utc::now()).await {
+                Ok(None) => Ok(Charge::Granted),
+                Ok(Some(wait)) => {
+                    tracing::info!(quota = %name, wait_s = wait.as_secs(), "the shared usage plan is spent");
+                    Ok(Charge::Wait(wait))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
 
 fn quota_of(ctx: &RunContext) -> Option<Quota> {
     ctx.job.source.rules().create_quota(&ctx.job.credentials)
@@ -18,7 +67,6 @@ fn quota_of(ctx: &RunContext) -> Option<Quota> {
 pub(crate) async fn take_quota<St: Quotas>(store: &St, ctx: &RunContext) -> Result<Option<Duration>, StepError> {
     match quota_of(ctx) {
         None => Ok(None),
-        Some(Quota::Bucket { name, rate, burst }) => Ok(store.take_token(&name, rate, burst, Utc::now()).await?),
         Some(Quota::Slot { name, max, lease, wait }) => {
             let got = store
                 .acquire_slot(&name, &ctx.key.run_id(), max, Utc::now(), lease)
@@ -28,7 +76,7 @@ pub(crate) async fn take_quota<St: Quotas>(store: &St, ctx: &RunContext) -> Resu
     }
 }
 
-/// Renews the lease of the run's slot while its Amazon request runs (a no-op for bucket quotas).
+/// Renews the lease of the run's slot while its Amazon request runs (a no-op for sources without one).
 pub(crate) async fn renew_quota<St: Quotas>(store: &St, ctx: &RunContext) {
     if let Some(Quota::Slot { name, max, lease, .. }) = quota_of(ctx) {
         match store
@@ -42,7 +90,7 @@ pub(crate) async fn renew_quota<St: Quotas>(store: &St, ctx: &RunContext) {
     }
 }
 
-/// Gives back the run's slot when its Amazon request has ended (a no-op for bucket quotas).
+/// Gives back the run's slot when its Amazon request has ended (a no-op for sources without one).
 pub(crate) async fn release_quota<St: Quotas>(store: &St, ctx: &RunContext) {
     if let Some(Quota::Slot { name, .. }) = quota_of(ctx)
         && let Err(e) = store.release_slot(&name, &ctx.key.run_id()).await

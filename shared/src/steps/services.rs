@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::adapters::ads_reports::{self, AdsReportsClient};
 use crate::adapters::amc::AmcClient;
-use crate::adapters::api::{ApiClient, AuthStyle, Policy, api_http_client};
+use crate::adapters::api::{ApiClient, AuthStyle, Policy, SharedQuota, api_http_client};
 use crate::adapters::dynamo::{DEFAULT_RUN_TTL_DAYS, DynamoJobStore};
 use crate::adapters::kms::TokenSealer;
 use crate::adapters::lwa::{LwaSession, token_endpoint};
@@ -21,6 +21,7 @@ use crate::domain::credentials::TokenHost;
 use crate::domain::job::{Job, SourceSpec};
 use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, TokenCache};
 use crate::steps::StepError;
+use crate::steps::quota::TableQuota;
 use crate::steps::sessions::{Session, Sessions};
 use crate::steps::source::BoundSource;
 
@@ -55,6 +56,7 @@ pub struct Clients {
     region: Region,
     endpoints: Endpoints,
     policy: Policy,
+    sp_quota: Option<Arc<dyn SharedQuota>>,
 }
 
 impl Clients {
@@ -73,11 +75,27 @@ impl Clients {
             region,
             endpoints,
             policy,
+            sp_quota: None,
         }
+    }
+
+    /// Charges the SP-API clients' attempts to `quota`, shared with every other process of the
+    /// credential set (see [`SharedQuota`]).
+    pub fn with_sp_quota(mut self, quota: Arc<dyn SharedQuota>) -> Self {
+        self.sp_quota = Some(quota);
+        self
     }
 
     fn api(&self, auth: AuthStyle) -> ApiClient {
         ApiClient::new(self.http.clone(), Arc::clone(&self.lwa), auth, self.policy.clone())
+    }
+
+    fn sp_api(&self) -> ApiClient {
+        let api = self.api(AuthStyle::AmzAccessToken);
+        match &self.sp_quota {
+            Some(quota) => api.with_shared_quota(Arc::clone(quota)),
+            None => api,
+        }
     }
 
     fn sp_base(&self) -> String {
@@ -96,12 +114,12 @@ impl Clients {
 
     /// SP-API Reports.
     pub fn sp_reports(&self) -> SpReportsClient {
-        SpReportsClient::new(self.api(AuthStyle::AmzAccessToken), self.sp_base())
+        SpReportsClient::new(self.sp_api(), self.sp_base())
     }
 
     /// SP-API Sellers (marketplace participations).
     pub fn sellers(&self) -> SellersClient {
-        SellersClient::new(self.api(AuthStyle::AmzAccessToken), self.sp_base())
+        SellersClient::new(self.sp_api(), self.sp_base())
     }
 
     /// Ads reporting v3 and profiles.
@@ -336,7 +354,8 @@ impl<P: Ports> Services<P> {
         })
     }
 
-    /// The Amazon API clients over `session`.
+    /// The Amazon API clients over `session`, the SP-API ones charging the job table's shared usage
+    /// plans for every attempt.
     pub fn clients(&self, session: &Session) -> Clients {
         Clients::new(
             self.api_http.clone(),
@@ -345,5 +364,6 @@ impl<P: Ports> Services<P> {
             self.settings.endpoints.clone(),
             self.policy.clone(),
         )
+        .with_sp_quota(Arc::new(TableQuota::new(self.store.clone(), &session.secret_id)))
     }
 }

@@ -165,18 +165,10 @@ impl PollBackoff {
     }
 }
 
-/// A quota shared by every Lambda, kept in the job table.
+/// A quota a create takes for the request's life, shared by every Lambda, kept in the job table.
+/// (Usage plans of HTTP operations are charged per attempt by the API clients instead.)
 #[derive(Debug, Clone, PartialEq)]
 pub enum Quota {
-    /// A token bucket (SP-API `createReport` per seller): one token per create.
-    Bucket {
-        /// The bucket's name in the job table.
-        name: String,
-        /// Tokens per second.
-        rate: f64,
-        /// The bucket's size.
-        burst: u32,
-    },
     /// One of `max` slots held for the request's life (AMC running executions per instance).
     Slot {
         /// The counter's name in the job table.

@@ -4,7 +4,8 @@
 //!   or more); longer windows are sliced.
 //! - `createReport` is limited per seller to [`CREATE_REPORT_RATE`] requests per second with a burst
 //!   of [`CREATE_REPORT_BURST`] (the official model's usage plan), shared by every Lambda: a token
-//!   bucket per credential set in the job table.
+//!   bucket per credential set in the job table, charged for every HTTP attempt (as are the other
+//!   operations with plans under one request per second), not per step.
 //! - Reports take seconds to minutes: status checks back off from 15 s to 5 minutes.
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{PollBackoff, Quota, SourceRules};
+use super::{PollBackoff, SourceRules};
 use crate::domain::credentials::TokenHost;
 use crate::domain::document::ContentFormat;
 
@@ -201,14 +202,6 @@ impl SourceRules for SpReportRequest {
 
     fn token_host(&self) -> TokenHost {
         TokenHost::Global
-    }
-
-    fn create_quota(&self, credentials: &str) -> Option<Quota> {
-        Some(Quota::Bucket {
-            name: format!("sp.createReport#{credentials}"),
-            rate: CREATE_REPORT_RATE,
-            burst: CREATE_REPORT_BURST,
-        })
     }
 }
 
