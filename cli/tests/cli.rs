@@ -752,6 +752,8 @@ async fn a_refused_permission_at_amazon_says_what_is_missing() {
             retry_after: None,
             body: Some(json!({"code": "403", "details": "Not authorized to access AMC"})),
             after_effect: false,
+            cut_after: None,
+            tamper: false,
         }],
         ..amzpipe_testkit::sim::Scenario::default()
     });

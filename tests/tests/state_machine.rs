@@ -226,6 +226,8 @@ async fn throttling_and_server_errors_are_retried_by_name_without_a_duplicate_re
         retry_after,
         body: None,
         after_effect: false,
+        cut_after: None,
+        tamper: false,
     };
     // A 429 asking for longer than a Lambda may sleep, then more 5xx than the client retries inline.
     p.sim.set_scenario(Scenario {
@@ -299,6 +301,8 @@ async fn when_retries_run_out_the_state_machine_writes_the_failure_on_the_run() 
             retry_after: None,
             body: None,
             after_effect: false,
+            cut_after: None,
+            tamper: false,
         }],
         ..Scenario::default()
     });

@@ -520,6 +520,8 @@ async fn an_expired_download_url_is_replaced_by_a_fresh_one_from_the_source() {
             retry_after: None,
             body: None,
             after_effect: false,
+            cut_after: None,
+            tamper: false,
         }],
         ..Scenario::default()
     });

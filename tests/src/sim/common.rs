@@ -207,12 +207,14 @@ pub(super) fn presign(
 ) -> String {
     let id = format!("f{}", state.next_id());
     let now = state.now();
+    let content_sha256 = content_sha256(&body);
     state.files.insert(
         id.clone(),
         SimFile {
             body,
             expires_at: now + chrono::Duration::seconds(ttl_secs),
             content_encoding,
+            content_sha256,
         },
     );
     format!(
@@ -237,4 +239,35 @@ pub(super) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
                 .ok()
                 .map(|d| d.and_utc())
         })
+}
+
+/// SHA-256 of a document's content as a correct pipeline stores it: a generated report as generated,
+/// a gzip document decompressed (every member), a plain one as it is. `None` for what the simulator
+/// cannot read back (an encrypted document, a ZIP).
+fn content_sha256(body: &FileBody) -> Option<String> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut sha = sha2::Sha256::new();
+    match body {
+        FileBody::SpReport { bytes, seed, key: None } => {
+            let mut report = crate::fixtures::SpApiOrdersReport::new(*bytes, *seed);
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let n = report.read(&mut buf).ok()?;
+                if n == 0 {
+                    break;
+                }
+                sha.update(&buf[..n]);
+            }
+        }
+        FileBody::SpReport { .. } => return None,
+        FileBody::Bytes(b) if b.starts_with(&[0x1f, 0x8b]) => {
+            let mut plain = Vec::new();
+            flate2::read::MultiGzDecoder::new(&b[..]).read_to_end(&mut plain).ok()?;
+            sha.update(&plain);
+        }
+        FileBody::Bytes(b) if b.starts_with(b"PK") => return None,
+        FileBody::Bytes(b) => sha.update(b),
+    }
+    Some(hex::encode(sha.finalize()))
 }

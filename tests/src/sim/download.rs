@@ -80,23 +80,53 @@ pub(super) fn tokio_stream_from(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+/// A body fault of a download: cut off after some bytes, or one byte flipped.
+#[derive(Clone, Copy)]
+enum BodyFault {
+    Cut(u64),
+    Tamper,
+}
+
 pub async fn download(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
     let mut found: Option<SimFile> = None;
+    // Body faults are taken here, before `run` would answer them as a status.
+    let body_fault = {
+        let mut state = sim.lock();
+        let at = state
+            .faults
+            .iter()
+            .position(|f| f.op == "file.download" && f.times > 0 && (f.cut_after.is_some() || f.tamper));
+        at.map(|i| {
+            state.faults[i].times -= 1;
+            match state.faults[i].cut_after {
+                Some(n) => BodyFault::Cut(n),
+                None => BodyFault::Tamper,
+            }
+        })
+    };
     let response = run(&sim, "file.download", &call, |state, _| match state.files.get(&id) {
         None => s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
         Some(f) if f.expires_at < state.now() => s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired"),
         Some(f) => {
             found = Some(f.clone());
+            if body_fault.is_none() {
+                state.downloaded.insert(id.clone());
+            }
             StatusCode::OK.into_response()
         }
     });
     let Some(file) = found.filter(|_| response.status() == StatusCode::OK) else {
         return response;
     };
-    let mut response = match file.body {
-        FileBody::Bytes(b) => (StatusCode::OK, b).into_response(),
-        FileBody::SpReport { bytes, seed, key } => (StatusCode::OK, generated_report(bytes, seed, key)).into_response(),
+    let body = match file.body {
+        FileBody::Bytes(b) => Body::from(b),
+        FileBody::SpReport { bytes, seed, key } => generated_report(bytes, seed, key),
     };
+    let body = match body_fault {
+        None => body,
+        Some(fault) => faulty(body, fault),
+    };
+    let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
@@ -107,4 +137,30 @@ pub async fn download(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: 
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
     }
     response
+}
+
+/// `body` with `fault` applied: cut off (the connection reset) after some bytes, or one byte flipped.
+fn faulty(body: Body, fault: BodyFault) -> Body {
+    use futures_util::StreamExt as _;
+    let mut sent: u64 = 0;
+    let stream = body.into_data_stream().map(move |chunk| {
+        let mut chunk = chunk.map_err(std::io::Error::other)?;
+        let start = sent;
+        sent += chunk.len() as u64;
+        match fault {
+            BodyFault::Cut(limit) if sent > limit => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "simulated connection reset",
+            )),
+            BodyFault::Tamper if start <= 100 && sent > 100 => {
+                let mut bytes = chunk.to_vec();
+                let at = usize::try_from(100 - start).unwrap_or(0).min(bytes.len() - 1);
+                bytes[at] ^= 0x5a;
+                chunk = Bytes::from(bytes);
+                Ok(chunk)
+            }
+            _ => Ok(chunk),
+        }
+    });
+    Body::from_stream(stream)
 }

@@ -145,6 +145,15 @@ pub struct Fault {
     /// Let the operation take effect, then answer the fault (an ambiguous create).
     #[serde(default)]
     pub after_effect: bool,
+    /// For `file.download`: answer 200, send this many bytes of the body, then reset the connection
+    /// (`status` is ignored).
+    #[serde(default)]
+    pub cut_after: Option<u64>,
+    /// For `file.download`: answer 200 with one byte of the body flipped (the last one of a document
+    /// held whole, the 100th of a generated one), as a tampered or corrupted download (`status` is
+    /// ignored).
+    #[serde(default)]
+    pub tamper: bool,
 }
 
 fn one() -> u32 {
@@ -196,6 +205,8 @@ pub(crate) struct SimFile {
     pub body: FileBody,
     pub expires_at: DateTime<Utc>,
     pub content_encoding: Option<&'static str>,
+    /// SHA-256 of the document's content once decrypted and decompressed, when the simulator can tell.
+    pub content_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +259,10 @@ pub(crate) struct State {
     pub revoked: bool,
     pub retired_refresh_tokens: HashSet<String>,
     pub files: HashMap<String, SimFile>,
+    /// Files served whole (a 200 not cut off nor tampered), by id.
+    pub downloaded: HashSet<String>,
+    /// 429s the simulator's own SP-API usage plans answered (scripted faults not counted).
+    pub quota_refusals: u32,
     pub sp_reports: BTreeMap<String, SpReport>,
     pub sp_schedules: BTreeMap<String, serde_json::Value>,
     /// getReports pages handed out: token → (the first call's query, the offset of the page it asks for).
@@ -300,9 +315,12 @@ impl State {
         )
     }
 
-    /// Takes the next scripted fault for `op`.
+    /// Takes the next scripted status fault for `op` (body faults of downloads are taken by the download).
     pub fn take_fault(&mut self, op: &str) -> Option<Fault> {
-        let fault = self.faults.iter_mut().find(|f| f.op == op && f.times > 0)?;
+        let fault = self
+            .faults
+            .iter_mut()
+            .find(|f| f.op == op && f.times > 0 && f.cut_after.is_none() && !f.tamper)?;
         fault.times -= 1;
         Some(fault.clone())
     }
@@ -322,6 +340,24 @@ impl Fault {
             retry_after: None,
             body: None,
             after_effect: false,
+            cut_after: None,
+            tamper: false,
+        }
+    }
+
+    /// A download cut off after `bytes`, `times` times.
+    pub fn cut_download(bytes: u64, times: u32) -> Self {
+        Self {
+            cut_after: Some(bytes),
+            ..Self::answer("file.download", 200, times)
+        }
+    }
+
+    /// A download with one byte flipped, `times` times.
+    pub fn tampered_download(times: u32) -> Self {
+        Self {
+            tamper: true,
+            ..Self::answer("file.download", 200, times)
         }
     }
 }
@@ -448,6 +484,28 @@ impl Simulator {
     /// The requests of one operation.
     pub fn requests_of(&self, op: &str) -> Vec<Logged> {
         self.sim.lock().log.iter().filter(|l| l.op == op).cloned().collect()
+    }
+
+    /// The content SHA-256 of every file served whole (see [`Fault::cut_download`]): what a correct
+    /// pipeline stores, decrypted and decompressed.
+    pub fn served_content_sha256s(&self) -> Vec<String> {
+        let s = self.sim.lock();
+        s.downloaded
+            .iter()
+            .filter_map(|id| s.files.get(id).and_then(|f| f.content_sha256.clone()))
+            .collect()
+    }
+
+    /// How many times the simulator's own SP-API usage plans answered 429: each is a request the
+    /// pipeline sent beyond Amazon's published quota.
+    pub fn quota_refusals(&self) -> u32 {
+        self.sim.lock().quota_refusals
+    }
+
+    /// Makes every access token handed out so far invalid (a token that dies before its
+    /// `expires_in`): the next call with one is refused as expired.
+    pub fn expire_access_tokens(&self) {
+        self.sim.lock().access_tokens.clear();
     }
 
     /// How many SP-API reports, Ads reports and AMC executions exist.

@@ -38,6 +38,7 @@ pub(super) fn sp_throttle(state: &mut State, op: &'static str) -> Result<f64, Re
     let elapsed = (now - last).num_milliseconds().max(0) as f64 / 1000.0;
     let tokens = (tokens + elapsed * rate).min(burst);
     if tokens < 1.0 {
+        state.quota_refusals += 1;
         state.sp_buckets.insert(op, (tokens, now));
         return Err(sp_error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -487,6 +488,15 @@ pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>,
             "LATIN1" => FileBody::Bytes(gzip(b"sku\titem-name\tprice\nA-1\tCaf\xe9 cr\xe8me br\xfbl\xe9e\t4.50\nA-2\tM\xfcsli\t3.20\n").into()),
             // A gzip bomb: 72 MiB of zeros in about 70 KB.
             "BOMB" => FileBody::Bytes(gzip_zeros(72 << 20).into()),
+            // Two gzip members, as some writers produce: both must be read.
+            "MULTIGZ" => FileBody::Bytes(
+                [
+                    gzip(b"amazon-order-id\tsku\tquantity\n1-1\tA\t1\n"),
+                    gzip(b"1-2\tB\t2\n1-3\tC\t3\n"),
+                ]
+                .concat()
+                .into(),
+            ),
             // A report with no rows: its header line only.
             "EMPTY" => FileBody::Bytes(gzip(b"amazon-order-id\tpurchase-date\tsku\tquantity\n").into()),
             _ => FileBody::SpReport {

@@ -67,6 +67,8 @@ async fn ads_duplicate_425_reuses_the_report_only_when_it_matches() {
             retry_after: None,
             body: None,
             after_effect: true,
+            cut_after: None,
+            tamper: false,
         }],
         ..Scenario::default()
     });
@@ -159,6 +161,8 @@ async fn ads_429_without_retry_after_on_create_becomes_a_throttled_wait() {
             retry_after: None,
             body: None,
             after_effect: false,
+            cut_after: None,
+            tamper: false,
         }],
         ..Scenario::default()
     });

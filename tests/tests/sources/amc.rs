@@ -76,6 +76,8 @@ async fn amc_failures_carry_the_status_reason_and_a_lost_create_answer_finds_the
             retry_after: None,
             body: None,
             after_effect: true,
+            cut_after: None,
+            tamper: false,
         }],
         outcomes: [("adhoc".to_owned(), "FAILED".to_owned())].into(),
         ..Scenario::default()

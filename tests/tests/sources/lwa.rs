@@ -45,6 +45,8 @@ async fn a_revoked_refresh_token_is_a_fatal_invalid_grant_and_server_errors_are_
             retry_after: None,
             body: None,
             after_effect: false,
+            cut_after: None,
+            tamper: false,
         }],
         ..Scenario::default()
     });

@@ -83,6 +83,8 @@ async fn sp_api_create_is_not_repeated_when_its_answer_is_lost() {
             retry_after: None,
             body: None,
             after_effect: true,
+            cut_after: None,
+            tamper: false,
         }],
         ..Scenario::default()
     });
@@ -107,6 +109,8 @@ async fn sp_api_throttling_without_retry_after_is_returned_as_a_wait_and_short_w
                 retry_after: None,
                 body: None,
                 after_effect: false,
+                cut_after: None,
+                tamper: false,
             },
             Fault {
                 op: "sp.getReport".into(),
@@ -115,6 +119,8 @@ async fn sp_api_throttling_without_retry_after_is_returned_as_a_wait_and_short_w
                 retry_after: Some(0),
                 body: None,
                 after_effect: false,
+                cut_after: None,
+                tamper: false,
             },
         ],
         ..Scenario::default()
@@ -246,6 +252,8 @@ async fn server_errors_on_reads_are_retried_with_backoff_and_the_announced_rate_
             retry_after: None,
             body: None,
             after_effect: false,
+            cut_after: None,
+            tamper: false,
         }],
         ..Scenario::default()
     });
@@ -261,6 +269,8 @@ async fn server_errors_on_reads_are_retried_with_backoff_and_the_announced_rate_
             retry_after: None,
             body: None,
             after_effect: false,
+            cut_after: None,
+            tamper: false,
         }],
         ..Scenario::default()
     });
