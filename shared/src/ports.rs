@@ -293,6 +293,17 @@ pub trait JobStore: Send + Sync {
         record: &crate::domain::document::DocumentRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Whether the incremental job `job` has already stored the file `file_id` (in any run, any window).
+    fn is_ingested(&self, job: &str, file_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records that the incremental job `job` has stored the files `file_ids` (a run that ended).
+    fn mark_ingested(
+        &self,
+        job: &str,
+        file_ids: &[String],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The job's watermark for incremental sources (the newest file already stored).
     fn watermark(
         &self,

@@ -195,6 +195,43 @@ async fn a_slate_run_stores_the_new_files_and_moves_the_watermark() {
 }
 
 #[tokio::test]
+async fn a_slate_window_that_failed_keeps_its_files_after_a_later_one_succeeds_and_no_file_is_stored_twice() {
+    let stack = stack().await;
+    let at = |job: Value, days_ago: i64| json!({ "job": job, "scheduledTime": (Utc::now() - chrono::Duration::days(days_ago)).to_rfc3339() });
+    let earlier = at(slate_job(), 2);
+    let later = at(slate_job(), 1);
+    // GIVEN the earlier window's downloads failing
+    stack
+        .sim
+        .set_scenario(Scenario::with_fault(Fault::answer("file.download", 500, 10_000)));
+    assert!(stack.run(&earlier).await.is_err());
+    // AND the later window succeeding, its files newer than the earlier window's
+    stack.sim.set_scenario(Scenario::default());
+    let done = stack.run(&later).await.expect("run").expect("data");
+    assert_eq!(done.totals.documents, 2);
+    // WHEN the earlier window runs again
+    let again = stack.run(&earlier).await.expect("run").expect("data");
+    // THEN its files are stored (the job's watermark used to hide them: nothing stored, SUCCEEDED)
+    assert_eq!(again.run.status, RunStatus::Succeeded);
+    assert_eq!(again.totals.documents, 2, "the earlier window's two files");
+    // AND a backfill over both windows stores none of them twice
+    let mut both = slate_job();
+    both["window"] = json!({ "rule": "lastDays", "days": 3 });
+    let backfill = stack.run(&at(both, 0)).await.expect("run").expect("ran");
+    let stored: Vec<String> = object_keys(&stack).await.into_iter().map(|(k, _)| k).collect();
+    let files = stored.iter().filter(|k| !k.ends_with("_manifest.json")).count();
+    assert_eq!(
+        u64::try_from(files).expect("count"),
+        4 + backfill.totals.objects,
+        "only files no run stored before: {stored:#?}"
+    );
+    assert!(
+        backfill.totals.documents <= 2,
+        "at most the newest day's files: {backfill:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_cancelled_sp_report_ends_the_run_as_no_data() {
     let stack = stack().await;
     stack.sim.set_scenario(Scenario::with_outcome(

@@ -8,6 +8,7 @@
 //! | watermark | `JOB#{job}` | `WATERMARK` | `watermark` (epoch ms of the newest file stored) |
 //! | token bucket | `QUOTA#{name}` | `BUCKET` | `tokens`, `refilledAt` (epoch ms) |
 //! | slot counter | `QUOTA#{name}` | `SLOTS` | `holders` (map of run id → lease end, epoch ms) |
+//! | ingested file | `JOB#{job}` | `FILE#{file id}` | `ingestedAt`: an incremental job (Slate) stored this file; no window lists it again |
 //! | access token | `TOKEN#{secret id}` | `ACCESS_TOKEN` | `sealedToken`, `dataKey`, `nonce` (binary), `keyId`, `validUntil`; `expiresAt` = token expiry |
 //!
 //! Access tokens are stored sealed (KMS envelope encryption, see [`crate::adapters::kms`]), never in
@@ -546,6 +547,34 @@ impl JobStore for DynamoJobStore {
             .item()
             .and_then(|item| get_n::<i64>(item, "watermark"))
             .and_then(DateTime::from_timestamp_millis))
+    }
+
+    async fn is_ingested(&self, job: &str, file_id: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(format!("JOB#{job}"), &format!("FILE#{file_id}"))))
+            .consistent_read(true)
+            .projection_expression("sk")
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        Ok(out.item().is_some())
+    }
+
+    async fn mark_ingested(&self, job: &str, file_ids: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+        for id in file_ids {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::key(format!("JOB#{job}"), &format!("FILE#{id}"))))
+                .item("ingestedAt", s(rfc3339(now)))
+                .send()
+                .await
+                .map_err(|e| store_error("PutItem", e))?;
+        }
+        Ok(())
     }
 
     async fn advance_watermark(&self, job: &str, to: DateTime<Utc>) -> Result<bool, StoreError> {

@@ -90,7 +90,7 @@ async fn download<P: Ports>(
     }
     let session = services.session(&ctx.job).await?;
     let source = services.bind(&ctx.job, &session).await?;
-    let mut documents = list_documents(services, ctx, &source, &request_id).await?;
+    let mut documents = list_documents(services, ctx, &source, &request_id, &run.documents).await?;
     let newest = documents.iter().filter_map(|d| d.produced_at).max();
     let mut records = run.documents.clone();
     for (i, record) in records.iter().enumerate() {
@@ -169,7 +169,7 @@ async fn download<P: Ports>(
                 Ok(record) => break record,
                 Err(e) if e.class() == ErrorClass::UrlExpired && !refreshed => {
                     tracing::info!(index, "the download URL expired; asking the source for fresh ones");
-                    documents = list_documents(services, ctx, &source, &request_id).await?;
+                    documents = list_documents(services, ctx, &source, &request_id, &records).await?;
                     refreshed = true;
                 }
                 Err(e) => {
@@ -204,6 +204,7 @@ async fn download<P: Ports>(
             )),
             ..RunUpdate::default()
         };
+        mark_ingested(services, ctx, &records).await?;
         let run = store
             .transition(&ctx.key, &[RunStatus::Ready], RunStatus::NoData, update, Utc::now())
             .await?;
@@ -216,6 +217,7 @@ async fn download<P: Ports>(
         return Ok(finished(&run));
     }
     let manifest_key = format!("{prefix}/{MANIFEST_FILE_NAME}");
+    mark_ingested(services, ctx, &records).await?;
     let manifest = Manifest::new(manifest_context(ctx, &request_id), records);
     manifest.write(&services.sink, &manifest_key).await?;
     let update = RunUpdate {
@@ -243,16 +245,50 @@ async fn download<P: Ports>(
     Ok(finished(&run))
 }
 
+/// The request's documents, less (for an incremental source) the files another run of the job
+/// already stored; `own` are the files this run has recorded, which always stay listed.
 async fn list_documents<P: Ports>(
     services: &Services<P>,
     ctx: &RunContext,
     source: &BoundSource,
     request_id: &str,
+    own: &[crate::domain::document::DocumentRecord],
 ) -> Result<Vec<Pending>, StepError> {
-    match source.documents(request_id).await {
-        Ok(documents) => Ok(documents.into_iter().map(Pending::from).collect()),
-        Err(e) => Err(note_refusal(services, &ctx.job.credentials, e.into()).await),
+    let documents = match source.documents(request_id).await {
+        Ok(documents) => documents,
+        Err(e) => return Err(note_refusal(services, &ctx.job.credentials, e.into()).await),
+    };
+    let mut pending = Vec::with_capacity(documents.len());
+    for document in documents {
+        // An incremental source's window may list files another window of the job already stored
+        // (lookback, backfill, a re-run): each file is stored once per job.
+        if ctx.job.source.rules().incremental()
+            && !own.iter().any(|r| r.source_id == document.document.source_id)
+            && services
+                .store
+                .is_ingested(&ctx.job.name, &document.document.source_id)
+                .await?
+        {
+            tracing::info!(file = %document.document.source_id, "already stored by another run of the job; skipped");
+            continue;
+        }
+        pending.push(Pending::from(document));
     }
+    Ok(pending)
+}
+
+/// Records, for an incremental source, that the run's documents are stored: no other window of the
+/// job lists them again.
+async fn mark_ingested<P: Ports>(
+    services: &Services<P>,
+    ctx: &RunContext,
+    records: &[crate::domain::document::DocumentRecord],
+) -> Result<(), StepError> {
+    if ctx.job.source.rules().incremental() {
+        let ids: Vec<String> = records.iter().map(|r| r.source_id.clone()).collect();
+        services.store.mark_ingested(&ctx.job.name, &ids, Utc::now()).await?;
+    }
+    Ok(())
 }
 
 /// A listed document whose transfer has not started.

@@ -338,19 +338,18 @@ impl<P: Ports> Services<P> {
         Ok(self.sessions.persist(session).await?)
     }
 
-    /// The source client for `job` over `session`, with the request it makes (an incremental source's
-    /// carries the job's watermark). **The one place that picks the API client of each source.**
+    /// The source client for `job` over `session`, with the request it makes. **The one place that
+    /// picks the API client of each source.**
     pub async fn bind(&self, job: &Job, session: &Session) -> Result<BoundSource, StepError> {
         let clients = self.clients(session);
         Ok(match &job.source {
             SourceSpec::SpReports(request) => BoundSource::new(clients.sp_reports(), request.clone()),
             SourceSpec::AdsReports(request) => BoundSource::new(clients.ads(), request.clone()),
             SourceSpec::Amc(request) => BoundSource::new(clients.amc(), request.clone()),
-            SourceSpec::Slate(request) => {
-                let mut request = request.clone();
-                request.after = self.store.watermark(&job.name).await?.max(request.after);
-                BoundSource::new(clients.slate(), request)
-            }
+            // Every window lists all its files; the ones a run of the job already stored are left out
+            // by id when the documents are listed (download-decrypt), never by the watermark, which
+            // would hide an earlier window's files once a later window succeeded.
+            SourceSpec::Slate(request) => BoundSource::new(clients.slate(), request.clone()),
         })
     }
 

@@ -1,7 +1,9 @@
 //! Prime Video Slate datasets: what a job asks for, and the source's rules.
 //!
-//! - Incremental: a run reads the files published after the job's watermark (the newest file already
-//!   stored), so a Slate job is not backfilled by window; its first run reads everything published.
+//! - Incremental: a run lists every file published in its window and stores those no run of the job
+//!   has stored yet (the job's ingested file ids, in the job table), so lookbacks, backfills and
+//!   re-runs of a window store each file once, and a window that failed keeps its files until it
+//!   succeeds. The watermark (the newest file stored) is kept for the operator's overview only.
 //! - Nothing is created at Amazon and no quota is shared; a "request" is ready at once, so status
 //!   checks are quick (5 s to 1 minute).
 
@@ -24,7 +26,8 @@ pub struct SlateRequest {
     pub business_id: String,
     /// Dataset id (e.g. `playback`, `subscription`).
     pub dataset_id: String,
-    /// The previous run's watermark: only files strictly newer are fetched.
+    /// Optional lower bound set by the job: only files strictly newer are fetched (a way to skip history
+    /// on a first run). Files already stored are skipped by id whatever it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<DateTime<Utc>>,
 }
