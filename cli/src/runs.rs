@@ -161,16 +161,6 @@ pub async fn run(ctx: &Context, args: &RunArgs) -> CliResult<()> {
 pub async fn backfill(ctx: &Context, args: &BackfillArgs) -> CliResult<()> {
     let (job, _) = load_job(&args.job)?;
     let rules = job.source.rules();
-    if rules.incremental() {
-        return Err(CliError::usage(format!(
-            "{}: {} jobs are read incrementally from the job's watermark, not by window",
-            job.name,
-            rules.kind()
-        ))
-        .hint(
-            "the job's first run reads everything published so far; later runs continue from the watermark — use `run`",
-        ));
-    }
     let windows = job.backfill(args.from, args.to, args.window_days)?;
     let mut parallel = args.parallel as usize;
     if let Some(max) = rules.max_parallel_runs().map(|m| m as usize)
