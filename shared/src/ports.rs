@@ -218,6 +218,10 @@ pub enum StoreError {
     /// Missing table, access denied, an unreadable item: a deployment problem.
     #[error("job store misconfigured: {0}")]
     Misconfigured(String),
+    /// Another execution holds the run's lease for this step (a schedule retry, a manual run beside
+    /// the schedule, a backfill over a running window): wait until it ends or its lease runs out.
+    #[error("another execution ({0}) is on this step of the run")]
+    Held(String),
 }
 
 /// Runs and watermarks: the durable state of the pipeline.
@@ -241,13 +245,28 @@ pub trait JobStore: Send + Sync {
         key: &crate::domain::run::RunKey,
     ) -> impl Future<Output = Result<Option<crate::domain::run::RunRecord>, StoreError>> + Send;
 
-    /// Notes, in a `CLAIMED` run, that a create call is about to be made; keeps the first such time.
+    /// Notes, in a `CLAIMED` run, that `owner` (an execution) is about to make the create call, and
+    /// keeps the first such time. `owner` takes the run's create lease until `lease_until`; a run whose
+    /// lease another owner holds, unexpired, is [`StoreError::Held`] (two executions never create twice).
     /// Returns the run as updated.
     fn begin_create(
         &self,
         key: &crate::domain::run::RunKey,
+        owner: &str,
         now: chrono::DateTime<chrono::Utc>,
+        lease_until: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<crate::domain::run::RunRecord, StoreError>> + Send;
+
+    /// Takes, in a `READY` run, the download lease for `owner` until `lease_until`: only its holder
+    /// stores documents and aborts unfinished uploads under the run. Held by another owner,
+    /// unexpired: [`StoreError::Held`].
+    fn begin_download(
+        &self,
+        key: &crate::domain::run::RunKey,
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_until: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Forgets, in a `CLAIMED` run, the create call noted by `begin_create`: Amazon answered it with a
     /// refusal (a 429, a 4xx), so it created nothing, and the next attempt creates without searching.

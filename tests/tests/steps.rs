@@ -11,7 +11,8 @@ use amzpipe::domain::source::sp_reports::{
 };
 use amzpipe::ports::{JobStore, Quotas};
 use amzpipe::steps::{
-    CreateOutcome, Deadline, PollState, RunContext, create_request, download_decrypt, poll_status, refresh_token,
+    CreateOutcome, Deadline, PollState, RunContext, UNOWNED, create_request, download_decrypt, poll_status,
+    refresh_token,
 };
 use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
@@ -395,7 +396,15 @@ async fn a_retry_after_a_crash_between_create_and_record_finds_the_request_inste
             .claim_run(&ctx.key, ctx.job.source.kind(), Utc::now())
             .await
             .expect("claim");
-        s.store.begin_create(&ctx.key, Utc::now()).await.expect("begin");
+        s.store
+            .begin_create(
+                &ctx.key,
+                UNOWNED,
+                Utc::now(),
+                Utc::now() + chrono::Duration::minutes(15),
+            )
+            .await
+            .expect("begin");
         let session = s.session(&ctx.job).await.expect("session");
         let lost_id = s
             .bind(&ctx.job, &session)
@@ -449,7 +458,15 @@ async fn a_failed_search_for_an_earlier_attempts_request_is_transient_and_never_
             .claim_run(&ctx.key, ctx.job.source.kind(), Utc::now())
             .await
             .expect("claim");
-        s.store.begin_create(&ctx.key, Utc::now()).await.expect("begin");
+        s.store
+            .begin_create(
+                &ctx.key,
+                UNOWNED,
+                Utc::now(),
+                Utc::now() + chrono::Duration::minutes(15),
+            )
+            .await
+            .expect("begin");
         // WHEN the retry's search for that request meets a 404
         stack
             .sim
@@ -512,6 +529,83 @@ async fn an_id_that_cannot_be_used_fails_the_run_as_source_failed_before_any_cal
     let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
     assert_eq!(run.status, RunStatus::Failed);
     assert!(stack.sim.requests_of("sp.getReport").is_empty());
+}
+
+#[tokio::test]
+async fn two_executions_on_one_run_make_one_amazon_request_and_never_abort_each_others_uploads() {
+    let stack = stack().await;
+    let s = &stack.services;
+    let as_execution = |name: &str| {
+        let mut ev = event(sp_job());
+        ev["owner"] = json!(name);
+        ev
+    };
+    let (a, b) = (as_execution("scheduled-2026-11-26"), as_execution("manual-run"));
+    let ctx = RunContext::from_event(a.clone()).expect("context");
+    // GIVEN execution A in the middle of creating the run's request
+    s.store
+        .claim_run(&ctx.key, ctx.job.source.kind(), Utc::now())
+        .await
+        .expect("claim");
+    let now = Utc::now();
+    s.store
+        .begin_create(
+            &ctx.key,
+            "scheduled-2026-11-26",
+            now,
+            now + chrono::Duration::minutes(15),
+        )
+        .await
+        .expect("A's lease");
+    // WHEN execution B (a manual run beside the schedule) reaches create-request
+    let waiting = create_request(s, b.clone()).await.expect("B waits");
+    // THEN B waits and creates nothing
+    assert_eq!(waiting.outcome, CreateOutcome::Throttled);
+    assert_eq!(stack.sim.created_counts().0, 0);
+    // AND once A has made the request, B continues the same run
+    assert_eq!(
+        create_request(s, a.clone()).await.expect("A").outcome,
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        create_request(s, b.clone()).await.expect("B").outcome,
+        CreateOutcome::Existing
+    );
+    assert_eq!(stack.sim.created_counts().0, 1, "one request at Amazon");
+    while poll_status(s, a.clone()).await.expect("poll").state == PollState::InProgress {}
+    // GIVEN A storing the documents, one upload open under the run
+    let now = Utc::now();
+    s.store
+        .begin_download(
+            &ctx.key,
+            "scheduled-2026-11-26",
+            now,
+            now + chrono::Duration::minutes(20),
+        )
+        .await
+        .expect("A's download lease");
+    let in_flight = format!("{}/00000.tsv", ctx.run_prefix());
+    stack
+        .aws
+        .s3()
+        .await
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(&in_flight)
+        .send()
+        .await
+        .expect("A's upload");
+    // WHEN B's download starts
+    let err = download_decrypt(s, b.clone(), Deadline::none())
+        .await
+        .expect_err("B waits");
+    // THEN B waits (NotReady, retried) and A's upload is untouched
+    assert_eq!(err.error_type(), "NotReady", "{err}");
+    assert_eq!(open_uploads(&stack).await, 1, "A's upload is not aborted by B");
+    // AND A stores exactly one copy
+    let done = download_decrypt(s, a, Deadline::none()).await.expect("A");
+    assert_eq!(done.totals.documents, 1);
+    assert_eq!(open_uploads(&stack).await, 0);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `failureReason`, `manifestKey`, `documents` (list of JSON records), timestamps; `expiresAt` once finished |
+//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `createOwner`/`createLeaseUntil` and `downloadOwner`/`downloadLeaseUntil` (the execution on that step, epoch ms), `failureReason`, `manifestKey`, `documents` (list of JSON records), timestamps; `expiresAt` once finished |
 //! | watermark | `JOB#{job}` | `WATERMARK` | `watermark` (epoch ms of the newest file stored) |
 //! | token bucket | `QUOTA#{name}` | `BUCKET` | `tokens`, `refilledAt` (epoch ms) |
 //! | slot counter | `QUOTA#{name}` | `SLOTS` | `holders` (map of run id → lease end, epoch ms) |
@@ -145,6 +145,35 @@ impl DynamoJobStore {
         StoreError::StaleState {
             expected: expected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
             found,
+        }
+    }
+
+    /// Why a lease was refused: the run is in the expected status, so another owner holds it
+    /// ([`StoreError::Held`]); or it is not ([`StoreError::StaleState`]).
+    async fn held_or_stale(&self, key: &RunKey, owner_attribute: &str, expected: &[RunStatus]) -> StoreError {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .consistent_read(true)
+            .send()
+            .await;
+        match item {
+            Ok(out) => {
+                let status = out.item().and_then(|i| i.get("status")).and_then(|v| v.as_s().ok());
+                let owner = out
+                    .item()
+                    .and_then(|i| i.get(owner_attribute))
+                    .and_then(|v| v.as_s().ok());
+                match (status, owner) {
+                    (Some(status), Some(owner)) if expected.iter().any(|e| e.as_str() == status) => {
+                        StoreError::Held(owner.chars().take(80).collect())
+                    }
+                    _ => self.stale(key, expected).await,
+                }
+            }
+            Err(e) => store_error("GetItem", e),
         }
     }
 }
@@ -359,23 +388,74 @@ impl JobStore for DynamoJobStore {
         out.item().map(parse_run).transpose()
     }
 
-    async fn begin_create(&self, key: &RunKey, now: DateTime<Utc>) -> Result<RunRecord, StoreError> {
+    async fn begin_create(
+        &self,
+        key: &RunKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<RunRecord, StoreError> {
         match self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::run_key(key)))
-            .update_expression("SET createStartedAt = if_not_exists(createStartedAt, :now), updatedAt = :now")
-            .condition_expression("#s = :claimed")
+            .update_expression(
+                "SET createStartedAt = if_not_exists(createStartedAt, :now), createOwner = :owner, \
+                 createLeaseUntil = :until, updatedAt = :now",
+            )
+            .condition_expression(
+                "#s = :claimed AND (attribute_not_exists(createOwner) OR createOwner = :owner \
+                 OR createLeaseUntil < :nowms)",
+            )
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":claimed", s(RunStatus::Claimed.as_str()))
             .expression_attribute_values(":now", s(rfc3339(now)))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":until", n(lease_until.timestamp_millis()))
+            .expression_attribute_values(":nowms", n(now.timestamp_millis()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await
         {
             Ok(out) => returned_run(out.attributes()),
-            Err(e) if is_condition_failed(&e) => Err(self.stale(key, &[RunStatus::Claimed]).await),
+            Err(e) if is_condition_failed(&e) => {
+                Err(self.held_or_stale(key, "createOwner", &[RunStatus::Claimed]).await)
+            }
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn begin_download(
+        &self,
+        key: &RunKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .update_expression("SET downloadOwner = :owner, downloadLeaseUntil = :until, updatedAt = :now")
+            .condition_expression(
+                "#s = :ready AND (attribute_not_exists(downloadOwner) OR downloadOwner = :owner \
+                 OR downloadLeaseUntil < :nowms)",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":ready", s(RunStatus::Ready.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":until", n(lease_until.timestamp_millis()))
+            .expression_attribute_values(":nowms", n(now.timestamp_millis()))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => {
+                Err(self.held_or_stale(key, "downloadOwner", &[RunStatus::Ready]).await)
+            }
             Err(e) => Err(store_error("UpdateItem", e)),
         }
     }

@@ -26,7 +26,14 @@ pub struct RunContext {
     pub window: TimeWindow,
     /// The run's key.
     pub key: RunKey,
+    /// Who runs the step: the state machine's execution name (every retry of one execution is the
+    /// same owner); [`UNOWNED`] for a caller that names none.
+    pub owner: String,
 }
+
+/// The owner of a step whose caller names none (tests, direct invocations): all such callers count
+/// as one.
+pub const UNOWNED: &str = "-";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,6 +42,8 @@ struct RawEvent {
     scheduled_time: Option<serde_json::Value>,
     #[serde(default)]
     slice: Option<serde_json::Value>,
+    #[serde(default)]
+    owner: Option<serde_json::Value>,
 }
 
 impl RunContext {
@@ -75,6 +84,11 @@ impl RunContext {
                 .and_then(|v| usize::try_from(v).ok())
                 .ok_or_else(|| invalid("slice", "must be a whole number from 0"))?,
         };
+        let owner = match raw.owner {
+            None | Some(serde_json::Value::Null) => UNOWNED.to_owned(),
+            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 256 => s,
+            Some(_) => return Err(invalid("owner", "must be a string of 1 to 256 characters")),
+        };
         let window = job.slice(scheduled, slice)?;
         let key = RunKey {
             job: job.name.clone(),
@@ -86,6 +100,7 @@ impl RunContext {
             slice,
             window,
             key,
+            owner,
         })
     }
 

@@ -7,13 +7,17 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::domain::run::RunStatus;
-use crate::ports::{JobStore, SourceError};
+use crate::ports::{JobStore, SourceError, StoreError};
 use crate::steps::failure::{fail_run, note_refusal};
 use crate::steps::quota::take_quota;
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 
 /// How far back before a previous attempt's start a search for its request looks (clock skew).
 const FIND_SLACK: chrono::Duration = chrono::Duration::seconds(120);
+
+/// How long an execution holds a run's create lease: above create-request's Lambda timeout, so a
+/// live holder never loses it; a dead one's runs out and another execution takes over.
+const CREATE_LEASE: chrono::Duration = chrono::Duration::minutes(15);
 
 /// What create-request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +102,16 @@ async fn create<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Cr
     let session = services.session(&ctx.job).await?;
     let source = services.bind(&ctx.job, &session).await?;
     let previous_attempt = run.create_started_at;
-    let run = store.begin_create(&ctx.key, Utc::now()).await?;
+    let now = Utc::now();
+    let run = match store.begin_create(&ctx.key, &ctx.owner, now, now + CREATE_LEASE).await {
+        Ok(run) => run,
+        // Another execution is creating this run's request: wait for it, then continue its run.
+        Err(StoreError::Held(by)) => {
+            tracing::info!(%by, "another execution is creating this run's request; waiting");
+            return throttled(&run, Duration::from_secs(30));
+        }
+        Err(e) => return Err(e.into()),
+    };
     // Only an attempt whose outcome is unknown (it crashed, timed out, or met a 5xx after sending)
     // leaves `createStartedAt` behind: a refused one is forgotten below, so a 429 is simply retried.
     let found = match previous_attempt {

@@ -29,6 +29,9 @@ pub struct DownloadOutput {
     pub totals: Totals,
 }
 
+/// How long an execution holds a run's download lease: above download-decrypt's Lambda timeout.
+const DOWNLOAD_LEASE: chrono::Duration = chrono::Duration::minutes(20);
+
 /// Moves every document of a `READY` run into S3, then writes the manifest and marks the run
 /// `SUCCEEDED` (and, for Slate, moves the job's watermark forward).
 ///
@@ -80,6 +83,12 @@ async fn download<P: Ports>(
         .request_id
         .clone()
         .ok_or_else(|| StepError::NotReady("the run has no request id".into()))?;
+    // One execution at a time stores the run's documents; only the lease holder aborts what an
+    // earlier attempt left unfinished under the run.
+    let now = Utc::now();
+    store
+        .begin_download(&ctx.key, &ctx.owner, now, now + DOWNLOAD_LEASE)
+        .await?;
     let prefix = ctx.run_prefix();
     let leftovers = services.sink.abort_uploads_under(&format!("{prefix}/")).await?;
     if leftovers > 0 {

@@ -119,7 +119,7 @@ impl From<StoreError> for StepError {
     fn from(e: StoreError) -> Self {
         match e {
             // A guarded transition lost to another step: the state machine's retry re-reads the run.
-            StoreError::StaleState { .. } => Self::NotReady(e.to_string()),
+            StoreError::StaleState { .. } | StoreError::Held(_) => Self::NotReady(e.to_string()),
             StoreError::Unavailable(_) => Self::Transient(e.to_string()),
             StoreError::Misconfigured(_) => Self::Misconfigured(e.to_string()),
         }

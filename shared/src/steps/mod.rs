@@ -42,7 +42,7 @@ mod services;
 mod sessions;
 mod source;
 
-pub use context::{RunContext, RunRef};
+pub use context::{RunContext, RunRef, UNOWNED};
 pub use create::{CreateOutcome, CreateOutput, create_request};
 pub use deadline::Deadline;
 pub use download::{DownloadOutput, download_decrypt};
