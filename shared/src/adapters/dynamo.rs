@@ -148,6 +148,51 @@ impl DynamoJobStore {
         }
     }
 
+    /// Takes `lease` on the run for `owner` until `lease_until` (and sets `lease.also_set`), in one
+    /// conditional write: the run must be in `lease.status`, and the lease free, expired, or the
+    /// owner's own. Returns the run's attributes as updated.
+    async fn take_lease(
+        &self,
+        key: &RunKey,
+        lease: &Lease,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Item>, StoreError> {
+        let (owner_attribute, until_attribute) = (format!("{}Owner", lease.step), format!("{}LeaseUntil", lease.step));
+        let also_set = if lease.also_set.is_empty() {
+            String::new()
+        } else {
+            format!("{}, ", lease.also_set)
+        };
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .update_expression(format!(
+                "SET {also_set}{owner_attribute} = :owner, {until_attribute} = :until, updatedAt = :now"
+            ))
+            .condition_expression(format!(
+                "#s = :status AND (attribute_not_exists({owner_attribute}) OR {owner_attribute} = :owner \
+                 OR {until_attribute} < :nowms)"
+            ))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":status", s(lease.status.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":until", n(lease_until.timestamp_millis()))
+            .expression_attribute_values(":nowms", n(now.timestamp_millis()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.attributes().cloned()),
+            Err(e) if is_condition_failed(&e) => Err(self.held_or_stale(key, &owner_attribute, &[lease.status]).await),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
     /// Why a lease was refused: the run is in the expected status, so another owner holds it
     /// ([`StoreError::Held`]); or it is not ([`StoreError::StaleState`]).
     async fn held_or_stale(&self, key: &RunKey, owner_attribute: &str, expected: &[RunStatus]) -> StoreError {
@@ -176,6 +221,14 @@ impl DynamoJobStore {
             Err(e) => store_error("GetItem", e),
         }
     }
+}
+
+/// One step's lease on a run: attributes `{step}Owner` and `{step}LeaseUntil` (epoch ms), taken in
+/// `status`, together with `also_set` (an update clause, or empty).
+struct Lease {
+    step: &'static str,
+    status: RunStatus,
+    also_set: &'static str,
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -395,35 +448,13 @@ impl JobStore for DynamoJobStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<RunRecord, StoreError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::run_key(key)))
-            .update_expression(
-                "SET createStartedAt = if_not_exists(createStartedAt, :now), createOwner = :owner, \
-                 createLeaseUntil = :until, updatedAt = :now",
-            )
-            .condition_expression(
-                "#s = :claimed AND (attribute_not_exists(createOwner) OR createOwner = :owner \
-                 OR createLeaseUntil < :nowms)",
-            )
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":claimed", s(RunStatus::Claimed.as_str()))
-            .expression_attribute_values(":now", s(rfc3339(now)))
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":until", n(lease_until.timestamp_millis()))
-            .expression_attribute_values(":nowms", n(now.timestamp_millis()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-        {
-            Ok(out) => returned_run(out.attributes()),
-            Err(e) if is_condition_failed(&e) => {
-                Err(self.held_or_stale(key, "createOwner", &[RunStatus::Claimed]).await)
-            }
-            Err(e) => Err(store_error("UpdateItem", e)),
-        }
+        let lease = Lease {
+            step: "create",
+            status: RunStatus::Claimed,
+            also_set: "createStartedAt = if_not_exists(createStartedAt, :now)",
+        };
+        let attributes = self.take_lease(key, &lease, owner, now, lease_until).await?;
+        returned_run(attributes.as_ref())
     }
 
     async fn begin_download(
@@ -433,31 +464,13 @@ impl JobStore for DynamoJobStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::run_key(key)))
-            .update_expression("SET downloadOwner = :owner, downloadLeaseUntil = :until, updatedAt = :now")
-            .condition_expression(
-                "#s = :ready AND (attribute_not_exists(downloadOwner) OR downloadOwner = :owner \
-                 OR downloadLeaseUntil < :nowms)",
-            )
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":ready", s(RunStatus::Ready.as_str()))
-            .expression_attribute_values(":now", s(rfc3339(now)))
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":until", n(lease_until.timestamp_millis()))
-            .expression_attribute_values(":nowms", n(now.timestamp_millis()))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => {
-                Err(self.held_or_stale(key, "downloadOwner", &[RunStatus::Ready]).await)
-            }
-            Err(e) => Err(store_error("UpdateItem", e)),
-        }
+        let lease = Lease {
+            step: "download",
+            status: RunStatus::Ready,
+            also_set: "",
+        };
+        self.take_lease(key, &lease, owner, now, lease_until).await?;
+        Ok(())
     }
 
     async fn abandon_create(&self, key: &RunKey, now: DateTime<Utc>) -> Result<(), StoreError> {
