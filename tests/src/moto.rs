@@ -199,4 +199,16 @@ impl LocalAws {
             .map(|o| (o.key().unwrap_or_default().to_owned(), o.size().unwrap_or_default()))
             .collect())
     }
+
+    /// The bytes of one object.
+    pub async fn object_bytes(&self, bucket: &str, key: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let out = self.s3().await.get_object().bucket(bucket).key(key).send().await?;
+        Ok(out.body.collect().await?.into_bytes().to_vec())
+    }
+
+    /// How many multipart uploads are open in `bucket`.
+    pub async fn open_uploads(&self, bucket: &str) -> Result<usize, Box<dyn std::error::Error>> {
+        let out = self.s3().await.list_multipart_uploads().bucket(bucket).send().await?;
+        Ok(out.uploads().len())
+    }
 }

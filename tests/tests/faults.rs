@@ -188,25 +188,6 @@ async fn drive(stack: &Stack, ev: &Value, expire_tokens_after_create: bool) -> R
 
 // The invariants.
 
-async fn object_bytes(stack: &Stack, key: &str) -> Vec<u8> {
-    stack
-        .aws
-        .s3()
-        .await
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .expect("stored object")
-        .body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes()
-        .to_vec()
-}
-
 async fn table_text(stack: &Stack) -> String {
     let client = aws_sdk_dynamodb::Client::new(&stack.aws.sdk_config().await);
     let items = client.scan().table_name(TABLE).send().await.expect("scan");
@@ -233,7 +214,11 @@ async fn check(name: &str, stack: &Stack, source: Source, ev: &Value, result: Re
             let objects: Vec<_> = run.documents.iter().flat_map(|d| &d.objects).collect();
             assert!(!objects.is_empty(), "{name}: objects stored");
             for object in objects {
-                let bytes = object_bytes(stack, &object.key).await;
+                let bytes = stack
+                    .aws
+                    .object_bytes(BUCKET, &object.key)
+                    .await
+                    .expect("stored object");
                 let sha = hex::encode(Sha256::digest(&bytes));
                 assert_eq!(sha, object.sha256, "{name}: {} as recorded", object.key);
                 if object.entry_name.is_none() && !served.is_empty() {
@@ -264,16 +249,8 @@ async fn check(name: &str, stack: &Stack, source: Source, ev: &Value, result: Re
     let expected = usize::from(source != Source::Slate);
     assert_eq!(sp + ads + amc, expected, "{name}: requests Amazon accepted");
     // No upload left open, no usage plan exceeded.
-    let uploads = stack
-        .aws
-        .s3()
-        .await
-        .list_multipart_uploads()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("uploads");
-    assert!(uploads.uploads().is_empty(), "{name}: open uploads");
+    let uploads = stack.aws.open_uploads(BUCKET).await.expect("uploads");
+    assert_eq!(uploads, 0, "{name}: open uploads");
     assert_eq!(stack.sim.quota_refusals(), 0, "{name}: requests beyond a usage plan");
     // No secret in the table or the logs.
     let table = table_text(stack).await;

@@ -278,16 +278,7 @@ async fn a_download_failing_mid_transfer_is_retried_into_exactly_one_complete_ob
     assert_eq!(downloads, [Some("Transient".to_owned()), None]);
     let keys = object_keys(&p).await;
     assert_eq!(keys.len(), 2, "one document and its manifest: {keys:?}");
-    let uploads = p
-        .aws
-        .s3()
-        .await
-        .list_multipart_uploads()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("uploads");
-    assert!(uploads.uploads().is_empty());
+    assert_eq!(p.aws.open_uploads(BUCKET).await.expect("uploads"), 0);
 }
 
 #[tokio::test]

@@ -89,37 +89,14 @@ async fn object_keys(stack: &Stack) -> Vec<(String, i64)> {
 }
 
 async fn open_uploads(stack: &Stack) -> usize {
-    let out = stack
-        .aws
-        .s3()
-        .await
-        .list_multipart_uploads()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("list uploads");
-    out.uploads().len()
+    stack.aws.open_uploads(BUCKET).await.expect("list uploads")
 }
 
 async fn manifest(stack: &Stack, uri: &str) -> Value {
     let key = uri
         .strip_prefix(&format!("s3://{BUCKET}/"))
         .expect("manifest in the bucket");
-    let body = stack
-        .aws
-        .s3()
-        .await
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .expect("manifest")
-        .body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes();
+    let body = stack.aws.object_bytes(BUCKET, key).await.expect("manifest");
     serde_json::from_slice(&body).expect("manifest JSON")
 }
 
