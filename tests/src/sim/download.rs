@@ -89,21 +89,11 @@ enum BodyFault {
 
 pub async fn download(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
     let mut found: Option<SimFile> = None;
-    // Body faults are taken here, before `run` would answer them as a status.
-    let body_fault = {
-        let mut state = sim.lock();
-        let at = state
-            .faults
-            .iter()
-            .position(|f| f.op == "file.download" && f.times > 0 && (f.cut_after.is_some() || f.tamper));
-        at.map(|i| {
-            state.faults[i].times -= 1;
-            match state.faults[i].cut_after {
-                Some(n) => BodyFault::Cut(n),
-                None => BodyFault::Tamper,
-            }
-        })
-    };
+    // Body faults are taken here; `run` answers only status faults.
+    let body_fault = sim.lock().take_body_fault("file.download").map(|f| match f.cut_after {
+        Some(n) => BodyFault::Cut(n),
+        None => BodyFault::Tamper,
+    });
     let response = run(&sim, "file.download", &call, |state, _| match state.files.get(&id) {
         None => s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
         Some(f) if f.expires_at < state.now() => s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired"),

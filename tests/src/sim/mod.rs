@@ -317,10 +317,16 @@ impl State {
 
     /// Takes the next scripted status fault for `op` (body faults of downloads are taken by the download).
     pub fn take_fault(&mut self, op: &str) -> Option<Fault> {
-        let fault = self
-            .faults
-            .iter_mut()
-            .find(|f| f.op == op && f.times > 0 && f.cut_after.is_none() && !f.tamper)?;
+        self.take_matching(op, |f| !f.is_body_fault())
+    }
+
+    /// Takes the next scripted body fault (cut off, tampered) for `op`.
+    pub fn take_body_fault(&mut self, op: &str) -> Option<Fault> {
+        self.take_matching(op, Fault::is_body_fault)
+    }
+
+    fn take_matching(&mut self, op: &str, kind: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        let fault = self.faults.iter_mut().find(|f| f.op == op && f.times > 0 && kind(f))?;
         fault.times -= 1;
         Some(fault.clone())
     }
@@ -343,6 +349,11 @@ impl Fault {
             cut_after: None,
             tamper: false,
         }
+    }
+
+    /// Whether the fault acts on a download's body rather than answering a status.
+    pub fn is_body_fault(&self) -> bool {
+        self.cut_after.is_some() || self.tamper
     }
 
     /// A download cut off after `bytes`, `times` times.
