@@ -58,18 +58,10 @@ impl DocServer {
             .with_state(Arc::clone(&docs));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        });
         Ok(Self {
             base,
             docs,
-            _stop: stop_tx,
+            _stop: crate::serve_until_dropped(listener, app),
         })
     }
 

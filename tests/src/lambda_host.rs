@@ -111,14 +111,7 @@ impl FunctionHost {
                 .route("/2018-06-01/runtime/invocation/{id}/error", axum::routing::post(fail))
                 .route("/2018-06-01/runtime/init/error", axum::routing::post(init_error))
                 .with_state(Arc::clone(&queue));
-            let (stop, stopped) = oneshot::channel::<()>();
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
+            let stop = crate::serve_until_dropped(listener, app);
             let process = Command::new(&binary)
                 .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))

@@ -22,6 +22,21 @@ pub mod sfn;
 pub mod sim;
 pub mod stack;
 
+/// Serves `app` on `listener` until the returned sender is dropped: the test kit's servers stop with
+/// whatever owns them.
+pub fn serve_until_dropped(listener: tokio::net::TcpListener, app: axum::Router) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "a test server stopped");
+        }
+    });
+    stop
+}
+
 /// Peak resident set size of this process in bytes (`VmHWM` from `/proc/self/status`), if known.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -83,18 +83,10 @@ impl Replay {
         let app = Router::new().fallback(answer).with_state(Arc::clone(&shared));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
         Ok(Self {
             base,
             shared,
-            _stop: stop,
+            _stop: crate::serve_until_dropped(listener, app),
         })
     }
 

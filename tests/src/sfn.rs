@@ -94,15 +94,10 @@ impl LambdaRouter {
         });
         let app = axum::Router::new().fallback(route).with_state(Arc::clone(&shared));
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        });
-        Ok(Self { shared, _stop: stop_tx })
+        Ok(Self {
+            shared,
+            _stop: crate::serve_until_dropped(listener, app),
+        })
     }
 
     /// Every invocation so far, in order.

@@ -429,16 +429,10 @@ impl Simulator {
             base,
         };
         let app = router(sim.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "simulator stopped");
-            }
-        });
-        Ok(Self { sim, _stop: stop })
+        Ok(Self {
+            sim,
+            _stop: crate::serve_until_dropped(listener, app),
+        })
     }
 
     /// The base URL (`http://127.0.0.1:port`): SP-API, Ads, AMC and LWA (`/auth/o2/token`) live here.
