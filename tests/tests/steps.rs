@@ -11,8 +11,8 @@ use amzpipe::domain::source::sp_reports::{
 };
 use amzpipe::ports::{JobStore, Quotas};
 use amzpipe::steps::{
-    CreateOutcome, Deadline, PollState, RunContext, UNOWNED, create_request, download_decrypt, poll_status,
-    refresh_token,
+    AwsServices, CreateOutcome, Deadline, PollState, RunContext, UNOWNED, create_request, download_decrypt,
+    poll_status, refresh_token,
 };
 use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
@@ -360,6 +360,19 @@ async fn a_duplicate_schedule_fire_continues_the_same_run_and_creates_nothing_tw
     assert_eq!(stack.sim.created_counts().0, 1, "one Amazon report");
 }
 
+/// A create-request that claimed the run and started its create, then died: its outcome is unknown.
+async fn create_started(s: &AwsServices, ctx: &RunContext) {
+    s.store
+        .claim_run(&ctx.key, ctx.job.source.kind(), Utc::now())
+        .await
+        .expect("claim");
+    let now = Utc::now();
+    s.store
+        .begin_create(&ctx.key, UNOWNED, now, now + chrono::Duration::minutes(15))
+        .await
+        .expect("begin");
+}
+
 #[tokio::test]
 async fn a_retry_after_a_crash_between_create_and_record_finds_the_request_instead_of_creating_another() {
     for job in [sp_job(), amc_job(), ads_job()] {
@@ -369,19 +382,7 @@ async fn a_retry_after_a_crash_between_create_and_record_finds_the_request_inste
         // GIVEN a create-request that claimed the run, started the create, and died right after
         // Amazon accepted it (before recording the id).
         let s = &stack.services;
-        s.store
-            .claim_run(&ctx.key, ctx.job.source.kind(), Utc::now())
-            .await
-            .expect("claim");
-        s.store
-            .begin_create(
-                &ctx.key,
-                UNOWNED,
-                Utc::now(),
-                Utc::now() + chrono::Duration::minutes(15),
-            )
-            .await
-            .expect("begin");
+        create_started(s, &ctx).await;
         let session = s.session(&ctx.job).await.expect("session");
         let lost_id = s
             .bind(&ctx.job, &session)
@@ -431,19 +432,7 @@ async fn a_failed_search_for_an_earlier_attempts_request_is_transient_and_never_
         let ev = event(job);
         let ctx = RunContext::from_event(ev.clone()).expect("context");
         let s = &stack.services;
-        s.store
-            .claim_run(&ctx.key, ctx.job.source.kind(), Utc::now())
-            .await
-            .expect("claim");
-        s.store
-            .begin_create(
-                &ctx.key,
-                UNOWNED,
-                Utc::now(),
-                Utc::now() + chrono::Duration::minutes(15),
-            )
-            .await
-            .expect("begin");
+        create_started(s, &ctx).await;
         // WHEN the retry's search for that request meets a 404
         stack
             .sim
