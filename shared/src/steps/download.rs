@@ -203,9 +203,11 @@ async fn download<P: Ports>(
         records.push(record);
     }
 
+    mark_ingested(services, ctx, &records).await?;
     // One rule for "no data" across sources: Amazon says so (a cancelled report, no file in the
-    // window), or every document it delivered holds no data rows. Nothing is stored then.
-    if records.iter().all(|r| r.objects.is_empty()) {
+    // window), or every document it delivered holds no data rows. Nothing is stored then, and no
+    // manifest is written.
+    let (status, update, totals) = if records.iter().all(|r| r.objects.is_empty()) {
         let update = RunUpdate {
             failure_reason: Some(format!(
                 "no data: the {} document(s) Amazon delivered hold no data rows",
@@ -213,28 +215,19 @@ async fn download<P: Ports>(
             )),
             ..RunUpdate::default()
         };
-        mark_ingested(services, ctx, &records).await?;
-        let run = store
-            .transition(&ctx.key, &[RunStatus::Ready], RunStatus::NoData, update, Utc::now())
-            .await?;
-        release_quota(store, ctx).await;
-        if let Some(newest) = newest.filter(|_| ctx.job.source.rules().incremental()) {
-            store.advance_watermark(&ctx.job.name, newest).await?;
-        }
-        services.persist_session(&session).await?;
-        tracing::info!(documents = records.len(), "run ended with no data");
-        return Ok(finished(&run));
-    }
-    let manifest_key = format!("{prefix}/{MANIFEST_FILE_NAME}");
-    mark_ingested(services, ctx, &records).await?;
-    let manifest = Manifest::new(manifest_context(ctx, &request_id), records);
-    manifest.write(&services.sink, &manifest_key).await?;
-    let update = RunUpdate {
-        manifest_key: Some(manifest_key),
-        ..RunUpdate::default()
+        (RunStatus::NoData, update, None)
+    } else {
+        let manifest_key = format!("{prefix}/{MANIFEST_FILE_NAME}");
+        let manifest = Manifest::new(manifest_context(ctx, &request_id), records);
+        manifest.write(&services.sink, &manifest_key).await?;
+        let update = RunUpdate {
+            manifest_key: Some(manifest_key),
+            ..RunUpdate::default()
+        };
+        (RunStatus::Succeeded, update, Some(manifest.totals))
     };
     let run = store
-        .transition(&ctx.key, &[RunStatus::Ready], RunStatus::Succeeded, update, Utc::now())
+        .transition(&ctx.key, &[RunStatus::Ready], status, update, Utc::now())
         .await?;
     release_quota(store, ctx).await;
     if let Some(newest) = newest.filter(|_| ctx.job.source.rules().incremental()) {
@@ -242,15 +235,17 @@ async fn download<P: Ports>(
         tracing::info!(watermark = %newest, moved, "watermark");
     }
     services.persist_session(&session).await?;
-    let t = manifest.totals;
-    tracing::info!(
-        documents = t.documents,
-        objects = t.objects,
-        bytes_in = t.bytes_in,
-        bytes_out = t.bytes_out,
-        rows = t.rows,
-        "run succeeded"
-    );
+    match totals {
+        None => tracing::info!("run ended with no data"),
+        Some(t) => tracing::info!(
+            documents = t.documents,
+            objects = t.objects,
+            bytes_in = t.bytes_in,
+            bytes_out = t.bytes_out,
+            rows = t.rows,
+            "run succeeded"
+        ),
+    }
     Ok(finished(&run))
 }
 
