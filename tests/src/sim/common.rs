@@ -207,14 +207,12 @@ pub(super) fn presign(
 ) -> String {
     let id = format!("f{}", state.next_id());
     let now = state.now();
-    let content_sha256 = content_sha256(&body);
     state.files.insert(
         id.clone(),
         SimFile {
             body,
             expires_at: now + chrono::Duration::seconds(ttl_secs),
             content_encoding,
-            content_sha256,
         },
     );
     format!(
@@ -244,7 +242,7 @@ pub(super) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 /// SHA-256 of a document's content as a correct pipeline stores it: a generated report as generated,
 /// a gzip document decompressed (every member), a plain one as it is. `None` for what the simulator
 /// cannot read back (an encrypted document, a ZIP).
-fn content_sha256(body: &FileBody) -> Option<String> {
+pub(super) fn content_sha256(body: &FileBody) -> Option<String> {
     use sha2::Digest as _;
     use std::io::Read as _;
     let mut sha = sha2::Sha256::new();

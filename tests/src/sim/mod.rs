@@ -205,8 +205,6 @@ pub(crate) struct SimFile {
     pub body: FileBody,
     pub expires_at: DateTime<Utc>,
     pub content_encoding: Option<&'static str>,
-    /// SHA-256 of the document's content once decrypted and decompressed, when the simulator can tell.
-    pub content_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -494,11 +492,15 @@ impl Simulator {
     /// The content SHA-256 of every file served whole (see [`Fault::cut_download`]): what a correct
     /// pipeline stores, decrypted and decompressed.
     pub fn served_content_sha256s(&self) -> Vec<String> {
-        let s = self.sim.lock();
-        s.downloaded
-            .iter()
-            .filter_map(|id| s.files.get(id).and_then(|f| f.content_sha256.clone()))
-            .collect()
+        // Computed here, for the tests that ask, not while serving.
+        let bodies: Vec<FileBody> = {
+            let s = self.sim.lock();
+            s.downloaded
+                .iter()
+                .filter_map(|id| s.files.get(id).map(|f| f.body.clone()))
+                .collect()
+        };
+        bodies.iter().filter_map(common::content_sha256).collect()
     }
 
     /// How many times the simulator's own SP-API usage plans answered 429: each is a request the
