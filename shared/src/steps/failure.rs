@@ -15,7 +15,7 @@ use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 const MAX_REASON_CHARS: usize = 2_000;
 
 /// The failure the state machine caught, as its `Catch` hands it over (`{"Error": …, "Cause": …}`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct CaughtError {
     /// The error name: a step's `errorType` (`Transient`, `SourceFailed`…) or a `States.*` error.
     #[serde(rename = "Error", default)]
@@ -71,10 +71,7 @@ pub async fn record_failure<P: Ports>(
         .map(serde_json::from_value)
         .transpose()
         .map_err(|e| StepError::InvalidJob(format!("failure: {e}")))?
-        .unwrap_or(CaughtError {
-            error: String::new(),
-            cause: String::new(),
-        });
+        .unwrap_or_default();
     let Ok(ctx) = RunContext::from_event(event) else {
         tracing::warn!(error = %caught.error, "the failed job names no run; nothing to record");
         return Ok(FailureOutput {
