@@ -292,12 +292,13 @@ impl SpReportsClient {
         let body = serde_json::json!({
             "restrictedResources": [{"method": "GET", "path": path}],
         });
-        let refused = |e: ApiError| match SourceError::from(e) {
-            SourceError::NotAuthorized(reason) => SourceError::NotAuthorized(format!(
-                "the app was refused a Restricted Data Token for this report's document; a restricted \
-                 report type needs the {role} role on the app and the seller's authorisation of it: {reason}"
-            )),
-            other => other,
+        let refused = |e: ApiError| {
+            with_refusal_reason(e, |reason| {
+                format!(
+                    "the app was refused a Restricted Data Token for this report's document; a restricted \
+                     report type needs the {role} role on the app and the seller's authorisation of it: {reason}"
+                )
+            })
         };
         let response = self
             .api
@@ -343,11 +344,12 @@ impl SpReportsClient {
                 self.api
                     .send_with_token(&GET_REPORT_DOCUMENT, Method::GET, build, &url, &token)
                     .await
-                    .map_err(|e| match SourceError::from(e) {
-                        SourceError::NotAuthorized(reason) => SourceError::NotAuthorized(format!(
-                            "getReportDocument refused the Restricted Data Token issued for it (the {role} role): {reason}"
-                        )),
-                        other => other,
+                    .map_err(|e| {
+                        with_refusal_reason(e, |reason| {
+                            format!(
+                                "getReportDocument refused the Restricted Data Token issued for it (the {role} role): {reason}"
+                            )
+                        })
                     })?
             }
         };
@@ -488,6 +490,14 @@ impl SpReportsClient {
                     && same_time(r.data_end_time, window.end)
             })
             .map(|r| r.report_id))
+    }
+}
+
+/// `e` as a [`SourceError`], a refusal ([`SourceError::NotAuthorized`]) explained by `explain`.
+fn with_refusal_reason(e: ApiError, explain: impl FnOnce(String) -> String) -> SourceError {
+    match SourceError::from(e) {
+        SourceError::NotAuthorized(reason) => SourceError::NotAuthorized(explain(reason)),
+        other => other,
     }
 }
 
