@@ -52,6 +52,21 @@ Resources:
       AlarmActions: [!Ref Topic]
 """
 
+ALARM_ON_UNKNOWN_MAP_RUN = """
+Resources:
+  Machine:
+    Type: AWS::Serverless::StateMachine
+    Properties: {DefinitionUri: statemachine/pipeline.asl.json}
+  Topic: {Type: AWS::SNS::Topic}
+  Failed:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/States
+      MetricName: ExecutionsFailed
+      Dimensions: [{Name: StateMachineArn, Value: !Sub "${Machine}/Sliced"}]
+      AlarmActions: [!Ref Topic]
+"""
+
 
 def template(text):
     import yaml
@@ -62,7 +77,7 @@ def template(text):
 def parliament_fatal(doc):
     from parliament import analyze_policy_string
 
-    return [f.issue for f in analyze_policy_string(json.dumps(doc)).findings if f.issue in policies.FATAL_FINDINGS]
+    return [f.issue for f in analyze_policy_string(json.dumps(doc)).findings if policies.is_fatal(f)]
 
 
 class PolicyLint(unittest.TestCase):
@@ -110,6 +125,13 @@ class AlarmContract(unittest.TestCase):
     def test_an_alarm_on_a_metric_or_dimension_the_stack_does_not_emit_fails(self):
         problems = policies.alarm_problems(template(ALARM_ON_UNEMITTED_METRIC))
         self.assertEqual(len(problems), 2, problems)
+
+    def test_an_alarm_on_the_children_of_a_map_the_definition_does_not_label_so_fails(self):
+        problems = policies.alarm_problems(template(ALARM_ON_UNKNOWN_MAP_RUN))
+        self.assertEqual(len(problems), 1, problems)
+        self.assertIn("'Sliced'", problems[0])
+        fixed = template(ALARM_ON_UNKNOWN_MAP_RUN.replace("/Sliced", "/Slices"))
+        self.assertEqual(policies.alarm_problems(fixed), [])
 
     def test_the_stacks_alarms_keep_the_contract(self):
         self.assertEqual(policies.alarm_problems(policies.load_template()), [])

@@ -28,6 +28,9 @@ pub const ACCOUNT: &str = "123456789012";
 /// The path of the state-machine definition, from the workspace root.
 pub const DEFINITION: &str = "infra/statemachine/pipeline.asl.json";
 
+/// Where the Distributed Map states write their child executions' results (`${ResultsPrefix}`).
+pub const MAP_RUN_RESULTS: &str = "_amzpipe/map-runs";
+
 /// The function names, as the template's binaries are named.
 pub const FUNCTIONS: [&str; 4] = ["refresh-token", "create-request", "poll-status", "download-decrypt"];
 
@@ -38,6 +41,11 @@ pub struct Invocation {
     pub function: String,
     /// The error type it returned, if it failed.
     pub error: Option<String>,
+    /// What it returned when it succeeded (`null` when it failed).
+    pub output: Value,
+    /// The sizes, in bytes, of the payload it was given and of its answer (the state machine's
+    /// payloads, which Step Functions caps at 256 KB).
+    pub payload_bytes: (usize, usize),
 }
 
 /// Who answers the Lambda invokes.
@@ -65,13 +73,19 @@ struct Shared {
 }
 
 impl Shared {
-    fn record(&self, function: &str, error: Option<String>) {
+    fn record(&self, function: &str, input: &[u8], error: Option<String>, answer: &[u8]) {
+        let output = match error {
+            None => serde_json::from_slice(answer).unwrap_or(Value::Null),
+            Some(_) => Value::Null,
+        };
         self.invocations
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Invocation {
                 function: function.to_owned(),
                 error,
+                output,
+                payload_bytes: (input.len(), answer.len()),
             });
     }
 }
@@ -150,7 +164,7 @@ async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
         Functions::Remote(base) => return invoke_remote(shared, base, function, body).await,
         Functions::Hosted(host) => {
             let outcome = host.invoke(function, body.clone()).await;
-            return lambda_answer(shared, function, outcome);
+            return lambda_answer(shared, function, body, outcome);
         }
     };
     let Some(services) = services else {
@@ -185,24 +199,38 @@ async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
     lambda_answer(
         shared,
         function,
+        body,
         result.map_err(|e| (e.error_type().to_owned(), e.to_string())),
     )
 }
 
 /// Lambda's answer to an invoke: the output, or `X-Amz-Function-Error: Unhandled` with
 /// `{"errorType", "errorMessage"}` (which Step Functions matches `Retry`/`Catch` on).
-fn lambda_answer(shared: &Shared, function: &str, outcome: crate::lambda_host::Outcome) -> Response {
-    let (error, response) = match outcome {
-        Ok(output) => (None, axum::Json(output).into_response()),
-        Err((error_type, message)) => {
-            let mut response = axum::Json(json!({"errorType": error_type, "errorMessage": message})).into_response();
-            response
-                .headers_mut()
-                .insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
-            (Some(error_type), response)
-        }
+fn lambda_answer(shared: &Shared, function: &str, input: &[u8], outcome: crate::lambda_host::Outcome) -> Response {
+    let (error, answer) = match outcome {
+        Ok(output) => (None, output),
+        Err((error_type, message)) => (
+            Some(error_type.clone()),
+            json!({"errorType": error_type, "errorMessage": message}),
+        ),
     };
-    shared.record(function, error);
+    let answer = answer.to_string().into_bytes();
+    shared.record(function, input, error.clone(), &answer);
+    lambda_response(answer, error.is_some())
+}
+
+/// An Invoke answer as Lambda sends it: JSON, and `X-Amz-Function-Error: Unhandled` for a handler error.
+fn lambda_response(body: impl Into<Body>, failed: bool) -> Response {
+    let mut response = Response::new(body.into());
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if failed {
+        response
+            .headers_mut()
+            .insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
+    }
     response
 }
 
@@ -220,18 +248,8 @@ async fn invoke_remote(shared: &Shared, base: &str, function: &str, body: &Bytes
         let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Some(parsed["errorType"].as_str().unwrap_or("Unknown").to_owned())
     };
-    shared.record(function, error.clone());
-    let mut response = Response::new(Body::from(bytes));
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if error.is_some() {
-        response
-            .headers_mut()
-            .insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
-    }
-    response
+    shared.record(function, body, error.clone(), &bytes);
+    lambda_response(bytes, error.is_some())
 }
 
 async fn forward(shared: &Shared, request: Request) -> Response {
@@ -287,7 +305,9 @@ pub fn local_definition(table: &str, max_concurrency: u32, quick_retries: bool) 
     text = text
         .replace("${JobTable}", table)
         .replace("${MaxConcurrency}", &max_concurrency.to_string())
-        .replace("${ExecutionTimeoutSeconds}", "900");
+        .replace("${ExecutionTimeoutSeconds}", "900")
+        .replace("${ResultsBucket}", crate::stack::BUCKET)
+        .replace("${ResultsPrefix}", MAP_RUN_RESULTS);
     let mut definition: Value = serde_json::from_str(&text).map_err(std::io::Error::other)?;
     if quick_retries {
         shorten_retries(&mut definition);

@@ -74,6 +74,8 @@ pub fn settings(sim: &Simulator) -> Settings {
         max_wait: Duration::from_secs(1),
         run_ttl_days: 90,
         deadline_margin: Duration::ZERO,
+        // The local definition's 900 s timeout is shorter than the finish reserve: only maxPolls bounds.
+        execution_timeout: None,
     }
 }
 

@@ -1161,3 +1161,52 @@ async fn every_field_the_state_machine_reads_is_in_the_functions_outputs() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_run_its_execution_cannot_finish_in_time_fails_with_a_reason_instead_of_being_cut_off() {
+    // GIVEN executions with a one-hour timeout, of which the last 28 minutes are kept for the
+    // download and the failure record, and Amazon reports that take a while
+    let stack = Stack::start(SimConfig {
+        polls_per_stage: 5,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    let mut s = stack.cold_services().await.expect("services");
+    s.settings.execution_timeout = Some(Duration::from_secs(3600));
+    s.settings.max_wait = Duration::from_secs(900);
+    let started = |ago: chrono::Duration, name: &str| {
+        let mut job = sp_job();
+        job["name"] = json!(name);
+        let mut ev = event(job);
+        ev["startedAt"] = json!((Utc::now() - ago).to_rfc3339());
+        ev
+    };
+    // WHEN one execution is already past that point when its run is to be created
+    let late = started(chrono::Duration::minutes(40), "sp-late");
+    let err = create_request(&s, late.clone()).await.expect_err("no time left");
+    // THEN no Amazon request is made and the run fails, saying why
+    assert_eq!(err.error_type(), "SourceFailed");
+    assert!(err.to_string().contains("ExecutionTimeoutSeconds"), "{err}");
+    assert_eq!(stack.sim.created_counts().0, 0);
+    let run = store(&stack).run(&key_of(&late)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    // WHEN another reaches that point between two status checks of its report
+    let tight = started(
+        chrono::Duration::minutes(32) - chrono::Duration::seconds(10),
+        "sp-tight",
+    );
+    create_request(&s, tight.clone()).await.expect("created in time");
+    let err = poll_status(&s, tight.clone())
+        .await
+        .expect_err("no time for another check");
+    // THEN the run fails then, with the reason, rather than the execution timing out around it
+    assert_eq!(err.error_type(), "SourceFailed");
+    assert!(err.to_string().contains("no time left"), "{err}");
+    let run = store(&stack).run(&key_of(&tight)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.failure_reason
+            .is_some_and(|r| r.contains("ExecutionTimeoutSeconds"))
+    );
+}

@@ -10,6 +10,12 @@ use std::time::Duration;
 
 use crate::adapters::api::Policy;
 
+/// Time an execution keeps back, after its last status check of a run, to download the run and record
+/// how it ended: the download task's timeout (960 s in the state machine) and poll-status's (720 s,
+/// the failure record). A run still in progress when less than this is left of its execution fails
+/// with a reason instead of being cut off by the execution's timeout.
+pub const FINISH_RESERVE: Duration = Duration::from_secs(960 + 720);
+
 /// Time allowed for a step's AWS calls (secret, job table, quotas).
 pub const AWS_ALLOWANCE: Duration = Duration::from_secs(30);
 

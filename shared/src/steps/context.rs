@@ -29,6 +29,9 @@ pub struct RunContext {
     /// Who runs the step: the state machine's execution name (every retry of one execution is the
     /// same owner); [`UNOWNED`] for a caller that names none.
     pub owner: String,
+    /// When the state machine's execution started (`startedAt`, its `$$.Execution.StartTime`), so that
+    /// a run can be kept from outliving it; `None` for a caller that names none.
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 /// The owner of a step whose caller names none (tests, direct invocations): all such callers count
@@ -44,6 +47,8 @@ struct RawEvent {
     slice: Option<serde_json::Value>,
     #[serde(default)]
     owner: Option<serde_json::Value>,
+    #[serde(default)]
+    started_at: Option<serde_json::Value>,
 }
 
 impl RunContext {
@@ -89,6 +94,15 @@ impl RunContext {
             Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 256 => s,
             Some(_) => return Err(invalid("owner", "must be a string of 1 to 256 characters")),
         };
+        let started_at = match raw.started_at {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(
+                DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| invalid("startedAt", "is not an RFC 3339 time"))?,
+            ),
+            Some(_) => return Err(invalid("startedAt", "must be an RFC 3339 time string")),
+        };
         let window = job.slice(scheduled, slice)?;
         let key = RunKey {
             job: job.name.clone(),
@@ -101,7 +115,16 @@ impl RunContext {
             window,
             key,
             owner,
+            started_at,
         })
+    }
+
+    /// When the execution that runs this step must have finished everything it still has to do for
+    /// the run: its start plus `timeout`, less [`crate::steps::budget::FINISH_RESERVE`] for the
+    /// download and the failure record. `None` without a start time or a timeout.
+    pub fn execution_deadline(&self, timeout: Option<Duration>) -> Option<DateTime<Utc>> {
+        let finish = timeout?.checked_sub(crate::steps::budget::FINISH_RESERVE)?;
+        Some(self.started_at? + chrono::Duration::from_std(finish).ok()?)
     }
 
     /// How long to wait before status check number `polls + 1`: the source's backoff

@@ -91,6 +91,15 @@ async fn create<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Cr
             ));
         }
     }
+    if let Some(deadline) = ctx.execution_deadline(services.settings.execution_timeout)
+        && Utc::now() > deadline
+    {
+        let error = StepError::SourceFailed(format!(
+            "no request was made: the execution has no time left to finish the run (it must be done by \
+             {deadline}; ExecutionTimeoutSeconds); a later execution of the window makes it"
+        ));
+        return Err(fail_run(store, ctx, error).await);
+    }
     let throttled = |run, wait: Duration| {
         let wait = wait.min(services.settings.max_wait).as_secs().max(1);
         tracing::info!(wait_seconds = wait, "no capacity to create the request now");

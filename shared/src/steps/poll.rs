@@ -56,8 +56,9 @@ pub async fn poll_status_or_record_failure<P: Ports>(
 
 /// Checks the run's request once and records what Amazon said.
 ///
-/// `FAILED`/`FATAL` at Amazon, or a request still running after the job's `maxPolls`, fail the run with
-/// the reason stored on it and return `SourceFailed` carrying that reason. A run whose request is not
+/// `FAILED`/`FATAL` at Amazon, or a request still running after the job's `maxPolls` or too late in
+/// its execution to be checked again and downloaded ([`RunContext::execution_deadline`]), fail the run
+/// with the reason stored on it and return `SourceFailed` carrying that reason. A run whose request is not
 /// recorded yet is `NotReady`.
 pub async fn poll_status<P: Ports>(services: &Services<P>, event: serde_json::Value) -> Result<PollOutput, StepError> {
     let ctx = RunContext::from_event(event)?;
@@ -112,6 +113,17 @@ async fn poll<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Poll
                 return Err(fail_run(store, ctx, error).await);
             }
             let wait = ctx.poll_wait(polls, services.settings.max_wait);
+            if let Some(deadline) = ctx.execution_deadline(services.settings.execution_timeout) {
+                let next_check = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                if next_check > deadline {
+                    let error = StepError::SourceFailed(format!(
+                        "the request {request_id} was still {state} after {polls} status checks, and its execution \
+                         has no time left for another check and the download (it must be done by {deadline}; \
+                         ExecutionTimeoutSeconds)"
+                    ));
+                    return Err(fail_run(store, ctx, error).await);
+                }
+            }
             tracing::info!(request_id = %request_id, amazon_status = %state, polls, wait_seconds = wait.as_secs(), "not ready yet");
             Ok(PollOutput {
                 state: PollState::InProgress,

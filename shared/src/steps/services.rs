@@ -165,6 +165,10 @@ pub struct Settings {
     /// Time kept back from the Lambda deadline to record progress and return
     /// (`AMZPIPE_DEADLINE_MARGIN_SECONDS`, default 30; at most a quarter of the invocation's time).
     pub deadline_margin: Duration,
+    /// The state machine's execution timeout (`AMZPIPE_EXECUTION_TIMEOUT_SECONDS`, the template's
+    /// `ExecutionTimeoutSeconds`): no run keeps polling past it ([`RunContext::execution_deadline`]).
+    /// Unset, only the job's `limits.maxPolls` bounds the polling.
+    pub execution_timeout: Option<Duration>,
 }
 
 impl Settings {
@@ -197,6 +201,10 @@ impl Settings {
         let max_wait = Duration::from_secs(number("AMZPIPE_MAX_WAIT_SECONDS", 900).max(1));
         let run_ttl_days = number("AMZPIPE_RUN_TTL_DAYS", u64::from(DEFAULT_RUN_TTL_DAYS)) as u32;
         let deadline_margin = Duration::from_secs(number("AMZPIPE_DEADLINE_MARGIN_SECONDS", 30));
+        let execution_timeout = match number("AMZPIPE_EXECUTION_TIMEOUT_SECONDS", 0) {
+            0 => None,
+            seconds => Some(Duration::from_secs(seconds)),
+        };
         if !problems.is_empty() {
             return Err(StepError::Misconfigured(format!(
                 "the function's configuration is incomplete: {}",
@@ -217,6 +225,7 @@ impl Settings {
             max_wait,
             run_ttl_days,
             deadline_margin,
+            execution_timeout,
         })
     }
 }

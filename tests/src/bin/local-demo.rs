@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use amzpipe_testkit::lambda_host::binaries_dir;
 use amzpipe_testkit::moto::LocalAws;
+use amzpipe_testkit::sfn::Invocation;
 use amzpipe_testkit::sim::{SimConfig, Simulator};
 use amzpipe_testkit::stack::{Answer, BUCKET, Pipeline, SECRET};
 use clap::Parser;
@@ -49,50 +50,47 @@ fn job_name(run_id: &str) -> &str {
     run_id.split('_').next().unwrap_or(run_id)
 }
 
-/// Prints the history events not printed yet; returns how many there are.
-fn print_progress(history: &[Value], seen: usize) -> usize {
-    for event in history.iter().skip(seen) {
-        let kind = event["type"].as_str().unwrap_or_default();
-        if kind == "TaskSucceeded" {
-            let output = event["taskSucceededEventDetails"]["output"].as_str().unwrap_or("{}");
-            let output: Value = serde_json::from_str(output).unwrap_or(Value::Null);
-            let p = output.get("Payload").unwrap_or(&output);
-            let Some(run_id) = p["runId"].as_str() else {
-                if let Some(expires) = p["expiresAt"].as_str() {
-                    println!("  {:<26} refresh-token     access token ready (expires {expires})", "");
-                }
-                continue;
-            };
-            let job = job_name(run_id);
-            if let Some(outcome) = p["outcome"].as_str() {
-                println!(
-                    "  {job:<26} create-request    {outcome} request {} (next check in {} s)",
-                    p["requestId"].as_str().unwrap_or("-"),
-                    p["waitSeconds"]
-                );
-            } else if let Some(state) = p["state"].as_str() {
-                println!(
-                    "  {job:<26} poll-status       {state} (Amazon: {}, check {})",
-                    p["amazonStatus"].as_str().unwrap_or("-"),
-                    p["polls"]
-                );
-            } else if p.get("totals").is_some() {
-                let t = &p["totals"];
-                println!(
-                    "  {job:<26} download-decrypt  {} documents, {} bytes in, {} bytes stored, {} rows",
-                    t["documents"], t["bytes_in"], t["bytes_out"], t["rows"]
-                );
-            }
-        } else if kind == "TaskFailed" {
-            let details = &event["taskFailedEventDetails"];
+/// Prints the steps' answers not printed yet (the router in front of the functions sees every one: the
+/// jobs and slices run as child executions, whose histories moto does not keep); returns how many
+/// there are.
+fn print_progress(invocations: &[Invocation], seen: usize) -> usize {
+    for invocation in invocations.iter().skip(seen) {
+        let p = &invocation.output;
+        if let Some(error) = &invocation.error {
             println!(
-                "  {:<26} a step failed      {} (the state machine retries or catches it by this name)",
-                "",
-                details["error"].as_str().unwrap_or("?")
+                "  {:<26} {:<17} failed: {error} (the state machine retries or catches it by this name)",
+                "", invocation.function
+            );
+            continue;
+        }
+        let Some(run_id) = p["runId"].as_str() else {
+            if let Some(expires) = p["expiresAt"].as_str() {
+                println!("  {:<26} refresh-token     access token ready (expires {expires})", "");
+            }
+            continue;
+        };
+        let job = job_name(run_id);
+        if let Some(outcome) = p["outcome"].as_str() {
+            println!(
+                "  {job:<26} create-request    {outcome} request {} (next check in {} s)",
+                p["requestId"].as_str().unwrap_or("-"),
+                p["waitSeconds"]
+            );
+        } else if let Some(state) = p["state"].as_str() {
+            println!(
+                "  {job:<26} poll-status       {state} (Amazon: {}, check {})",
+                p["amazonStatus"].as_str().unwrap_or("-"),
+                p["polls"]
+            );
+        } else if p.get("totals").is_some() {
+            let t = &p["totals"];
+            println!(
+                "  {job:<26} download-decrypt  {} documents, {} bytes in, {} bytes stored, {} rows",
+                t["documents"], t["bytes_in"], t["bytes_out"], t["rows"]
             );
         }
     }
-    history.len()
+    invocations.len()
 }
 
 #[tokio::main]
@@ -161,17 +159,11 @@ async fn run(pipeline: &Pipeline) -> DemoResult<()> {
     let clock = Instant::now();
     let mut seen = 0;
     let status = loop {
-        let history = sfn
-            .call("GetExecutionHistory", json!({"executionArn": arn, "maxResults": 1000}))
-            .await?;
-        seen = print_progress(history["events"].as_array().map_or(&[][..], Vec::as_slice), seen);
+        seen = print_progress(&pipeline.router.invocations(), seen);
         let described = sfn.call("DescribeExecution", json!({"executionArn": arn})).await?;
         let status = described["status"].as_str().unwrap_or_default().to_owned();
         if status != "RUNNING" {
-            let history = sfn
-                .call("GetExecutionHistory", json!({"executionArn": arn, "maxResults": 1000}))
-                .await?;
-            print_progress(history["events"].as_array().map_or(&[][..], Vec::as_slice), seen);
+            print_progress(&pipeline.router.invocations(), seen);
             if status != "SUCCEEDED" {
                 println!("  {}: {}", described["error"], described["cause"]);
             }
