@@ -16,7 +16,7 @@ use amzpipe::steps::{
 };
 use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
-use amzpipe_testkit::stack::{BUCKET, CLIENT_SECRET, REFRESH_TOKEN, SECRET, Stack, TABLE};
+use amzpipe_testkit::stack::{BUCKET, CLIENT_SECRET, REFRESH_TOKEN, SECRET, Stack, TABLE, secret_value};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -1209,4 +1209,45 @@ async fn a_run_its_execution_cannot_finish_in_time_fails_with_a_reason_instead_o
         run.failure_reason
             .is_some_and(|r| r.contains("ExecutionTimeoutSeconds"))
     );
+}
+
+#[tokio::test]
+async fn a_client_secret_rotated_while_a_container_is_warm_is_read_again_and_the_run_goes_on() {
+    // GIVEN a warm container that has read the credential set
+    let stack = Stack::start(SimConfig::default()).await.expect("stack");
+    let ev = event(sp_job());
+    refresh_token(&stack.services, ev.clone()).await.expect("refresh");
+    // WHEN the developer rotates the app's client secret (LWA refuses the old one from now on), stores
+    // the new one in the secret, and the access tokens run out
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.aws.sdk_config().await);
+    let mut value: Value = serde_json::from_str(&secret_value("na")).expect("json");
+    value["clientSecret"] = json!("sim-client-secret-rotated-91c2");
+    sm.put_secret_value()
+        .secret_id(SECRET)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .expect("rotated");
+    stack.sim.retire_client_secret(CLIENT_SECRET);
+    stack.sim.expire_access_tokens();
+    // THEN the warm container's refusal is retried (not a failed run), and the retry reads the new
+    // secret and creates the request
+    let err = create_request(&stack.services, ev.clone())
+        .await
+        .expect_err("the old secret is refused");
+    assert_eq!(err.error_type(), "AuthExpired", "{err}");
+    assert!(err.to_string().contains("newer version"), "{err}");
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_ne!(run.status, RunStatus::Failed);
+    let created = create_request(&stack.services, ev.clone()).await.expect("retried");
+    assert_eq!(created.outcome, CreateOutcome::Created);
+    // AND credentials refused again with the current secret are final
+    stack.sim.retire_client_secret("sim-client-secret-rotated-91c2");
+    stack.sim.expire_access_tokens();
+    let mut other = sp_job();
+    other["name"] = json!("sp-orders-other");
+    let err = create_request(&stack.services, event(other))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.error_type(), "CredentialsRefused", "{err}");
 }

@@ -140,12 +140,19 @@ pub(crate) async fn fail_run_with_status<St: JobStore + Quotas>(
     error
 }
 
-/// Forgets the session when its credentials were refused, then passes the error on.
+/// Forgets the session when its credentials were refused, then passes the error on — as `AuthExpired`,
+/// which the state machine retries, when the secret has changed since the session read it (a rotated
+/// client secret: the retry reads the new one; see [`crate::steps::Sessions::forget_refused`]).
 pub(crate) async fn note_refusal<P: Ports>(services: &Services<P>, secret_id: &str, error: StepError) -> StepError {
-    if matches!(error, StepError::CredentialsRefused(_)) {
-        services.sessions.forget(secret_id).await;
+    match error {
+        StepError::CredentialsRefused(refusal) if services.sessions.forget_refused(secret_id).await => {
+            tracing::warn!(secret = %secret_id, "credentials refused, and their secret has changed since they were read: retrying with the new version");
+            StepError::AuthExpired(format!(
+                "{refusal}; the secret {secret_id:?} has a newer version than the one used, so the step is retried with it"
+            ))
+        }
+        error => error,
     }
-    error
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ impl TokenCache for NoSharedCache {
 /// The open sessions of one process (a Lambda container, a command), by secret id.
 ///
 /// Contract: [`Sessions::session`] reads a secret once and then reuses its session until
-/// [`Sessions::forget`]; every caller that used a session calls [`Sessions::persist`] (or
+/// [`Sessions::forget_refused`]; every caller that used a session calls [`Sessions::persist`] (or
 /// [`Sessions::persist_all`]) before it returns, so that a rotated refresh token is never lost.
 pub struct Sessions<Se, C> {
     secrets: Se,
@@ -130,10 +130,30 @@ impl<Se: SecretStore, C: TokenCache> Sessions<Se, C> {
         Ok(Arc::clone(open.entry(key).or_insert(session)))
     }
 
-    /// Forgets a session whose credentials were refused, so the next call reads the secret again (an
-    /// operator may have stored new ones).
-    pub async fn forget(&self, secret_id: &str) {
-        self.open.lock().await.retain(|(secret, _), _| secret != secret_id);
+    /// Forgets the sessions of a secret whose credentials were refused, so that the next call reads the
+    /// secret again (an operator may have stored new credentials), and tells whether the secret holds a newer version than the one they were read from — a client
+    /// secret rotated while this process kept the old one — so that the caller may try once more with
+    /// it. Once more only: the next session is read from the current version, so its refusal is final.
+    /// A secret that cannot be read now, or that no open session had read, counts as unchanged.
+    pub async fn forget_refused(&self, secret_id: &str) -> bool {
+        let mut used = Vec::new();
+        self.open.lock().await.retain(|(secret, _), session| {
+            let keep = secret != secret_id;
+            if !keep {
+                used.push(session.stored.version_id.clone());
+            }
+            keep
+        });
+        if used.is_empty() {
+            return false;
+        }
+        match self.secrets.credentials(secret_id).await {
+            Ok(current) => current.version_id.is_some() && used.iter().any(|v| *v != current.version_id),
+            Err(e) => {
+                tracing::warn!(error = %e, "the refused credentials' secret could not be read again");
+                false
+            }
+        }
     }
 
     /// Persists what a session learned: a rotated refresh token (as a new secret version; retried,

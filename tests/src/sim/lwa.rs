@@ -98,7 +98,10 @@ pub async fn lwa_token(AxState(sim): AxState<Sim>, call: Call) -> Response {
         let error = |status: StatusCode, code: &str, description: &str| {
             (status, Json(json!({"error": code, "error_description": description}))).into_response()
         };
-        if form.get("client_id").is_none_or(String::is_empty) || form.get("client_secret").is_none_or(String::is_empty)
+        if form.get("client_id").is_none_or(String::is_empty)
+            || form
+                .get("client_secret")
+                .is_none_or(|secret| secret.is_empty() || state.retired_client_secrets.contains(secret))
         {
             return error(
                 StatusCode::UNAUTHORIZED,

@@ -256,6 +256,8 @@ pub(crate) struct State {
     pub restricted_tokens: HashMap<String, RestrictedToken>,
     pub revoked: bool,
     pub retired_refresh_tokens: HashSet<String>,
+    /// Client secrets the app no longer has (the developer rotated them in the developer console).
+    pub retired_client_secrets: HashSet<String>,
     pub files: HashMap<String, SimFile>,
     /// Files served whole (a 200 not cut off nor tampered), by id.
     pub downloaded: HashSet<String>,
@@ -477,6 +479,12 @@ impl Simulator {
     /// Revokes every refresh token.
     pub fn revoke_refresh_tokens(&self) {
         self.sim.lock().revoked = true;
+    }
+
+    /// Retires a client secret, as rotating it in the developer console does: LWA refuses it from now on
+    /// (`401 invalid_client`).
+    pub fn retire_client_secret(&self, secret: &str) {
+        self.sim.lock().retired_client_secrets.insert(secret.to_owned());
     }
 
     /// Every request received so far.
