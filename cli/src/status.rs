@@ -104,10 +104,7 @@ pub struct RunRow {
 impl RunRow {
     /// The row of `run`.
     pub fn of(run: &RunRecord) -> Self {
-        let objects = run.documents.iter().flat_map(|d| d.objects.iter());
-        let (bytes, rows) = objects.fold((0, None), |(b, r): (u64, Option<u64>), o| {
-            (b + o.bytes, o.rows.map_or(r, |n| Some(r.unwrap_or(0) + n)))
-        });
+        let (bytes, rows) = (run.bytes_out, run.rows);
         let until = if run.status.is_finished() {
             run.updated_at
         } else {

@@ -303,14 +303,22 @@ pub trait JobStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<crate::domain::run::RunRecord, StoreError>> + Send;
 
-    /// Appends the record of document `index` (0-based) to a `READY` run. Appending an index that is
-    /// already recorded is a no-op, so a retried download may record again.
+    /// Records document `index` (0-based) of a `READY` run: its record is stored apart from the run
+    /// (in as many pieces as its objects need), then the run counts it and adds its bytes and rows.
+    /// Recording an index that is already counted is a no-op, so a retried download may record again.
     fn record_document(
         &self,
         key: &crate::domain::run::RunKey,
         index: usize,
         record: &crate::domain::document::DocumentRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The records of the first `count` documents of the run (its `document_count`), in order.
+    fn documents(
+        &self,
+        key: &crate::domain::run::RunKey,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<crate::domain::document::DocumentRecord>, StoreError>> + Send;
 
     /// Whether the incremental job `job` has already stored the file `file_id` (in any run, any window).
     fn is_ingested(&self, job: &str, file_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;

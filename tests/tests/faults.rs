@@ -211,7 +211,13 @@ async fn check(name: &str, stack: &Stack, source: Source, ev: &Value, result: Re
             assert_eq!(run.status, RunStatus::Succeeded, "{name}");
             // What was stored is what the run recorded, and what the simulator served.
             let served = stack.sim.served_content_sha256s();
-            let objects: Vec<_> = run.documents.iter().flat_map(|d| &d.objects).collect();
+            let documents = stack
+                .services
+                .store
+                .documents(&run.key, run.document_count)
+                .await
+                .expect("the run's documents");
+            let objects: Vec<_> = documents.iter().flat_map(|d| &d.objects).collect();
             assert!(!objects.is_empty(), "{name}: objects stored");
             for object in objects {
                 let bytes = stack

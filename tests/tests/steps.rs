@@ -1251,3 +1251,41 @@ async fn a_client_secret_rotated_while_a_container_is_warm_is_read_again_and_the
         .expect_err("refused");
     assert_eq!(err.error_type(), "CredentialsRefused", "{err}");
 }
+
+#[tokio::test]
+async fn a_file_of_two_thousand_zip_entries_is_recorded_without_outgrowing_the_run_item() {
+    // GIVEN a Slate file whose ZIP holds 2,000 CSV entries (each stored as an object of its own: a
+    // list of them on the run item would pass DynamoDB's 400 KB item limit)
+    let stack = Stack::start(SimConfig {
+        slate_files_per_day: 1,
+        slate_rows: 1,
+        slate_zip_entries: 2_000,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    let ev = event(slate_job());
+    // WHEN it is downloaded
+    let out = stack.run(&ev).await.expect("run").expect("a download");
+    // THEN the run succeeds with every entry recorded, and its manifest lists them all
+    assert_eq!(out.run.status, RunStatus::Succeeded);
+    assert_eq!(out.totals.objects, 2_000);
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.document_count, 1);
+    assert_eq!(run.rows, Some(2_000));
+    let documents = store(&stack)
+        .documents(&run.key, run.document_count)
+        .await
+        .expect("documents");
+    assert_eq!(documents[0].objects.len(), 2_000);
+    let manifest_key = run.manifest_key.expect("manifest");
+    let manifest: Value =
+        serde_json::from_slice(&stack.aws.object_bytes(BUCKET, &manifest_key).await.expect("manifest")).expect("JSON");
+    let listed = manifest["documents"][0]["objects"].as_array().map_or(0, Vec::len);
+    assert_eq!(listed, 2_000);
+    // AND a retried download returns the recorded result without storing anything again
+    let again = download_decrypt(&stack.services, ev.clone(), Deadline::none())
+        .await
+        .expect("again");
+    assert_eq!(again.totals.objects, 2_000);
+}

@@ -4,7 +4,9 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `createOwner`/`createLeaseUntil` and `downloadOwner`/`downloadLeaseUntil` (the execution on that step, epoch ms), `failureReason`, `manifestKey`, `documents` (list of JSON records), timestamps; `expiresAt` once finished |
+//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `createOwner`/`createLeaseUntil` and `downloadOwner`/`downloadLeaseUntil` (the execution on that step, epoch ms), `failureReason`, `manifestKey`, `documentCount`, `bytesOut`, `rowsOut`, timestamps; `expiresAt` once finished |
+//! | document | `JOB#{job}` | `DOC#{start}#{end}#{index:06}` | `record`: the document's record (JSON) without its objects; `objectCount`; `expiresAt` |
+//! | document's objects | `JOB#{job}` | `DOC#{start}#{end}#{index:06}#{piece:04}` | `objects`: up to 200 stored objects (JSON each); `expiresAt` |
 //! | watermark | `JOB#{job}` | `WATERMARK` | `watermark` (epoch ms of the newest file stored) |
 //! | token bucket | `QUOTA#{name}` | `BUCKET` | `tokens`, `refilledAt` (epoch ms) |
 //! | slot counter | `QUOTA#{name}` | `SLOTS` | `holders` (map of run id → lease end, epoch ms) |
@@ -40,7 +42,7 @@ use crate::adapters::kms::{NONCE_LEN, Sealed, TokenSealer};
 use crate::adapters::sdk_failure;
 use crate::domain::TimeWindow;
 use crate::domain::credentials::AccessToken;
-use crate::domain::document::DocumentRecord;
+use crate::domain::document::{DocumentRecord, StoredObject};
 use crate::domain::run::{RunKey, RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, Quotas, StoreError, TableKey, TokenCache};
 
@@ -324,18 +326,6 @@ fn parse_run(item: &Item) -> Result<RunRecord, StoreError> {
     let required_time = |name: &str| get_time(item, name)?.ok_or_else(|| unreadable(name));
     let window = TimeWindow::new(required_time("windowStart")?, required_time("windowEnd")?)
         .map_err(|_| unreadable("window"))?;
-    let documents = match item.get("documents") {
-        Some(AttributeValue::L(list)) => list
-            .iter()
-            .map(|v| match v {
-                AttributeValue::S(json) => {
-                    serde_json::from_str::<DocumentRecord>(json).map_err(|_| unreadable("documents"))
-                }
-                _ => Err(unreadable("documents")),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        _ => Vec::new(),
-    };
     Ok(RunRecord {
         key: RunKey {
             job: get_s(item, "job").ok_or_else(|| unreadable("job"))?.to_owned(),
@@ -356,8 +346,24 @@ fn parse_run(item: &Item) -> Result<RunRecord, StoreError> {
         updated_at: required_time("updatedAt")?,
         failure_reason: get_s(item, "failureReason").map(str::to_owned),
         manifest_key: get_s(item, "manifestKey").map(str::to_owned),
-        documents,
+        document_count: get_n(item, "documentCount").unwrap_or(0),
+        bytes_out: get_n(item, "bytesOut").unwrap_or(0),
+        rows: get_n(item, "rowsOut"),
     })
+}
+
+/// Stored objects per item of a document's record: 200 keys of at most 1 KiB each stay well inside
+/// DynamoDB's 400 KB item.
+const OBJECTS_PER_ITEM: usize = 200;
+
+/// The sort key of document `index` of the run: `DOC#{start}#{end}#{index:06}`.
+fn document_sort_key(key: &RunKey, index: usize) -> String {
+    let TableKey { sk, .. } = TableKey::of_run(key);
+    format!("DOC#{}#{index:06}", sk.trim_start_matches("RUN#"))
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Misconfigured(e.to_string()))
 }
 
 fn run_item(run: &RunRecord) -> Item {
@@ -372,7 +378,8 @@ fn run_item(run: &RunRecord) -> Item {
     item.insert("polls".into(), n(run.polls));
     item.insert("createdAt".into(), s(rfc3339(run.created_at)));
     item.insert("updatedAt".into(), s(rfc3339(run.updated_at)));
-    item.insert("documents".into(), AttributeValue::L(Vec::new()));
+    item.insert("documentCount".into(), n(0));
+    item.insert("bytesOut".into(), n(0));
     item
 }
 
@@ -407,8 +414,9 @@ impl JobStore for DynamoJobStore {
             .table_name(&self.table)
             .set_key(Some(Self::run_key(key)))
             .update_expression(
-                "SET #s = :claimed, claims = claims + :one, polls = :zero, documents = :empty, updatedAt = :now \
-                 REMOVE requestId, createStartedAt, failureReason, manifestKey, amazonStatus, expiresAt",
+                "SET #s = :claimed, claims = claims + :one, polls = :zero, documentCount = :zero, bytesOut = :zero, \
+                 updatedAt = :now \
+                 REMOVE requestId, createStartedAt, failureReason, manifestKey, amazonStatus, expiresAt, rowsOut",
             )
             .condition_expression("#s = :failed")
             .expression_attribute_names("#s", "status")
@@ -416,7 +424,6 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":failed", s(RunStatus::Failed.as_str()))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
             .expression_attribute_values(":now", s(rfc3339(now)))
             .return_values(ReturnValue::AllNew)
             .send()
@@ -602,28 +609,110 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn record_document(&self, key: &RunKey, index: usize, record: &DocumentRecord) -> Result<(), StoreError> {
-        let json = serde_json::to_string(record).map_err(|e| StoreError::Misconfigured(e.to_string()))?;
-        match self
+        // The record first, in items of its own (a retry overwrites them), then the count on the run:
+        // a run is never counted with a document whose record is missing.
+        let expires = n((Utc::now() + self.run_ttl + chrono::Duration::days(1)).timestamp());
+        let doc_sk = document_sort_key(key, index);
+        let head = DocumentRecord {
+            objects: Vec::new(),
+            ..record.clone()
+        };
+        let pieces: Vec<&[StoredObject]> = record.objects.chunks(OBJECTS_PER_ITEM).collect();
+        let mut items = vec![HashMap::from([
+            ("record".to_owned(), s(to_json(&head)?)),
+            ("objectCount".to_owned(), n(record.objects.len())),
+        ])];
+        for piece in &pieces {
+            let objects = piece.iter().map(|o| to_json(o).map(s)).collect::<Result<Vec<_>, _>>()?;
+            items.push(HashMap::from([("objects".to_owned(), AttributeValue::L(objects))]));
+        }
+        for (n_item, mut item) in items.into_iter().enumerate() {
+            let sk = match n_item {
+                0 => doc_sk.clone(),
+                piece => format!("{doc_sk}#{:04}", piece - 1),
+            };
+            item.extend(Self::key(format!("JOB#{}", key.job), &sk));
+            item.insert("expiresAt".to_owned(), expires.clone());
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(|e| store_error("PutItem", e))?;
+        }
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::run_key(key)))
-            .update_expression("SET documents = list_append(documents, :doc)")
-            .condition_expression("#s = :ready AND size(documents) = :index")
+            .condition_expression("#s = :ready AND documentCount = :index")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":ready", s(RunStatus::Ready.as_str()))
-            .expression_attribute_values(":doc", AttributeValue::L(vec![s(json)]))
             .expression_attribute_values(":index", n(index))
-            .send()
-            .await
-        {
+            .expression_attribute_values(":next", n(index + 1))
+            .expression_attribute_values(":bytes", n(record.bytes_out));
+        let rows: Option<u64> = record.objects.iter().filter_map(|o| o.rows).reduce(|a, b| a + b);
+        update = match rows {
+            Some(rows) => update
+                .update_expression("SET documentCount = :next ADD bytesOut :bytes, rowsOut :rows")
+                .expression_attribute_values(":rows", n(rows)),
+            None => update.update_expression("SET documentCount = :next ADD bytesOut :bytes"),
+        };
+        match update.send().await {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failed(&e) => match self.run(key).await? {
-                Some(run) if run.status == RunStatus::Ready && run.documents.len() > index => Ok(()),
+                Some(run) if run.status == RunStatus::Ready && run.document_count > index => Ok(()),
                 _ => Err(self.stale(key, &[RunStatus::Ready]).await),
             },
             Err(e) => Err(store_error("UpdateItem", e)),
         }
+    }
+
+    async fn documents(&self, key: &RunKey, count: usize) -> Result<Vec<DocumentRecord>, StoreError> {
+        let TableKey { sk, .. } = TableKey::of_run(key);
+        let prefix = format!("DOC#{}#", sk.trim_start_matches("RUN#"));
+        let mut records: Vec<DocumentRecord> = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :doc)")
+                .expression_attribute_values(":pk", s(format!("JOB#{}", key.job)))
+                .expression_attribute_values(":doc", s(&prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query", e))?;
+            // Sorted: each document's item, then its pieces of objects. Items past `count` (a retry
+            // that stored a document without counting it yet) are read and dropped.
+            for item in page.items() {
+                if let Some(json) = get_s(item, "record") {
+                    records.push(serde_json::from_str(json).map_err(|_| unreadable("document record"))?);
+                } else if let (Some(AttributeValue::L(objects)), Some(last)) = (item.get("objects"), records.last_mut())
+                {
+                    for object in objects {
+                        let AttributeValue::S(json) = object else {
+                            return Err(unreadable("document objects"));
+                        };
+                        last.objects
+                            .push(serde_json::from_str(json).map_err(|_| unreadable("document objects"))?);
+                    }
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        if records.len() < count {
+            return Err(unreadable("documents missing"));
+        }
+        records.truncate(count);
+        Ok(records)
     }
 
     async fn watermark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {

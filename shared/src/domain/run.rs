@@ -20,7 +20,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::TimeWindow;
-use crate::domain::document::DocumentRecord;
 
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -139,8 +138,14 @@ pub struct RunRecord {
     pub failure_reason: Option<String>,
     /// The manifest's key in the output bucket, once written.
     pub manifest_key: Option<String>,
-    /// Documents already stored in this claim, in order (a retried download resumes after them).
-    pub documents: Vec<DocumentRecord>,
+    /// How many documents this claim has stored, in order (a retried download resumes after them).
+    /// Their records are kept apart from the run ([`crate::ports::JobStore::documents`]), so that a run
+    /// of thousands of files stays within the store's item size.
+    pub document_count: usize,
+    /// Bytes stored by those documents.
+    pub bytes_out: u64,
+    /// Data rows in them, where counted.
+    pub rows: Option<u64>,
 }
 
 impl RunRecord {
@@ -160,7 +165,9 @@ impl RunRecord {
             updated_at: now,
             failure_reason: None,
             manifest_key: None,
-            documents: Vec::new(),
+            document_count: 0,
+            bytes_out: 0,
+            rows: None,
         }
     }
 }

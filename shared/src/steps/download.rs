@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::domain::document::DocumentRecord;
 use crate::domain::iso;
 use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, SourceDocument};
@@ -61,16 +62,17 @@ async fn download<P: Ports>(
         .run(&ctx.key)
         .await?
         .ok_or_else(|| StepError::NotReady("the run has not been created yet".into()))?;
-    let finished = |run: &RunRecord| DownloadOutput {
+    let finished = |run: &RunRecord, records: &[DocumentRecord]| DownloadOutput {
         run: RunRef::from(run),
         manifest: run.manifest_key.as_ref().map(|key| format!("s3://{bucket}/{key}")),
-        totals: Totals::of(&run.documents),
+        totals: Totals::of(records),
     };
     match run.status {
         RunStatus::Ready => {}
         RunStatus::Succeeded | RunStatus::NoData => {
             tracing::info!(status = %run.status, "the run has already ended; returning its result");
-            return Ok(finished(&run));
+            let records = store.documents(&ctx.key, run.document_count).await?;
+            return Ok(finished(&run, &records));
         }
         RunStatus::Failed => {
             return Err(StepError::SourceFailed(
@@ -99,9 +101,9 @@ async fn download<P: Ports>(
     }
     let session = services.session(&ctx.job).await?;
     let source = services.bind(&ctx.job, &session).await?;
-    let mut documents = list_documents(services, ctx, &source, &request_id, &run.documents).await?;
+    let mut records = store.documents(&ctx.key, run.document_count).await?;
+    let mut documents = list_documents(services, ctx, &source, &request_id, &records).await?;
     let newest = documents.iter().filter_map(|d| d.produced_at).max();
-    let mut records = run.documents.clone();
     for (i, record) in records.iter().enumerate() {
         if documents.get(i).map(|d| d.source_id.as_str()) != Some(record.source_id.as_str()) {
             let error = StepError::SourceFailed(format!(
@@ -218,7 +220,7 @@ async fn download<P: Ports>(
         (RunStatus::NoData, update, None)
     } else {
         let manifest_key = format!("{prefix}/{MANIFEST_FILE_NAME}");
-        let manifest = Manifest::new(manifest_context(ctx, &request_id), records);
+        let manifest = Manifest::new(manifest_context(ctx, &request_id), records.clone());
         manifest.write(&services.sink, &manifest_key).await?;
         let update = RunUpdate {
             manifest_key: Some(manifest_key),
@@ -246,7 +248,7 @@ async fn download<P: Ports>(
             "run succeeded"
         ),
     }
-    Ok(finished(&run))
+    Ok(finished(&run, &records))
 }
 
 /// The request's documents, less (for an incremental source) the files another run of the job

@@ -78,8 +78,10 @@ pub struct SimConfig {
     pub amc_wrapped: bool,
     /// Slate files published per day, per dataset.
     pub slate_files_per_day: u32,
-    /// Rows per Slate file.
+    /// Rows per Slate file (per entry of its ZIP).
     pub slate_rows: u32,
+    /// CSV entries in each Slate ZIP (1: one entry named after the file).
+    pub slate_zip_entries: u32,
     /// Spurious 401s answered on Ads status reads (every Nth read; 0 = never).
     pub ads_spurious_401_every: u32,
     /// The most reports one getReports page holds whatever `pageSize` asks (100, the model's maximum;
@@ -115,6 +117,7 @@ impl Default for SimConfig {
             amc_wrapped: false,
             slate_files_per_day: 2,
             slate_rows: 200,
+            slate_zip_entries: 1,
             ads_spurious_401_every: 0,
             sp_reports_page_max: 100,
             slate_page_max: 1000,

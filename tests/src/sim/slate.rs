@@ -94,22 +94,28 @@ pub async fn slate_datasets(
     slate_list(&sim, &call, "slate.datasets", items)
 }
 
-pub(super) fn slate_zip(dataset: &str, file_id: &str, published: DateTime<Utc>, rows: u32) -> Bytes {
+pub(super) fn slate_zip(dataset: &str, file_id: &str, published: DateTime<Utc>, rows: u32, entries: u32) -> Bytes {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let _ = w.start_file(
-        format!("{dataset}/{file_id}.csv"),
-        zip::write::SimpleFileOptions::default(),
-    );
-    let _ = writeln!(w, "event_id,title_id,minutes_viewed,last_update_time_utc,is_deleted");
-    for i in 0..rows {
-        let _ = writeln!(
-            w,
-            "{file_id}-{i},T{:04},{},{},{}",
-            i % 97,
-            i % 120,
-            iso(published),
-            u8::from(i % 50 == 0)
-        );
+    for entry in 0..entries.max(1) {
+        let (name, row_id) = match entries {
+            0 | 1 => (format!("{dataset}/{file_id}.csv"), file_id.to_owned()),
+            _ => (
+                format!("{dataset}/{file_id}-part{entry:05}.csv"),
+                format!("{file_id}-{entry}"),
+            ),
+        };
+        let _ = w.start_file(name, zip::write::SimpleFileOptions::default());
+        let _ = writeln!(w, "event_id,title_id,minutes_viewed,last_update_time_utc,is_deleted");
+        for i in 0..rows {
+            let _ = writeln!(
+                w,
+                "{row_id}-{i},T{:04},{},{},{}",
+                i % 97,
+                i % 120,
+                iso(published),
+                u8::from(i % 50 == 0)
+            );
+        }
     }
     w.finish().map(|c| Bytes::from(c.into_inner())).unwrap_or_default()
 }
@@ -157,7 +163,13 @@ pub async fn slate_files(
         while t < end && t <= now && items.len() < 10_000 {
             if t >= start {
                 let id = format!("{dataset}-{}", t.format("%Y%m%dT%H%M%S"));
-                let body = slate_zip(&dataset, &id, t, state.config.slate_rows);
+                let body = slate_zip(
+                    &dataset,
+                    &id,
+                    t,
+                    state.config.slate_rows,
+                    state.config.slate_zip_entries,
+                );
                 let size = body.len();
                 let ttl = state.config.slate_url_ttl_secs;
                 let url = presign(state, sim, FileBody::Bytes(body), ttl, None);
