@@ -58,8 +58,9 @@ pub struct BackfillArgs {
     /// Last day (UTC, YYYY-MM-DD), included.
     #[arg(long, value_name = "DATE")]
     pub to: NaiveDate,
-    /// Days per window (one Amazon request each). Default: the job's own window (a daily job is
-    /// backfilled day by day), within the source's limit (Ads 31, SP-API 30).
+    /// Days per window (one Amazon request each), instead of the default: the runs the job's schedule
+    /// makes over the range (its window, lookback and slices), so that backfilled and scheduled days
+    /// are the same runs. At most the source's limit (Ads 31, SP-API 30).
     #[arg(long, value_name = "DAYS")]
     pub window_days: Option<u32>,
     /// Executions running at once (AMC: at most 10, its running limit per instance).

@@ -1289,3 +1289,34 @@ async fn a_file_of_two_thousand_zip_entries_is_recorded_without_outgrowing_the_r
         .expect("again");
     assert_eq!(again.totals.objects, 2_000);
 }
+
+#[tokio::test]
+async fn a_backfill_over_days_the_schedule_ran_finds_the_same_runs_and_asks_amazon_for_nothing_again() {
+    // GIVEN a daily job with a day of lookback, which its schedule ran on two mornings
+    let stack = stack().await;
+    let mut job = sp_job();
+    job["window"] = json!({ "rule": "yesterday", "lookbackDays": 1 });
+    for fire in ["2026-11-20T06:00:00Z", "2026-11-21T06:00:00Z"] {
+        let ran = stack
+            .run(&json!({ "job": job, "scheduledTime": fire }))
+            .await
+            .expect("scheduled run");
+        assert!(ran.is_some());
+    }
+    let requests = stack.sim.created_counts().0;
+    assert_eq!(requests, 2);
+    // WHEN the operator backfills the same days (as `amzpipectl backfill` does, started now)
+    let parsed = amzpipe::domain::job::Job::from_value(job.clone()).expect("job");
+    let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("date");
+    let windows = parsed
+        .backfill(day("2026-11-19"), day("2026-11-20"), None)
+        .expect("windows");
+    assert_eq!(windows.len(), 2);
+    for w in windows {
+        let ev = json!({ "job": serde_json::to_value(&w.job).expect("job"), "scheduledTime": now_iso() });
+        // THEN each window is a run the schedule made, already done
+        let out = create_request(&stack.services, ev).await.expect("create");
+        assert_eq!(out.outcome, CreateOutcome::Done, "{:?}", w.window);
+    }
+    assert_eq!(stack.sim.created_counts().0, requests, "no second Amazon request");
+}

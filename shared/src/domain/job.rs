@@ -428,9 +428,17 @@ impl Job {
             .min()
     }
 
-    /// Cuts the days `from` to `to` (both included, UTC) into windows of `window_days` (default
-    /// [`Job::backfill_window_days`]; the last may be shorter), each with the job that asks for it.
-    /// A window longer than the source accepts is refused naming the limit.
+    /// The runs a backfill of the days `from` to `to` (both included, UTC) makes, each with the job
+    /// that asks for exactly its window.
+    ///
+    /// Without `window_days`, they are **the runs the job's schedule makes**: for every firing whose
+    /// own window (yesterday, the last N days, the previous hour) lies in the range, the slices that
+    /// firing asks for, lookback and `sliceDays` included, each once. So a backfill over days the
+    /// schedule already ran finds the same runs (and skips the ones that ended well), and a schedule
+    /// over days a backfill ran does the same. A remainder of the range shorter than the job's window
+    /// (a `lastDays` job) gets a window of its own. With `window_days` (or an explicit window) the
+    /// range is cut into windows of that many days instead (the last may be shorter). A window longer
+    /// than the source accepts is refused naming the limit.
     pub fn backfill(
         &self,
         from: NaiveDate,
@@ -445,6 +453,30 @@ impl Job {
         }
         let start = from.and_time(NaiveTime::MIN).and_utc();
         let end = to.and_time(NaiveTime::MIN).and_utc() + Duration::days(1);
+        let period = match (&self.window.rule, window_days) {
+            (_, Some(_)) | (WindowRule::Explicit { .. }, None) => None,
+            (WindowRule::Yesterday, None) => Some(Duration::days(1)),
+            (WindowRule::LastDays { days }, None) => Some(Duration::days(i64::from(*days))),
+            (WindowRule::PreviousHour, None) => Some(Duration::hours(1)),
+        };
+        let mut windows = Vec::new();
+        let mut covered = start;
+        if let Some(period) = period {
+            // The schedule's firings, one per period: each asks for its own window and its lookback.
+            let mut fire = start + period;
+            while fire <= end {
+                for window in self.windows(fire)? {
+                    if !windows.contains(&window) {
+                        windows.push(window);
+                    }
+                }
+                covered = fire;
+                fire += period;
+                if windows.len() > MAX_SLICES {
+                    return Err(too_many_windows());
+                }
+            }
+        }
         let days = match window_days.or(self.backfill_window_days()) {
             Some(0) => return Err(InvalidJob::new("backfill", "a window of 0 days")),
             Some(days) => days,
@@ -461,37 +493,42 @@ impl Job {
                 ),
             ));
         }
-        let mut windows = Vec::new();
-        let mut cursor = start;
-        while cursor < end {
-            let window_end = (cursor + Duration::days(i64::from(days))).min(end);
-            let mut job = self.clone();
-            job.window = WindowSpec {
-                rule: WindowRule::Explicit {
-                    start: cursor,
-                    end: window_end,
-                },
-                lookback_days: 0,
-                slice_days: Some(days),
-            };
-            job.validate()?;
-            windows.push(BackfillWindow {
-                window: TimeWindow {
-                    start: cursor,
-                    end: window_end,
-                },
-                job,
+        // What the firings left (all of it when cut by `window_days`): windows of `days`.
+        while covered < end {
+            let window_end = (covered + Duration::days(i64::from(days))).min(end);
+            windows.push(TimeWindow {
+                start: covered,
+                end: window_end,
             });
             if windows.len() > MAX_SLICES {
-                return Err(InvalidJob::new(
-                    "backfill",
-                    format!("the range would need more than {MAX_SLICES} windows; backfill it in parts"),
-                ));
+                return Err(too_many_windows());
             }
-            cursor = window_end;
+            covered = window_end;
         }
-        Ok(windows)
+        windows
+            .into_iter()
+            .map(|window| {
+                let mut job = self.clone();
+                job.window = WindowSpec {
+                    rule: WindowRule::Explicit {
+                        start: window.start,
+                        end: window.end,
+                    },
+                    lookback_days: 0,
+                    slice_days: None,
+                };
+                job.validate()?;
+                Ok(BackfillWindow { window, job })
+            })
+            .collect()
     }
+}
+
+fn too_many_windows() -> InvalidJob {
+    InvalidJob::new(
+        "backfill",
+        format!("the range would need more than {MAX_SLICES} windows; backfill it in parts"),
+    )
 }
 
 #[cfg(test)]
@@ -531,6 +568,59 @@ mod tests {
             vec![windows[0].window]
         );
         assert_eq!(windows[2].window.end, at("2026-10-04T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_backfill_makes_exactly_the_runs_the_schedule_makes_lookback_and_slices_included() {
+        // An unsliced daily job with a lookback: each firing asks for three days in one run.
+        let job = Job::parse(&sp_job(r#"{"rule": "yesterday", "lookbackDays": 2}"#)).expect("job");
+        let windows: Vec<TimeWindow> = job
+            .backfill(day("2026-10-01"), day("2026-10-03"), None)
+            .expect("windows")
+            .into_iter()
+            .map(|w| w.window)
+            .collect();
+        let scheduled: Vec<TimeWindow> = ["2026-10-02T06:00:00Z", "2026-10-03T06:00:00Z", "2026-10-04T06:00:00Z"]
+            .into_iter()
+            .flat_map(|t| job.windows(at(t)).expect("slices"))
+            .collect();
+        assert_eq!(windows, scheduled);
+        assert_eq!(windows[0].start, at("2026-09-29T00:00:00Z"));
+        // Sliced by day, the firings' slices overlap: each day is one run, once.
+        let sliced = Job::parse(&sp_job(r#"{"rule": "yesterday", "lookbackDays": 2, "sliceDays": 1}"#)).expect("job");
+        let days: Vec<TimeWindow> = sliced
+            .backfill(day("2026-10-01"), day("2026-10-03"), None)
+            .expect("windows")
+            .into_iter()
+            .map(|w| w.window)
+            .collect();
+        assert_eq!(days.len(), 5, "2026-09-29 to 2026-10-03: {days:?}");
+        assert!(days.windows(2).all(|w| w[0].end == w[1].start));
+        // Each backfill job asks for exactly its run's window, whenever it is started.
+        for w in job
+            .backfill(day("2026-10-01"), day("2026-10-03"), None)
+            .expect("windows")
+        {
+            assert_eq!(
+                w.job.windows(at("2026-11-26T09:00:00Z")).expect("slices"),
+                vec![w.window]
+            );
+        }
+    }
+
+    #[test]
+    fn a_backfill_of_a_weekly_job_covers_a_short_remainder_with_a_window_of_its_own() {
+        let job = Job::parse(&sp_job(r#"{"rule": "lastDays", "days": 7}"#)).expect("job");
+        let windows = job
+            .backfill(day("2026-10-01"), day("2026-10-10"), None)
+            .expect("windows");
+        assert_eq!(windows.len(), 2);
+        assert_eq!(
+            windows[0].window,
+            job.window_at(at("2026-10-08T08:00:00Z")).expect("window")
+        );
+        assert_eq!(windows[1].window.start, at("2026-10-08T00:00:00Z"));
+        assert_eq!(windows[1].window.end, at("2026-10-11T00:00:00Z"));
     }
 
     #[test]
