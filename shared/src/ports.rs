@@ -66,6 +66,10 @@ pub trait ObjectSink: Send + Sync {
     /// was cut off, e.g. by the Lambda deadline, left behind); returns how many it aborted.
     fn abort_uploads_under(&self, prefix: &str) -> impl Future<Output = Result<usize, SinkError>> + Send;
 
+    /// Deletes every object whose key starts with `prefix` (what a run that failed, or an earlier
+    /// claim of it, stored); returns how many it deleted.
+    fn delete_under(&self, prefix: &str) -> impl Future<Output = Result<usize, SinkError>> + Send;
+
     /// Stores a small object in one request.
     fn put_object(
         &self,

@@ -101,8 +101,15 @@ function iamRequests(entry, input) {
     const method = entry.method.toUpperCase()
     if (!key) {
       if (method === 'GET' && q.has('uploads')) push('s3:ListBucketMultipartUploads', `arn:aws:s3:::${bucket}`)
-      else if (method === 'GET') push('s3:ListBucket', `arn:aws:s3:::${bucket}`)
-      else throw new Error(`unrecognised S3 bucket request ${method} ${url.pathname}${url.search}`)
+      else if (method === 'GET')
+        // ListObjects(V2): AWS supplies the asked prefix as s3:prefix.
+        push('s3:ListBucket', `arn:aws:s3:::${bucket}`, q.has('prefix') ? { 's3:prefix': q.get('prefix') } : {})
+      else if (method === 'POST' && q.has('delete')) {
+        // DeleteObjects is authorized as s3:DeleteObject on each key it names.
+        const keys = [...bodyText(entry).matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1])
+        if (keys.length === 0) throw new Error('a DeleteObjects request whose keys were not recorded')
+        for (const k of keys) push('s3:DeleteObject', `arn:aws:s3:::${bucket}/${k}`)
+      } else throw new Error(`unrecognised S3 bucket request ${method} ${url.pathname}${url.search}`)
     } else if (method === 'DELETE' && q.has('uploadId')) push('s3:AbortMultipartUpload', object)
     else if (method === 'GET' && q.has('uploadId')) push('s3:ListMultipartUploadParts', object)
     else if (method === 'PUT' || method === 'POST') push('s3:PutObject', object)

@@ -12,7 +12,7 @@ use amzpipe::domain::source::sp_reports::{
 use amzpipe::ports::{JobStore, Quotas};
 use amzpipe::steps::{
     AwsServices, CreateOutcome, Deadline, PollState, RunContext, UNOWNED, create_request, download_decrypt,
-    poll_status, refresh_token,
+    poll_status, record_failure, refresh_token,
 };
 use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
@@ -1319,4 +1319,65 @@ async fn a_backfill_over_days_the_schedule_ran_finds_the_same_runs_and_asks_amaz
         assert_eq!(out.outcome, CreateOutcome::Done, "{:?}", w.window);
     }
     assert_eq!(stack.sim.created_counts().0, requests, "no second Amazon request");
+}
+
+#[tokio::test]
+async fn a_failed_run_leaves_nothing_visible_and_its_rerun_holds_only_its_own_documents() {
+    // GIVEN an AMC run (two result files) that Amazon finished
+    let stack = stack().await;
+    let s = &stack.services;
+    let ev = event(amc_job());
+    refresh_token(s, ev.clone()).await.expect("refresh");
+    create_request(s, ev.clone()).await.expect("create");
+    while poll_status(s, ev.clone()).await.expect("poll").state != PollState::Ready {}
+    // AND one document stored under the run before the state machine gave the run up
+    let prefix = RunContext::from_event(ev.clone()).expect("context").run_prefix();
+    let s3 = stack.aws.s3().await;
+    let put = |key: String| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"a,b\n1,2\n"))
+                .send()
+                .await
+                .expect("put");
+        }
+    };
+    put(format!("{prefix}/00000.csv")).await;
+    let under_run = || async {
+        let mut keys: Vec<String> = stack
+            .aws
+            .objects(BUCKET)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| key.starts_with(&format!("{prefix}/")))
+            .collect();
+        keys.sort();
+        keys
+    };
+    // WHEN the failure is recorded
+    let mut failed = ev.clone();
+    failed["failure"] = json!({ "Error": "Transient", "Cause": "the retries ran out" });
+    record_failure(s, failed).await.expect("the failure path");
+    // THEN nothing of the run stays visible without its manifest
+    assert_eq!(under_run().await, Vec::<String>::new());
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    // WHEN a later fire runs the window again, with something of the earlier claim left under it
+    put(format!("{prefix}/00007.csv")).await;
+    let out = stack.run(&ev).await.expect("re-run").expect("downloaded");
+    // THEN the run holds exactly its own documents and its manifest
+    assert_eq!(out.run.status, RunStatus::Succeeded);
+    assert_eq!(
+        under_run().await,
+        [
+            format!("{prefix}/00000.csv"),
+            format!("{prefix}/00001.csv"),
+            format!("{prefix}/_manifest.json")
+        ]
+    );
 }

@@ -8,7 +8,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, ServerSideEncryption,
+};
 use bytes::Bytes;
 
 use crate::adapters::sdk_failure;
@@ -45,6 +47,15 @@ impl S3Sink {
     /// The bucket written to.
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+}
+
+/// A request the SDK refused to build (a missing required field): not worth repeating.
+fn built_badly(operation: &'static str, e: &impl std::fmt::Display) -> SinkError {
+    SinkError {
+        operation,
+        message: e.to_string(),
+        retryable: false,
     }
 }
 
@@ -193,6 +204,61 @@ impl ObjectSink for S3Sink {
             id_marker = page.next_upload_id_marker().map(str::to_owned);
             if key_marker.is_none() && id_marker.is_none() {
                 return Ok(aborted);
+            }
+        }
+    }
+
+    async fn delete_under(&self, prefix: &str) -> Result<usize, SinkError> {
+        let mut deleted = 0;
+        let mut token = None::<String>;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| sink_error("ListObjectsV2", e))?;
+            let objects = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| built_badly("DeleteObjects", &e))?;
+            if !objects.is_empty() {
+                let count = objects.len();
+                let delete = Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| built_badly("DeleteObjects", &e))?;
+                let out = self
+                    .client
+                    .delete_objects()
+                    .bucket(&self.bucket)
+                    .delete(delete)
+                    .send()
+                    .await
+                    .map_err(|e| sink_error("DeleteObjects", e))?;
+                if let Some(failed) = out.errors().first() {
+                    return Err(SinkError {
+                        operation: "DeleteObjects",
+                        message: format!(
+                            "{} of {count} objects were not deleted (first: {})",
+                            out.errors().len(),
+                            failed.code().unwrap_or("unknown")
+                        ),
+                        retryable: true,
+                    });
+                }
+                deleted += count;
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(deleted),
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::domain::document::DocumentRecord;
 use crate::domain::iso;
 use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, SourceDocument};
-use crate::steps::failure::{fail_run, note_refusal};
+use crate::steps::failure::{clear_run_objects, fail_run, note_refusal};
 use crate::steps::quota::release_quota;
 use crate::steps::{BoundSource, Deadline, Ports, RunContext, RunRef, Services, StepError};
 use crate::transfer::{
@@ -98,6 +98,11 @@ async fn download<P: Ports>(
             uploads = leftovers,
             "aborted the unfinished uploads of an earlier attempt"
         );
+    }
+    // Nothing recorded yet in this claim: whatever is under the run (an earlier claim that failed, an
+    // attempt cut off before its first record) goes, so that the run's objects are its own only.
+    if run.document_count == 0 {
+        clear_run_objects(services, ctx).await?;
     }
     let session = services.session(&ctx.job).await?;
     let source = services.bind(&ctx.job, &session).await?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::domain::run::{RunStatus, RunUpdate};
-use crate::ports::{JobStore, Quotas};
+use crate::ports::{JobStore, ObjectSink, Quotas};
 use crate::steps::quota::release_quota;
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 
@@ -100,6 +100,9 @@ pub async fn record_failure<P: Ports>(
             other => other,
         };
         release_quota(store, &ctx).await;
+        if run.as_ref().is_some_and(|r| r.status == RunStatus::Failed) {
+            clear_run_objects(services, &ctx).await?;
+        }
         Ok(FailureOutput {
             failure_reason: run.as_ref().and_then(|r| r.failure_reason.clone()),
             run: run.as_ref().map(RunRef::from),
@@ -107,6 +110,16 @@ pub async fn record_failure<P: Ports>(
     }
     .instrument(span)
     .await
+}
+
+/// Deletes what a run stored under its prefix (documents of a run that then failed, or of an earlier
+/// claim of it), so that a run is visible complete with its manifest or not at all.
+pub(crate) async fn clear_run_objects<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<(), StepError> {
+    let deleted = services.sink.delete_under(&format!("{}/", ctx.run_prefix())).await?;
+    if deleted > 0 {
+        tracing::info!(objects = deleted, "deleted what the run had stored without finishing");
+    }
+    Ok(())
 }
 
 /// Records a failure on the run (from any unfinished status) and releases its quota; the error is
