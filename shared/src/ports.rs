@@ -261,6 +261,14 @@ pub trait JobStore: Send + Sync {
         lease_until: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<crate::domain::run::RunRecord, StoreError>> + Send;
 
+    /// Notes that the Lambda deadline cut document `index` of a `READY` run off mid-transfer; returns
+    /// whether the run's previous cut was at the same document (it does not fit in one invocation).
+    fn note_cut(
+        &self,
+        key: &crate::domain::run::RunKey,
+        index: usize,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Takes, in a `READY` run, the download lease for `owner` until `lease_until`: only its holder
     /// stores documents and aborts unfinished uploads under the run. Held by another owner,
     /// unexpired: [`StoreError::Held`].

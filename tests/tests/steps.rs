@@ -11,8 +11,8 @@ use amzpipe::domain::source::sp_reports::{
 };
 use amzpipe::ports::{JobStore, Quotas};
 use amzpipe::steps::{
-    AwsServices, CreateOutcome, Deadline, PollState, RunContext, UNOWNED, create_request, download_decrypt,
-    poll_status, record_failure, refresh_token,
+    AwsServices, CreateOutcome, Deadline, DownloadOutcome, PollState, RunContext, UNOWNED, create_request,
+    download_decrypt, poll_status, record_failure, refresh_token,
 };
 use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
@@ -575,7 +575,7 @@ async fn two_executions_on_one_run_make_one_amazon_request_and_never_abort_each_
 }
 
 #[tokio::test]
-async fn a_download_cut_off_by_the_deadline_leaves_nothing_visible_and_the_retry_stores_exactly_one_copy() {
+async fn a_download_cut_off_by_the_deadline_continues_without_a_retry_and_stores_exactly_one_copy() {
     let stack = Stack::start(SimConfig {
         sp_report_bytes: 96 << 20,
         ..SimConfig::default()
@@ -587,17 +587,20 @@ async fn a_download_cut_off_by_the_deadline_leaves_nothing_visible_and_the_retry
     refresh_token(s, ev.clone()).await.expect("token");
     create_request(s, ev.clone()).await.expect("create");
     while poll_status(s, ev.clone()).await.expect("poll").state != PollState::Ready {}
-    // The Lambda deadline comes while the 96 MiB document is moving.
-    let err = download_decrypt(s, ev.clone(), Deadline::after(Duration::from_millis(150)))
+    // The Lambda deadline comes while the 96 MiB document is moving: the step answers CONTINUE (the
+    // state machine calls it again, spending no retry), not an error.
+    let cut = download_decrypt(s, ev.clone(), Deadline::after(Duration::from_millis(150)))
         .await
-        .expect_err("cut off");
-    assert_eq!(err.error_type(), "Transient");
+        .expect("cut off");
+    assert_eq!(cut.outcome, DownloadOutcome::Continue);
+    assert_eq!(cut.run.status, RunStatus::Ready);
     assert!(object_keys(&stack).await.is_empty(), "nothing at a final key");
     assert_eq!(open_uploads(&stack).await, 0, "the cut-off upload is aborted");
-    // Step Functions retries; this time there is time enough.
+    // The next call has time enough.
     let out = download_decrypt(s, ev, Deadline::none())
         .await
-        .expect("retried download");
+        .expect("continued download");
+    assert_eq!(out.outcome, DownloadOutcome::Done);
     assert_eq!(out.run.status, RunStatus::Succeeded);
     let keys = object_keys(&stack).await;
     assert_eq!(keys.len(), 2, "one document and one manifest: {keys:?}");
@@ -1380,4 +1383,31 @@ async fn a_failed_run_leaves_nothing_visible_and_its_rerun_holds_only_its_own_do
             format!("{prefix}/_manifest.json")
         ]
     );
+}
+
+#[tokio::test]
+async fn a_document_the_deadline_cuts_off_twice_in_a_row_fails_the_run_naming_what_to_raise() {
+    // GIVEN a 96 MiB report, and invocations too short to move it
+    let stack = Stack::start(SimConfig {
+        sp_report_bytes: 96 << 20,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    let ev = event(sp_job());
+    let s = &stack.services;
+    refresh_token(s, ev.clone()).await.expect("token");
+    create_request(s, ev.clone()).await.expect("create");
+    while poll_status(s, ev.clone()).await.expect("poll").state != PollState::Ready {}
+    let short = || Deadline::after(Duration::from_millis(150));
+    let first = download_decrypt(s, ev.clone(), short()).await.expect("cut off");
+    assert_eq!(first.outcome, DownloadOutcome::Continue);
+    // WHEN the next call is cut off at the same document
+    let err = download_decrypt(s, ev.clone(), short()).await.expect_err("gave up");
+    // THEN the run fails with a reason that says what to change, instead of looping for ever
+    assert_eq!(err.error_type(), "SourceFailed");
+    assert!(err.to_string().contains("DownloadMemoryMB"), "{err}");
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(open_uploads(&stack).await, 0);
 }

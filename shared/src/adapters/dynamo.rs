@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `createOwner`/`createLeaseUntil` and `downloadOwner`/`downloadLeaseUntil` (the execution on that step, epoch ms), `failureReason`, `manifestKey`, `documentCount`, `bytesOut`, `rowsOut`, timestamps; `expiresAt` once finished |
+//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `createOwner`/`createLeaseUntil` and `downloadOwner`/`downloadLeaseUntil` (the execution on that step, epoch ms), `failureReason`, `manifestKey`, `documentCount`, `bytesOut`, `rowsOut`, `cutDocument` (the document the Lambda deadline last cut off), timestamps; `expiresAt` once finished |
 //! | document | `JOB#{job}` | `DOC#{start}#{end}#{index:06}` | `record`: the document's record (JSON) without its objects; `objectCount`; `expiresAt` |
 //! | document's objects | `JOB#{job}` | `DOC#{start}#{end}#{index:06}#{piece:04}` | `objects`: up to 200 stored objects (JSON each); `expiresAt` |
 //! | watermark | `JOB#{job}` | `WATERMARK` | `watermark` (epoch ms of the newest file stored) |
@@ -416,7 +416,8 @@ impl JobStore for DynamoJobStore {
             .update_expression(
                 "SET #s = :claimed, claims = claims + :one, polls = :zero, documentCount = :zero, bytesOut = :zero, \
                  updatedAt = :now \
-                 REMOVE requestId, createStartedAt, failureReason, manifestKey, amazonStatus, expiresAt, rowsOut",
+                 REMOVE requestId, createStartedAt, failureReason, manifestKey, amazonStatus, expiresAt, rowsOut, \
+                 cutDocument",
             )
             .condition_expression("#s = :failed")
             .expression_attribute_names("#s", "status")
@@ -665,6 +666,30 @@ impl JobStore for DynamoJobStore {
                 Some(run) if run.status == RunStatus::Ready && run.document_count > index => Ok(()),
                 _ => Err(self.stale(key, &[RunStatus::Ready]).await),
             },
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn note_cut(&self, key: &RunKey, index: usize) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .update_expression("SET cutDocument = :index")
+            .condition_expression("#s = :ready")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":ready", s(RunStatus::Ready.as_str()))
+            .expression_attribute_values(":index", n(index))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out
+                .attributes()
+                .and_then(|old| get_n::<usize>(old, "cutDocument"))
+                .is_some_and(|previous| previous == index)),
+            Err(e) if is_condition_failed(&e) => Err(self.stale(key, &[RunStatus::Ready]).await),
             Err(e) => Err(store_error("UpdateItem", e)),
         }
     }

@@ -21,13 +21,26 @@ use crate::transfer::{
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DownloadOutput {
-    /// The run (`SUCCEEDED`, or `NO_DATA`).
+    /// `DONE`, or `CONTINUE`: the Lambda deadline came first; call again (no retry is spent).
+    pub outcome: DownloadOutcome,
+    /// The run (`SUCCEEDED`, or `NO_DATA`; `READY` to continue).
     #[serde(flatten)]
     pub run: RunRef,
     /// `s3://bucket/key` of the manifest; `None` for a run without data.
     pub manifest: Option<String>,
     /// Sums over the documents stored.
     pub totals: Totals,
+}
+
+/// Whether download-decrypt finished the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DownloadOutcome {
+    /// The run ended (`SUCCEEDED` or `NO_DATA`).
+    Done,
+    /// The Lambda deadline came before every document was stored: the documents stored are kept,
+    /// and the next call goes on from the first one not stored.
+    Continue,
 }
 
 /// How long an execution holds a run's download lease: above download-decrypt's Lambda timeout.
@@ -38,9 +51,12 @@ const DOWNLOAD_LEASE: chrono::Duration = chrono::Duration::minutes(20);
 ///
 /// Idempotent and resumable: a document already recorded on the run is not transferred again, keys are
 /// deterministic, and a run that already succeeded returns its manifest. When the Lambda deadline
-/// comes before a document is done, its unfinished uploads are aborted and the step fails with
-/// `Transient`: the retry resumes with that document, and nothing partial is ever visible. Errors:
-/// `NotReady` (request not done), `IntegrityFailed` (recorded on the run), `Transient`, `InvalidJob`.
+/// comes first, the step answers `CONTINUE` (the state machine calls it again without spending a
+/// retry): the documents stored are kept, a document cut off mid-transfer has its unfinished uploads
+/// aborted and starts again, and nothing partial is ever visible. A document cut off twice in a row
+/// does not fit in one invocation and fails the run (`SourceFailed`, naming `DownloadMemoryMB`).
+/// Errors: `NotReady` (request not done), `IntegrityFailed` (recorded on the run), `Transient`,
+/// `InvalidJob`.
 pub async fn download_decrypt<P: Ports>(
     services: &Services<P>,
     event: serde_json::Value,
@@ -63,6 +79,7 @@ async fn download<P: Ports>(
         .await?
         .ok_or_else(|| StepError::NotReady("the run has not been created yet".into()))?;
     let finished = |run: &RunRecord, records: &[DocumentRecord]| DownloadOutput {
+        outcome: DownloadOutcome::Done,
         run: RunRef::from(run),
         manifest: run.manifest_key.as_ref().map(|key| format!("s3://{bucket}/{key}")),
         totals: Totals::of(records),
@@ -141,7 +158,21 @@ async fn download<P: Ports>(
         Some(left) => services.settings.deadline_margin.min(left / 4),
         None => services.settings.deadline_margin,
     };
-    for index in records.len()..total {
+    // A call cut short without storing a document, twice in a row at the same one, is not going to
+    // store it: the run fails then, instead of continuing for ever.
+    let first = records.len();
+    let cut_short = async |index: usize, records: &[DocumentRecord]| {
+        if index == first && store.note_cut(&ctx.key, index).await? {
+            let error = StepError::SourceFailed(format!(
+                "document {} of {total} was cut off by the Lambda deadline twice in a row: it does not fit in \
+                 one invocation (raise DownloadMemoryMB, which buys CPU)",
+                index + 1
+            ));
+            return Err(fail_run(store, ctx, error).await);
+        }
+        Ok(to_continue(&run, records))
+    };
+    for index in first..total {
         let destination = Destination {
             key_stem: format!("{prefix}/{index:05}"),
         };
@@ -149,9 +180,12 @@ async fn download<P: Ports>(
         let record = loop {
             let remaining = deadline.remaining(margin);
             if remaining.is_some_and(|r| r.is_zero()) {
-                return Err(StepError::Transient(format!(
-                    "the Lambda deadline is near: {index} of {total} documents stored; a retry resumes from there"
-                )));
+                tracing::info!(
+                    stored = index,
+                    total,
+                    "the Lambda deadline is near; continuing in the next call"
+                );
+                return cut_short(index, &records).await;
             }
             let document = documents
                 .get_mut(index)
@@ -174,10 +208,7 @@ async fn download<P: Ports>(
                             aborted,
                             "the Lambda deadline came mid-transfer; uploads aborted"
                         );
-                        return Err(StepError::Transient(format!(
-                            "the Lambda deadline came while document {} of {total} was moving; a retry resumes from it",
-                            index + 1
-                        )));
+                        return cut_short(index, &records).await;
                     }
                 },
             };
@@ -254,6 +285,16 @@ async fn download<P: Ports>(
         ),
     }
     Ok(finished(&run, &records))
+}
+
+/// What a call cut short by the Lambda deadline answers: the run, still `READY`, and what is stored.
+fn to_continue(run: &RunRecord, records: &[DocumentRecord]) -> DownloadOutput {
+    DownloadOutput {
+        outcome: DownloadOutcome::Continue,
+        run: RunRef::from(run),
+        manifest: None,
+        totals: Totals::of(records),
+    }
 }
 
 /// The request's documents, less (for an incremental source) the files another run of the job

@@ -45,7 +45,7 @@ mod source;
 pub use context::{RunContext, RunRef, UNOWNED};
 pub use create::{CreateOutcome, CreateOutput, create_request};
 pub use deadline::Deadline;
-pub use download::{DownloadOutput, download_decrypt};
+pub use download::{DownloadOutcome, DownloadOutput, download_decrypt};
 pub use error::StepError;
 pub use failure::{CaughtError, FailureOutput, record_failure};
 pub use poll::{PollOutput, PollState, poll_status, poll_status_or_record_failure};

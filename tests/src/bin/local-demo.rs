@@ -82,6 +82,11 @@ fn print_progress(invocations: &[Invocation], seen: usize) -> usize {
                 p["amazonStatus"].as_str().unwrap_or("-"),
                 p["polls"]
             );
+        } else if p["outcome"] == "CONTINUE" {
+            println!(
+                "  {job:<26} download-decrypt  the Lambda deadline came; {} documents kept, continuing",
+                p["totals"]["documents"]
+            );
         } else if p.get("totals").is_some() {
             let t = &p["totals"];
             println!(
