@@ -1411,3 +1411,69 @@ async fn a_document_the_deadline_cuts_off_twice_in_a_row_fails_the_run_naming_wh
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(open_uploads(&stack).await, 0);
 }
+
+#[tokio::test]
+async fn the_runs_an_execution_left_when_it_timed_out_are_failed_and_their_amc_slot_given_back() {
+    // GIVEN an execution that created an AMC run (holding one of the instance's ten running slots),
+    // and another execution's SP-API run of the same schedule
+    let stack = stack().await;
+    let s = &stack.services;
+    let scheduled = now_iso();
+    let amc = json!({ "job": amc_job(), "scheduledTime": scheduled, "owner": "scheduled-0600" });
+    let sp = json!({ "job": sp_job(), "scheduledTime": scheduled, "owner": "manual-run" });
+    for ev in [&amc, &sp] {
+        refresh_token(s, ev.clone()).await.expect("token");
+        let created = create_request(s, ev.clone()).await.expect("create");
+        assert_eq!(created.outcome, CreateOutcome::Created);
+    }
+    // WHEN Step Functions reports that the first execution timed out: the event as AWS documents it
+    // (https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html, "Execution Timed Out"),
+    // with this execution's input
+    let input = json!({ "scheduledTime": scheduled, "jobs": [amc_job(), sp_job()] });
+    let event = json!({
+        "version": "0",
+        "id": "315c1398-40ff-a850-213b-158f73e60175",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": "2026-11-26T06:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:states:us-east-1:123456789012:execution:amzpipe-pipeline:scheduled-0600"],
+        "detail": {
+            "executionArn": "arn:aws:states:us-east-1:123456789012:execution:amzpipe-pipeline:scheduled-0600",
+            "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:amzpipe-pipeline",
+            "name": "scheduled-0600",
+            "status": "TIMED_OUT",
+            "startDate": 1_795_500_000_000_u64,
+            "stopDate": 1_795_586_400_000_u64,
+            "input": input.to_string(),
+            "inputDetails": { "included": true },
+            "output": null,
+            "outputDetails": null
+        }
+    });
+    let out = amzpipe::steps::poll_status_or_record_failure(s, event)
+        .await
+        .expect("recorded");
+    // THEN its run is FAILED, saying why, and its slot is free again (ten others fit)
+    assert_eq!(out["failedRuns"].as_array().map_or(0, Vec::len), 1, "{out:#}");
+    let run = store(&stack).run(&key_of(&amc)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.failure_reason.is_some_and(|r| r.contains("timed out")));
+    for i in 0..10 {
+        let free = store(&stack)
+            .acquire_slot(
+                "amc.running#amcdemo01",
+                &format!("other-{i}"),
+                10,
+                Utc::now(),
+                AMC_SLOT_LEASE,
+            )
+            .await
+            .expect("slot");
+        assert!(free, "slot {i}");
+    }
+    // AND the other execution's run goes on
+    let other = store(&stack).run(&key_of(&sp)).await.expect("read").expect("run");
+    assert_eq!(other.status, RunStatus::Requested);
+}

@@ -1,5 +1,6 @@
 //! The `poll-status` Lambda function. One status check of the run's Amazon request (the state machine
-//! does the waiting), or the failure the state machine caught recorded on the run.
+//! does the waiting), the failure the state machine caught recorded on the run, or the runs of an
+//! execution that timed out or was aborted ended (an EventBridge rule's events).
 //!
 //! Wiring only: the logic is [`amzpipe::steps::poll_status_or_record_failure`]; configuration is read once per container
 //! (see [`amzpipe::steps::Settings`]), and errors reach Step Functions as their stable `errorType`.

@@ -349,6 +349,10 @@ fn parse_run(item: &Item) -> Result<RunRecord, StoreError> {
         document_count: get_n(item, "documentCount").unwrap_or(0),
         bytes_out: get_n(item, "bytesOut").unwrap_or(0),
         rows: get_n(item, "rowsOut"),
+        owners: ["createOwner", "downloadOwner"]
+            .into_iter()
+            .filter_map(|attribute| get_s(item, attribute).map(str::to_owned))
+            .collect(),
     })
 }
 
@@ -417,7 +421,7 @@ impl JobStore for DynamoJobStore {
                 "SET #s = :claimed, claims = claims + :one, polls = :zero, documentCount = :zero, bytesOut = :zero, \
                  updatedAt = :now \
                  REMOVE requestId, createStartedAt, failureReason, manifestKey, amazonStatus, expiresAt, rowsOut, \
-                 cutDocument",
+                 cutDocument, createOwner, createLeaseUntil, downloadOwner, downloadLeaseUntil",
             )
             .condition_expression("#s = :failed")
             .expression_attribute_names("#s", "status")

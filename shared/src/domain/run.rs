@@ -146,6 +146,9 @@ pub struct RunRecord {
     pub bytes_out: u64,
     /// Data rows in them, where counted.
     pub rows: Option<u64>,
+    /// The executions that took this claim's create and download leases (the state machine's execution
+    /// names), once taken.
+    pub owners: Vec<String>,
 }
 
 impl RunRecord {
@@ -168,6 +171,7 @@ impl RunRecord {
             document_count: 0,
             bytes_out: 0,
             rows: None,
+            owners: Vec::new(),
         }
     }
 }

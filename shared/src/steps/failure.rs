@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use crate::domain::run::{RunStatus, RunUpdate};
+use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, Quotas};
 use crate::steps::quota::release_quota;
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
@@ -81,28 +81,7 @@ pub async fn record_failure<P: Ports>(
     };
     let span = tracing::info_span!("record-failure", job = %ctx.job.name, run_id = %ctx.key.run_id());
     async {
-        let store = &services.store;
-        let reason = caught.reason();
-        let from = [RunStatus::Claimed, RunStatus::Requested, RunStatus::Ready];
-        let update = RunUpdate {
-            failure_reason: Some(reason.clone()),
-            ..RunUpdate::default()
-        };
-        let run = match store.run(&ctx.key).await? {
-            Some(run) if from.contains(&run.status) => {
-                tracing::warn!(%reason, "the state machine gave the run up");
-                Some(
-                    store
-                        .transition(&ctx.key, &from, RunStatus::Failed, update, Utc::now())
-                        .await?,
-                )
-            }
-            other => other,
-        };
-        release_quota(store, &ctx).await;
-        if run.as_ref().is_some_and(|r| r.status == RunStatus::Failed) {
-            clear_run_objects(services, &ctx).await?;
-        }
+        let run = give_up(services, &ctx, &caught.reason(), |_| true).await?;
         Ok(FailureOutput {
             failure_reason: run.as_ref().and_then(|r| r.failure_reason.clone()),
             run: run.as_ref().map(RunRef::from),
@@ -110,6 +89,113 @@ pub async fn record_failure<P: Ports>(
     }
     .instrument(span)
     .await
+}
+
+/// Ends the run of `ctx` as `FAILED` with `reason` if it is unfinished and `unfinished_ours` says so
+/// of it, gives back its quota, and deletes what a failed run stored. Returns the run as it now is.
+async fn give_up<P: Ports>(
+    services: &Services<P>,
+    ctx: &RunContext,
+    reason: &str,
+    unfinished_ours: impl Fn(&RunRecord) -> bool,
+) -> Result<Option<RunRecord>, StepError> {
+    let store = &services.store;
+    let from = [RunStatus::Claimed, RunStatus::Requested, RunStatus::Ready];
+    let update = RunUpdate {
+        failure_reason: Some(reason.to_owned()),
+        ..RunUpdate::default()
+    };
+    let run = match store.run(&ctx.key).await? {
+        Some(run) if from.contains(&run.status) && unfinished_ours(&run) => {
+            tracing::warn!(%reason, "the state machine gave the run up");
+            Some(
+                store
+                    .transition(&ctx.key, &from, RunStatus::Failed, update, Utc::now())
+                    .await?,
+            )
+        }
+        Some(run) if from.contains(&run.status) => return Ok(Some(run)),
+        other => other,
+    };
+    release_quota(store, ctx).await;
+    if run.as_ref().is_some_and(|r| r.status == RunStatus::Failed) {
+        clear_run_objects(services, ctx).await?;
+    }
+    Ok(run)
+}
+
+/// The `detail-type` of the EventBridge events Step Functions sends when an execution's status
+/// changes.
+pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
+/// What recording an execution that ended badly did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AbandonedOutput {
+    /// The execution.
+    pub execution: String,
+    /// The runs it left unfinished, now `FAILED`.
+    pub failed_runs: Vec<String>,
+}
+
+/// Ends the runs an execution left unfinished when it timed out, was aborted or failed, from the
+/// EventBridge event Step Functions sends ([`EXECUTION_STATUS_CHANGE`]): for each job and slice of its
+/// input, a run still unfinished whose create or download lease this execution took is ended `FAILED`
+/// with the reason, its quota (an AMC running slot) given back and what it stored deleted, as
+/// [`record_failure`] does. Runs another execution holds are left to it. Events of other statuses,
+/// and of an execution whose input the event leaves out (over EventBridge's 248 KB), change nothing.
+pub async fn record_abandoned<P: Ports>(
+    services: &Services<P>,
+    event: serde_json::Value,
+) -> Result<AbandonedOutput, StepError> {
+    let detail = &event["detail"];
+    let execution = detail["name"].as_str().unwrap_or_default().to_owned();
+    let mut out = AbandonedOutput {
+        execution: execution.clone(),
+        failed_runs: Vec::new(),
+    };
+    let reason = match detail["status"].as_str() {
+        Some("TIMED_OUT") => format!("States.Timeout: the execution {execution} timed out (ExecutionTimeoutSeconds)"),
+        Some("ABORTED") => format!("Aborted: the execution {execution} was stopped"),
+        Some("FAILED") => format!(
+            "{}: the execution {execution} failed: {}",
+            detail["error"].as_str().unwrap_or("Failed"),
+            detail["cause"].as_str().unwrap_or_default()
+        ),
+        _ => return Ok(out),
+    };
+    let Some(input) = detail["input"]
+        .as_str()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+    else {
+        tracing::warn!(%execution, "the event leaves the execution's input out; its runs are left to their next claim");
+        return Ok(out);
+    };
+    let scheduled = &input["scheduledTime"];
+    for job in input["jobs"].as_array().into_iter().flatten() {
+        let Ok(first) = RunContext::from_event(serde_json::json!({ "job": job, "scheduledTime": scheduled })) else {
+            continue;
+        };
+        let slices = first.job.windows(first.scheduled).map_or(0, |w| w.len());
+        for slice in 0..slices {
+            let event = serde_json::json!({
+                "job": job, "scheduledTime": scheduled, "slice": slice, "owner": execution,
+            });
+            let Ok(ctx) = RunContext::from_event(event) else {
+                continue;
+            };
+            let span = tracing::info_span!("record-abandoned", job = %ctx.job.name, run_id = %ctx.key.run_id());
+            let run = give_up(services, &ctx, &reason, |run| run.owners.contains(&execution))
+                .instrument(span)
+                .await?;
+            if let Some(run) =
+                run.filter(|r| r.status == RunStatus::Failed && r.failure_reason.as_deref() == Some(&reason))
+            {
+                out.failed_runs.push(run.run_id);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Deletes what a run stored under its prefix (documents of a run that then failed, or of an earlier

@@ -47,7 +47,9 @@ pub use create::{CreateOutcome, CreateOutput, create_request};
 pub use deadline::Deadline;
 pub use download::{DownloadOutcome, DownloadOutput, download_decrypt};
 pub use error::StepError;
-pub use failure::{CaughtError, FailureOutput, record_failure};
+pub use failure::{
+    AbandonedOutput, CaughtError, EXECUTION_STATUS_CHANGE, FailureOutput, record_abandoned, record_failure,
+};
 pub use poll::{PollOutput, PollState, poll_status, poll_status_or_record_failure};
 pub use refresh::{TokenOutput, refresh_token};
 pub use services::{Aws, AwsServices, Clients, Endpoints, Ports, Services, Settings};

@@ -6,7 +6,9 @@ use tracing::Instrument;
 
 use crate::domain::run::{RunStatus, RunUpdate};
 use crate::ports::{JobStore, RequestStatus};
-use crate::steps::failure::{fail_run, fail_run_with_status, note_refusal, record_failure};
+use crate::steps::failure::{
+    EXECUTION_STATUS_CHANGE, fail_run, fail_run_with_status, note_refusal, record_abandoned, record_failure,
+};
 use crate::steps::quota::{release_quota, renew_quota};
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 
@@ -39,15 +41,18 @@ pub struct PollOutput {
     pub wait_seconds: u64,
 }
 
-/// The poll-status function's entry: one status check ([`poll_status`]) or, when the event carries
-/// the `failure` the state machine caught on any step of the run, that failure recorded on the run
-/// ([`record_failure`]).
+/// The poll-status function's entry: one status check ([`poll_status`]); when the event carries the
+/// `failure` the state machine caught on any step of the run, that failure recorded on the run
+/// ([`record_failure`]); when it is EventBridge's news of an execution that timed out, was aborted or
+/// failed, the runs it left unfinished ended ([`record_abandoned`]).
 pub async fn poll_status_or_record_failure<P: Ports>(
     services: &Services<P>,
     event: serde_json::Value,
 ) -> Result<serde_json::Value, StepError> {
     let output = if event.get("failure").is_some() {
         serde_json::to_value(record_failure(services, event).await?)
+    } else if event["detail-type"] == EXECUTION_STATUS_CHANGE {
+        serde_json::to_value(record_abandoned(services, event).await?)
     } else {
         serde_json::to_value(poll_status(services, event).await?)
     };
