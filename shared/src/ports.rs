@@ -70,6 +70,9 @@ pub trait ObjectSink: Send + Sync {
     /// claim of it, stored); returns how many it deleted.
     fn delete_under(&self, prefix: &str) -> impl Future<Output = Result<usize, SinkError>> + Send;
 
+    /// Reads a small object whole (a jobs file); larger than `max_bytes` is an error.
+    fn read_small(&self, key: &str, max_bytes: usize) -> impl Future<Output = Result<Bytes, SinkError>> + Send;
+
     /// Stores a small object in one request.
     fn put_object(
         &self,

@@ -31,6 +31,9 @@ pub const DEFINITION: &str = "infra/statemachine/pipeline.asl.json";
 /// Where the Distributed Map states write their child executions' results (`${ResultsPrefix}`).
 pub const MAP_RUN_RESULTS: &str = "_amzpipe/map-runs";
 
+/// Where the state machine writes the jobs of an input that carries them inline (`${StagedJobsPrefix}`).
+pub const STAGED_JOBS: &str = "_amzpipe/staged-jobs";
+
 /// The function names, as the template's binaries are named.
 pub const FUNCTIONS: [&str; 4] = ["refresh-token", "create-request", "poll-status", "download-decrypt"];
 
@@ -41,6 +44,8 @@ pub struct Invocation {
     pub function: String,
     /// The error type it returned, if it failed.
     pub error: Option<String>,
+    /// The payload it was given.
+    pub input: Value,
     /// What it returned when it succeeded (`null` when it failed).
     pub output: Value,
     /// The sizes, in bytes, of the payload it was given and of its answer (the state machine's
@@ -84,6 +89,7 @@ impl Shared {
             .push(Invocation {
                 function: function.to_owned(),
                 error,
+                input: serde_json::from_slice(input).unwrap_or(Value::Null),
                 output,
                 payload_bytes: (input.len(), answer.len()),
             });
@@ -307,7 +313,8 @@ pub fn local_definition(table: &str, max_concurrency: u32, quick_retries: bool) 
         .replace("${MaxConcurrency}", &max_concurrency.to_string())
         .replace("${ExecutionTimeoutSeconds}", "900")
         .replace("${ResultsBucket}", crate::stack::BUCKET)
-        .replace("${ResultsPrefix}", MAP_RUN_RESULTS);
+        .replace("${ResultsPrefix}", MAP_RUN_RESULTS)
+        .replace("${StagedJobsPrefix}", STAGED_JOBS);
     let mut definition: Value = serde_json::from_str(&text).map_err(std::io::Error::other)?;
     if quick_retries {
         shorten_retries(&mut definition);

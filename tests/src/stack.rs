@@ -350,8 +350,17 @@ impl Pipeline {
         jobs: &[serde_json::Value],
     ) -> Result<crate::sfn::Execution, String> {
         let input = serde_json::json!({ "scheduledTime": scheduled_time, "jobs": jobs });
-        self.sfn
-            .run(&self.machine, name, &input, Duration::from_secs(300))
-            .await
+        self.execute_input(name, &input, Duration::from_secs(300)).await
+    }
+
+    /// Runs one execution of the state machine on `input` (jobs inline or a `jobsFile`), waiting at
+    /// most `limit`.
+    pub async fn execute_input(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+        limit: Duration,
+    ) -> Result<crate::sfn::Execution, String> {
+        self.sfn.run(&self.machine, name, input, limit).await
     }
 }

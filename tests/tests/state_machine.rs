@@ -10,7 +10,7 @@ use amzpipe::domain::source::Quota;
 use amzpipe::ports::{JobStore, Quotas};
 use amzpipe::steps::RunContext;
 use amzpipe::steps::budget::{STEP_CALLS, worst_case};
-use amzpipe_testkit::sfn::{Execution, MAP_RUN_RESULTS, local_definition};
+use amzpipe_testkit::sfn::{Execution, MAP_RUN_RESULTS, STAGED_JOBS, local_definition};
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
 use amzpipe_testkit::stack::{BUCKET, Pipeline, event_job};
 use serde_json::{Value, json};
@@ -21,13 +21,14 @@ async fn pipeline() -> Pipeline {
     Pipeline::start(SimConfig::default(), 4).await.expect("pipeline")
 }
 
-/// The data objects: the Distributed Maps' own result files (under `MAP_RUN_RESULTS`) left out.
+/// The data objects: the state machine's own files (its Distributed Maps' results under
+/// `MAP_RUN_RESULTS`, the jobs it staged under `STAGED_JOBS`) left out.
 async fn object_keys(p: &Pipeline) -> Vec<String> {
     let objects = p.aws.objects(BUCKET).await.expect("list");
     objects
         .into_iter()
         .map(|(key, _)| key)
-        .filter(|key| !key.starts_with(MAP_RUN_RESULTS))
+        .filter(|key| !key.starts_with(MAP_RUN_RESULTS) && !key.starts_with(STAGED_JOBS))
         .collect()
 }
 
@@ -491,4 +492,49 @@ async fn a_failed_slice_does_not_stop_the_later_slices_of_its_job() {
         .filter(|k| k.ends_with("/_manifest.json"))
         .count();
     assert_eq!(manifests, 1);
+}
+
+#[tokio::test]
+async fn an_execution_reads_its_jobs_from_a_jobs_file_when_they_are_more_than_an_input_holds() {
+    // GIVEN jobs in a file under the bucket's `_amzpipe/jobs/` (an execution's input holds 256 KB)
+    let p = pipeline().await;
+    let jobs = [event_job("ads-reports"), event_job("slate")];
+    let key = "_amzpipe/jobs/agency.json";
+    p.aws
+        .s3()
+        .await
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(serde_json::to_vec(&jobs).expect("JSON").into())
+        .send()
+        .await
+        .expect("the jobs file");
+    // WHEN an execution names the file instead of carrying the jobs
+    let input = json!({ "scheduledTime": SCHEDULED, "jobsFile": { "bucket": BUCKET, "key": key } });
+    let execution = p
+        .execute_input("from-a-file", &input, Duration::from_secs(300))
+        .await
+        .expect("execution");
+    // THEN every job in the file runs to its manifest
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+    let manifests = object_keys(&p)
+        .await
+        .into_iter()
+        .filter(|k| k.ends_with("/_manifest.json"))
+        .count();
+    assert_eq!(manifests, 2);
+    // AND inline jobs are staged into a file of the execution, so that one Map reads both
+    let inline = p
+        .execute("inline", SCHEDULED, &[event_job("sp-reports")])
+        .await
+        .expect("execution");
+    assert_eq!(inline.status, "SUCCEEDED", "{:#}", inline.output);
+    let staged = p
+        .aws
+        .object_bytes(BUCKET, &format!("{STAGED_JOBS}/inline.json"))
+        .await
+        .expect("staged");
+    let staged: Value = serde_json::from_slice(&staged).expect("JSON");
+    assert_eq!(staged[0]["name"], json!("sp-orders-daily"));
 }

@@ -263,6 +263,31 @@ impl ObjectSink for S3Sink {
         }
     }
 
+    async fn read_small(&self, key: &str, max_bytes: usize) -> Result<Bytes, SinkError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sink_error("GetObject", e))?;
+        let size = out.content_length().unwrap_or(0);
+        if usize::try_from(size).map_or(true, |n| n > max_bytes) {
+            return Err(SinkError {
+                operation: "GetObject",
+                message: format!("the object is {size} bytes, more than {max_bytes}"),
+                retryable: false,
+            });
+        }
+        let body = out.body.collect().await.map_err(|e| SinkError {
+            operation: "GetObject",
+            message: e.to_string(),
+            retryable: true,
+        })?;
+        Ok(body.into_bytes())
+    }
+
     async fn put_object(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), SinkError> {
         let mut request = self
             .client

@@ -124,6 +124,9 @@ async fn give_up<P: Ports>(
     Ok(run)
 }
 
+/// The largest jobs file read back for an execution that ended badly.
+const MAX_JOBS_FILE_BYTES: usize = 64 << 20;
+
 /// The `detail-type` of the EventBridge events Step Functions sends when an execution's status
 /// changes.
 pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
@@ -140,7 +143,7 @@ pub struct AbandonedOutput {
 
 /// Ends the runs an execution left unfinished when it timed out, was aborted or failed, from the
 /// EventBridge event Step Functions sends ([`EXECUTION_STATUS_CHANGE`]): for each job and slice of its
-/// input, a run still unfinished whose create or download lease this execution took is ended `FAILED`
+/// input (inline, or its jobs file in the output bucket), a run still unfinished whose create or download lease this execution took is ended `FAILED`
 /// with the reason, its quota (an AMC running slot) given back and what it stored deleted, as
 /// [`record_failure`] does. Runs another execution holds are left to it. Events of other statuses,
 /// and of an execution whose input the event leaves out (over EventBridge's 248 KB), change nothing.
@@ -172,7 +175,20 @@ pub async fn record_abandoned<P: Ports>(
         return Ok(out);
     };
     let scheduled = &input["scheduledTime"];
-    for job in input["jobs"].as_array().into_iter().flatten() {
+    let jobs = match (&input["jobs"], &input["jobsFile"]) {
+        (serde_json::Value::Array(jobs), _) => jobs.clone(),
+        (_, file) if file["bucket"].as_str() == Some(services.settings.bucket.as_str()) => {
+            let key = file["key"].as_str().unwrap_or_default();
+            let bytes = services.sink.read_small(key, MAX_JOBS_FILE_BYTES).await?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| StepError::InvalidJob(format!("jobsFile s3://{}/{key}: {e}", services.settings.bucket)))?
+        }
+        _ => {
+            tracing::warn!(%execution, "the execution's jobs are not in its input nor in the output bucket; its runs are left to their next claim");
+            return Ok(out);
+        }
+    };
+    for job in &jobs {
         let Ok(first) = RunContext::from_event(serde_json::json!({ "job": job, "scheduledTime": scheduled })) else {
             continue;
         };
