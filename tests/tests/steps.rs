@@ -1477,3 +1477,43 @@ async fn the_runs_an_execution_left_when_it_timed_out_are_failed_and_their_amc_s
     let other = store(&stack).run(&key_of(&sp)).await.expect("read").expect("run");
     assert_eq!(other.status, RunStatus::Requested);
 }
+
+#[tokio::test]
+async fn many_runs_of_one_seller_polling_at_once_stay_within_get_reports_usage_plan() {
+    // GIVEN fifteen reports of one seller (createReport's burst), all in progress
+    let stack = Stack::start(SimConfig {
+        polls_per_stage: 5,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    let s = &stack.services;
+    let events: Vec<Value> = (0..15)
+        .map(|i| {
+            let mut job = sp_job();
+            job["name"] = json!(format!("sp-orders-{i:02}"));
+            event(job)
+        })
+        .collect();
+    for ev in &events {
+        refresh_token(s, ev.clone()).await.expect("token");
+        assert_eq!(
+            create_request(s, ev.clone()).await.expect("create").outcome,
+            CreateOutcome::Created
+        );
+    }
+    // WHEN every run is checked three times as fast as the functions can (getReport: 2 rps, burst 15,
+    // per seller; a check that would exceed it waits or answers Throttled instead of being sent)
+    let mut throttled = 0;
+    for _ in 0..3 {
+        for ev in &events {
+            match poll_status(s, ev.clone()).await {
+                Ok(_) => {}
+                Err(e) if e.error_type() == "Throttled" => throttled += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    // THEN Amazon refused none of them
+    assert_eq!(stack.sim.quota_refusals(), 0, "{throttled} checks were held back");
+}

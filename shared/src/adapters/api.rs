@@ -310,11 +310,9 @@ pub enum Charge {
 }
 
 /// A usage plan shared by every process of one credential set (every Lambda, every run), charged
-/// before **every HTTP attempt** of the operations it covers — retries after a 5xx, a 429 or a
-/// refreshed token included — so that no failure can make the processes together exceed it.
+/// before **every HTTP attempt** of every operation — retries after a 5xx, a 429 or a refreshed
+/// token included — so that no failure can make the processes together exceed it.
 pub trait SharedQuota: Send + Sync {
-    /// Whether `op` draws on this quota.
-    fn covers(&self, op: &Operation) -> bool;
     /// Takes one token of `op`'s bucket; an error means the quota could not be read (nothing is sent).
     fn charge<'a>(
         &'a self,
@@ -451,7 +449,7 @@ impl ApiClient {
                 self.wait_or_throttle(op, wait, &mut waited).await?;
                 continue;
             }
-            if let Some(shared) = self.shared.as_ref().filter(|q| q.covers(op)) {
+            if let Some(shared) = self.shared.as_ref() {
                 match shared.charge(op).await {
                     Ok(Charge::Granted) => {}
                     Ok(Charge::Wait(wait)) => {

@@ -842,13 +842,16 @@ impl Quotas for DynamoJobStore {
                 let wait = ((1.0 - tokens) / rate).ceil().max(1.0);
                 return Ok(Some(Duration::from_secs(wait as u64)));
             }
+            // Never move the refill time back (a caller whose clock read came before another's write):
+            // the same interval would be refilled twice.
+            let refilled = stored.map_or(now_ms, |(_, at)| at.max(now_ms));
             let mut request = self
                 .client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(key.clone()))
                 .item("tokens", n(tokens - 1.0))
-                .item("refilledAt", n(now_ms));
+                .item("refilledAt", n(refilled));
             request = match stored {
                 None => request.condition_expression("attribute_not_exists(pk)"),
                 Some((_, at)) => request
