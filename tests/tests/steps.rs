@@ -1480,7 +1480,8 @@ async fn the_runs_an_execution_left_when_it_timed_out_are_failed_and_their_amc_s
 
 #[tokio::test]
 async fn many_runs_of_one_seller_polling_at_once_stay_within_get_reports_usage_plan() {
-    // GIVEN fifteen reports of one seller (createReport's burst), all in progress
+    // GIVEN twelve reports of one seller (the part of createReport's burst the table allows), all in
+    // progress
     let stack = Stack::start(SimConfig {
         polls_per_stage: 5,
         ..SimConfig::default()
@@ -1488,7 +1489,7 @@ async fn many_runs_of_one_seller_polling_at_once_stay_within_get_reports_usage_p
     .await
     .expect("stack");
     let s = &stack.services;
-    let events: Vec<Value> = (0..15)
+    let events: Vec<Value> = (0..12)
         .map(|i| {
             let mut job = sp_job();
             job["name"] = json!(format!("sp-orders-{i:02}"));

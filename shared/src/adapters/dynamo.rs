@@ -8,7 +8,7 @@
 //! | document | `JOB#{job}` | `DOC#{start}#{end}#{index:06}` | `record`: the document's record (JSON) without its objects; `objectCount`; `expiresAt` |
 //! | document's objects | `JOB#{job}` | `DOC#{start}#{end}#{index:06}#{piece:04}` | `objects`: up to 200 stored objects (JSON each); `expiresAt` |
 //! | watermark | `JOB#{job}` | `WATERMARK` | `watermark` (epoch ms of the newest file stored) |
-//! | token bucket | `QUOTA#{name}` | `BUCKET` | `tokens`, `refilledAt` (epoch ms) |
+//! | token bucket | `QUOTA#{name}` | `BUCKET` | `tokens`, `refilledAt` (epoch ms), `version` (each write increments it; the next is conditional on it) |
 //! | slot counter | `QUOTA#{name}` | `SLOTS` | `holders` (map of run id → lease end, epoch ms) |
 //! | ingested file | `JOB#{job}` | `FILE#{file id}` | `ingestedAt`: an incremental job (Slate) stored this file; no window lists it again |
 //! | access token | `TOKEN#{secret id}` | `ACCESS_TOKEN` | `sealedToken`, `dataKey`, `nonce` (binary), `keyId`, `validUntil`; `expiresAt` = token expiry |
@@ -22,7 +22,7 @@
 //! already happened (a retried step), in which case the caller gets the stored result.
 //!
 //! Concurrency: the token bucket is read, refilled in memory, and written back with a condition on
-//! the `refilledAt` it read (optimistic locking; a lost race re-reads). Slots are a map of holders to
+//! the `version` it read (optimistic locking; a lost race re-reads). Slots are a map of holders to
 //! the end of their lease: setting a holder's lease is idempotent, and the condition
 //! `size(holders) < max OR attribute_exists(holders.#holder)` keeps the count at most `max` across every
 //! concurrent Lambda. When the slots are full, holders whose lease ran out are removed (each on the
@@ -828,12 +828,16 @@ impl Quotas for DynamoJobStore {
                 .send()
                 .await
                 .map_err(|e| store_error("GetItem", e))?;
-            let stored = out
-                .item()
-                .and_then(|item| Some((get_n::<f64>(item, "tokens")?, get_n::<i64>(item, "refilledAt")?)));
+            let stored = out.item().and_then(|item| {
+                Some((
+                    get_n::<f64>(item, "tokens")?,
+                    get_n::<i64>(item, "refilledAt")?,
+                    get_n::<u64>(item, "version").unwrap_or(0),
+                ))
+            });
             let tokens = match stored {
                 None => f64::from(burst),
-                Some((tokens, at)) => {
+                Some((tokens, at, _)) => {
                     let elapsed = (now_ms - at).max(0) as f64 / 1000.0;
                     (tokens + elapsed * rate).min(f64::from(burst))
                 }
@@ -844,19 +848,26 @@ impl Quotas for DynamoJobStore {
             }
             // Never move the refill time back (a caller whose clock read came before another's write):
             // the same interval would be refilled twice.
-            let refilled = stored.map_or(now_ms, |(_, at)| at.max(now_ms));
+            // A write that read the same state as another must fail: the condition is on a version
+            // every write increments (the refill time alone may stay the same).
+            let refilled = stored.map_or(now_ms, |(_, at, _)| at.max(now_ms));
+            let version = stored.map_or(0, |(_, _, v)| v);
             let mut request = self
                 .client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(key.clone()))
                 .item("tokens", n(tokens - 1.0))
-                .item("refilledAt", n(refilled));
+                .item("refilledAt", n(refilled))
+                .item("version", n(version + 1));
             request = match stored {
                 None => request.condition_expression("attribute_not_exists(pk)"),
-                Some((_, at)) => request
-                    .condition_expression("refilledAt = :at")
+                Some((_, at, 0)) => request
+                    .condition_expression("refilledAt = :at AND attribute_not_exists(version)")
                     .expression_attribute_values(":at", n(at)),
+                Some(_) => request
+                    .condition_expression("version = :version")
+                    .expression_attribute_values(":version", n(version)),
             };
             match request.send().await {
                 Ok(_) => return Ok(None),
