@@ -20,7 +20,7 @@ IAM_SIMULATE := .tools/iam/node_modules/@cloud-copilot/iam-simulate/package.json
 # The function binaries and the local tools that run them, built once into target/debug/ (as the tests are).
 LOCAL_BINARIES := --bins -p refresh-token -p create-request -p poll-status -p download-decrypt -p amzpipe-testkit
 
-.PHONY: demo test tools local-stack watch lint lint-infra build-infra fmt bench ci clean-demo
+.PHONY: demo test tools local-stack watch lint lint-infra build-infra fmt bench bench-load ci clean-demo
 
 ## Run the pipeline locally on built-in defaults (no AWS account, no Amazon credentials): the real state
 ## machine on moto, the real function binaries behind a Lambda Runtime API, the Amazon API simulator.
@@ -90,6 +90,13 @@ fmt:
 ## The transfer benchmark: prints throughput and peak RSS (SIZE=256MiB for a quicker run).
 bench:
 	$(CARGO) run --profile perf -p amzpipe-testkit --bin transfer-bench -- --size $(SIZE)
+
+## The load benchmark: one schedule of 1,000 Ads profiles, 50 SP-API sellers and 20 AMC instances through the
+## real state machine on the local stack, the simulator enforcing Amazon's quotas (README "Load benchmark").
+## LOAD="--ads 100 --sp 10 --amc 5" for a quicker run.
+LOAD ?=
+bench-load: tools
+	$(CARGO) run --quiet -p amzpipe-testkit --bin load-bench -- $(LOAD)
 
 ## What CI runs on a clean checkout.
 ci:

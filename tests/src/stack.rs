@@ -342,6 +342,40 @@ impl Pipeline {
         })
     }
 
+    /// Replaces the state machine with the definition's own `Retry` intervals (the tests cut them to a
+    /// second) and the template's default execution timeout (a day): for runs that must wait as
+    /// deployed, such as the load benchmark's.
+    pub async fn with_deployed_retries(mut self, max_concurrency: u32) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut definition: serde_json::Value =
+            serde_json::from_str(&local_definition(TABLE, max_concurrency, false)?)?;
+        definition["TimeoutSeconds"] = serde_json::json!(86_400);
+        self.machine = self
+            .sfn
+            .create("amzpipe-pipeline-deployed-retries", &definition.to_string())
+            .await?;
+        Ok(self)
+    }
+
+    /// Writes `jobs` as the jobs file `_amzpipe/jobs/{name}.json` in the bucket; returns the
+    /// `jobsFile` an execution's input names it by.
+    pub async fn put_jobs_file(
+        &self,
+        name: &str,
+        jobs: &[serde_json::Value],
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        let key = format!("_amzpipe/jobs/{name}.json");
+        self.aws
+            .s3()
+            .await
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .body(serde_json::to_vec(jobs)?.into())
+            .send()
+            .await?;
+        Ok(serde_json::json!({ "bucket": BUCKET, "key": key }))
+    }
+
     /// Runs one execution of `jobs` for `scheduled_time` to its end (at most five minutes).
     pub async fn execute(
         &self,

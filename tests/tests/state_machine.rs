@@ -499,19 +499,9 @@ async fn an_execution_reads_its_jobs_from_a_jobs_file_when_they_are_more_than_an
     // GIVEN jobs in a file under the bucket's `_amzpipe/jobs/` (an execution's input holds 256 KB)
     let p = pipeline().await;
     let jobs = [event_job("ads-reports"), event_job("slate")];
-    let key = "_amzpipe/jobs/agency.json";
-    p.aws
-        .s3()
-        .await
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(serde_json::to_vec(&jobs).expect("JSON").into())
-        .send()
-        .await
-        .expect("the jobs file");
+    let file = p.put_jobs_file("agency", &jobs).await.expect("the jobs file");
     // WHEN an execution names the file instead of carrying the jobs
-    let input = json!({ "scheduledTime": SCHEDULED, "jobsFile": { "bucket": BUCKET, "key": key } });
+    let input = json!({ "scheduledTime": SCHEDULED, "jobsFile": file });
     let execution = p
         .execute_input("from-a-file", &input, Duration::from_secs(300))
         .await

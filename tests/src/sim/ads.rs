@@ -14,7 +14,27 @@ use crate::fixtures::{gzip, gzip_zeros};
 
 use super::common::*;
 
-pub(super) fn profiles(region: &str) -> Value {
+/// The first id of the generated advertiser profiles ([`super::SimConfig::ads_extra_profiles`]).
+pub const EXTRA_PROFILES_FROM: i64 = 5_000_000_000;
+
+/// The profiles of the configured region: the demo brands, then the generated agency clients.
+pub(super) fn profiles(config: &super::SimConfig) -> Value {
+    let mut all = region_profiles(&config.region);
+    if let Some(list) = all.as_array_mut() {
+        for i in 0..i64::from(config.ads_extra_profiles) {
+            let id = EXTRA_PROFILES_FROM + i;
+            list.push(
+                json!({"profileId": id, "countryCode": "US", "currencyCode": "USD", "dailyBudget": 1000.0,
+                "timezone": "America/Los_Angeles",
+                "accountInfo": {"marketplaceStringId": "ATVPDKIKX0DER", "id": format!("A{id}"), "type": "vendor",
+                                "name": format!("Agency client {i}"), "validPaymentMethod": true}}),
+            );
+        }
+    }
+    all
+}
+
+fn region_profiles(region: &str) -> Value {
     let p = |id: i64, cc: &str, cur: &str, tz: &str, mkt: &str, kind: &str, name: &str| {
         json!({"profileId": id, "countryCode": cc, "currencyCode": cur, "dailyBudget": 999_999_999.0, "timezone": tz,
                "accountInfo": {"marketplaceStringId": mkt, "id": format!("A{id}"), "type": kind, "name": name, "validPaymentMethod": true}})
@@ -81,8 +101,9 @@ pub(super) fn profiles(region: &str) -> Value {
     }
 }
 
-pub(super) fn ads_guard(state: &State, call: &Call, scoped: bool) -> Result<(), Response> {
+pub(super) fn ads_guard(state: &mut State, call: &Call, scoped: bool) -> Result<(), Response> {
     bearer_auth(state, call, "detail")?;
+    ads_throttle(state, call)?;
     if call.header("amazon-advertising-api-clientid").is_none_or(str::is_empty) {
         return Err(ads_error(
             StatusCode::BAD_REQUEST,
@@ -93,10 +114,13 @@ pub(super) fn ads_guard(state: &State, call: &Call, scoped: bool) -> Result<(), 
         let Some(scope) = call.header("amazon-advertising-api-scope") else {
             return Err(ads_error(StatusCode::UNAUTHORIZED, "Scope header is missing"));
         };
-        let known = profiles(&state.config.region).as_array().is_some_and(|a| {
-            a.iter()
-                .any(|p| p["profileId"].as_i64().is_some() && p["profileId"].as_i64() == scope.parse().ok())
-        });
+        let id: Option<i64> = scope.parse().ok();
+        let generated = EXTRA_PROFILES_FROM..EXTRA_PROFILES_FROM + i64::from(state.config.ads_extra_profiles);
+        let known = id.is_some_and(|id| generated.contains(&id))
+            || region_profiles(&state.config.region).as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|p| p["profileId"].as_i64().is_some() && p["profileId"].as_i64() == id)
+            });
         if !known {
             return Err(ads_error(StatusCode::UNAUTHORIZED, "Not authorized to access scope"));
         }
@@ -104,10 +128,35 @@ pub(super) fn ads_guard(state: &State, call: &Call, scoped: bool) -> Result<(), 
     Ok(())
 }
 
+/// The Ads API's throttling ([`super::SimConfig::ads_rate_limit`]), per credential set: a 429 with
+/// `Retry-After`, except on `POST /reporting/reports`, whose 429 carries none (reference §3.4, §13).
+fn ads_throttle(state: &mut State, call: &Call) -> Result<(), Response> {
+    let Some((rate, burst)) = state.config.ads_rate_limit else {
+        return Ok(());
+    };
+    let seller = call
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|token| state.token_sellers.get(token))
+        .cloned()
+        .unwrap_or_default();
+    let now = state.now();
+    if !take_token(&mut state.ads_buckets, seller, rate, burst, now) {
+        let mut response = ads_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+        if !(call.method == axum::http::Method::POST && call.path.starts_with("/reporting/reports")) {
+            response
+                .headers_mut()
+                .insert("Retry-After", axum::http::HeaderValue::from_static("1"));
+        }
+        return Err(response);
+    }
+    Ok(())
+}
+
 pub async fn ads_profiles(AxState(sim): AxState<Sim>, call: Call) -> Response {
     run(&sim, "ads.profiles", &call, |state, _| {
         match ads_guard(state, &call, false) {
-            Ok(()) => Json(profiles(&state.config.region)).into_response(),
+            Ok(()) => Json(profiles(&state.config)).into_response(),
             Err(r) => r,
         }
     })

@@ -269,3 +269,21 @@ pub(super) fn content_sha256(body: &FileBody) -> Option<String> {
     }
     Some(hex::encode(sha.finalize()))
 }
+
+/// Takes a token from the bucket `key` of `buckets` (refilled at `rate` per second up to `burst`,
+/// full when first used), as Amazon's throttling does when a request arrives; `false` when there is
+/// none (the request is refused, and the refill so far is kept).
+pub(super) fn take_token<K: std::hash::Hash + Eq>(
+    buckets: &mut HashMap<K, (f64, DateTime<Utc>)>,
+    key: K,
+    rate: f64,
+    burst: f64,
+    now: DateTime<Utc>,
+) -> bool {
+    let (tokens, last) = buckets.get(&key).copied().unwrap_or((burst, now));
+    let elapsed = (now - last).num_milliseconds().max(0) as f64 / 1000.0;
+    let tokens = (tokens + elapsed * rate).min(burst);
+    let taken = tokens >= 1.0;
+    buckets.insert(key, (if taken { tokens - 1.0 } else { tokens }, now));
+    taken
+}

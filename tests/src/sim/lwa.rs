@@ -129,12 +129,19 @@ pub async fn lwa_token(AxState(sim): AxState<Sim>, call: Call) -> Response {
                 let ttl = state.config.token_ttl_secs;
                 let expires = state.now() + chrono::Duration::seconds(ttl);
                 state.access_tokens.insert(access.clone(), expires);
+                let seller = state
+                    .token_sellers
+                    .get(refresh)
+                    .cloned()
+                    .unwrap_or_else(|| refresh.clone());
+                state.token_sellers.insert(access.clone(), seller.clone());
                 let refresh_out = if state.config.rotate_refresh_tokens {
                     state.retired_refresh_tokens.insert(refresh.clone());
                     format!("Atzr|rotated{}-{:x}", state.next_id(), fastrand::u64(..))
                 } else {
                     refresh.clone()
                 };
+                state.token_sellers.insert(refresh_out.clone(), seller);
                 Json(json!({"access_token": access, "refresh_token": refresh_out, "token_type": "bearer", "expires_in": ttl}))
                     .into_response()
             }

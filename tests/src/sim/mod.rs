@@ -23,6 +23,7 @@
 //! Documents are generated while they are sent (a large SP-API report is never held in memory).
 
 mod ads;
+pub use ads::EXTRA_PROFILES_FROM;
 mod amc;
 mod common;
 mod control;
@@ -82,6 +83,12 @@ pub struct SimConfig {
     pub slate_rows: u32,
     /// CSV entries in each Slate ZIP (1: one entry named after the file).
     pub slate_zip_entries: u32,
+    /// Advertiser profiles the Ads API lists besides the demo brands (an agency's clients), with ids
+    /// from `ads::EXTRA_PROFILES_FROM`.
+    pub ads_extra_profiles: u32,
+    /// Throttle the Ads API per credential set at (requests per second, burst), answering 429 beyond
+    /// it; Amazon publishes no figures, so off unless asked for.
+    pub ads_rate_limit: Option<(f64, f64)>,
     /// Spurious 401s answered on Ads status reads (every Nth read; 0 = never).
     pub ads_spurious_401_every: u32,
     /// The most reports one getReports page holds whatever `pageSize` asks (100, the model's maximum;
@@ -118,6 +125,8 @@ impl Default for SimConfig {
             slate_files_per_day: 2,
             slate_rows: 200,
             slate_zip_entries: 1,
+            ads_extra_profiles: 0,
+            ads_rate_limit: None,
             ads_spurious_401_every: 0,
             sp_reports_page_max: 100,
             slate_page_max: 1000,
@@ -270,7 +279,14 @@ pub(crate) struct State {
     pub sp_schedules: BTreeMap<String, serde_json::Value>,
     /// getReports pages handed out: token → (the first call's query, the offset of the page it asks for).
     pub sp_report_pages: HashMap<String, (HashMap<String, String>, usize)>,
-    pub sp_buckets: HashMap<&'static str, (f64, DateTime<Utc>)>,
+    /// SP-API usage plans, per selling partner (the refresh token that authorised the app) and
+    /// operation, as Amazon keeps them.
+    pub sp_buckets: HashMap<(String, &'static str), (f64, DateTime<Utc>)>,
+    /// The selling partner each access token and refresh token speaks for (the first refresh token of
+    /// a rotating chain).
+    pub token_sellers: HashMap<String, String>,
+    /// The Ads API's token buckets, per credential set.
+    pub ads_buckets: HashMap<String, (f64, DateTime<Utc>)>,
     pub ads_reports: BTreeMap<String, AdsReport>,
     pub ads_reads: u32,
     pub amc_executions: BTreeMap<String, AmcExecution>,

@@ -27,19 +27,21 @@ pub(super) fn sp_plan(op: &str) -> (f64, f64) {
     }
 }
 
-/// The SP-API token bucket of `op`; `Err` is the 429.
-pub(super) fn sp_throttle(state: &mut State, op: &'static str) -> Result<f64, Response> {
+/// The SP-API token bucket of `op` for the selling partner `call`'s token speaks for (Amazon keeps a
+/// usage plan per selling partner and application); `Err` is the 429.
+pub(super) fn sp_throttle(state: &mut State, call: &Call, op: &'static str) -> Result<f64, Response> {
     let (rate, burst) = sp_plan(op);
     if !state.config.sp_rate_limits {
         return Ok(rate);
     }
+    let seller = call
+        .header("x-amz-access-token")
+        .and_then(|token| state.token_sellers.get(token))
+        .cloned()
+        .unwrap_or_default();
     let now = state.now();
-    let (tokens, last) = state.sp_buckets.get(op).copied().unwrap_or((burst, now));
-    let elapsed = (now - last).num_milliseconds().max(0) as f64 / 1000.0;
-    let tokens = (tokens + elapsed * rate).min(burst);
-    if tokens < 1.0 {
+    if !take_token(&mut state.sp_buckets, (seller, op), rate, burst, now) {
         state.quota_refusals += 1;
-        state.sp_buckets.insert(op, (tokens, now));
         return Err(sp_error(
             StatusCode::TOO_MANY_REQUESTS,
             "QuotaExceeded",
@@ -47,7 +49,6 @@ pub(super) fn sp_throttle(state: &mut State, op: &'static str) -> Result<f64, Re
             "",
         ));
     }
-    state.sp_buckets.insert(op, (tokens - 1.0, now));
     Ok(rate)
 }
 
@@ -67,7 +68,7 @@ pub(super) fn sp_run(
     handle: impl FnOnce(&mut State, &Sim, f64) -> Response,
 ) -> Response {
     run(sim, op, call, |state, sim| {
-        match sp_auth(state, call).and_then(|()| sp_throttle(state, op)) {
+        match sp_auth(state, call).and_then(|()| sp_throttle(state, call, op)) {
             Ok(rate) => handle(state, sim, rate),
             Err(r) => r,
         }
@@ -415,6 +416,14 @@ pub async fn sp_create_restricted_data_token(AxState(sim): AxState<Sim>, call: C
         }
         let token = format!("Atz.sprdt|{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         let expires = state.now() + chrono::Duration::seconds(3600);
+        // A Restricted Data Token speaks for the selling partner of the token that asked for it.
+        if let Some(seller) = call
+            .header("x-amz-access-token")
+            .and_then(|t| state.token_sellers.get(t))
+            .cloned()
+        {
+            state.token_sellers.insert(token.clone(), seller);
+        }
         state.restricted_tokens.insert(
             token.clone(),
             RestrictedToken {
@@ -464,7 +473,7 @@ pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>,
             };
         };
         let rate = match document_auth(state, &call, &report_type, &id)
-            .and_then(|()| sp_throttle(state, "sp.getReportDocument"))
+            .and_then(|()| sp_throttle(state, &call, "sp.getReportDocument"))
         {
             Ok(rate) => rate,
             Err(r) => return r,
