@@ -1452,7 +1452,7 @@ async fn the_runs_an_execution_left_when_it_timed_out_are_failed_and_their_amc_s
             "outputDetails": null
         }
     });
-    let out = amzpipe::steps::poll_status_or_record_failure(s, event)
+    let out = amzpipe::steps::poll_status_or_record_failure(s, event.clone())
         .await
         .expect("recorded");
     // THEN its run is FAILED, saying why, and its slot is free again (ten others fit)
@@ -1476,6 +1476,31 @@ async fn the_runs_an_execution_left_when_it_timed_out_are_failed_and_their_amc_s
     // AND the other execution's run goes on
     let other = store(&stack).run(&key_of(&sp)).await.expect("read").expect("run");
     assert_eq!(other.status, RunStatus::Requested);
+    // AND an execution started from a jobs file has its jobs read back from it: the other one, stopped
+    let key = "_amzpipe/jobs/abandoned.json";
+    stack
+        .aws
+        .s3()
+        .await
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(serde_json::to_vec(&input["jobs"]).expect("JSON").into())
+        .send()
+        .await
+        .expect("the jobs file");
+    let mut stopped = event;
+    stopped["detail"]["name"] = json!("manual-run");
+    stopped["detail"]["status"] = json!("ABORTED");
+    stopped["detail"]["input"] =
+        json!(json!({ "scheduledTime": scheduled, "jobsFile": { "bucket": BUCKET, "key": key } }).to_string());
+    let out = amzpipe::steps::poll_status_or_record_failure(s, stopped)
+        .await
+        .expect("recorded");
+    assert_eq!(out["failedRuns"].as_array().map_or(0, Vec::len), 1, "{out:#}");
+    let other = store(&stack).run(&key_of(&sp)).await.expect("read").expect("run");
+    assert_eq!(other.status, RunStatus::Failed);
+    assert!(other.failure_reason.is_some_and(|r| r.contains("was stopped")));
 }
 
 #[tokio::test]
