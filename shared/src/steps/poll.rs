@@ -49,12 +49,14 @@ pub async fn poll_status_or_record_failure<P: Ports>(
     services: &Services<P>,
     event: serde_json::Value,
 ) -> Result<serde_json::Value, StepError> {
+    // Each branch is boxed: their futures side by side are deep enough to overflow rustc's query
+    // depth when the function's future is laid out in a release build.
     let output = if event.get("failure").is_some() {
-        serde_json::to_value(record_failure(services, event).await?)
+        serde_json::to_value(Box::pin(record_failure(services, event)).await?)
     } else if event["detail-type"] == EXECUTION_STATUS_CHANGE {
-        serde_json::to_value(record_abandoned(services, event).await?)
+        serde_json::to_value(Box::pin(record_abandoned(services, event)).await?)
     } else {
-        serde_json::to_value(poll_status(services, event).await?)
+        serde_json::to_value(Box::pin(poll_status(services, event)).await?)
     };
     output.map_err(|e| StepError::Transient(format!("the output could not be written: {e}")))
 }
