@@ -360,10 +360,15 @@ fn parse_run(item: &Item) -> Result<RunRecord, StoreError> {
 /// DynamoDB's 400 KB item.
 const OBJECTS_PER_ITEM: usize = 200;
 
+/// What the sort keys of the run's documents begin with: `DOC#{start}#{end}#`.
+fn documents_prefix(key: &RunKey) -> String {
+    let TableKey { sk, .. } = TableKey::of_run(key);
+    format!("DOC#{}#", sk.trim_start_matches("RUN#"))
+}
+
 /// The sort key of document `index` of the run: `DOC#{start}#{end}#{index:06}`.
 fn document_sort_key(key: &RunKey, index: usize) -> String {
-    let TableKey { sk, .. } = TableKey::of_run(key);
-    format!("DOC#{}#{index:06}", sk.trim_start_matches("RUN#"))
+    format!("{}{index:06}", documents_prefix(key))
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String, StoreError> {
@@ -699,8 +704,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn documents(&self, key: &RunKey, count: usize) -> Result<Vec<DocumentRecord>, StoreError> {
-        let TableKey { sk, .. } = TableKey::of_run(key);
-        let prefix = format!("DOC#{}#", sk.trim_start_matches("RUN#"));
+        let prefix = documents_prefix(key);
         let mut records: Vec<DocumentRecord> = Vec::new();
         let mut start = None;
         loop {

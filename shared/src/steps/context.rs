@@ -71,9 +71,8 @@ impl RunContext {
             StepError::from(e)
         })?;
         let scheduled = match raw.scheduled_time {
-            Some(serde_json::Value::String(s)) => DateTime::parse_from_rfc3339(&s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| invalid("scheduledTime", "is not an RFC 3339 time (2026-11-23T06:00:00Z)"))?,
+            Some(serde_json::Value::String(s)) => utc_time(&s)
+                .ok_or_else(|| invalid("scheduledTime", "is not an RFC 3339 time (2026-11-23T06:00:00Z)"))?,
             Some(_) => return Err(invalid("scheduledTime", "must be an RFC 3339 time string")),
             None => {
                 return Err(invalid(
@@ -96,11 +95,9 @@ impl RunContext {
         };
         let started_at = match raw.started_at {
             None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => Some(
-                DateTime::parse_from_rfc3339(&s)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| invalid("startedAt", "is not an RFC 3339 time"))?,
-            ),
+            Some(serde_json::Value::String(s)) => {
+                Some(utc_time(&s).ok_or_else(|| invalid("startedAt", "is not an RFC 3339 time"))?)
+            }
             Some(_) => return Err(invalid("startedAt", "must be an RFC 3339 time string")),
         };
         let window = job.slice(scheduled, slice)?;
@@ -147,6 +144,11 @@ impl RunContext {
         parts.push(format!("run={}", self.key.run_id()));
         parts.join("/")
     }
+}
+
+/// An RFC 3339 time in UTC.
+fn utc_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// Keeps a value safe as one S3 key segment: letters, digits, `.`, `_`, `+`, `-`; anything else `_`.

@@ -78,18 +78,18 @@ async fn download<P: Ports>(
         .run(&ctx.key)
         .await?
         .ok_or_else(|| StepError::NotReady("the run has not been created yet".into()))?;
-    let finished = |run: &RunRecord, records: &[DocumentRecord]| DownloadOutput {
+    let finished = |run: &RunRecord, totals: Totals| DownloadOutput {
         outcome: DownloadOutcome::Done,
         run: RunRef::from(run),
         manifest: run.manifest_key.as_ref().map(|key| format!("s3://{bucket}/{key}")),
-        totals: Totals::of(records),
+        totals,
     };
     match run.status {
         RunStatus::Ready => {}
         RunStatus::Succeeded | RunStatus::NoData => {
             tracing::info!(status = %run.status, "the run has already ended; returning its result");
             let records = store.documents(&ctx.key, run.document_count).await?;
-            return Ok(finished(&run, &records));
+            return Ok(finished(&run, Totals::of(&records)));
         }
         RunStatus::Failed => {
             return Err(StepError::SourceFailed(
@@ -245,7 +245,7 @@ async fn download<P: Ports>(
     // One rule for "no data" across sources: Amazon says so (a cancelled report, no file in the
     // window), or every document it delivered holds no data rows. Nothing is stored then, and no
     // manifest is written.
-    let (status, update, totals) = if records.iter().all(|r| r.objects.is_empty()) {
+    let (status, update, stored) = if records.iter().all(|r| r.objects.is_empty()) {
         let update = RunUpdate {
             failure_reason: Some(format!(
                 "no data: the {} document(s) Amazon delivered hold no data rows",
@@ -253,16 +253,16 @@ async fn download<P: Ports>(
             )),
             ..RunUpdate::default()
         };
-        (RunStatus::NoData, update, None)
+        (RunStatus::NoData, update, Totals::of(&records))
     } else {
         let manifest_key = format!("{prefix}/{MANIFEST_FILE_NAME}");
-        let manifest = Manifest::new(manifest_context(ctx, &request_id), records.clone());
+        let manifest = Manifest::new(manifest_context(ctx, &request_id), records);
         manifest.write(&services.sink, &manifest_key).await?;
         let update = RunUpdate {
             manifest_key: Some(manifest_key),
             ..RunUpdate::default()
         };
-        (RunStatus::Succeeded, update, Some(manifest.totals))
+        (RunStatus::Succeeded, update, manifest.totals)
     };
     let run = store
         .transition(&ctx.key, &[RunStatus::Ready], status, update, Utc::now())
@@ -273,18 +273,18 @@ async fn download<P: Ports>(
         tracing::info!(watermark = %newest, moved, "watermark");
     }
     services.persist_session(&session).await?;
-    match totals {
-        None => tracing::info!("run ended with no data"),
-        Some(t) => tracing::info!(
-            documents = t.documents,
-            objects = t.objects,
-            bytes_in = t.bytes_in,
-            bytes_out = t.bytes_out,
-            rows = t.rows,
+    match status {
+        RunStatus::Succeeded => tracing::info!(
+            documents = stored.documents,
+            objects = stored.objects,
+            bytes_in = stored.bytes_in,
+            bytes_out = stored.bytes_out,
+            rows = stored.rows,
             "run succeeded"
         ),
+        _ => tracing::info!("run ended with no data"),
     }
-    Ok(finished(&run, &records))
+    Ok(finished(&run, stored))
 }
 
 /// What a call cut short by the Lambda deadline answers: the run, still `READY`, and what is stored.

@@ -81,7 +81,7 @@ pub async fn record_failure<P: Ports>(
     };
     let span = tracing::info_span!("record-failure", job = %ctx.job.name, run_id = %ctx.key.run_id());
     async {
-        let run = give_up(services, &ctx, &caught.reason(), |_| true).await?;
+        let (run, _) = give_up(services, &ctx, &caught.reason(), |_| true).await?;
         Ok(FailureOutput {
             failure_reason: run.as_ref().and_then(|r| r.failure_reason.clone()),
             run: run.as_ref().map(RunRef::from),
@@ -91,37 +91,37 @@ pub async fn record_failure<P: Ports>(
     .await
 }
 
-/// Ends the run of `ctx` as `FAILED` with `reason` if it is unfinished and `unfinished_ours` says so
-/// of it, gives back its quota, and deletes what a failed run stored. Returns the run as it now is.
+/// Ends the run of `ctx` as `FAILED` with `reason` if it is unfinished, gives back its quota, and
+/// deletes what a failed run stored — unless `ours` says the run belongs to another execution, which
+/// is then left alone. Returns the run as it now is, and whether this call ended it.
 async fn give_up<P: Ports>(
     services: &Services<P>,
     ctx: &RunContext,
     reason: &str,
-    unfinished_ours: impl Fn(&RunRecord) -> bool,
-) -> Result<Option<RunRecord>, StepError> {
+    ours: impl Fn(&RunRecord) -> bool,
+) -> Result<(Option<RunRecord>, bool), StepError> {
     let store = &services.store;
     let from = [RunStatus::Claimed, RunStatus::Requested, RunStatus::Ready];
     let update = RunUpdate {
         failure_reason: Some(reason.to_owned()),
         ..RunUpdate::default()
     };
-    let run = match store.run(&ctx.key).await? {
-        Some(run) if from.contains(&run.status) && unfinished_ours(&run) => {
+    let (run, ended) = match store.run(&ctx.key).await? {
+        Some(run) if !ours(&run) => return Ok((Some(run), false)),
+        Some(run) if from.contains(&run.status) => {
             tracing::warn!(%reason, "the state machine gave the run up");
-            Some(
-                store
-                    .transition(&ctx.key, &from, RunStatus::Failed, update, Utc::now())
-                    .await?,
-            )
+            let run = store
+                .transition(&ctx.key, &from, RunStatus::Failed, update, Utc::now())
+                .await?;
+            (Some(run), true)
         }
-        Some(run) if from.contains(&run.status) => return Ok(Some(run)),
-        other => other,
+        other => (other, false),
     };
     release_quota(store, ctx).await;
     if run.as_ref().is_some_and(|r| r.status == RunStatus::Failed) {
         clear_run_objects(services, ctx).await?;
     }
-    Ok(run)
+    Ok((run, ended))
 }
 
 /// The largest jobs file read back for an execution that ended badly.
@@ -201,12 +201,10 @@ pub async fn record_abandoned<P: Ports>(
                 continue;
             };
             let span = tracing::info_span!("record-abandoned", job = %ctx.job.name, run_id = %ctx.key.run_id());
-            let run = give_up(services, &ctx, &reason, |run| run.owners.contains(&execution))
+            let (run, ended) = give_up(services, &ctx, &reason, |run| run.owners.contains(&execution))
                 .instrument(span)
                 .await?;
-            if let Some(run) =
-                run.filter(|r| r.status == RunStatus::Failed && r.failure_reason.as_deref() == Some(&reason))
-            {
+            if let Some(run) = run.filter(|_| ended) {
                 out.failed_runs.push(run.run_id);
             }
         }
