@@ -206,6 +206,19 @@ impl LocalAws {
         Ok(out.body.collect().await?.into_bytes().to_vec())
     }
 
+    /// Stores `body` as one object.
+    pub async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+        self.s3()
+            .await
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// How many multipart uploads are open in `bucket`.
     pub async fn open_uploads(&self, bucket: &str) -> Result<usize, Box<dyn std::error::Error>> {
         let out = self.s3().await.list_multipart_uploads().bucket(bucket).send().await?;

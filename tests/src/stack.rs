@@ -58,6 +58,18 @@ pub struct Stack {
     pub services: AwsServices,
 }
 
+/// Writes `jobs` as the jobs file `_amzpipe/jobs/{name}.json` in the bucket; returns the `jobsFile`
+/// an execution's input names it by.
+pub async fn put_jobs_file(
+    aws: &LocalAws,
+    name: &str,
+    jobs: &[serde_json::Value],
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let key = format!("_amzpipe/jobs/{name}.json");
+    aws.put_object(BUCKET, &key, serde_json::to_vec(jobs)?).await?;
+    Ok(serde_json::json!({ "bucket": BUCKET, "key": key }))
+}
+
 /// The settings the functions get, pointed at the simulator.
 pub fn settings(sim: &Simulator) -> Settings {
     Settings {
@@ -354,26 +366,6 @@ impl Pipeline {
             .create("amzpipe-pipeline-deployed-retries", &definition.to_string())
             .await?;
         Ok(self)
-    }
-
-    /// Writes `jobs` as the jobs file `_amzpipe/jobs/{name}.json` in the bucket; returns the
-    /// `jobsFile` an execution's input names it by.
-    pub async fn put_jobs_file(
-        &self,
-        name: &str,
-        jobs: &[serde_json::Value],
-    ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-        let key = format!("_amzpipe/jobs/{name}.json");
-        self.aws
-            .s3()
-            .await
-            .put_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .body(serde_json::to_vec(jobs)?.into())
-            .send()
-            .await?;
-        Ok(serde_json::json!({ "bucket": BUCKET, "key": key }))
     }
 
     /// Runs one execution of `jobs` for `scheduled_time` to its end (at most five minutes).

@@ -12,7 +12,7 @@ use amzpipe::steps::RunContext;
 use amzpipe::steps::budget::{STEP_CALLS, worst_case};
 use amzpipe_testkit::sfn::{Execution, MAP_RUN_RESULTS, STAGED_JOBS, local_definition};
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
-use amzpipe_testkit::stack::{BUCKET, Pipeline, event_job};
+use amzpipe_testkit::stack::{BUCKET, Pipeline, event_job, put_jobs_file};
 use serde_json::{Value, json};
 
 const SCHEDULED: &str = "2026-11-23T06:00:00Z";
@@ -30,6 +30,15 @@ async fn object_keys(p: &Pipeline) -> Vec<String> {
         .map(|(key, _)| key)
         .filter(|key| !key.starts_with(MAP_RUN_RESULTS) && !key.starts_with(STAGED_JOBS))
         .collect()
+}
+
+/// How many runs are complete: the manifests among the data objects.
+async fn manifests(p: &Pipeline) -> usize {
+    object_keys(p)
+        .await
+        .iter()
+        .filter(|k| k.ends_with("/_manifest.json"))
+        .count()
 }
 
 /// Every Lambda task of the definition, by state name.
@@ -115,12 +124,7 @@ async fn one_execution_runs_a_job_of_every_source_to_its_manifest() {
     let jobs = ["sp-reports", "ads-reports", "amc", "slate"].map(event_job);
     let execution = p.execute("every-source", SCHEDULED, &jobs).await.expect("execution");
     assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
-    let manifests = object_keys(&p)
-        .await
-        .into_iter()
-        .filter(|k| k.ends_with("/_manifest.json"))
-        .count();
-    assert_eq!(manifests, 4);
+    assert_eq!(manifests(&p).await, 4);
 }
 
 fn sp_outcome(outcome: &str) -> Scenario {
@@ -451,12 +455,7 @@ async fn the_execution_history_does_not_grow_with_the_number_of_jobs() {
     ];
     let many = p.execute("five-jobs", SCHEDULED, &five).await.expect("execution");
     assert_eq!(many.status, "SUCCEEDED", "{:#}", many.output);
-    let manifests = object_keys(&p)
-        .await
-        .into_iter()
-        .filter(|k| k.ends_with("/_manifest.json"))
-        .count();
-    assert_eq!(manifests, 5, "every job ran");
+    assert_eq!(manifests(&p).await, 5, "every job ran");
     assert_eq!(one.history.len(), many.history.len(), "{:#?}", many.history);
     let output = |e: &Execution| e.output.to_string().len();
     assert_eq!(output(&one), output(&many), "the output is a pointer to the results");
@@ -486,12 +485,7 @@ async fn a_failed_slice_does_not_stop_the_later_slices_of_its_job() {
     };
     assert_eq!(run(0).await.status, RunStatus::Failed);
     assert_eq!(run(1).await.status, RunStatus::Succeeded);
-    let manifests = object_keys(&p)
-        .await
-        .into_iter()
-        .filter(|k| k.ends_with("/_manifest.json"))
-        .count();
-    assert_eq!(manifests, 1);
+    assert_eq!(manifests(&p).await, 1);
 }
 
 #[tokio::test]
@@ -499,7 +493,7 @@ async fn an_execution_reads_its_jobs_from_a_jobs_file_when_they_are_more_than_an
     // GIVEN jobs in a file under the bucket's `_amzpipe/jobs/` (an execution's input holds 256 KB)
     let p = pipeline().await;
     let jobs = [event_job("ads-reports"), event_job("slate")];
-    let file = p.put_jobs_file("agency", &jobs).await.expect("the jobs file");
+    let file = put_jobs_file(&p.aws, "agency", &jobs).await.expect("the jobs file");
     // WHEN an execution names the file instead of carrying the jobs
     let input = json!({ "scheduledTime": SCHEDULED, "jobsFile": file });
     let execution = p
@@ -508,12 +502,7 @@ async fn an_execution_reads_its_jobs_from_a_jobs_file_when_they_are_more_than_an
         .expect("execution");
     // THEN every job in the file runs to its manifest
     assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
-    let manifests = object_keys(&p)
-        .await
-        .into_iter()
-        .filter(|k| k.ends_with("/_manifest.json"))
-        .count();
-    assert_eq!(manifests, 2);
+    assert_eq!(manifests(&p).await, 2);
     // AND inline jobs are staged into a file of the execution, so that one Map reads both
     let inline = p
         .execute("inline", SCHEDULED, &[event_job("sp-reports")])

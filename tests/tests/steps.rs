@@ -16,7 +16,7 @@ use amzpipe::steps::{
 };
 use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
-use amzpipe_testkit::stack::{BUCKET, CLIENT_SECRET, REFRESH_TOKEN, SECRET, Stack, TABLE, secret_value};
+use amzpipe_testkit::stack::{BUCKET, CLIENT_SECRET, REFRESH_TOKEN, SECRET, Stack, TABLE, put_jobs_file, secret_value};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -90,6 +90,33 @@ async fn object_keys(stack: &Stack) -> Vec<(String, i64)> {
 
 async fn open_uploads(stack: &Stack) -> usize {
     stack.aws.open_uploads(BUCKET).await.expect("list uploads")
+}
+
+/// Takes the run of `ev` to `READY` as the state machine would: refresh, create, status checks.
+async fn until_ready(s: &AwsServices, ev: &Value) {
+    refresh_token(s, ev.clone()).await.expect("token");
+    create_request(s, ev.clone()).await.expect("create");
+    while poll_status(s, ev.clone()).await.expect("poll").state != PollState::Ready {}
+}
+
+/// A stack whose Amazon requests take a while: five status checks a stage.
+async fn slow_report_stack() -> Stack {
+    Stack::start(SimConfig {
+        polls_per_stage: 5,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack")
+}
+
+/// A stack whose SP-API report is 96 MiB: long enough to move that a short deadline cuts it off.
+async fn big_report_stack() -> Stack {
+    Stack::start(SimConfig {
+        sp_report_bytes: 96 << 20,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack")
 }
 
 async fn manifest(stack: &Stack, uri: &str) -> Value {
@@ -576,17 +603,10 @@ async fn two_executions_on_one_run_make_one_amazon_request_and_never_abort_each_
 
 #[tokio::test]
 async fn a_download_cut_off_by_the_deadline_continues_without_a_retry_and_stores_exactly_one_copy() {
-    let stack = Stack::start(SimConfig {
-        sp_report_bytes: 96 << 20,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("stack");
+    let stack = big_report_stack().await;
     let ev = event(sp_job());
     let s = &stack.services;
-    refresh_token(s, ev.clone()).await.expect("token");
-    create_request(s, ev.clone()).await.expect("create");
-    while poll_status(s, ev.clone()).await.expect("poll").state != PollState::Ready {}
+    until_ready(s, &ev).await;
     // The Lambda deadline comes while the 96 MiB document is moving: the step answers CONTINUE (the
     // state machine calls it again, spending no retry), not an error.
     let cut = download_decrypt(s, ev.clone(), Deadline::after(Duration::from_millis(150)))
@@ -636,12 +656,7 @@ async fn an_expired_download_url_is_replaced_by_a_fresh_one_from_the_source() {
 
 #[tokio::test]
 async fn a_request_still_running_after_max_polls_fails_the_run() {
-    let stack = Stack::start(SimConfig {
-        polls_per_stage: 5,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("stack");
+    let stack = slow_report_stack().await;
     let mut job = sp_job();
     job["limits"] = json!({ "maxPolls": 2 });
     let ev = event(job);
@@ -1167,12 +1182,7 @@ async fn every_field_the_state_machine_reads_is_in_the_functions_outputs() {
 async fn a_run_its_execution_cannot_finish_in_time_fails_with_a_reason_instead_of_being_cut_off() {
     // GIVEN executions with a one-hour timeout, of which the last 28 minutes are kept for the
     // download and the failure record, and Amazon reports that take a while
-    let stack = Stack::start(SimConfig {
-        polls_per_stage: 5,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("stack");
+    let stack = slow_report_stack().await;
     let mut s = stack.cold_services().await.expect("services");
     s.settings.execution_timeout = Some(Duration::from_secs(3600));
     s.settings.max_wait = Duration::from_secs(900);
@@ -1328,31 +1338,17 @@ async fn a_failed_run_leaves_nothing_visible_and_its_rerun_holds_only_its_own_do
     let stack = stack().await;
     let s = &stack.services;
     let ev = event(amc_job());
-    refresh_token(s, ev.clone()).await.expect("refresh");
-    create_request(s, ev.clone()).await.expect("create");
-    while poll_status(s, ev.clone()).await.expect("poll").state != PollState::Ready {}
+    until_ready(s, &ev).await;
     // AND one document stored under the run before the state machine gave the run up
     let prefix = RunContext::from_event(ev.clone()).expect("context").run_prefix();
-    let s3 = stack.aws.s3().await;
     let put = |key: String| {
-        let s3 = s3.clone();
-        async move {
-            s3.put_object()
-                .bucket(BUCKET)
-                .key(key)
-                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"a,b\n1,2\n"))
-                .send()
-                .await
-                .expect("put");
-        }
+        let aws = &stack.aws;
+        async move { aws.put_object(BUCKET, &key, b"a,b\n1,2\n".to_vec()).await.expect("put") }
     };
     put(format!("{prefix}/00000.csv")).await;
     let under_run = || async {
-        let mut keys: Vec<String> = stack
-            .aws
-            .objects(BUCKET)
+        let mut keys: Vec<String> = object_keys(&stack)
             .await
-            .expect("list")
             .into_iter()
             .map(|(key, _)| key)
             .filter(|key| key.starts_with(&format!("{prefix}/")))
@@ -1386,17 +1382,10 @@ async fn a_failed_run_leaves_nothing_visible_and_its_rerun_holds_only_its_own_do
 #[tokio::test]
 async fn a_document_the_deadline_cuts_off_twice_in_a_row_fails_the_run_naming_what_to_raise() {
     // GIVEN a 96 MiB report, and invocations too short to move it
-    let stack = Stack::start(SimConfig {
-        sp_report_bytes: 96 << 20,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("stack");
+    let stack = big_report_stack().await;
     let ev = event(sp_job());
     let s = &stack.services;
-    refresh_token(s, ev.clone()).await.expect("token");
-    create_request(s, ev.clone()).await.expect("create");
-    while poll_status(s, ev.clone()).await.expect("poll").state != PollState::Ready {}
+    until_ready(s, &ev).await;
     let short = || Deadline::after(Duration::from_millis(150));
     let first = download_decrypt(s, ev.clone(), short()).await.expect("cut off");
     assert_eq!(first.outcome, DownloadOutcome::Continue);
@@ -1475,23 +1464,14 @@ async fn the_runs_an_execution_left_when_it_timed_out_are_failed_and_their_amc_s
     let other = store(&stack).run(&key_of(&sp)).await.expect("read").expect("run");
     assert_eq!(other.status, RunStatus::Requested);
     // AND an execution started from a jobs file has its jobs read back from it: the other one, stopped
-    let key = "_amzpipe/jobs/abandoned.json";
-    stack
-        .aws
-        .s3()
-        .await
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(serde_json::to_vec(&input["jobs"]).expect("JSON").into())
-        .send()
+    let jobs = input["jobs"].as_array().expect("jobs");
+    let file = put_jobs_file(&stack.aws, "abandoned", jobs)
         .await
         .expect("the jobs file");
     let mut stopped = event;
     stopped["detail"]["name"] = json!("manual-run");
     stopped["detail"]["status"] = json!("ABORTED");
-    stopped["detail"]["input"] =
-        json!(json!({ "scheduledTime": scheduled, "jobsFile": { "bucket": BUCKET, "key": key } }).to_string());
+    stopped["detail"]["input"] = json!(json!({ "scheduledTime": scheduled, "jobsFile": file }).to_string());
     let out = amzpipe::steps::poll_status_or_record_failure(s, stopped)
         .await
         .expect("recorded");
@@ -1505,12 +1485,7 @@ async fn the_runs_an_execution_left_when_it_timed_out_are_failed_and_their_amc_s
 async fn many_runs_of_one_seller_polling_at_once_stay_within_get_reports_usage_plan() {
     // GIVEN twelve reports of one seller (the part of createReport's burst the table allows), all in
     // progress
-    let stack = Stack::start(SimConfig {
-        polls_per_stage: 5,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("stack");
+    let stack = slow_report_stack().await;
     let s = &stack.services;
     let events: Vec<Value> = (0..12)
         .map(|i| {

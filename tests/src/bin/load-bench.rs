@@ -22,7 +22,7 @@ use amzpipe::ports::JobStore;
 use amzpipe::steps::RunContext;
 use amzpipe_testkit::sfn::Invocation;
 use amzpipe_testkit::sim::{EXTRA_PROFILES_FROM, SimConfig};
-use amzpipe_testkit::stack::{Pipeline, event_job, secret_value};
+use amzpipe_testkit::stack::{Pipeline, event_job, put_jobs_file, secret_value};
 use clap::Parser;
 use serde_json::{Value, json};
 
@@ -146,7 +146,7 @@ async fn main() -> BenchResult<()> {
             .send()
             .await?;
     }
-    let input = json!({ "scheduledTime": SCHEDULED, "jobsFile": p.put_jobs_file("load-bench", &jobs).await? });
+    let input = json!({ "scheduledTime": SCHEDULED, "jobsFile": put_jobs_file(&p.aws, "load-bench", &jobs).await? });
 
     let clock = Instant::now();
     let execution = p
