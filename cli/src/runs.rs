@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::error::{CliError, CliResult, aws_error};
-use crate::output::{bytes, identifier, print_json, table};
+use crate::output::{bytes, print_json, table};
 use crate::status::{RunRow, window_cell};
 
 /// Run a job now.
@@ -110,9 +110,10 @@ struct WindowOutcome {
     failure: Option<String>,
 }
 
-/// A Step Functions execution name: letters, digits, `-`, `_`, at most 80 characters.
-fn execution_name(parts: &[&str]) -> String {
-    identifier(parts, 80)
+/// A Step Functions execution name of `parts` and the stamp `batch`, which a long job name cannot cut
+/// off (two runs of one job never share a name).
+fn execution_name(parts: &[&str], batch: &str) -> String {
+    amzpipe::domain::execution::execution_name(&parts.join("-"), batch)
 }
 
 fn stamp() -> String {
@@ -126,7 +127,7 @@ pub async fn run(ctx: &Context, args: &RunArgs) -> CliResult<()> {
     let windows = job.windows(scheduled)?;
     let machine = ctx.state_machine().await?;
     let submission = Submission {
-        name: execution_name(&[&job.name, &stamp()]),
+        name: execution_name(&[&job.name], &stamp()),
         input: json!({ "scheduledTime": scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "jobs": [value] }),
         runs: windows
             .into_iter()
@@ -189,12 +190,14 @@ pub async fn backfill(ctx: &Context, args: &BackfillArgs) -> CliResult<()> {
         }
         let value = serde_json::to_value(&w.job).map_err(|e| CliError::failed(e.to_string()))?;
         submissions.push(Submission {
-            name: execution_name(&[
-                &job.name,
-                &w.window.start.format("%Y%m%d").to_string(),
-                &w.window.end.format("%Y%m%d").to_string(),
+            name: execution_name(
+                &[
+                    &job.name,
+                    &w.window.start.format("%Y%m%d").to_string(),
+                    &w.window.end.format("%Y%m%d").to_string(),
+                ],
                 &batch,
-            ]),
+            ),
             input: json!({ "scheduledTime": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "jobs": [value] }),
             runs: vec![key],
         });

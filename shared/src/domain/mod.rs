@@ -2,6 +2,7 @@
 
 pub mod credentials;
 pub mod document;
+pub mod execution;
 pub mod job;
 pub mod run;
 pub mod source;
