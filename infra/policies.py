@@ -487,19 +487,94 @@ def alarm_problems(template):
     return problems
 
 
-def alarms():
-    problems = alarm_problems(load_template())
+def _allows(docs, action, resource):
+    """Whether an Allow statement of `docs` names `action` and `resource` exactly (no wildcards)."""
+    for doc in docs:
+        for st in doc.get("Statement", []):
+            if st.get("Effect") != "Allow" or "Condition" in st:
+                continue
+            if action in [st.get("Action")] + list(st.get("Action") or []) and resource in (
+                [st.get("Resource")] + list(st.get("Resource") or [])
+            ):
+                return True
+    return False
+
+
+def schedule_problems(template):
+    """Every way the template's schedules break the schedule contract, as sentences: each schedule
+    invokes a function that starts the state machine's executions by name (shared/src/steps/start.rs),
+    whose role may start exactly the stack's state machine, with a firing (the schedule's ARN, its
+    scheduled time, the jobs) as input, through a role that may invoke that function."""
+    resources = template.get("Resources", {})
+    stack = Stack(template, {})
+    roles = stack.roles()
+    machines = [n for n, r in resources.items() if r["Type"] in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")]
+    problems = []
+    for logical, resource in resources.items():
+        if resource["Type"] != "AWS::Scheduler::Schedule":
+            continue
+        target = (resource.get("Properties") or {}).get("Target") or {}
+        named = _names(target.get("Arn"))
+        if named is None or named[1] != "Arn" or resources.get(named[0], {}).get("Type") != "AWS::Serverless::Function":
+            problems.append(
+                f"{logical}: its target must be !GetAtt <function>.Arn (Scheduler cannot name executions; the function does)"
+            )
+            continue
+        function = named[0]
+        function_arn = stack.get_att(function, "Arn")
+        role = _names(target.get("RoleArn"))
+        if role is None or not _allows(roles.get(role[0], []), "lambda:InvokeFunction", function_arn):
+            problems.append(f"{logical}: its role may not invoke {function} (lambda:InvokeFunction on its ARN)")
+        env = ((resources[function].get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+        machine_arn = stack.resolve(env.get("AMZPIPE_STATE_MACHINE_ARN"))
+        if machine_arn not in [stack.ref(m) for m in machines]:
+            problems.append(
+                f"{logical}: {function}'s AMZPIPE_STATE_MACHINE_ARN ({machine_arn!r}) is not the stack's state machine"
+            )
+        elif not _allows(roles.get(function, []), "states:StartExecution", machine_arn):
+            problems.append(f"{logical}: {function}'s role may not start {machine_arn} (states:StartExecution)")
+        text = stack.resolve(target.get("Input"))
+        try:
+            firing = json.loads(text)
+        except (TypeError, ValueError) as e:
+            problems.append(f"{logical}: its input is not JSON: {e}")
+            continue
+        if firing.get("schedule") != "<aws.scheduler.schedule-arn>":
+            problems.append(f'{logical}: its input must carry "schedule": "<aws.scheduler.schedule-arn>" (the execution\'s name)')
+        if firing.get("scheduledTime") != "<aws.scheduler.scheduled-time>":
+            problems.append(f'{logical}: its input must carry "scheduledTime": "<aws.scheduler.scheduled-time>"')
+        if not isinstance(firing.get("jobs"), list) and not isinstance(firing.get("jobsFile"), dict):
+            problems.append(f"{logical}: its input carries neither jobs nor a jobsFile")
+    return problems
+
+
+def _report(problems, passed):
+    """Prints each problem as a failure, or `passed`; the exit status."""
     for p in problems:
         print("FAIL " + p)
     if problems:
         return 1
-    print("alarms: every alarm watches a metric the stack emits and can reach its topic")
+    print(passed)
     return 0
+
+
+def schedules():
+    return _report(
+        schedule_problems(load_template()),
+        "schedules: every schedule fires refresh-token, which may start the stack's state machine by name",
+    )
+
+
+def alarms():
+    return _report(
+        alarm_problems(load_template()),
+        "alarms: every alarm watches a metric the stack emits and can reach its topic",
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["render", "lint", "alarms"])
+    parser.add_argument("command", choices=["render", "lint", "alarms", "schedules"])
     parser.add_argument("--kms", action="store_true", help="render with KmsKeyArn set")
     parser.add_argument("--stack", default="amzpipe")
     parser.add_argument("--region", default="us-east-1")
@@ -516,6 +591,8 @@ def main():
         return 0
     if args.command == "alarms":
         return alarms()
+    if args.command == "schedules":
+        return schedules()
     return lint()
 
 

@@ -67,6 +67,41 @@ Resources:
       AlarmActions: [!Ref Topic]
 """
 
+SCHEDULE_STRAIGHT_TO_THE_STATE_MACHINE = """
+Resources:
+  Machine:
+    Type: AWS::Serverless::StateMachine
+    Properties: {Name: !Sub "${AWS::StackName}-pipeline"}
+  Starter:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          AMZPIPE_STATE_MACHINE_ARN: !Sub "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-pipeline"
+      Policies:
+        - Version: "2012-10-17"
+          Statement:
+            - Effect: Allow
+              Action: states:StartExecution
+              Resource: !Sub "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-pipeline"
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      Policies:
+        - PolicyName: fire
+          PolicyDocument:
+            Version: "2012-10-17"
+            Statement:
+              - {Effect: Allow, Action: states:StartExecution, Resource: !Ref Machine}
+  Daily:
+    Type: AWS::Scheduler::Schedule
+    Properties:
+      Target:
+        Arn: !Ref Machine
+        RoleArn: !GetAtt Role.Arn
+        Input: '{"scheduledTime": "<aws.scheduler.scheduled-time>", "jobs": []}'
+"""
+
 
 def template(text):
     import yaml
@@ -135,6 +170,30 @@ class AlarmContract(unittest.TestCase):
 
     def test_the_stacks_alarms_keep_the_contract(self):
         self.assertEqual(policies.alarm_problems(policies.load_template()), [])
+
+
+class ScheduleContract(unittest.TestCase):
+    def test_a_schedule_that_starts_the_state_machine_itself_fails_for_executions_cannot_be_named(self):
+        problems = policies.schedule_problems(template(SCHEDULE_STRAIGHT_TO_THE_STATE_MACHINE))
+        self.assertEqual(len(problems), 1, problems)
+        self.assertIn("Scheduler cannot name executions", problems[0])
+
+    def test_a_schedule_through_the_starter_without_its_arn_or_the_right_to_invoke_fails(self):
+        text = (
+            SCHEDULE_STRAIGHT_TO_THE_STATE_MACHINE.replace("Arn: !Ref Machine", "Arn: !GetAtt Starter.Arn")
+        )
+        problems = policies.schedule_problems(template(text))
+        self.assertEqual(len(problems), 2, problems)
+        self.assertIn("may not invoke Starter", problems[0])
+        self.assertIn("<aws.scheduler.schedule-arn>", problems[1])
+        fixed = template(
+            text.replace("Action: states:StartExecution, Resource: !Ref Machine", "Action: lambda:InvokeFunction, Resource: !GetAtt Starter.Arn")
+            .replace('{"scheduledTime"', '{"schedule": "<aws.scheduler.schedule-arn>", "scheduledTime"')
+        )
+        self.assertEqual(policies.schedule_problems(fixed), [])
+
+    def test_the_stacks_schedules_keep_the_contract(self):
+        self.assertEqual(policies.schedule_problems(policies.load_template()), [])
 
 
 if __name__ == "__main__":

@@ -486,3 +486,37 @@ pub trait SecretStore: Send + Sync {
         refresh_token: &secrecy::SecretString,
     ) -> impl Future<Output = Result<(), SecretError>> + Send;
 }
+
+/// How a start of a named execution ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// An execution runs under the name: started now, or (same name and input, still running) the one
+    /// an earlier call started; the service answers both alike.
+    Started {
+        /// The execution's ARN.
+        execution_arn: String,
+    },
+    /// An execution of that name exists already, ended or with another input: nothing was started.
+    AlreadyExists,
+}
+
+/// Why an execution could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkflowError {
+    /// Throttling, 5xx, network trouble: retry.
+    #[error("the workflow service is unavailable: {0}")]
+    Unavailable(String),
+    /// Access denied, no such state machine, an input it refuses: a deployment problem.
+    #[error("the workflow service refused the start: {0}")]
+    Misconfigured(String),
+}
+
+/// The pipeline's state machine, whose executions are started by name (Step Functions).
+///
+/// Contract: names are unique per state machine (for 90 days in Step Functions); starting under a name
+/// already used starts nothing and says so ([`StartOutcome::AlreadyExists`]), so a start that is
+/// repeated — a retried invocation, a schedule delivered twice — makes one execution.
+pub trait Executions: Send + Sync {
+    /// Starts an execution named `name` on `input` (a JSON document).
+    fn start(&self, name: &str, input: &str) -> impl Future<Output = Result<StartOutcome, WorkflowError>> + Send;
+}

@@ -123,6 +123,14 @@ function iamRequests(entry, input) {
     } else if (sseKey && method === 'PUT' && !q.has('partNumber')) {
       push('kms:GenerateDataKey', input.kmsKeys[sseKey] || sseKey, { 'kms:ViaService': `s3.${region}.amazonaws.com` })
     }
+  } else if (sig.service === 'states' && target && input.principals[sig.accessKey]) {
+    // A function's call to Step Functions (refresh-token starting a schedule's firing): JSON protocol,
+    // the state machine or execution named in the body.
+    const op = target.split('.')[1]
+    const body = JSON.parse(bodyText(entry) || '{}')
+    const resource = body.stateMachineArn || body.executionArn
+    if (!resource) throw new Error(`no state machine or execution in a states:${op} request`)
+    push(`states:${op}`, resource)
   } else if (sig.service === 'states' || sig.service === 'lambda') {
     // The test's own calls to Step Functions and the interpreter's Lambda invokes (granted by SAM's
     // LambdaInvokePolicy; the router answers them before moto): not the functions' calls.

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use amzpipe::steps::{
-    AwsServices, Deadline, StepError, create_request, download_decrypt, poll_status_or_record_failure, refresh_token,
+    AwsServices, Deadline, StepError, create_request, download_decrypt, poll_status_or_record_failure,
+    refresh_token_or_start_execution,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -99,6 +100,7 @@ impl Shared {
 /// The Invoke-API router in front of moto. Stops when dropped.
 pub struct LambdaRouter {
     shared: Arc<Shared>,
+    port: u16,
     _stop: oneshot::Sender<()>,
 }
 
@@ -116,8 +118,31 @@ impl LambdaRouter {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         Ok(Self {
             shared,
+            port,
             _stop: crate::serve_until_dropped(listener, app),
         })
+    }
+
+    /// Invokes `function` with `event` through the Lambda Invoke API this router serves (as
+    /// EventBridge Scheduler or a person would); the invocation is recorded like the state machine's.
+    pub async fn invoke(&self, function: &str, event: &Value) -> Result<Value, String> {
+        let answer = self
+            .shared
+            .http
+            .post(format!(
+                "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+                self.port
+            ))
+            .body(event.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let failed = answer.headers().contains_key("X-Amz-Function-Error");
+        let body: Value = answer.json().await.map_err(|e| e.to_string())?;
+        if failed {
+            return Err(format!("{}: {}", body["errorType"], body["errorMessage"]));
+        }
+        Ok(body)
     }
 
     /// Every invocation so far, in order.
@@ -182,7 +207,7 @@ async fn invoke(shared: &Shared, function: &str, body: &Bytes) -> Response {
     };
     let event: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let result: Result<Value, StepError> = match function {
-        "refresh-token" => refresh_token(services, event).await.map(|o| json!(o)),
+        "refresh-token" => refresh_token_or_start_execution(services, event).await,
         "create-request" => create_request(services, event).await.map(|o| json!(o)),
         "poll-status" => poll_status_or_record_failure(services, event).await,
         "download-decrypt" => {
@@ -411,6 +436,28 @@ impl StepFunctions {
             )
             .await?;
         let arn = started["executionArn"].as_str().ok_or("no execution ARN")?.to_owned();
+        self.wait(&arn, limit).await
+    }
+
+    /// The names of the state machine's executions (moto lists them all; at most 1,000 here).
+    pub async fn execution_names(&self, machine: &str) -> Result<Vec<String>, String> {
+        let listed = self
+            .call(
+                "ListExecutions",
+                json!({"stateMachineArn": machine, "maxResults": 1000}),
+            )
+            .await?;
+        Ok(listed["executions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Waits (polling) until the execution `arn` ends or `limit` passes.
+    pub async fn wait(&self, arn: &str, limit: Duration) -> Result<Execution, String> {
+        let name = arn.rsplit(':').next().unwrap_or(arn);
         let begun = Instant::now();
         loop {
             let described = self.call("DescribeExecution", json!({"executionArn": arn})).await?;

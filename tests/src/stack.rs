@@ -28,6 +28,19 @@ pub const TOKEN_KEY: &str = "alias/amzpipe-tokens";
 pub const CLIENT_SECRET: &str = "sim-client-secret-7f3a";
 /// The refresh token stored in it.
 pub const REFRESH_TOKEN: &str = "Atzr|sim-refresh-token-stack";
+/// The stack name the local state machine is named after.
+pub const STACK: &str = "local";
+/// The state machine's name locally, as the template names it (`${AWS::StackName}-pipeline`).
+pub const STATE_MACHINE: &str = "local-pipeline";
+
+/// The local state machine's ARN (known before it is created, as the template's `!Sub` knows it).
+pub fn state_machine_arn() -> String {
+    format!(
+        "arn:aws:states:{}:{}:stateMachine:{STATE_MACHINE}",
+        crate::moto::REGION,
+        crate::sfn::ACCOUNT
+    )
+}
 
 /// The services the tests' functions get over `config` and `settings`: Amazon's retries, with quick
 /// backoff.
@@ -88,6 +101,8 @@ pub fn settings(sim: &Simulator) -> Settings {
         deadline_margin: Duration::ZERO,
         // The local definition's 900 s timeout is shorter than the finish reserve: only maxPolls bounds.
         execution_timeout: None,
+        // refresh-token starts the schedules' firings on the local state machine.
+        state_machine_arn: Some(state_machine_arn()),
     }
 }
 
@@ -285,7 +300,7 @@ impl Pipeline {
             Answer::InProcess => Functions::InProcess(std::sync::Arc::clone(&services)),
             Answer::Remote(url) => Functions::Remote(url),
             Answer::Binaries { dir, log } => {
-                let env = stack_env(&sim, &aws, None);
+                let env = stack_env(&sim, &aws, Some(&state_machine_arn()));
                 let timeout = Duration::from_secs(900);
                 let host = FunctionHost::start(&dir, &crate::sfn::FUNCTIONS, &env, &log, timeout).await?;
                 Functions::Hosted(std::sync::Arc::new(host))
@@ -341,7 +356,7 @@ impl Pipeline {
         let router = LambdaRouter::start(router_port, aws.endpoint(), functions).await?;
         let sfn = StepFunctions::new(aws.endpoint());
         let machine = sfn
-            .create("amzpipe-pipeline", &local_definition(TABLE, max_concurrency, true)?)
+            .create(STATE_MACHINE, &local_definition(TABLE, max_concurrency, true)?)
             .await?;
         Ok(Self {
             sim,

@@ -1,7 +1,8 @@
 //! The permission contract: every AWS call the functions and the state machine make is allowed by the
 //! IAM policies the SAM template gives their roles — as AWS would evaluate it, which moto does not.
 //!
-//! The real state machine runs a job of every source and a failing one on moto, each function signing
+//! The real state machine, started as a schedule's firing by refresh-token (which may start it by
+//! name), runs a job of every source and a failing one on moto, each function signing
 //! its calls as itself and moto recording every request. Then `infra/policies.py render` gives each
 //! role's policies as the stack would hold them (intrinsics resolved, for the names this run's
 //! resources have), and `tests/iam/evaluate.cjs` reads each recorded request as AWS would (action,
@@ -19,11 +20,9 @@ use std::process::Command;
 use amzpipe_testkit::moto::LocalAws;
 use amzpipe_testkit::sfn::FUNCTIONS;
 use amzpipe_testkit::sim::{Scenario, SimConfig};
-use amzpipe_testkit::stack::{BUCKET, Pipeline, TABLE, TOKEN_KEY, event_job, function_access_key, secret_value};
+use amzpipe_testkit::stack::{BUCKET, Pipeline, STACK, TABLE, TOKEN_KEY, event_job, function_access_key, secret_value};
 use serde_json::{Value, json};
 
-/// The stack name whose secret prefix (`amzpipe/{stack}/`) the jobs' credentials live under.
-const STACK: &str = "local";
 /// The credentials secret, named as the template names `DefaultCredentials`.
 const SECRET: &str = "amzpipe/local/default";
 
@@ -91,8 +90,17 @@ async fn evaluate(kms: bool) -> Value {
     for job in &mut jobs {
         job["credentials"] = json!(SECRET);
     }
+    // (started as a schedule's firing: refresh-token starts the execution by name)
+    let firing = json!({
+        "schedule": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/permissions",
+        "scheduledTime": "2026-11-23T06:00:00Z",
+        "jobs": jobs,
+    });
+    let started = p.router.invoke("refresh-token", &firing).await.expect("the firing");
+    let arn = started["executionArn"].as_str().expect("an execution started");
     let execution = p
-        .execute("permissions", "2026-11-23T06:00:00Z", &jobs)
+        .sfn
+        .wait(arn, std::time::Duration::from_secs(300))
         .await
         .expect("execution");
     let recording = p.aws.stop_recording().await.expect("the recording");
@@ -271,6 +279,12 @@ async fn every_call_of_every_function_and_of_the_state_machine_is_allowed_by_its
         exercised["RefreshTokenFunction"]
             .as_array()
             .is_some_and(|a| a.contains(&json!("kms:GenerateDataKey")))
+    );
+    assert!(
+        exercised["RefreshTokenFunction"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("states:StartExecution"))),
+        "the schedule's firing started the execution as refresh-token: {exercised:#}"
     );
 }
 

@@ -213,6 +213,105 @@ async fn a_duplicate_execution_for_the_same_schedule_time_makes_no_second_reques
     assert_eq!(object_keys(&p).await, objects, "no second object");
 }
 
+/// A schedule's firing as EventBridge Scheduler delivers it to refresh-token: the `Input` of the
+/// template's schedules, with Scheduler's context attributes filled in.
+fn firing(schedule: &str, jobs: &[Value]) -> Value {
+    json!({
+        "schedule": format!("arn:aws:scheduler:us-east-1:123456789012:schedule/default/{schedule}"),
+        "scheduledTime": SCHEDULED,
+        "jobs": jobs,
+    })
+}
+
+#[tokio::test]
+async fn a_schedules_firing_delivered_again_and_again_starts_one_execution_and_makes_one_amazon_request() {
+    // GIVEN the daily SP-API schedule's firing
+    let p = pipeline().await;
+    let firing = firing("sp-daily", &[event_job("sp-reports")]);
+
+    // WHEN it is delivered three times at once (Scheduler's retries, Lambda's retries of an
+    // asynchronous invocation) and the execution runs to its end
+    let (a, b, c) = tokio::join!(
+        p.router.invoke("refresh-token", &firing),
+        p.router.invoke("refresh-token", &firing),
+        p.router.invoke("refresh-token", &firing),
+    );
+    let outputs = [a, b, c].map(|o| o.expect("a firing is started, or found started"));
+    let arn = outputs
+        .iter()
+        .find_map(|o| o["executionArn"].as_str())
+        .expect("one delivery started it")
+        .to_owned();
+    let execution = p.sfn.wait(&arn, Duration::from_secs(300)).await.expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+
+    // AND once more after it ended
+    let late = p
+        .router
+        .invoke("refresh-token", &firing)
+        .await
+        .expect("a late delivery");
+
+    // THEN there is one execution, named after the schedule and the scheduled time, and every delivery
+    // named it
+    let names = p.sfn.execution_names(&p.machine).await.expect("executions");
+    assert_eq!(names, ["sp-daily-20261123T060000Z"]);
+    for output in outputs.iter().chain([&late]) {
+        assert_eq!(output["executionName"], "sp-daily-20261123T060000Z", "{output}");
+        assert!(
+            output["executionArn"].is_null() || output["executionArn"] == arn.as_str(),
+            "no delivery started another execution: {output}"
+        );
+    }
+    assert_eq!(
+        late["started"], false,
+        "the ended execution is not started again: {late}"
+    );
+
+    // AND Amazon was asked once, and the run stored once
+    assert_eq!(p.sim.created_counts(), (1, 0, 0), "one SP-API report");
+    assert_eq!(manifests(&p).await, 1);
+}
+
+#[tokio::test]
+async fn the_next_firing_of_the_same_schedule_and_another_schedule_at_the_same_time_each_start_their_own() {
+    let p = pipeline().await;
+    let sp = firing("sp-daily", &[event_job("sp-reports")]);
+    let mut next = sp.clone();
+    next["scheduledTime"] = json!("2026-11-24T06:00:00Z");
+    let ads = firing("ads-daily", &[event_job("ads-reports")]);
+    for event in [&sp, &next, &ads] {
+        let output = p.router.invoke("refresh-token", event).await.expect("started");
+        assert_eq!(output["started"], true, "{output}");
+        let arn = output["executionArn"].as_str().expect("an ARN");
+        let execution = p.sfn.wait(arn, Duration::from_secs(300)).await.expect("execution");
+        assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+    }
+    let mut names = p.sfn.execution_names(&p.machine).await.expect("executions");
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ads-daily-20261123T060000Z",
+            "sp-daily-20261123T060000Z",
+            "sp-daily-20261124T060000Z"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_firing_without_jobs_is_refused_as_an_invalid_job_and_starts_nothing() {
+    let p = pipeline().await;
+    let mut broken = firing("sp-daily", &[]);
+    broken.as_object_mut().expect("an object").remove("jobs");
+    let err = p.router.invoke("refresh-token", &broken).await.expect_err("refused");
+    assert!(err.contains("InvalidJob"), "{err}");
+    assert_eq!(
+        p.sfn.execution_names(&p.machine).await.expect("executions"),
+        Vec::<String>::new()
+    );
+}
+
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried_by_name_without_a_duplicate_request() {
     let p = pipeline().await;

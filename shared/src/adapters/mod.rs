@@ -9,6 +9,7 @@ pub mod lwa;
 pub mod s3;
 pub mod secrets;
 pub mod sellers;
+pub mod sfn;
 pub mod slate;
 pub mod sp_reports;
 

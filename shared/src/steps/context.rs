@@ -147,7 +147,7 @@ impl RunContext {
 }
 
 /// An RFC 3339 time in UTC.
-fn utc_time(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn utc_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 

@@ -41,6 +41,7 @@ mod refresh;
 mod services;
 mod sessions;
 mod source;
+mod start;
 
 pub use context::{RunContext, RunRef, UNOWNED};
 pub use create::{CreateOutcome, CreateOutput, create_request};
@@ -55,3 +56,4 @@ pub use refresh::{TokenOutput, refresh_token};
 pub use services::{Aws, AwsServices, Clients, Endpoints, Ports, Services, Settings};
 pub use sessions::{NoSharedCache, Session, Sessions};
 pub use source::BoundSource;
+pub use start::{SCHEDULE_FIELD, StartOutput, refresh_token_or_start_execution, start_scheduled_execution};

@@ -14,12 +14,13 @@ use crate::adapters::lwa::{LwaSession, token_endpoint};
 use crate::adapters::s3::{Encryption, S3Sink};
 use crate::adapters::secrets::SecretsManagerStore;
 use crate::adapters::sellers::SellersClient;
+use crate::adapters::sfn::StepFunctionsExecutions;
 use crate::adapters::slate::{self, SlateClient};
 use crate::adapters::sp_reports::{self, SpReportsClient};
 use crate::domain::Region;
 use crate::domain::credentials::TokenHost;
 use crate::domain::job::{Job, SourceSpec};
-use crate::ports::{JobStore, ObjectSink, Quotas, SecretStore, TokenCache};
+use crate::ports::{Executions, JobStore, ObjectSink, Quotas, SecretStore, TokenCache};
 use crate::steps::StepError;
 use crate::steps::quota::TableQuota;
 use crate::steps::sessions::{Session, Sessions};
@@ -169,6 +170,9 @@ pub struct Settings {
     /// `ExecutionTimeoutSeconds`): no run keeps polling past it ([`RunContext::execution_deadline`]).
     /// Unset, only the job's `limits.maxPolls` bounds the polling.
     pub execution_timeout: Option<Duration>,
+    /// The state machine the schedules' firings start executions of (`AMZPIPE_STATE_MACHINE_ARN`; set
+    /// on refresh-token only, see [`crate::steps::start_scheduled_execution`]).
+    pub state_machine_arn: Option<String>,
 }
 
 impl Settings {
@@ -226,12 +230,13 @@ impl Settings {
             run_ttl_days,
             deadline_margin,
             execution_timeout,
+            state_machine_arn: optional("AMZPIPE_STATE_MACHINE_ARN"),
         })
     }
 }
 
 /// The ports the steps use, as one bound: the job table (runs, quotas, the shared token cache), the
-/// secret store and the object sink. [`Aws`] is the production set.
+/// secret store, the object sink and the state machine's executions. [`Aws`] is the production set.
 pub trait Ports: Send + Sync + 'static {
     /// Runs, watermarks, quotas and the shared token cache (cloned into the sessions' cache).
     type Store: JobStore + Quotas + TokenCache + Clone;
@@ -239,15 +244,18 @@ pub trait Ports: Send + Sync + 'static {
     type Secrets: SecretStore;
     /// The output bucket.
     type Sink: ObjectSink;
+    /// The state machine, for the starts of scheduled executions.
+    type Executions: Executions;
 }
 
-/// The production ports: DynamoDB, Secrets Manager, S3.
+/// The production ports: DynamoDB, Secrets Manager, S3, Step Functions.
 pub struct Aws;
 
 impl Ports for Aws {
     type Store = DynamoJobStore;
     type Secrets = SecretsManagerStore;
     type Sink = S3Sink;
+    type Executions = StepFunctionsExecutions;
 }
 
 /// Everything the steps use, over the ports `P`.
@@ -258,6 +266,9 @@ pub struct Services<P: Ports> {
     pub sessions: Sessions<P::Secrets, P::Store>,
     /// The output bucket.
     pub sink: P::Sink,
+    /// The state machine, when this function starts scheduled executions
+    /// ([`Settings::state_machine_arn`]).
+    pub executions: Option<P::Executions>,
     /// Configuration.
     pub settings: Settings,
     /// The HTTP policy of Amazon API calls.
@@ -301,7 +312,11 @@ impl AwsServices {
         }
         let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(config));
         let sink = S3Sink::new(s3, settings.bucket.clone(), encryption);
-        Self::new(store, secrets, sink, settings, Policy::default())
+        let executions = settings
+            .state_machine_arn
+            .clone()
+            .map(|arn| StepFunctionsExecutions::new(aws_sdk_sfn::Client::new(config), arn));
+        Self::new(store, secrets, sink, executions, settings, Policy::default())
     }
 }
 
@@ -311,6 +326,7 @@ impl<P: Ports> Services<P> {
         store: P::Store,
         secrets: P::Secrets,
         sink: P::Sink,
+        executions: Option<P::Executions>,
         settings: Settings,
         policy: Policy,
     ) -> Result<Self, StepError> {
@@ -322,6 +338,7 @@ impl<P: Ports> Services<P> {
             store,
             sessions,
             sink,
+            executions,
             settings,
             policy,
             api_http,

@@ -9,8 +9,10 @@
 //!    substitutions filled in) on moto's interpreter. Its Lambda tasks reach the functions through a
 //!    small router that answers as Lambda's Invoke API does (a handler error is 200 +
 //!    `X-Amz-Function-Error`), so `Retry`/`Catch` by error name behave as in AWS.
-//! 4. Runs one execution with a job per source (`events/*.json`), printing the steps as they happen,
-//!    then the objects written, their sizes, row counts and manifests; then stops everything.
+//! 4. Fires a schedule as EventBridge Scheduler would (its firing handed to the refresh-token binary,
+//!    which starts the execution under the schedule's name and time), with a job per source
+//!    (`events/*.json`), printing the steps as they happen, then the objects written, their sizes, row
+//!    counts and manifests; then stops everything.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,6 +24,9 @@ use amzpipe_testkit::sim::{SimConfig, Simulator};
 use amzpipe_testkit::stack::{Answer, BUCKET, Pipeline, SECRET};
 use clap::Parser;
 use serde_json::{Value, json};
+
+/// The schedule the demo fires, as if EventBridge Scheduler did.
+const DEMO_SCHEDULE: &str = "demo-daily";
 
 type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -64,35 +69,42 @@ fn print_progress(invocations: &[Invocation], seen: usize) -> usize {
             continue;
         }
         let Some(run_id) = p["runId"].as_str() else {
-            if let Some(expires) = p["expiresAt"].as_str() {
+            if let Some(name) = p["executionName"].as_str() {
+                println!(
+                    "  {:<26} refresh-token     schedule fired: execution {name} started",
+                    ""
+                );
+            } else if let Some(expires) = p["expiresAt"].as_str() {
                 println!("  {:<26} refresh-token     access token ready (expires {expires})", "");
             }
             continue;
         };
         let job = job_name(run_id);
-        if let Some(outcome) = p["outcome"].as_str() {
-            println!(
-                "  {job:<26} create-request    {outcome} request {} (next check in {} s)",
+        match invocation.function.as_str() {
+            "create-request" => println!(
+                "  {job:<26} create-request    {} request {} (next check in {} s)",
+                p["outcome"].as_str().unwrap_or("-"),
                 p["requestId"].as_str().unwrap_or("-"),
                 p["waitSeconds"]
-            );
-        } else if let Some(state) = p["state"].as_str() {
-            println!(
-                "  {job:<26} poll-status       {state} (Amazon: {}, check {})",
+            ),
+            "poll-status" => println!(
+                "  {job:<26} poll-status       {} (Amazon: {}, check {})",
+                p["state"].as_str().unwrap_or("-"),
                 p["amazonStatus"].as_str().unwrap_or("-"),
                 p["polls"]
-            );
-        } else if p["outcome"] == "CONTINUE" {
-            println!(
+            ),
+            "download-decrypt" if p["outcome"] == "CONTINUE" => println!(
                 "  {job:<26} download-decrypt  the Lambda deadline came; {} documents kept, continuing",
                 p["totals"]["documents"]
-            );
-        } else if p.get("totals").is_some() {
-            let t = &p["totals"];
-            println!(
-                "  {job:<26} download-decrypt  {} documents, {} bytes in, {} bytes stored, {} rows",
-                t["documents"], t["bytes_in"], t["bytes_out"], t["rows"]
-            );
+            ),
+            "download-decrypt" => {
+                let t = &p["totals"];
+                println!(
+                    "  {job:<26} download-decrypt  {} documents, {} bytes in, {} bytes stored, {} rows",
+                    t["documents"], t["bytes_in"], t["bytes_out"], t["rows"]
+                );
+            }
+            _ => {}
         }
     }
     invocations.len()
@@ -153,13 +165,14 @@ async fn run(pipeline: &Pipeline) -> DemoResult<()> {
         machine.rsplit(':').next().unwrap_or(machine),
         jobs.len()
     );
-    let input = json!({ "scheduledTime": scheduled, "jobs": jobs });
-    let started = sfn
-        .call(
-            "StartExecution",
-            json!({"stateMachineArn": machine, "name": "demo", "input": input.to_string()}),
-        )
-        .await?;
+    // The firing EventBridge Scheduler would deliver to refresh-token (the template's schedules' input),
+    // which starts the execution under the schedule's name and the scheduled time.
+    let firing = json!({
+        "schedule": format!("arn:aws:scheduler:us-east-1:123456789012:schedule/default/{DEMO_SCHEDULE}"),
+        "scheduledTime": scheduled,
+        "jobs": jobs,
+    });
+    let started = pipeline.router.invoke("refresh-token", &firing).await?;
     let arn = started["executionArn"].as_str().ok_or("no execution ARN")?.to_owned();
     let clock = Instant::now();
     let mut seen = 0;
