@@ -169,6 +169,23 @@ pub fn gzip_zeros(size: u64) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
+/// Gzip of a JSON array of `size` bytes that is all whitespace but its brackets: a valid document that
+/// inflates ~1,000:1 and that a JSON-to-lines conversion turns into nothing (a bomb its output alone
+/// would never show).
+pub fn gzip_blank_json_array(size: u64) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    let _ = enc.write_all(b"[");
+    let chunk = vec![b' '; 1 << 20];
+    let mut left = size.saturating_sub(2);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        let _ = enc.write_all(&chunk[..n]);
+        left -= n as u64;
+    }
+    let _ = enc.write_all(b"]");
+    enc.finish().unwrap_or_default()
+}
+
 /// AES-256-CBC/PKCS#7 of `data`.
 pub fn cbc_encrypt(key: &[u8; 32], iv: &[u8; 16], data: &[u8]) -> Vec<u8> {
     let mut w = CbcEncryptWriter::new(Vec::new(), key, iv);

@@ -211,6 +211,7 @@ async fn check(name: &str, stack: &Stack, source: Source, ev: &Value, result: Re
             assert_eq!(run.status, RunStatus::Succeeded, "{name}");
             // What was stored is what the run recorded, and what the simulator served.
             let served = stack.sim.served_content_sha256s();
+            let served_rows = stack.sim.served_json_rows();
             let documents = stack
                 .services
                 .store
@@ -227,7 +228,19 @@ async fn check(name: &str, stack: &Stack, source: Source, ev: &Value, result: Re
                     .expect("stored object");
                 let sha = hex::encode(Sha256::digest(&bytes));
                 assert_eq!(sha, object.sha256, "{name}: {} as recorded", object.key);
-                if object.entry_name.is_none() && !served.is_empty() {
+                if object.content_type == "application/x-ndjson" {
+                    // A JSON array served (an Ads report) is stored a row per line: the same rows.
+                    let rows: Vec<serde_json::Value> = bytes
+                        .split(|b| *b == b'\n')
+                        .filter(|line| !line.is_empty())
+                        .map(|line| serde_json::from_slice(line).expect("a JSON row per line"))
+                        .collect();
+                    assert!(
+                        served_rows.contains(&rows),
+                        "{name}: {} holds the rows of a document served",
+                        object.key
+                    );
+                } else if object.entry_name.is_none() && !served.is_empty() {
                     assert!(
                         served.contains(&sha),
                         "{name}: {} is a document served whole",

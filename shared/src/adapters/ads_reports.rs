@@ -349,7 +349,7 @@ impl ReportSource for AdsReportsClient {
                 url: DownloadUrl::parse(url).map_err(|e| SourceError::Unusable(e.to_string()))?,
                 encryption: Encryption::None,
                 compression: Compression::Gzip,
-                format: ContentFormat::Json,
+                format: ContentFormat::JsonArray,
             },
             expires_at: report.url_expires_at,
             produced_at: None,

@@ -94,6 +94,14 @@ pub enum DecodeError {
         /// The most entries allowed.
         limit: u32,
     },
+    /// The content is not in the format the source documents (a JSON array of rows that is not one).
+    #[error("the document is not {expected}: {problem}")]
+    NotAsDeclared {
+        /// The format the source documents.
+        expected: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
 }
 
 /// An AES-256 key that never prints and is zeroed on drop.
@@ -227,8 +235,11 @@ pub enum ContentFormat {
     /// RFC 4180 comma-separated values with a header line (AMC, Slate); quoted newlines are
     /// not counted as rows.
     Csv,
-    /// One JSON document (Ads v3 reports are a JSON array); no row count.
+    /// One JSON document (SP-API JSON reports: an object); no row count.
     Json,
+    /// One JSON array of row objects (Ads v3 reports). Stored as [`ContentFormat::JsonLines`], an
+    /// element per line, which query engines read as rows.
+    JsonArray,
     /// One JSON value per line.
     JsonLines,
     /// An XML document (the SP-API XML reports); no row count.
@@ -243,7 +254,7 @@ impl ContentFormat {
         match self {
             ContentFormat::Tsv => "text/tab-separated-values",
             ContentFormat::Csv => "text/csv",
-            ContentFormat::Json => "application/json",
+            ContentFormat::Json | ContentFormat::JsonArray => "application/json",
             ContentFormat::JsonLines => "application/x-ndjson",
             ContentFormat::Xml => "application/xml",
             ContentFormat::Binary => "application/octet-stream",
@@ -255,7 +266,7 @@ impl ContentFormat {
         match self {
             ContentFormat::Tsv => "tsv",
             ContentFormat::Csv => "csv",
-            ContentFormat::Json => "json",
+            ContentFormat::Json | ContentFormat::JsonArray => "json",
             ContentFormat::JsonLines => "jsonl",
             ContentFormat::Xml => "xml",
             ContentFormat::Binary => "bin",

@@ -12,6 +12,7 @@
 pub mod crypto;
 mod error;
 pub mod http;
+mod jsonl;
 pub mod manifest;
 pub mod pipeline;
 pub mod transform;

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::crypto::{CbcDecryptReader, GcmDecryptReader};
 use super::error::{DecodeError, TransferError};
+use super::jsonl::JsonArrayLines;
 use super::unzip::{EntryReader, ZipStream};
 pub use crate::domain::document::{
     Compression, ContentFormat, EXPANSION_CHECK_FLOOR, Encryption, MAX_ZIP_ENTRIES, OutputMode,
@@ -365,7 +366,7 @@ pub fn run_transform<R: Read, O: PartOutput>(
     };
     match (spec.compression, spec.output) {
         (Compression::None, _) => {
-            emitter.object(plain, None, StoredAs::Content(spec.format), false)?;
+            emitter.content(plain, None, spec.format, false)?;
         }
         (Compression::Gzip, OutputMode::KeepCompressed) => {
             // Stored as delivered, but inflated on the side: the bomb bounds and the gzip CRC hold
@@ -385,7 +386,7 @@ pub fn run_transform<R: Read, O: PartOutput>(
         }
         (Compression::Gzip, OutputMode::Decompress) => {
             let gz = MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, plain));
-            emitter.object(gz, None, StoredAs::Content(spec.format), true)?;
+            emitter.content(gz, None, spec.format, true)?;
         }
         (Compression::Zip, OutputMode::Decompress) => {
             let mut zip = ZipStream::new(BufReader::with_capacity(READ_BUFFER, plain));
@@ -398,12 +399,7 @@ pub fn run_transform<R: Read, O: PartOutput>(
                 if entry.is_dir {
                     continue;
                 }
-                emitter.object(
-                    EntryReader(&mut zip),
-                    Some(entry.name),
-                    StoredAs::Content(spec.format),
-                    false,
-                )?;
+                emitter.content(EntryReader(&mut zip), Some(entry.name), spec.format, false)?;
             }
             // The central directory and anything after it: read to the end so that decryption
             // verifies padding or tag over the whole document.
@@ -483,6 +479,29 @@ impl<R: Read> Read for InflateAlongside<R> {
     }
 }
 
+/// Holds the output ceiling and the expansion bound over the bytes read through it (a content that is
+/// converted before it is emitted).
+struct Bounded<R> {
+    inner: R,
+    bytes: u64,
+    ceiling: u64,
+    expansion: Option<Expansion>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        if self.bytes > self.ceiling {
+            return Err(io::Error::other(DecodeError::TooLarge { limit: self.ceiling }));
+        }
+        if let Some(expansion) = &self.expansion {
+            expansion.check(self.bytes).map_err(io::Error::other)?;
+        }
+        Ok(n)
+    }
+}
+
 struct Emitter<'a, O> {
     out: &'a mut O,
     limits: &'a TransformLimits,
@@ -492,6 +511,36 @@ struct Emitter<'a, O> {
 }
 
 impl<O: PartOutput> Emitter<'_, O> {
+    /// Streams one object of decompressed content in `format`: a JSON array of rows is stored as
+    /// JSON Lines (see [`JsonArrayLines`]), anything else as it is.
+    fn content<R: Read>(
+        &mut self,
+        reader: R,
+        entry_name: Option<String>,
+        format: ContentFormat,
+        gzip: bool,
+    ) -> Result<(), TransferError> {
+        match format {
+            ContentFormat::JsonArray => {
+                // The bounds hold for what is decompressed, before the conversion: whitespace it drops
+                // would otherwise inflate unseen.
+                let bounded = Bounded {
+                    inner: reader,
+                    bytes: self.total_out,
+                    ceiling: self.ceiling,
+                    expansion: self.expansion.clone(),
+                };
+                self.object(
+                    JsonArrayLines::new(bounded),
+                    entry_name,
+                    StoredAs::Content(ContentFormat::JsonLines),
+                    gzip,
+                )
+            }
+            format => self.object(reader, entry_name, StoredAs::Content(format), gzip),
+        }
+    }
+
     /// Streams one object from `reader` until its end.
     fn object<R: Read>(
         &mut self,

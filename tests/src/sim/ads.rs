@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
 use super::{AdsReport, FileBody, Sim, State};
-use crate::fixtures::{gzip, gzip_zeros};
+use crate::fixtures::{gzip, gzip_blank_json_array};
 
 use super::common::*;
 
@@ -355,7 +355,7 @@ pub async fn ads_get_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, 
         let url = if status == "COMPLETED" {
             let doc = match report.outcome.as_str() {
                 // A gzip bomb: 72 MiB of zeros in about 70 KB.
-                "BOMB" => gzip_zeros(72 << 20).into(),
+                "BOMB" => gzip_blank_json_array(72 << 20).into(),
                 // A report with no rows: an empty JSON array.
                 "EMPTY" => gzip(b"[]").into(),
                 _ => ads_document(&report, state.config.ads_rows),

@@ -242,6 +242,22 @@ pub(super) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 /// SHA-256 of a document's content as a correct pipeline stores it: a generated report as generated,
 /// a gzip document decompressed (every member), a plain one as it is. `None` for what the simulator
 /// cannot read back (an encrypted document, a ZIP).
+/// The elements of a gzip (or plain) JSON-array document; `None` for anything else.
+pub(super) fn json_rows(body: &FileBody) -> Option<Vec<serde_json::Value>> {
+    use std::io::Read as _;
+    let FileBody::Bytes(b) = body else { return None };
+    let mut plain = Vec::new();
+    if b.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::MultiGzDecoder::new(&b[..]).read_to_end(&mut plain).ok()?;
+    } else {
+        plain.extend_from_slice(b);
+    }
+    match serde_json::from_slice(&plain).ok()? {
+        serde_json::Value::Array(rows) => Some(rows),
+        _ => None,
+    }
+}
+
 pub(super) fn content_sha256(body: &FileBody) -> Option<String> {
     use sha2::Digest as _;
     use std::io::Read as _;

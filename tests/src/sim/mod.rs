@@ -516,18 +516,26 @@ impl Simulator {
         self.sim.lock().log.iter().filter(|l| l.op == op).cloned().collect()
     }
 
-    /// The content SHA-256 of every file served whole (see [`Fault::cut_download`]): what a correct
-    /// pipeline stores, decrypted and decompressed.
+    /// The rows of every JSON-array document downloaded so far (an Ads report), parsed: what a run
+    /// stores as JSON Lines, a row per line.
+    pub fn served_json_rows(&self) -> Vec<Vec<serde_json::Value>> {
+        self.downloaded_bodies().iter().filter_map(common::json_rows).collect()
+    }
+
+    /// The bodies of the documents downloaded so far, copied out of the lock.
+    fn downloaded_bodies(&self) -> Vec<FileBody> {
+        let s = self.sim.lock();
+        s.downloaded
+            .iter()
+            .filter_map(|id| s.files.get(id).map(|f| f.body.clone()))
+            .collect()
+    }
+
+    /// SHA-256 of the decompressed content of every document downloaded so far (what a run stores when
+    /// it keeps the content as served).
     pub fn served_content_sha256s(&self) -> Vec<String> {
         // Computed here, for the tests that ask, not while serving.
-        let bodies: Vec<FileBody> = {
-            let s = self.sim.lock();
-            s.downloaded
-                .iter()
-                .filter_map(|id| s.files.get(id).map(|f| f.body.clone()))
-                .collect()
-        };
-        bodies.iter().filter_map(common::content_sha256).collect()
+        self.downloaded_bodies().iter().filter_map(common::content_sha256).collect()
     }
 
     /// How many times the simulator's own SP-API usage plans answered 429: each is a request the

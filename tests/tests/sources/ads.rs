@@ -3,7 +3,7 @@
 use super::*;
 
 #[tokio::test]
-async fn ads_report_is_created_with_the_scope_header_and_vendor_type_and_its_json_lands_in_s3() {
+async fn ads_report_is_created_with_the_scope_header_and_vendor_type_and_its_rows_land_in_s3_as_json_lines() {
     let sim = Simulator::start(SimConfig::default()).await.expect("sim");
     let client = ads(&sim);
     let profiles = client.profiles().await.expect("profiles");
@@ -22,7 +22,10 @@ async fn ads_report_is_created_with_the_scope_header_and_vendor_type_and_its_jso
     let docs = client.documents(&campaigns(), &id).await.expect("documents");
     assert!(docs[0].expires_at.is_some());
     let stored = store(docs).await;
-    assert!(stored[0].0.ends_with(".json"));
+    // The report is one JSON array (GZIP_JSON); it is stored a row per line, which Athena's JSON
+    // SerDe reads (it reads no arrays), and counted by its rows.
+    assert!(stored[0].0.ends_with(".jsonl"), "{:?}", stored[0]);
+    assert!(stored[0].2.is_some_and(|rows| rows > 0), "{:?}", stored[0]);
 
     let create = &sim.requests_of("ads.createReport")[0];
     assert_eq!(
