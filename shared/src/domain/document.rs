@@ -377,6 +377,10 @@ pub struct DocumentRecord {
     pub bytes_out: u64,
     /// The objects stored.
     pub objects: Vec<StoredObject>,
+    /// The column names of its first object that has them (a TSV or CSV header, a JSON Lines row's
+    /// keys): what the catalog's table is built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
     /// When the download started.
     pub started_at: DateTime<Utc>,
     /// When the last object was completed.

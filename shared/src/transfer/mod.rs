@@ -11,6 +11,7 @@
 
 pub mod crypto;
 mod error;
+pub mod header;
 pub mod http;
 mod jsonl;
 pub mod manifest;

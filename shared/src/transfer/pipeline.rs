@@ -211,6 +211,9 @@ pub async fn transfer_document<S: ObjectSink>(
         Ok(summary) => {
             let finished_at = Utc::now();
             let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let columns = objects
+                .iter()
+                .find_map(|o| o.stats.as_ref().and_then(|s| s.columns.clone()));
             let stored: Vec<StoredObject> = objects.into_iter().map(stored_object).collect();
             tracing::info!(
                 source_id,
@@ -228,6 +231,7 @@ pub async fn transfer_document<S: ObjectSink>(
                 bytes_in: summary.bytes_in,
                 bytes_out: summary.bytes_out,
                 objects: stored,
+                columns,
                 started_at,
                 finished_at,
                 duration_ms,
@@ -408,6 +412,7 @@ fn stored_object(object: OpenObject) -> StoredObject {
         sha256: String::new(),
         rows: None,
         parts: 0,
+        columns: None,
     });
     StoredObject {
         key: object.key,

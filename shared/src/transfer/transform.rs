@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::crypto::{CbcDecryptReader, GcmDecryptReader};
 use super::error::{DecodeError, TransferError};
+use super::header::HeaderCapture;
 use super::jsonl::JsonArrayLines;
 use super::unzip::{EntryReader, ZipStream};
 pub use crate::domain::document::{
@@ -112,6 +113,8 @@ pub struct ObjectStats {
     pub rows: Option<u64>,
     /// Number of parts emitted.
     pub parts: u32,
+    /// The column names of a TSV, CSV or JSON Lines object: its header, or its first row's keys.
+    pub columns: Option<Vec<String>>,
 }
 
 /// Receives the transform's output in order: `begin`, zero or more `part`s, `end`, per object.
@@ -276,6 +279,7 @@ struct ObjectMeter {
     bytes: u64,
     sha: Sha256,
     rows: Option<Rows>,
+    header: Option<HeaderCapture>,
     parts: u32,
 }
 
@@ -288,10 +292,15 @@ impl ObjectMeter {
             StoredAs::Content(ContentFormat::Json) => Some(Rows::JsonArray(JsonArrayCounter::default())),
             _ => None,
         };
+        let header = match stored_as {
+            StoredAs::Content(format) => HeaderCapture::for_format(format),
+            _ => None,
+        };
         Self {
             bytes: 0,
             sha: Sha256::new(),
             rows,
+            header,
             parts: 0,
         }
     }
@@ -299,6 +308,9 @@ impl ObjectMeter {
     fn update(&mut self, data: &[u8]) {
         self.bytes += data.len() as u64;
         self.sha.update(data);
+        if let Some(header) = self.header.as_mut() {
+            header.update(data);
+        }
         match self.rows.as_mut() {
             Some(Rows::Lines(counter, _)) => counter.update(data),
             Some(Rows::JsonArray(counter)) => counter.update(data),
@@ -316,6 +328,7 @@ impl ObjectMeter {
                 None => None,
             },
             parts: self.parts,
+            columns: self.header.and_then(HeaderCapture::columns),
         }
     }
 }
