@@ -7,8 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 # Pinned local tools, installed from PyPI into .venv/: moto's server is the local AWS (S3, DynamoDB,
 # Secrets Manager, Step Functions) the tests start; cargo-lambda serves the functions locally.
-PY_TOOLS := moto[server]==5.2.5 cargo-lambda==1.9.2
-TOOLS_STAMP := $(VENV)/.tools-moto-5.2.5-cargo-lambda-1.9.2
+PY_TOOLS := moto[server]==5.2.5 cargo-lambda==1.9.2 duckdb==2.0.1
+TOOLS_STAMP := $(VENV)/.tools-moto-5.2.5-cargo-lambda-1.9.2-duckdb-2.0.1
 # Infrastructure checks, in a virtualenv of their own (SAM CLI and checkov pin their own dependencies).
 INFRA_VENV := .venv-infra
 INFRA_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0 checkov==3.2.459 ziglang==0.17.1 parliament==1.6.4

@@ -132,6 +132,8 @@ class Stack:
             return self.resolve(props.get("Name"))
         if kind in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine") and props.get("Name"):
             return self.resolve(props["Name"])
+        if kind == "AWS::Glue::Database":
+            return self.resolve(props["DatabaseInput"]["Name"])
         return f"{self.stack}-{logical}-ABC123"
 
     def ref(self, name):

@@ -520,3 +520,150 @@ pub trait Executions: Send + Sync {
     /// Starts an execution named `name` on `input` (a JSON document).
     fn start(&self, name: &str, input: &str) -> impl Future<Output = Result<StartOutcome, WorkflowError>> + Send;
 }
+
+/// How a table's objects are stored, which decides its SerDe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableFormat {
+    /// Tab-separated, a header line first (read by position).
+    Tsv,
+    /// RFC 4180 comma-separated, a header line first (read by position).
+    Csv,
+    /// One JSON object per line (read by name).
+    JsonLines,
+}
+
+/// A table of the data catalog as the pipeline keeps it: every column a string, partitioned by
+/// `account` and `dt` with partition projection, so that no partition is ever registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDefinition {
+    /// The table's name (lower case, letters, digits and `_`).
+    pub name: String,
+    /// What it holds, for people.
+    pub description: String,
+    /// The columns: the name in the catalog (lower case, letters, digits and `_`) and the name in the
+    /// data (the header, or the JSON key), in the order of the data.
+    pub columns: Vec<TableColumn>,
+    /// How its objects are stored.
+    pub format: TableFormat,
+    /// `s3://bucket/prefix/` under which every partition lies.
+    pub location: String,
+    /// Where one partition lies, with `${account}` and `${dt}` in it (Athena's
+    /// `storage.location.template`).
+    pub location_template: String,
+    /// The values of `account` (the projection's enum), sorted.
+    pub accounts: std::collections::BTreeSet<String>,
+    /// The first day of `dt` (the projection's range runs from it to now).
+    pub first_day: chrono::NaiveDate,
+}
+
+/// One column of a [`TableDefinition`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableColumn {
+    /// The column's name in the catalog.
+    pub name: String,
+    /// Its name in the data.
+    pub source: String,
+}
+
+/// A table as the catalog holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogTable {
+    /// Its definition.
+    pub definition: TableDefinition,
+    /// The catalog's version of it, for an update that must not overwrite another.
+    pub version: Option<String>,
+}
+
+/// Why the catalog could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// Another writer changed the table first (it exists already, or its version moved): read it
+    /// again and retry.
+    #[error("the table changed meanwhile: {0}")]
+    Conflict(String),
+    /// A table of that name exists that the pipeline does not keep (made by hand or a crawler).
+    #[error("{0}")]
+    Foreign(String),
+    /// Throttling, 5xx, network trouble: retry.
+    #[error("the data catalog is unavailable: {0}")]
+    Unavailable(String),
+    /// Access denied, no such database: a deployment problem.
+    #[error("the data catalog refused the call: {0}")]
+    Misconfigured(String),
+}
+
+/// A view of the catalog: a query over the database's tables (an Athena view), every column a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewDefinition {
+    /// The view's name.
+    pub name: String,
+    /// What it shows, for people.
+    pub description: String,
+    /// Its query (Trino SQL; tables named without their database).
+    pub sql: String,
+    /// The columns the query returns, in order.
+    pub columns: Vec<String>,
+}
+
+/// The data catalog the tables are registered in (the Glue Data Catalog).
+///
+/// Contract: [`Catalog::create_table`] fails with [`CatalogError::Conflict`] when the table exists;
+/// [`Catalog::update_table`] fails so when the table's version is no longer `version`.
+pub trait Catalog: Send + Sync {
+    /// The table `name`, if it exists.
+    fn table(&self, name: &str) -> impl Future<Output = Result<Option<CatalogTable>, CatalogError>> + Send;
+
+    /// Creates a table.
+    fn create_table(&self, table: &TableDefinition) -> impl Future<Output = Result<(), CatalogError>> + Send;
+
+    /// Replaces a table's definition, if its version is still `version` (a new version of the table).
+    fn update_table(
+        &self,
+        table: &TableDefinition,
+        version: Option<&str>,
+    ) -> impl Future<Output = Result<(), CatalogError>> + Send;
+
+    /// Creates a view, or replaces the pipeline's view of that name.
+    fn put_view(&self, view: &ViewDefinition) -> impl Future<Output = Result<(), CatalogError>> + Send;
+}
+
+/// What registering a run's table changed, as its manifest and run record say.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum SchemaChange {
+    /// The run's columns made a new table.
+    Created,
+    /// The run's columns are the table's.
+    Unchanged,
+    /// The run brought new columns (after the table's, or, read by name, anywhere): a new version of
+    /// the table has them; earlier rows read them as null.
+    Added {
+        /// The new columns, as the data names them.
+        columns: Vec<String>,
+    },
+    /// The run's columns differ from the table's in a way the table cannot absorb: columns missing
+    /// or moved in a file read by position, or another format. The table is left as it was; the
+    /// run's files are stored, but a query reads their columns by the table's positions.
+    Drifted {
+        /// The table's columns the run lacks.
+        missing: Vec<String>,
+        /// The run's columns the table lacks.
+        extra: Vec<String>,
+        /// Whether columns both have stand in another order.
+        reordered: bool,
+        /// Whether the run's files are of another format than the table's.
+        format_changed: bool,
+    },
+}
+
+/// The table a run's data was registered in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableRecord {
+    /// The catalog's database.
+    pub database: String,
+    /// The table.
+    pub table: String,
+    /// What the run changed.
+    pub schema: SchemaChange,
+}

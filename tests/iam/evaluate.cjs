@@ -123,6 +123,16 @@ function iamRequests(entry, input) {
     } else if (sseKey && method === 'PUT' && !q.has('partNumber')) {
       push('kms:GenerateDataKey', input.kmsKeys[sseKey] || sseKey, { 'kms:ViaService': `s3.${region}.amazonaws.com` })
     }
+  } else if (sig.service === 'glue' && target) {
+    // Glue authorizes a table call on the catalog, the database and the table.
+    const op = target.split('.')[1]
+    const body = JSON.parse(bodyText(entry) || '{}')
+    const db = body.DatabaseName
+    const name = body.Name || (body.TableInput && body.TableInput.Name)
+    if (!db) throw new Error(`no database in a glue:${op} request`)
+    push(`glue:${op}`, `arn:aws:glue:${region}:${account}:catalog`)
+    push(`glue:${op}`, `arn:aws:glue:${region}:${account}:database/${db}`)
+    if (name) push(`glue:${op}`, `arn:aws:glue:${region}:${account}:table/${db}/${name}`)
   } else if (sig.service === 'states' && target && input.principals[sig.accessKey]) {
     // A function's call to Step Functions (refresh-token starting a schedule's firing): JSON protocol,
     // the state machine or execution named in the body.

@@ -10,6 +10,7 @@
 //! - [`sfn`]: the real state-machine definition on moto's Step Functions, its Lambda tasks routed to the steps.
 //! - [`stack`]: the simulator and a local AWS provisioned as the template does, with the steps' services.
 //! - [`sim`]: the Amazon API simulator (LWA, SP-API Reports, Ads reporting v3, AMC, Slate).
+//! - [`sql`]: a real SQL engine (DuckDB) over the Glue catalog's tables, read as Athena reads them.
 //! - [`replay`]: canned published responses over HTTP, for running the clients against Amazon's examples.
 
 pub mod docserver;
@@ -20,6 +21,7 @@ pub mod moto;
 pub mod replay;
 pub mod sfn;
 pub mod sim;
+pub mod sql;
 pub mod stack;
 
 /// Serves `app` on `listener` until the returned sender is dropped: the test kit's servers stop with

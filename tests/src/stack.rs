@@ -32,6 +32,8 @@ pub const REFRESH_TOKEN: &str = "Atzr|sim-refresh-token-stack";
 pub const STACK: &str = "local";
 /// The state machine's name locally, as the template names it (`${AWS::StackName}-pipeline`).
 pub const STATE_MACHINE: &str = "local-pipeline";
+/// The Glue database the runs' tables are registered in locally.
+pub const GLUE_DATABASE: &str = "amzpipe_local";
 
 /// The local state machine's ARN (known before it is created, as the template's `!Sub` knows it).
 pub fn state_machine_arn() -> String {
@@ -103,6 +105,7 @@ pub fn settings(sim: &Simulator) -> Settings {
         execution_timeout: None,
         // refresh-token starts the schedules' firings on the local state machine.
         state_machine_arn: Some(state_machine_arn()),
+        glue_database: Some(GLUE_DATABASE.into()),
     }
 }
 
@@ -122,6 +125,7 @@ pub fn stack_env(sim: &Simulator, aws: &LocalAws, state_machine: Option<&str>) -
         ("AMZPIPE_SLATE_URL", endpoint(settings.endpoints.slate)),
         ("AMZPIPE_MAX_WAIT_SECONDS", settings.max_wait.as_secs().to_string()),
         ("AMZPIPE_TOKEN_KEY_ID", settings.token_key_id.unwrap_or_default()),
+        ("AMZPIPE_GLUE_DATABASE", settings.glue_database.unwrap_or_default()),
         ("AWS_ENDPOINT_URL", aws.endpoint().to_owned()),
         ("AWS_REGION", crate::moto::REGION.to_owned()),
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
@@ -172,10 +176,20 @@ pub fn secret_value(region: &str) -> String {
     .to_string()
 }
 
-/// Creates the table, the bucket, the credentials secret and the token key (with its alias
-/// [`TOKEN_KEY`]) in a local AWS.
+/// Creates the table, the bucket, the credentials secret, the token key (with its alias
+/// [`TOKEN_KEY`]) and the Glue database [`GLUE_DATABASE`] in a local AWS.
 pub async fn provision(aws: &LocalAws) -> Result<(), Box<dyn std::error::Error>> {
     let config = aws.sdk_config().await;
+    aws_sdk_glue::Client::new(&config)
+        .create_database()
+        .database_input(
+            aws_sdk_glue::types::DatabaseInput::builder()
+                .name(GLUE_DATABASE)
+                .description("amzpipe: a table per source and report")
+                .build()?,
+        )
+        .send()
+        .await?;
     let kms = aws_sdk_kms::Client::new(&config);
     let key = kms
         .create_key()

@@ -20,7 +20,9 @@ use std::process::Command;
 use amzpipe_testkit::moto::LocalAws;
 use amzpipe_testkit::sfn::FUNCTIONS;
 use amzpipe_testkit::sim::{Scenario, SimConfig};
-use amzpipe_testkit::stack::{BUCKET, Pipeline, STACK, TABLE, TOKEN_KEY, event_job, function_access_key, secret_value};
+use amzpipe_testkit::stack::{
+    BUCKET, GLUE_DATABASE, Pipeline, STACK, TABLE, TOKEN_KEY, event_job, function_access_key, secret_value,
+};
 use serde_json::{Value, json};
 
 /// The credentials secret, named as the template names `DefaultCredentials`.
@@ -134,6 +136,8 @@ async fn evaluate(kms: bool) -> Value {
         &format!("OutputBucket={BUCKET}"),
         "--name",
         &format!("TokenKey={token_key_id}"),
+        "--name",
+        &format!("GlueDatabase={GLUE_DATABASE}"),
     ]);
     if let Some(key) = &data_key {
         render.args(["--kms", "--kms-key-arn", key]);
@@ -279,6 +283,12 @@ async fn every_call_of_every_function_and_of_the_state_machine_is_allowed_by_its
         exercised["RefreshTokenFunction"]
             .as_array()
             .is_some_and(|a| a.contains(&json!("kms:GenerateDataKey")))
+    );
+    assert!(
+        exercised["DownloadDecryptFunction"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("glue:CreateTable"))),
+        "registering the runs' tables was evaluated: {exercised:#}"
     );
     assert!(
         exercised["RefreshTokenFunction"]

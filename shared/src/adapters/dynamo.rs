@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `createOwner`/`createLeaseUntil` and `downloadOwner`/`downloadLeaseUntil` (the execution on that step, epoch ms), `failureReason`, `manifestKey`, `documentCount`, `bytesOut`, `rowsOut`, `cutDocument` (the document the Lambda deadline last cut off), timestamps; `expiresAt` once finished |
+//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `createOwner`/`createLeaseUntil` and `downloadOwner`/`downloadLeaseUntil` (the execution on that step, epoch ms), `failureReason`, `manifestKey`, `schemaNote`, `documentCount`, `bytesOut`, `rowsOut`, `cutDocument` (the document the Lambda deadline last cut off), timestamps; `expiresAt` once finished |
 //! | document | `JOB#{job}` | `DOC#{start}#{end}#{index:06}` | `record`: the document's record (JSON) without its objects; `objectCount`; `expiresAt` |
 //! | document's objects | `JOB#{job}` | `DOC#{start}#{end}#{index:06}#{piece:04}` | `objects`: up to 200 stored objects (JSON each); `expiresAt` |
 //! | watermark | `JOB#{job}` | `WATERMARK` | `watermark` (epoch ms of the newest file stored) |
@@ -346,6 +346,7 @@ fn parse_run(item: &Item) -> Result<RunRecord, StoreError> {
         updated_at: required_time("updatedAt")?,
         failure_reason: get_s(item, "failureReason").map(str::to_owned),
         manifest_key: get_s(item, "manifestKey").map(str::to_owned),
+        schema_note: get_s(item, "schemaNote").map(str::to_owned),
         document_count: get_n(item, "documentCount").unwrap_or(0),
         bytes_out: get_n(item, "bytesOut").unwrap_or(0),
         rows: get_n(item, "rowsOut"),
@@ -425,7 +426,7 @@ impl JobStore for DynamoJobStore {
             .update_expression(
                 "SET #s = :claimed, claims = claims + :one, polls = :zero, documentCount = :zero, bytesOut = :zero, \
                  updatedAt = :now \
-                 REMOVE requestId, createStartedAt, failureReason, manifestKey, amazonStatus, expiresAt, rowsOut, \
+                 REMOVE requestId, createStartedAt, failureReason, manifestKey, schemaNote, amazonStatus, expiresAt, rowsOut, \
                  cutDocument, createOwner, createLeaseUntil, downloadOwner, downloadLeaseUntil",
             )
             .condition_expression("#s = :failed")
@@ -590,6 +591,10 @@ impl JobStore for DynamoJobStore {
         if let Some(manifest) = update.manifest_key {
             sets.push("manifestKey = :manifest");
             request = request.expression_attribute_values(":manifest", s(manifest));
+        }
+        if let Some(note) = update.schema_note {
+            sets.push("schemaNote = :schema");
+            request = request.expression_attribute_values(":schema", s(note));
         }
         if let Some(state) = update.amazon_status {
             sets.push("amazonStatus = :state");

@@ -4,6 +4,7 @@ pub mod ads_reports;
 pub mod amc;
 pub mod api;
 pub mod dynamo;
+pub mod glue;
 pub mod kms;
 pub mod lwa;
 pub mod s3;

@@ -138,6 +138,9 @@ pub struct RunRecord {
     pub failure_reason: Option<String>,
     /// The manifest's key in the output bucket, once written.
     pub manifest_key: Option<String>,
+    /// How the run's columns differ from its table's, when they drifted (see
+    /// [`crate::ports::SchemaChange::Drifted`]); the manifest says it too.
+    pub schema_note: Option<String>,
     /// How many documents this claim has stored, in order (a retried download resumes after them).
     /// Their records are kept apart from the run ([`crate::ports::JobStore::documents`]), so that a run
     /// of thousands of files stays within the store's item size.
@@ -168,6 +171,7 @@ impl RunRecord {
             updated_at: now,
             failure_reason: None,
             manifest_key: None,
+            schema_note: None,
             document_count: 0,
             bytes_out: 0,
             rows: None,
@@ -183,6 +187,8 @@ pub struct RunUpdate {
     pub failure_reason: Option<String>,
     /// Where the manifest is.
     pub manifest_key: Option<String>,
+    /// How the run's columns drifted from its table's.
+    pub schema_note: Option<String>,
     /// Amazon's last status word.
     pub amazon_status: Option<String>,
 }

@@ -146,6 +146,31 @@ impl RunContext {
     }
 }
 
+impl RunContext {
+    /// Where the job's table lies: the prefix every partition lies under (`s3://bucket/{prefix}/source={kind}/`)
+    /// and one partition's location with `${account}` and `${dt}` in it — the run prefix's layout
+    /// (see [`RunContext::run_prefix`]) above its `run=` folder.
+    pub fn table_location(&self, bucket: &str) -> (String, String) {
+        let source = &self.job.source;
+        let mut root = format!("s3://{bucket}/");
+        if !self.job.output.prefix.is_empty() {
+            root.push_str(&self.job.output.prefix);
+            root.push('/');
+        }
+        root.push_str(&format!("source={}/", source.kind()));
+        let template = format!(
+            "{root}account=${{account}}/report={}/dt=${{dt}}/",
+            key_segment(&source.report())
+        );
+        (root, template)
+    }
+
+    /// The job's account as its partition value (`account=` of the layout).
+    pub fn account_segment(&self) -> String {
+        key_segment(&self.job.source.account())
+    }
+}
+
 /// An RFC 3339 time in UTC.
 pub(crate) fn utc_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))

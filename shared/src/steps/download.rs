@@ -9,7 +9,8 @@ use tracing::Instrument;
 use crate::domain::document::DocumentRecord;
 use crate::domain::iso;
 use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
-use crate::ports::{JobStore, ObjectSink, SourceDocument};
+use crate::ports::{JobStore, ObjectSink, SchemaChange, SourceDocument};
+use crate::steps::catalog::register_table;
 use crate::steps::failure::{clear_run_objects, fail_run, note_refusal};
 use crate::steps::quota::release_quota;
 use crate::steps::{BoundSource, Deadline, Ports, RunContext, RunRef, Services, StepError};
@@ -256,10 +257,22 @@ async fn download<P: Ports>(
         (RunStatus::NoData, update, Totals::of(&records))
     } else {
         let manifest_key = format!("{prefix}/{MANIFEST_FILE_NAME}");
-        let manifest = Manifest::new(manifest_context(ctx, &request_id), records);
+        // The table first, so that the run is queryable once its manifest exists; a retry after a
+        // failed registration finds the documents stored and registers again (it is idempotent).
+        let table = Box::pin(register_table(services, ctx, &records)).await?;
+        let schema_note = table.as_ref().and_then(|t| match &t.schema {
+            drift @ SchemaChange::Drifted { .. } => Some(format!(
+                "the columns drifted from table {}.{}: {drift:?}",
+                t.database, t.table
+            )),
+            _ => None,
+        });
+        let mut manifest = Manifest::new(manifest_context(ctx, &request_id), records);
+        manifest.table = table;
         manifest.write(&services.sink, &manifest_key).await?;
         let update = RunUpdate {
             manifest_key: Some(manifest_key),
+            schema_note,
             ..RunUpdate::default()
         };
         (RunStatus::Succeeded, update, manifest.totals)

@@ -29,6 +29,7 @@
 //! bound to ([`BoundSource`]), and one file per step.
 
 pub mod budget;
+pub mod catalog;
 mod context;
 mod create;
 mod deadline;

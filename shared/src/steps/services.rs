@@ -9,6 +9,7 @@ use crate::adapters::ads_reports::{self, AdsReportsClient};
 use crate::adapters::amc::AmcClient;
 use crate::adapters::api::{ApiClient, AuthStyle, Policy, SharedQuota, api_http_client};
 use crate::adapters::dynamo::{DEFAULT_RUN_TTL_DAYS, DynamoJobStore};
+use crate::adapters::glue::GlueCatalog;
 use crate::adapters::kms::TokenSealer;
 use crate::adapters::lwa::{LwaSession, token_endpoint};
 use crate::adapters::s3::{Encryption, S3Sink};
@@ -20,7 +21,7 @@ use crate::adapters::sp_reports::{self, SpReportsClient};
 use crate::domain::Region;
 use crate::domain::credentials::TokenHost;
 use crate::domain::job::{Job, SourceSpec};
-use crate::ports::{Executions, JobStore, ObjectSink, Quotas, SecretStore, TokenCache};
+use crate::ports::{Catalog, Executions, JobStore, ObjectSink, Quotas, SecretStore, TokenCache};
 use crate::steps::StepError;
 use crate::steps::quota::TableQuota;
 use crate::steps::sessions::{Session, Sessions};
@@ -173,6 +174,9 @@ pub struct Settings {
     /// The state machine the schedules' firings start executions of (`AMZPIPE_STATE_MACHINE_ARN`; set
     /// on refresh-token only, see [`crate::steps::start_scheduled_execution`]).
     pub state_machine_arn: Option<String>,
+    /// The Glue database each run's table is registered in (`AMZPIPE_GLUE_DATABASE`; set on
+    /// download-decrypt). Unset, no table is registered.
+    pub glue_database: Option<String>,
 }
 
 impl Settings {
@@ -231,6 +235,7 @@ impl Settings {
             deadline_margin,
             execution_timeout,
             state_machine_arn: optional("AMZPIPE_STATE_MACHINE_ARN"),
+            glue_database: optional("AMZPIPE_GLUE_DATABASE"),
         })
     }
 }
@@ -246,6 +251,8 @@ pub trait Ports: Send + Sync + 'static {
     type Sink: ObjectSink;
     /// The state machine, for the starts of scheduled executions.
     type Executions: Executions;
+    /// The data catalog the runs' tables are registered in.
+    type Catalog: Catalog;
 }
 
 /// The production ports: DynamoDB, Secrets Manager, S3, Step Functions.
@@ -256,6 +263,7 @@ impl Ports for Aws {
     type Secrets = SecretsManagerStore;
     type Sink = S3Sink;
     type Executions = StepFunctionsExecutions;
+    type Catalog = GlueCatalog;
 }
 
 /// Everything the steps use, over the ports `P`.
@@ -269,12 +277,23 @@ pub struct Services<P: Ports> {
     /// The state machine, when this function starts scheduled executions
     /// ([`Settings::state_machine_arn`]).
     pub executions: Option<P::Executions>,
+    /// The data catalog, when this function registers tables ([`Settings::glue_database`]).
+    pub catalog: Option<P::Catalog>,
     /// Configuration.
     pub settings: Settings,
     /// The HTTP policy of Amazon API calls.
     pub policy: Policy,
     api_http: reqwest::Client,
     downloads: reqwest::Client,
+}
+
+/// The adapters only some functions have: the state machine (refresh-token) and the catalog
+/// (download-decrypt).
+pub struct Optional<P: Ports> {
+    /// The state machine.
+    pub executions: Option<P::Executions>,
+    /// The data catalog.
+    pub catalog: Option<P::Catalog>,
 }
 
 /// The production services: DynamoDB, Secrets Manager, S3.
@@ -316,7 +335,18 @@ impl AwsServices {
             .state_machine_arn
             .clone()
             .map(|arn| StepFunctionsExecutions::new(aws_sdk_sfn::Client::new(config), arn));
-        Self::new(store, secrets, sink, executions, settings, Policy::default())
+        let catalog = settings
+            .glue_database
+            .clone()
+            .map(|database| GlueCatalog::new(aws_sdk_glue::Client::new(config), database));
+        Self::new(
+            store,
+            secrets,
+            sink,
+            Optional { executions, catalog },
+            settings,
+            Policy::default(),
+        )
     }
 }
 
@@ -326,7 +356,7 @@ impl<P: Ports> Services<P> {
         store: P::Store,
         secrets: P::Secrets,
         sink: P::Sink,
-        executions: Option<P::Executions>,
+        optional: Optional<P>,
         settings: Settings,
         policy: Policy,
     ) -> Result<Self, StepError> {
@@ -338,7 +368,8 @@ impl<P: Ports> Services<P> {
             store,
             sessions,
             sink,
-            executions,
+            executions: optional.executions,
+            catalog: optional.catalog,
             settings,
             policy,
             api_http,

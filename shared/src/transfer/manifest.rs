@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::document::DocumentRecord;
-use crate::ports::{ObjectSink, SinkError};
+use crate::ports::{ObjectSink, SinkError, TableRecord};
 
 /// The version of the manifest layout; bumped on incompatible change.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -29,6 +29,9 @@ pub struct Manifest {
     pub documents: Vec<DocumentRecord>,
     /// Sums over the documents.
     pub totals: Totals,
+    /// The catalog table the run's data was registered in, and what the run changed in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableRecord>,
     /// When the manifest was written.
     pub written_at: DateTime<Utc>,
 }
@@ -70,6 +73,7 @@ impl Manifest {
             context,
             documents,
             totals,
+            table: None,
             written_at: Utc::now(),
         }
     }

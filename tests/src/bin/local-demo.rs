@@ -21,7 +21,7 @@ use amzpipe_testkit::lambda_host::binaries_dir;
 use amzpipe_testkit::moto::LocalAws;
 use amzpipe_testkit::sfn::Invocation;
 use amzpipe_testkit::sim::{SimConfig, Simulator};
-use amzpipe_testkit::stack::{Answer, BUCKET, Pipeline, SECRET};
+use amzpipe_testkit::stack::{Answer, BUCKET, GLUE_DATABASE, Pipeline, SECRET};
 use clap::Parser;
 use serde_json::{Value, json};
 
@@ -194,7 +194,8 @@ async fn run(pipeline: &Pipeline) -> DemoResult<()> {
     };
     println!();
     println!("Execution {status} in {:.1} s.", clock.elapsed().as_secs_f64());
-    print_objects(&pipeline.aws).await?;
+    let tables = print_objects(&pipeline.aws).await?;
+    print_queries(&pipeline.aws, &tables)?;
     println!();
     println!("Next: `make test` runs the test suite; to deploy to AWS, see the README (\"Deploying to AWS\":");
     println!("`sam build` and `sam deploy --guided`, then fill the credentials secret and enable a schedule).");
@@ -205,12 +206,14 @@ async fn run(pipeline: &Pipeline) -> DemoResult<()> {
     }
 }
 
-async fn print_objects(aws: &LocalAws) -> DemoResult<()> {
+/// Prints the objects and the manifests; returns the catalog tables the manifests name.
+async fn print_objects(aws: &LocalAws) -> DemoResult<Vec<String>> {
     let s3 = aws.s3().await;
     println!();
     println!("Objects in s3://{BUCKET}/ (local):");
     println!("  {:>12}  key", "bytes");
     let mut manifests = Vec::new();
+    let mut tables = Vec::new();
     for (key, size) in aws.objects(BUCKET).await? {
         println!("  {size:>12}  {key}");
         if key.ends_with("/_manifest.json") {
@@ -234,6 +237,9 @@ async fn print_objects(aws: &LocalAws) -> DemoResult<()> {
             .collect()
             .await?;
         let manifest: Value = serde_json::from_slice(&body.into_bytes())?;
+        if let Some(table) = manifest["table"]["table"].as_str() {
+            tables.push(table.to_owned());
+        }
         let t = &manifest["totals"];
         let number = |v: &Value| v.as_u64().unwrap_or_default();
         println!(
@@ -243,6 +249,41 @@ async fn print_objects(aws: &LocalAws) -> DemoResult<()> {
             number(&t["bytes_out"]),
             number(&t["rows"])
         );
+    }
+    Ok(tables)
+}
+
+/// Queries each table as Athena would (the catalog's definition alone, by DuckDB) and prints the SQL
+/// and its answer.
+fn print_queries(aws: &LocalAws, tables: &[String]) -> DemoResult<()> {
+    println!();
+    println!(
+        "Tables in the Glue database {GLUE_DATABASE} (partition projection: no crawler, no partition registered),"
+    );
+    println!(
+        "queried with SQL as Athena would read them (tests/sql/athena_local.py: DuckDB over the catalog's definitions):"
+    );
+    let mut sql: Vec<String> = tables
+        .iter()
+        .map(|t| format!("SELECT account, dt, count(*) AS row_count FROM {t} GROUP BY account, dt ORDER BY dt"))
+        .collect();
+    // A changelog's current state: its view (one row per key, deletions left out).
+    sql.extend(tables.iter().filter(|t| t.starts_with("slate_")).map(|t| {
+        format!("SELECT count(*) AS rows_in_changelog, (SELECT count(*) FROM {t}_current) AS current_rows FROM {t}")
+    }));
+    let answers = amzpipe_testkit::sql::query(
+        aws.endpoint(),
+        GLUE_DATABASE,
+        &sql.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    for answer in answers {
+        println!();
+        println!("  sql> {}", answer.sql);
+        println!("  {}", answer.columns.join(" | "));
+        for row in answer.rows {
+            let cells: Vec<&str> = row.iter().map(|v| v.as_deref().unwrap_or("NULL")).collect();
+            println!("  {}", cells.join(" | "));
+        }
     }
     Ok(())
 }

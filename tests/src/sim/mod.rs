@@ -535,7 +535,10 @@ impl Simulator {
     /// it keeps the content as served).
     pub fn served_content_sha256s(&self) -> Vec<String> {
         // Computed here, for the tests that ask, not while serving.
-        self.downloaded_bodies().iter().filter_map(common::content_sha256).collect()
+        self.downloaded_bodies()
+            .iter()
+            .filter_map(common::content_sha256)
+            .collect()
     }
 
     /// How many times the simulator's own SP-API usage plans answered 429: each is a request the

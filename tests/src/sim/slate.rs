@@ -94,26 +94,39 @@ pub async fn slate_datasets(
     slate_list(&sim, &call, "slate.datasets", items)
 }
 
+/// The playback dataset's columns, in the order of the official Datasets page (seed
+/// `002_8fd61206bc5c2333.txt`, "Ensemble de données de lecture"): `session_id` is its key, and the
+/// file is a changelog — the same session again with a later `last_update_time_utc`, or `is_deleted`.
+pub const PLAYBACK_COLUMNS: &str = "session_id,marketplace_id,marketplace_desc,cid,benefit_id,catalog_id,\
+subscription_offer_id,subscription_event_id,start_segment_utc,end_segment_utc,seconds_viewed,position_start,\
+position_end,connection_type,stream_type,device_class,device_sub_class,geo_dma,playback_method,quality,event_type,\
+create_time_utc,last_update_time_utc,is_deleted";
+
+/// A file of the dataset: a ZIP of `entries` CSV changelogs of `rows` rows each. Every file of a
+/// window carries the same sessions (row `i` of entry `e` is session `S{e}-{i}`), updated at the file's
+/// publication time, so that a later file restates an earlier one; every 50th session is deleted in
+/// files published at an odd hour, and its seconds viewed grow with the hour.
 pub(super) fn slate_zip(dataset: &str, file_id: &str, published: DateTime<Utc>, rows: u32, entries: u32) -> Bytes {
+    use chrono::Timelike;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let odd_hour = published.hour() % 2 == 1;
     for entry in 0..entries.max(1) {
-        let (name, row_id) = match entries {
-            0 | 1 => (format!("{dataset}/{file_id}.csv"), file_id.to_owned()),
-            _ => (
-                format!("{dataset}/{file_id}-part{entry:05}.csv"),
-                format!("{file_id}-{entry}"),
-            ),
+        let name = match entries {
+            0 | 1 => format!("{dataset}/{file_id}.csv"),
+            _ => format!("{dataset}/{file_id}-part{entry:05}.csv"),
         };
         let _ = w.start_file(name, zip::write::SimpleFileOptions::default());
-        let _ = writeln!(w, "event_id,title_id,minutes_viewed,last_update_time_utc,is_deleted");
+        let _ = writeln!(w, "{PLAYBACK_COLUMNS}");
+        let at = iso(published);
         for i in 0..rows {
+            let deleted = u8::from(odd_hour && i % 50 == 0);
             let _ = writeln!(
                 w,
-                "{row_id}-{i},T{:04},{},{},{}",
+                "S{entry:03}-{i:05},1,\"Amazon.com, US\",c{:04},B1,T{:04},O1,E{:05},{at},{at},{},0.0,1.0,wifi,VOD,Living Room,TV,501,online,1080p,playback_segments,{at},{at},{deleted}",
+                i % 89,
                 i % 97,
-                i % 120,
-                iso(published),
-                u8::from(i % 50 == 0)
+                i % 31,
+                (i % 120) * 60 + published.hour() * 10,
             );
         }
     }

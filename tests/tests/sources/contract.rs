@@ -1055,6 +1055,7 @@ async fn slate_requests_and_the_simulators_pages_follow_the_official_page() {
         business_id: "biz-1".into(),
         dataset_id: "playback".into(),
         after: None,
+        changelog_key: None,
     };
     let documents = client
         .documents(

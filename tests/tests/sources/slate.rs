@@ -28,6 +28,7 @@ async fn slate_lists_every_page_and_the_watermark_continues_without_gap_or_overl
         business_id: "biz-1".into(),
         dataset_id: "playback".into(),
         after: None,
+        changelog_key: None,
     };
     let first_window = window(-7, -2);
     let id = client.create(&request, &first_window).await.expect("create");
@@ -71,6 +72,7 @@ async fn slate_windows_without_files_have_no_data() {
         business_id: "biz-1".into(),
         dataset_id: "subscription".into(),
         after: None,
+        changelog_key: None,
     };
     let future = window(2, 3);
     let id = client.create(&request, &future).await.expect("create");
@@ -100,6 +102,7 @@ async fn slate_is_asked_on_the_paths_and_with_the_parameters_of_its_official_pag
         business_id: "biz-1".into(),
         dataset_id: "playback".into(),
         after: Some(mark),
+        changelog_key: None,
     };
     let w = TimeWindow::new(mark - Days::days(1), mark + Days::days(1)).expect("window");
     client.files(&request, &w).await.expect("files");

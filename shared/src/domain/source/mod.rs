@@ -122,6 +122,24 @@ pub trait SourceRules: Send + Sync {
     fn token_host(&self) -> TokenHost {
         TokenHost::Regional
     }
+
+    /// Whether the report is an append-only changelog whose current state a view shows (Slate's
+    /// datasets), and of which columns.
+    fn changelog(&self) -> Option<Changelog> {
+        None
+    }
+}
+
+/// An append-only changelog: rows restate a key, the latest by `updated` is current, and `deleted` =
+/// `1` removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changelog {
+    /// The key column (as the data names it).
+    pub key: String,
+    /// The column whose greatest value is the current row.
+    pub updated: String,
+    /// The column that is `1` for a deleted row.
+    pub deleted: String,
 }
 
 /// A source request that cannot be used: the field (relative to the job's `source`, `None` for the

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{InvalidSource, PollBackoff, SourceRules};
+use super::{Changelog, InvalidSource, PollBackoff, SourceRules};
 
 /// What a job asks Slate for: one dataset of one business.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +30,20 @@ pub struct SlateRequest {
     /// on a first run). Files already stored are skipped by id whatever it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<DateTime<Utc>>,
+    /// The dataset's key column, for its current-state view; the official page's for the datasets
+    /// it documents (`playback`: `session_id`, `subscription`: `subscription_event_id`, `catalog`:
+    /// `id`), required for any other dataset to have a view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changelog_key: Option<String>,
 }
+
+/// The key column of each dataset the official Datasets page documents (seed
+/// `002_8fd61206bc5c2333.txt`: the columns marked `(pk)`).
+pub const DATASET_KEYS: [(&str, &str); 3] = [
+    ("playback", "session_id"),
+    ("subscription", "subscription_event_id"),
+    ("catalog", "id"),
+];
 
 impl SourceRules for SlateRequest {
     fn kind(&self) -> &'static str {
@@ -57,6 +70,20 @@ impl SourceRules for SlateRequest {
             base: Duration::from_secs(5),
             cap: Duration::from_secs(60),
         }
+    }
+
+    fn changelog(&self) -> Option<Changelog> {
+        let key = self.changelog_key.clone().or_else(|| {
+            DATASET_KEYS
+                .iter()
+                .find(|(dataset, _)| *dataset == self.dataset_id)
+                .map(|(_, key)| (*key).to_owned())
+        })?;
+        Some(Changelog {
+            key,
+            updated: "last_update_time_utc".into(),
+            deleted: "is_deleted".into(),
+        })
     }
 
     fn incremental(&self) -> bool {
