@@ -531,6 +531,8 @@ pub enum TableFormat {
     Csv,
     /// One JSON object per line (read by name).
     JsonLines,
+    /// Parquet, typed (read by name).
+    Parquet,
 }
 
 /// A table of the data catalog as the pipeline keeps it: every column a string, partitioned by
@@ -564,6 +566,8 @@ pub struct TableColumn {
     pub name: String,
     /// Its name in the data.
     pub source: String,
+    /// Its type (`string` for a text format).
+    pub kind: crate::domain::document::ColumnKind,
 }
 
 /// A table as the catalog holds it.

@@ -61,6 +61,7 @@ fn spec(compression: Compression, format: ContentFormat) -> TransformSpec {
         compression,
         format,
         output: OutputMode::Decompress,
+        column_kinds: Default::default(),
     }
 }
 

@@ -14,7 +14,8 @@ Each table is built from the catalog alone, as Athena builds it, never from the 
   is run as written (the SQL the pipeline writes is both Trino's and DuckDB's);
 - each object as its SerDe reads it: LazySimpleSerDe (`field.delim`, no quoting), OpenCSVSerde (`separatorChar`,
   `quoteChar`) by position, `skip.header.line.count` lines skipped per file; the OpenX JSON SerDe by name
-  (case-insensitive, `mapping.<column>` honoured), one object per line. Every column is a string, as declared.
+  (case-insensitive, `mapping.<column>` honoured), one object per line; ParquetHiveSerDe by column name, a column a
+  file lacks read as null. Every column has the type the catalog declares (text formats: all strings).
 """
 
 import argparse
@@ -89,11 +90,21 @@ def ident(text):
     return '"' + text.replace('"', '""') + '"'
 
 
-def reader(table, path):
-    """A DuckDB SELECT of one file as the table's SerDe reads it, every column a string."""
+DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "double": "DOUBLE", "date": "DATE", "timestamp": "TIMESTAMP"}
+
+
+def reader(db, table, path):
+    """A DuckDB SELECT of one file as the table's SerDe reads it."""
     sd = table["StorageDescriptor"]
     serde = sd["SerdeInfo"]
     lib = serde["SerializationLibrary"]
+    if lib == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe":
+        present = {row[0] for row in db.execute(f"DESCRIBE SELECT * FROM read_parquet({quote(path)})").fetchall()}
+        select = []
+        for c in sd["Columns"]:
+            kind = DUCKDB_TYPES.get(c.get("Type", "string"), "VARCHAR")
+            select.append(f"CAST({ident(c['Name'])} AS {kind}) AS {ident(c['Name'])}" if c["Name"] in present else f"NULL::{kind} AS {ident(c['Name'])}")
+        return f"SELECT {', '.join(select)} FROM read_parquet({quote(path)})"
     sparams = serde.get("Parameters", {})
     columns = [c["Name"] for c in sd["Columns"]]
     skip = int(table.get("Parameters", {}).get("skip.header.line.count", "0"))
@@ -152,7 +163,7 @@ def main():
                     path = os.path.join(scratch, f"{len(os.listdir(scratch)):06d}")
                     s3.download_file(bucket, key, path)
                     parts = ", ".join(f"{quote(v)} AS {ident(k)}" for k, v in zip(keys, values))
-                    selects.append(f"SELECT *, {parts} FROM ({reader(table, path)})")
+                    selects.append(f"SELECT *, {parts} FROM ({reader(db, table, path)})")
                     found = True
                 if found:
                     seen.append(values)

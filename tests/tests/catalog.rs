@@ -215,3 +215,138 @@ async fn a_slate_changelog_has_a_view_of_its_current_state_one_row_per_session_d
         "every current row is the latest: {answers:?}"
     );
 }
+
+#[tokio::test]
+async fn a_report_whose_columns_moved_leaves_its_table_as_it_was_and_says_so_on_the_run_and_in_the_manifest() {
+    // GIVEN the orders report run for a day, then for the next day with its first two columns swapped
+    let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
+    let job = event_job("sp-reports");
+    let first = p
+        .execute("day-1", "2026-11-23T06:00:00Z", std::slice::from_ref(&job))
+        .await
+        .expect("execution");
+    assert_eq!(first.status, "SUCCEEDED", "{:#}", first.output);
+    let table = "sp_reports_get_flat_file_all_orders_data_by_order_date_general";
+    let before = query(&p, &[&format!("SELECT count(*) FROM {table}")]);
+    p.sim.set_scenario(amzpipe_testkit::sim::Scenario::with_outcome(
+        "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+        "REORDERED",
+    ));
+    let second = p
+        .execute("day-2", "2026-11-24T06:00:00Z", &[job])
+        .await
+        .expect("execution");
+    assert_eq!(second.status, "SUCCEEDED", "the data is stored: {:#}", second.output);
+
+    // THEN the second run's manifest and run record say its columns drifted, moved, none missing
+    let manifests = manifests(&p).await;
+    let drift = manifests
+        .iter()
+        .map(|m| &m["table"]["schema"])
+        .find(|s| s["change"] == "drifted")
+        .unwrap_or_else(|| panic!("a drifted run: {manifests:#?}"));
+    assert_eq!(
+        drift,
+        &json!({"change": "drifted", "missing": [], "extra": [], "reordered": true, "format_changed": false})
+    );
+    let run_id = manifests
+        .iter()
+        .find(|m| m["table"]["schema"]["change"] == "drifted")
+        .and_then(|m| m["context"]["run_id"].as_str())
+        .expect("its run");
+    let runs = p.services.store.runs_of("sp-orders-daily").await.expect("runs");
+    let run = runs.iter().find(|r| r.run_id == run_id).expect("the run");
+    assert!(
+        run.schema_note
+            .as_deref()
+            .is_some_and(|n| n.contains("reordered: true")),
+        "{:?}",
+        run.schema_note
+    );
+
+    // AND the table is as it was: its columns in the first run's order, its rows read as before
+    let glue = aws_sdk_glue::Client::new(&p.aws.sdk_config().await);
+    let columns: Vec<String> = glue
+        .get_table()
+        .database_name(GLUE_DATABASE)
+        .name(table)
+        .send()
+        .await
+        .expect("the table")
+        .table()
+        .and_then(|t| t.storage_descriptor())
+        .map(|s| s.columns().iter().map(|c| c.name().to_owned()).collect())
+        .unwrap_or_default();
+    assert_eq!(&columns[..2], ["amazon_order_id", "merchant_order_id"]);
+    let after = query(&p, &[&format!("SELECT count(*) FROM {table} WHERE dt = '2026-11-22'")]);
+    assert_eq!(after[0].count(), before[0].count());
+}
+
+#[tokio::test]
+async fn jobs_stored_as_parquet_are_typed_tables_whose_rows_are_the_manifests_and_no_row_is_dropped() {
+    // GIVEN one execution of the SP-API, Ads and Slate jobs, each asking for Parquet
+    let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
+    let jobs: Vec<Value> = ["sp-reports", "ads-reports", "slate"]
+        .map(|name| {
+            let mut job = event_job(name);
+            job["output"] = json!({"format": "parquet"});
+            job
+        })
+        .to_vec();
+    let execution = p
+        .execute("parquet", "2026-11-23T06:00:00Z", &jobs)
+        .await
+        .expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+
+    // THEN every object is a Parquet file, and every row the text held is a row of the table
+    let manifests = manifests(&p).await;
+    assert_eq!(manifests.len(), 3);
+    let objects: Vec<&Value> = manifests
+        .iter()
+        .flat_map(|m| m["documents"].as_array().into_iter().flatten())
+        .flat_map(|d| d["objects"].as_array().into_iter().flatten())
+        .collect();
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["key"].as_str().is_some_and(|k| k.ends_with(".parquet"))
+                && o["content_type"] == "application/vnd.apache.parquet"),
+        "{objects:#?}"
+    );
+    let sp = "sp_reports_get_flat_file_all_orders_data_by_order_date_general";
+    let answers = query(
+        &p,
+        &[
+            &format!("SELECT count(*) FROM {sp}"),
+            "SELECT count(*) FROM ads_reports_spcampaigns",
+            "SELECT count(*) FROM slate_playback",
+            &format!(
+                "SELECT typeof(item_price), typeof(quantity), typeof(purchase_date), typeof(sku) FROM {sp} LIMIT 1"
+            ),
+            "SELECT typeof(date), typeof(clicks), typeof(cost), typeof(campaignid) FROM ads_reports_spcampaigns LIMIT 1",
+            &format!("SELECT sum(item_price) > 0, count(*) FILTER (WHERE sales_channel = 'Amazon.com') FROM {sp}"),
+            "SELECT count(*) FROM slate_playback_current",
+        ],
+    );
+    for (i, table) in [sp, "ads_reports_spcampaigns", "slate_playback"].iter().enumerate() {
+        assert_eq!(answers[i].count(), Some(rows_of(&manifests, table)), "{table}");
+    }
+    let types = |i: usize| -> Vec<String> { answers[i].rows[0].iter().flatten().cloned().collect() };
+    assert_eq!(types(3), ["DOUBLE", "BIGINT", "TIMESTAMP", "VARCHAR"]);
+    assert_eq!(types(4), ["DATE", "BIGINT", "DOUBLE", "VARCHAR"]);
+    assert_eq!(answers[5].rows[0][0].as_deref(), Some("True"), "amounts are numbers");
+    // The simulator's SP report cuts its last row to fit its size: at most that row's values are bad,
+    // counted in the manifest, and its row is kept.
+    let bad: u64 = objects.iter().filter_map(|o| o["bad_values"].as_u64()).sum();
+    assert!(bad <= 19, "bad values counted: {bad}");
+    let aligned: u64 = answers[5].rows[0][1]
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .expect("a count");
+    assert!(aligned + 1 >= rows_of(&manifests, sp));
+    assert!(
+        answers[6].count().is_some_and(|n| n > 0),
+        "the Slate view reads Parquet too"
+    );
+}

@@ -12,6 +12,7 @@ use aws_sdk_glue::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_glue::types::{Column, SerDeInfo, StorageDescriptor, Table, TableInput};
 
 use crate::adapters::sdk_failure;
+use crate::domain::document::ColumnKind;
 use crate::ports::{Catalog, CatalogError, CatalogTable, TableColumn, TableDefinition, TableFormat, ViewDefinition};
 
 const MANAGED: &str = "amzpipe.managed";
@@ -21,6 +22,8 @@ const ACCOUNTS: &str = "projection.account.values";
 const DAYS: &str = "projection.dt.range";
 const TEXT_INPUT: &str = "org.apache.hadoop.mapred.TextInputFormat";
 const TEXT_OUTPUT: &str = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat";
+const PARQUET_INPUT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
+const PARQUET_OUTPUT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
 
 /// The tables of one Glue database.
 #[derive(Debug, Clone)]
@@ -140,10 +143,10 @@ where
     }
 }
 
-fn column(name: &str, comment: Option<&str>) -> Result<Column, CatalogError> {
+fn column(name: &str, kind: ColumnKind, comment: Option<&str>) -> Result<Column, CatalogError> {
     Column::builder()
         .name(name)
-        .r#type("string")
+        .r#type(kind.catalog_type())
         .set_comment(comment.map(str::to_owned))
         .build()
         .map_err(|e| CatalogError::Misconfigured(e.to_string()))
@@ -165,6 +168,9 @@ fn serde_info(table: &TableDefinition) -> SerDeInfo {
             builder.serialization_library("org.openx.data.jsonserde.JsonSerDe"),
             |b, c| b.parameters(format!("mapping.{}", c.name), &c.source),
         ),
+        TableFormat::Parquet => builder
+            .serialization_library("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe")
+            .parameters("serialization.format", "1"),
     }
     .build()
 }
@@ -174,7 +180,7 @@ fn table_input(table: &TableDefinition) -> Result<TableInput, CatalogError> {
     let columns = table
         .columns
         .iter()
-        .map(|c| column(&c.name, (c.name != c.source).then_some(c.source.as_str())))
+        .map(|c| column(&c.name, c.kind, (c.name != c.source).then_some(c.source.as_str())))
         .collect::<Result<Vec<_>, _>>()?;
     let sources: Vec<[&str; 2]> = table
         .columns
@@ -186,6 +192,7 @@ fn table_input(table: &TableDefinition) -> Result<TableInput, CatalogError> {
         TableFormat::Tsv => ("tsv", "csv"),
         TableFormat::Csv => ("csv", "csv"),
         TableFormat::JsonLines => ("json_lines", "json"),
+        TableFormat::Parquet => ("parquet", "parquet"),
     };
     let accounts = table.accounts.iter().cloned().collect::<Vec<_>>().join(",");
     let mut parameters = HashMap::from([
@@ -203,22 +210,34 @@ fn table_input(table: &TableDefinition) -> Result<TableInput, CatalogError> {
         ("projection.dt.interval.unit".to_owned(), "DAYS".to_owned()),
         ("storage.location.template".to_owned(), table.location_template.clone()),
     ]);
-    if table.format != TableFormat::JsonLines {
+    if matches!(table.format, TableFormat::Tsv | TableFormat::Csv) {
         parameters.insert("skip.header.line.count".to_owned(), "1".to_owned());
     }
+    let (input_format, output_format) = match table.format {
+        TableFormat::Parquet => (PARQUET_INPUT, PARQUET_OUTPUT),
+        _ => (TEXT_INPUT, TEXT_OUTPUT),
+    };
     TableInput::builder()
         .name(&table.name)
         .description(&table.description)
         .table_type("EXTERNAL_TABLE")
         .set_parameters(Some(parameters))
-        .partition_keys(column("account", Some("the seller, profile, instance or account"))?)
-        .partition_keys(column("dt", Some("the first day of the run's window (yyyy-MM-dd)"))?)
+        .partition_keys(column(
+            "account",
+            ColumnKind::String,
+            Some("the seller, profile, instance or account"),
+        )?)
+        .partition_keys(column(
+            "dt",
+            ColumnKind::String,
+            Some("the first day of the run's window (yyyy-MM-dd)"),
+        )?)
         .storage_descriptor(
             StorageDescriptor::builder()
                 .set_columns(Some(columns))
                 .location(&table.location)
-                .input_format(TEXT_INPUT)
-                .output_format(TEXT_OUTPUT)
+                .input_format(input_format)
+                .output_format(output_format)
                 .serde_info(serde_info(table))
                 .build(),
         )
@@ -242,7 +261,7 @@ fn view_input(database: &str, view: &ViewDefinition) -> Result<TableInput, Catal
     let columns = view
         .columns
         .iter()
-        .map(|c| column(c, None))
+        .map(|c| column(c, ColumnKind::String, None))
         .collect::<Result<Vec<_>, _>>()?;
     TableInput::builder()
         .name(&view.name)
@@ -281,6 +300,7 @@ fn read_table(table: &Table) -> Result<CatalogTable, CatalogError> {
         Some("tsv") => TableFormat::Tsv,
         Some("csv") => TableFormat::Csv,
         Some("json_lines") => TableFormat::JsonLines,
+        Some("parquet") => TableFormat::Parquet,
         _ => return Err(broken(FORMAT)),
     };
     let first_day = parameters
@@ -293,13 +313,23 @@ fn read_table(table: &Table) -> Result<CatalogTable, CatalogError> {
         .map(|values| values.split(',').filter(|a| !a.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
     let storage = table.storage_descriptor();
+    let kind_of = |name: &str| {
+        storage
+            .and_then(|s| s.columns().iter().find(|c| c.name() == name))
+            .and_then(Column::r#type)
+            .map_or(ColumnKind::String, ColumnKind::from_catalog_type)
+    };
     Ok(CatalogTable {
         definition: TableDefinition {
             name,
             description: table.description().unwrap_or_default().to_owned(),
             columns: columns
                 .into_iter()
-                .map(|[name, source]| TableColumn { name, source })
+                .map(|[name, source]| TableColumn {
+                    kind: kind_of(&name),
+                    name,
+                    source,
+                })
                 .collect(),
             format,
             location: storage
@@ -326,10 +356,16 @@ mod tests {
                 TableColumn {
                     name: "campaignid".into(),
                     source: "campaignId".into(),
+                    kind: ColumnKind::String,
                 },
                 TableColumn {
                     name: "cost_usd".into(),
                     source: "cost-usd".into(),
+                    kind: if format == TableFormat::Parquet {
+                        ColumnKind::Double
+                    } else {
+                        ColumnKind::String
+                    },
                 },
             ],
             format,
@@ -354,7 +390,12 @@ mod tests {
 
     #[test]
     fn a_definition_written_and_read_back_is_the_same_definition() {
-        for format in [TableFormat::Tsv, TableFormat::Csv, TableFormat::JsonLines] {
+        for format in [
+            TableFormat::Tsv,
+            TableFormat::Csv,
+            TableFormat::JsonLines,
+            TableFormat::Parquet,
+        ] {
             let wanted = definition(format);
             let input = table_input(&wanted).expect("input");
             let read = read_table(&as_table(&input)).expect("read back");

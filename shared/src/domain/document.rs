@@ -224,6 +224,49 @@ pub enum OutputMode {
     /// Store the (decrypted) compressed stream exactly as it came: far less CPU and storage, and
     /// Athena reads gzip. No row count and no decompressed-size ceiling apply.
     KeepCompressed,
+    /// Store the rows of a TSV, CSV or JSON document as Parquet, typed where the source publishes
+    /// the types (see `transfer::columnar`); other formats are stored decompressed.
+    Parquet,
+}
+
+/// The type of a column, as its source publishes it; `string` for a column it does not type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnKind {
+    /// Text.
+    String,
+    /// A whole number.
+    BigInt,
+    /// A decimal number.
+    Double,
+    /// A calendar day.
+    Date,
+    /// An instant, to the millisecond, in UTC.
+    Timestamp,
+}
+
+impl ColumnKind {
+    /// The type's name in the catalog (Athena's DDL).
+    pub fn catalog_type(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::BigInt => "bigint",
+            Self::Double => "double",
+            Self::Date => "date",
+            Self::Timestamp => "timestamp",
+        }
+    }
+
+    /// The kind of a catalog type name; `string` for any other.
+    pub fn from_catalog_type(name: &str) -> Self {
+        match name {
+            "bigint" => Self::BigInt,
+            "double" => Self::Double,
+            "date" => Self::Date,
+            "timestamp" => Self::Timestamp,
+            _ => Self::String,
+        }
+    }
 }
 
 /// The format of the decompressed content; decides the row count and the content type.
@@ -354,6 +397,10 @@ pub struct StoredObject {
     /// Data rows (header excluded) for TSV, CSV and JSON Lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// Values of a Parquet object stored as null because their type refused them (never a row
+    /// dropped); absent when there were none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad_values: Option<u64>,
     /// The content type stored with the object.
     pub content_type: String,
     /// Parts uploaded (0 for an empty object, stored with a single put).

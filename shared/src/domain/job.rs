@@ -174,6 +174,21 @@ pub struct OutputSpec {
     /// Keep gzip documents compressed as delivered instead of storing them decompressed.
     #[serde(default)]
     pub keep_compressed: bool,
+    /// How rows are stored: `text` as delivered (the default), or `parquet`, typed where the source
+    /// publishes the types.
+    #[serde(default)]
+    pub format: OutputFormat,
+}
+
+/// How a job's rows are stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// The text the source delivers (TSV, CSV, JSON Lines).
+    #[default]
+    Text,
+    /// Parquet (see `transfer::columnar` for the types and their parse rules).
+    Parquet,
 }
 
 fn default_prefix() -> String {
@@ -185,6 +200,7 @@ impl Default for OutputSpec {
         Self {
             prefix: default_prefix(),
             keep_compressed: false,
+            format: OutputFormat::Text,
         }
     }
 }
@@ -294,6 +310,12 @@ impl Job {
             ));
         }
         self.validate_source()?;
+        if self.output.keep_compressed && self.output.format == OutputFormat::Parquet {
+            return Err(InvalidJob::new(
+                "output.format",
+                "parquet stores decoded rows; it cannot be combined with keepCompressed",
+            ));
+        }
         match &self.window.rule {
             WindowRule::LastDays { days } if !(1..=3650).contains(days) => {
                 return Err(InvalidJob::new(

@@ -22,12 +22,14 @@
 
 use std::collections::BTreeSet;
 
-use crate::domain::document::{ContentFormat, DocumentRecord};
+use crate::domain::document::{ColumnKind, ContentFormat, DocumentRecord};
 use crate::domain::source::Changelog;
 use crate::ports::{
     Catalog, CatalogError, SchemaChange, TableColumn, TableDefinition, TableFormat, TableRecord, ViewDefinition,
 };
 use crate::steps::{Ports, RunContext, Services, StepError};
+use crate::transfer::columnar::PARQUET_CONTENT_TYPE;
+use crate::transfer::header::column_names;
 
 /// Attempts at a table another writer keeps changing (each one re-reads it).
 const ATTEMPTS: usize = 6;
@@ -129,19 +131,31 @@ pub fn merge(existing: &TableDefinition, wanted: &TableDefinition) -> (TableDefi
         .filter(|c| !data.contains(c))
         .map(|c| (*c).to_owned())
         .collect();
-    let by_name = existing.format == TableFormat::JsonLines && wanted.format == TableFormat::JsonLines;
+    let by_name =
+        existing.format == wanted.format && matches!(existing.format, TableFormat::JsonLines | TableFormat::Parquet);
     let appended = data.len() > have.len() && data[..have.len()] == have[..];
     let change = if existing.format != wanted.format {
         drifted(&have, &data, missing, extra, true)
     } else if extra.is_empty() && (by_name || data == have) && missing.is_empty() {
         SchemaChange::Unchanged
     } else if by_name || appended {
-        let mut names: BTreeSet<String> = existing.columns.iter().map(|c| c.name.clone()).collect();
-        for source in &extra {
-            let name = unique(column_name(source), &mut names);
+        // Names of a prefix of the sources do not depend on what follows: the table's keep theirs.
+        let sources: Vec<String> = have
+            .iter()
+            .map(|c| (*c).to_owned())
+            .chain(extra.iter().cloned())
+            .collect();
+        let names = column_names(&sources);
+        for (name, source) in names.into_iter().zip(&sources).skip(have.len()) {
+            let kind = wanted
+                .columns
+                .iter()
+                .find(|c| &c.source == source)
+                .map_or(ColumnKind::String, |c| c.kind);
             merged.columns.push(TableColumn {
                 name,
                 source: source.clone(),
+                kind,
             });
         }
         if extra.is_empty() {
@@ -225,14 +239,21 @@ pub fn table_of(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> O
             t if t == ContentFormat::Tsv.content_type() => Some(TableFormat::Tsv),
             t if t == ContentFormat::Csv.content_type() => Some(TableFormat::Csv),
             t if t == ContentFormat::JsonLines.content_type() => Some(TableFormat::JsonLines),
+            t if t == PARQUET_CONTENT_TYPE => Some(TableFormat::Parquet),
             _ => None,
         })?;
     let source = &ctx.job.source;
-    let mut names = BTreeSet::new();
-    let columns = sources
+    // Text is read as strings; Parquet holds the types the source publishes.
+    let kinds = match format {
+        TableFormat::Parquet => source.rules().column_kinds(),
+        _ => std::collections::BTreeMap::new(),
+    };
+    let columns = column_names(&sources)
         .into_iter()
-        .map(|source| TableColumn {
-            name: unique(column_name(&source), &mut names),
+        .zip(sources)
+        .map(|(name, source)| TableColumn {
+            name,
+            kind: kinds.get(&source).copied().unwrap_or(ColumnKind::String),
             source,
         })
         .collect();
@@ -260,16 +281,6 @@ pub fn table_name(kind: &str, report: &str) -> String {
     name
 }
 
-/// A column name as Athena takes it: lower case letters, digits and `_`; `col` when nothing is left.
-fn column_name(source: &str) -> String {
-    let name = identifier(source);
-    if name.trim_matches('_').is_empty() {
-        "col".to_owned()
-    } else {
-        name
-    }
-}
-
 fn identifier(text: &str) -> String {
     text.chars()
         .map(|c| {
@@ -282,32 +293,22 @@ fn identifier(text: &str) -> String {
         .collect()
 }
 
-/// `name`, or `name_2`, `name_3`… when taken; records it as taken.
-fn unique(name: String, taken: &mut BTreeSet<String>) -> String {
-    let mut candidate = name.clone();
-    let mut n = 2;
-    while taken.contains(&candidate) {
-        candidate = format!("{name}_{n}");
-        n += 1;
-    }
-    taken.insert(candidate.clone());
-    candidate
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn table(format: TableFormat, columns: &[&str]) -> TableDefinition {
-        let mut names = BTreeSet::new();
+        let sources: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
         TableDefinition {
             name: "t".into(),
             description: String::new(),
-            columns: columns
-                .iter()
-                .map(|c| TableColumn {
-                    name: unique(column_name(c), &mut names),
-                    source: (*c).to_owned(),
+            columns: column_names(&sources)
+                .into_iter()
+                .zip(sources)
+                .map(|(name, source)| TableColumn {
+                    name,
+                    source,
+                    kind: ColumnKind::String,
                 })
                 .collect(),
             format,

@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use crate::domain::document::DocumentRecord;
 use crate::domain::iso;
+use crate::domain::job::OutputFormat;
 use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, SchemaChange, SourceDocument};
 use crate::steps::catalog::register_table;
@@ -137,11 +138,12 @@ async fn download<P: Ports>(
         }
     }
     let options = TransferOptions {
-        output: if ctx.job.output.keep_compressed {
-            OutputMode::KeepCompressed
-        } else {
-            OutputMode::Decompress
+        output: match (ctx.job.output.keep_compressed, ctx.job.output.format) {
+            (true, _) => OutputMode::KeepCompressed,
+            (false, OutputFormat::Parquet) => OutputMode::Parquet,
+            (false, OutputFormat::Text) => OutputMode::Decompress,
         },
+        column_kinds: std::sync::Arc::new(ctx.job.source.rules().column_kinds()),
         max_output_bytes: ctx.job.limits.max_document_bytes,
         max_expansion_ratio: ctx.job.limits.max_expansion_ratio,
         ..TransferOptions::default()

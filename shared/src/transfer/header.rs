@@ -67,6 +67,39 @@ impl HeaderCapture {
     }
 }
 
+/// The catalog's (and a Parquet file's) names of columns the data names `sources`: lower case letters,
+/// digits and `_` (anything else becomes `_`; `col` when nothing is left), `_2`, `_3`… on a collision.
+pub fn column_names(sources: &[String]) -> Vec<String> {
+    let mut taken = std::collections::BTreeSet::new();
+    sources
+        .iter()
+        .map(|source| {
+            let name: String = source
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let name = if name.trim_matches('_').is_empty() {
+                "col".to_owned()
+            } else {
+                name
+            };
+            let mut candidate = name.clone();
+            let mut n = 2;
+            while !taken.insert(candidate.clone()) {
+                candidate = format!("{name}_{n}");
+                n += 1;
+            }
+            candidate
+        })
+        .collect()
+}
+
 /// The fields of one RFC 4180 line: `"` quotes a field, `""` inside quotes is a quote.
 fn csv_fields(line: &str) -> Vec<String> {
     let mut fields = Vec::new();

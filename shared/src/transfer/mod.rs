@@ -9,6 +9,7 @@
 //! - [`run_transform`] is the synchronous core, usable on its own (the benchmark measures it alone).
 //! - [`Manifest`] records a run and, written last, commits it.
 
+pub mod columnar;
 pub mod crypto;
 mod error;
 pub mod header;

@@ -25,10 +25,12 @@ use futures_util::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::columnar::ColumnKinds;
 use super::error::TransferError;
 use super::http::{BodyStream, open_download};
 use super::transform::{
-    ObjectStart, ObjectStats, OutputMode, PartOutput, StoredAs, TransformLimits, TransformSpec, run_transform,
+    MIN_PART_SIZE, ObjectStart, ObjectStats, OutputMode, PartOutput, StoredAs, TransformLimits, TransformSpec,
+    run_transform,
 };
 pub use crate::domain::document::{
     DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_OUTPUT_BYTES, Document, DocumentRecord, StoredObject,
@@ -42,7 +44,7 @@ pub const DEFAULT_PARTS_IN_FLIGHT: usize = 2;
 const BODY_CHANNEL_CHUNKS: usize = 16;
 
 /// Tuning of one transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TransferOptions {
     /// Bytes per part for the first 1,000 parts (S3 minimum 5 MiB); grows for huge documents.
@@ -53,8 +55,11 @@ pub struct TransferOptions {
     pub max_output_bytes: u64,
     /// Ceiling on decompressed bytes per compressed byte (see [`DEFAULT_MAX_EXPANSION_RATIO`]).
     pub max_expansion_ratio: u32,
-    /// Decompress, or keep the compressed stream as delivered.
+    /// Decompress, keep the compressed stream as delivered, or store rows as Parquet.
     pub output: OutputMode,
+    /// The types of the report's columns (for Parquet; a column not in it is a string).
+    #[serde(skip)]
+    pub column_kinds: ColumnKinds,
 }
 
 impl Default for TransferOptions {
@@ -65,6 +70,7 @@ impl Default for TransferOptions {
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             max_expansion_ratio: DEFAULT_MAX_EXPANSION_RATIO,
             output: OutputMode::Decompress,
+            column_kinds: ColumnKinds::default(),
         }
     }
 }
@@ -171,9 +177,15 @@ pub async fn transfer_document<S: ObjectSink>(
         compression,
         format,
         output: options.output,
+        column_kinds: options.column_kinds.clone(),
     };
     let limits = TransformLimits {
-        part_size: options.part_size,
+        // Parquet is about a third of the text it encodes, and its encoder holds a row group: S3's
+        // smallest parts keep the whole within the same bound as text.
+        part_size: match options.output {
+            OutputMode::Parquet => options.part_size.min(MIN_PART_SIZE),
+            _ => options.part_size,
+        },
         max_output_bytes: options.max_output_bytes,
         max_expansion_ratio: options.max_expansion_ratio,
     };
@@ -338,18 +350,26 @@ async fn upload<S: ObjectSink>(
 fn object_key(destination: &Destination, start: &ObjectStart, earlier: &[OpenObject]) -> String {
     let stem = &destination.key_stem;
     let base = match (&start.entry_name, start.stored_as) {
-        (Some(name), _) => {
+        (Some(name), stored_as) => {
             let clean = sanitize_entry_name(name);
             let clean = if clean.is_empty() {
                 format!("entry-{:05}", earlier.len() + 1)
             } else {
                 clean
             };
-            format!("{stem}/{clean}")
+            if stored_as == StoredAs::Parquet {
+                // An entry's rows stored as Parquet: its text extension gives way to `.parquet`.
+                let text = [".csv", ".tsv", ".txt", ".json", ".jsonl"];
+                let bare = text.iter().find_map(|ext| clean.strip_suffix(ext)).unwrap_or(&clean);
+                format!("{stem}/{bare}.parquet")
+            } else {
+                format!("{stem}/{clean}")
+            }
         }
         (None, StoredAs::Content(format)) => format!("{stem}.{}", format.extension()),
         (None, StoredAs::Gzip) => format!("{stem}.gz"),
         (None, StoredAs::Zip) => format!("{stem}.zip"),
+        (None, StoredAs::Parquet) => format!("{stem}.parquet"),
     };
     let mut key = base.clone();
     let mut n = 1;
@@ -413,6 +433,7 @@ fn stored_object(object: OpenObject) -> StoredObject {
         rows: None,
         parts: 0,
         columns: None,
+        bad_values: None,
     });
     StoredObject {
         key: object.key,
@@ -420,6 +441,7 @@ fn stored_object(object: OpenObject) -> StoredObject {
         bytes: stats.bytes,
         sha256: stats.sha256,
         rows: stats.rows,
+        bad_values: stats.bad_values.filter(|n| *n > 0),
         content_type: object.content_type.to_owned(),
         parts: stats.parts,
     }

@@ -12,11 +12,13 @@
 use std::cell::Cell;
 use std::io::{self, BufReader, Read};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use flate2::bufread::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
+use super::columnar::{ColumnKinds, Encoded, PARQUET_CONTENT_TYPE, ParquetEncoder, RowFormat};
 use super::crypto::{CbcDecryptReader, GcmDecryptReader};
 use super::error::{DecodeError, TransferError};
 use super::header::HeaderCapture;
@@ -45,6 +47,8 @@ pub enum StoredAs {
     Gzip,
     /// The ZIP archive as delivered.
     Zip,
+    /// The rows of TSV, CSV or JSON content, as Parquet (see [`crate::transfer::columnar`]).
+    Parquet,
 }
 
 impl StoredAs {
@@ -54,6 +58,7 @@ impl StoredAs {
             StoredAs::Content(f) => f.content_type(),
             StoredAs::Gzip => "application/gzip",
             StoredAs::Zip => "application/zip",
+            StoredAs::Parquet => PARQUET_CONTENT_TYPE,
         }
     }
 }
@@ -67,8 +72,10 @@ pub struct TransformSpec {
     pub compression: Compression,
     /// Format of the content once decompressed.
     pub format: ContentFormat,
-    /// Decompress, or keep the compressed stream.
+    /// Decompress, keep the compressed stream, or store rows as Parquet.
     pub output: OutputMode,
+    /// The types of the report's columns, for Parquet.
+    pub column_kinds: ColumnKinds,
 }
 
 /// Size limits of the transform.
@@ -115,6 +122,9 @@ pub struct ObjectStats {
     pub parts: u32,
     /// The column names of a TSV, CSV or JSON Lines object: its header, or its first row's keys.
     pub columns: Option<Vec<String>>,
+    /// Values of a Parquet object stored as null because their type refused them (see
+    /// [`crate::transfer::columnar`]).
+    pub bad_values: Option<u64>,
 }
 
 /// Receives the transform's output in order: `begin`, zero or more `part`s, `end`, per object.
@@ -329,6 +339,7 @@ impl ObjectMeter {
             },
             parts: self.parts,
             columns: self.header.and_then(HeaderCapture::columns),
+            bad_values: None,
         }
     }
 }
@@ -368,14 +379,15 @@ pub fn run_transform<R: Read, O: PartOutput>(
         out,
         limits,
         ceiling: match spec.output {
-            OutputMode::Decompress => limits.max_output_bytes,
+            OutputMode::Decompress | OutputMode::Parquet => limits.max_output_bytes,
             OutputMode::KeepCompressed => u64::MAX,
         },
         expansion: match spec.output {
-            OutputMode::Decompress => Some(expansion.clone()),
+            OutputMode::Decompress | OutputMode::Parquet => Some(expansion.clone()),
             OutputMode::KeepCompressed => None,
         },
         total_out: 0,
+        parquet: (spec.output == OutputMode::Parquet).then(|| spec.column_kinds.clone()),
     };
     match (spec.compression, spec.output) {
         (Compression::None, _) => {
@@ -397,11 +409,11 @@ pub fn run_transform<R: Read, O: PartOutput>(
         (Compression::Zip, OutputMode::KeepCompressed) => {
             emitter.object(plain, None, StoredAs::Zip, false)?;
         }
-        (Compression::Gzip, OutputMode::Decompress) => {
+        (Compression::Gzip, OutputMode::Decompress | OutputMode::Parquet) => {
             let gz = MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, plain));
             emitter.content(gz, None, spec.format, true)?;
         }
-        (Compression::Zip, OutputMode::Decompress) => {
+        (Compression::Zip, OutputMode::Decompress | OutputMode::Parquet) => {
             let mut zip = ZipStream::new(BufReader::with_capacity(READ_BUFFER, plain));
             let mut entries: u32 = 0;
             while let Some(entry) = zip.next_entry().map_err(|e| TransferError::from_io(e, false))? {
@@ -521,6 +533,8 @@ struct Emitter<'a, O> {
     ceiling: u64,
     expansion: Option<Expansion>,
     total_out: u64,
+    /// Rows are stored as Parquet, typed so.
+    parquet: Option<ColumnKinds>,
 }
 
 impl<O: PartOutput> Emitter<'_, O> {
@@ -533,34 +547,82 @@ impl<O: PartOutput> Emitter<'_, O> {
         format: ContentFormat,
         gzip: bool,
     ) -> Result<(), TransferError> {
-        match format {
-            ContentFormat::JsonArray => {
-                // The bounds hold for what is decompressed, before the conversion: whitespace it drops
-                // would otherwise inflate unseen.
-                let bounded = Bounded {
-                    inner: reader,
-                    bytes: self.total_out,
-                    ceiling: self.ceiling,
-                    expansion: self.expansion.clone(),
-                };
-                self.object(
-                    JsonArrayLines::new(bounded),
-                    entry_name,
-                    StoredAs::Content(ContentFormat::JsonLines),
-                    gzip,
-                )
+        let rows = match format {
+            ContentFormat::Tsv => Some(RowFormat::Tsv),
+            ContentFormat::Csv => Some(RowFormat::Csv),
+            ContentFormat::JsonLines | ContentFormat::JsonArray => Some(RowFormat::JsonLines),
+            _ => None,
+        };
+        match (self.parquet.clone(), rows) {
+            (Some(kinds), Some(rows)) if format == ContentFormat::JsonArray => {
+                let input = JsonArrayLines::new(self.bounded(reader));
+                self.parquet_object(input, rows, kinds, entry_name, gzip)
             }
-            format => self.object(reader, entry_name, StoredAs::Content(format), gzip),
+            (Some(kinds), Some(rows)) => {
+                let input = self.bounded(reader);
+                self.parquet_object(input, rows, kinds, entry_name, gzip)
+            }
+            (_, _) if format == ContentFormat::JsonArray => self.object(
+                JsonArrayLines::new(self.bounded(reader)),
+                entry_name,
+                StoredAs::Content(ContentFormat::JsonLines),
+                gzip,
+            ),
+            (_, _) => self.object(reader, entry_name, StoredAs::Content(format), gzip),
         }
+    }
+
+    /// `reader` with the output ceiling and the expansion bound held over what it yields: for content
+    /// that is converted before it is emitted (whitespace a conversion drops, rows Parquet compresses,
+    /// would otherwise inflate unseen).
+    fn bounded<R: Read>(&self, reader: R) -> Bounded<R> {
+        Bounded {
+            inner: reader,
+            bytes: self.total_out,
+            ceiling: self.ceiling,
+            expansion: self.expansion.clone(),
+        }
+    }
+
+    /// Streams the rows `input` holds as one Parquet object.
+    fn parquet_object<R: Read>(
+        &mut self,
+        input: R,
+        rows: RowFormat,
+        kinds: ColumnKinds,
+        entry_name: Option<String>,
+        gzip: bool,
+    ) -> Result<(), TransferError> {
+        let report = Arc::new(Mutex::new(Encoded::default()));
+        let encoder = ParquetEncoder::new(input, rows, kinds, Arc::clone(&report));
+        self.object_then(encoder, entry_name, StoredAs::Parquet, gzip, |stats| {
+            let encoded = report.lock().unwrap_or_else(PoisonError::into_inner);
+            stats.rows = Some(encoded.rows);
+            stats.columns = (!encoded.columns.is_empty()).then(|| encoded.columns.clone());
+            stats.bad_values = Some(encoded.bad_values);
+        })
     }
 
     /// Streams one object from `reader` until its end.
     fn object<R: Read>(
         &mut self,
+        reader: R,
+        entry_name: Option<String>,
+        stored_as: StoredAs,
+        gzip: bool,
+    ) -> Result<(), TransferError> {
+        self.object_then(reader, entry_name, stored_as, gzip, |_| {})
+    }
+
+    /// Streams one object from `reader` until its end; `complete` adds to its stats what the reader
+    /// found.
+    fn object_then<R: Read>(
+        &mut self,
         mut reader: R,
         entry_name: Option<String>,
         stored_as: StoredAs,
         gzip: bool,
+        complete: impl FnOnce(&mut ObjectStats),
     ) -> Result<(), TransferError> {
         self.out.begin(ObjectStart { entry_name, stored_as })?;
         let mut meter = ObjectMeter::new(stored_as);
@@ -595,7 +657,9 @@ impl<O: PartOutput> Emitter<'_, O> {
                 break;
             }
         }
-        self.out.end(meter.finish())
+        let mut stats = meter.finish();
+        complete(&mut stats);
+        self.out.end(stats)
     }
 }
 

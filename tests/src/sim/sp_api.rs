@@ -506,6 +506,12 @@ pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>,
                 .concat()
                 .into(),
             ),
+            // The orders report with its first two columns swapped (Amazon changes flat files without
+            // notice): the same columns, read by position in another order.
+            "REORDERED" => FileBody::Bytes(gzip(
+                b"merchant-order-id\tamazon-order-id\tpurchase-date\tlast-updated-date\torder-status\tfulfillment-channel\tsales-channel\tsku\tasin\titem-status\tquantity\tcurrency\titem-price\titem-tax\tshipping-price\tship-city\tship-state\tship-postal-code\tship-country\n\
+                  MO-1\t111-0000001-0000001\t2026-11-23T01:00:00+00:00\t2026-11-23T23:59:59+00:00\tShipped\tAmazon\tAmazon.com\tSKU-00001\tB000000001\tUnshipped\t1\tUSD\t10.00\t1.00\t2.99\tSeattle\tWA\t98101\tUS\n",
+            ).into()),
             // A report with no rows: its header line only.
             "EMPTY" => FileBody::Bytes(gzip(b"amazon-order-id\tpurchase-date\tsku\tquantity\n").into()),
             _ => FileBody::SpReport {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{InvalidSource, PollBackoff, SourceRules};
 use crate::domain::TimeWindow;
+use crate::domain::document::ColumnKind;
 
 /// The longest window one report may cover, in days.
 pub const MAX_WINDOW_DAYS: u32 = 31;
@@ -94,6 +95,42 @@ pub fn check_window(window: &TimeWindow) -> Result<(), String> {
     Ok(())
 }
 
+/// The type of an Ads v3 report column, by the metric families of the reporting guide: the dates,
+/// counts (impressions, clicks, purchases, units, views) as `bigint`, money and rates (cost, sales,
+/// budgets, ACOS/ROAS, click-through and cost per click) as `double`; ids, names and the rest strings.
+pub fn column_kind(column: &str) -> ColumnKind {
+    const COUNTS: [&str; 10] = [
+        "impressions",
+        "clicks",
+        "purchases",
+        "unitsSold",
+        "attributedConversions",
+        "attributedUnitsOrdered",
+        "newToBrandPurchases",
+        "newToBrandUnitsSold",
+        "detailPageViews",
+        "viewableImpressions",
+    ];
+    const AMOUNTS: [&str; 9] = [
+        "cost",
+        "spend",
+        "sales",
+        "attributedSales",
+        "newToBrandSales",
+        "campaignBudgetAmount",
+        "acos",
+        "roas",
+        "salesOtherSku",
+    ];
+    match column {
+        "date" | "startDate" | "endDate" => ColumnKind::Date,
+        "costPerClick" | "clickThroughRate" => ColumnKind::Double,
+        c if AMOUNTS.iter().any(|a| c.starts_with(a)) => ColumnKind::Double,
+        c if COUNTS.iter().any(|a| c.starts_with(a)) => ColumnKind::BigInt,
+        _ => ColumnKind::String,
+    }
+}
+
 impl SourceRules for AdsReportRequest {
     fn kind(&self) -> &'static str {
         "ads-reports"
@@ -101,6 +138,10 @@ impl SourceRules for AdsReportRequest {
 
     fn account(&self) -> String {
         self.profile_id.clone()
+    }
+
+    fn column_kinds(&self) -> std::collections::BTreeMap<String, ColumnKind> {
+        self.columns.iter().map(|c| (c.clone(), column_kind(c))).collect()
     }
 
     fn report(&self) -> String {

@@ -123,6 +123,12 @@ pub trait SourceRules: Send + Sync {
         TokenHost::Regional
     }
 
+    /// The types the source publishes for the report's columns, by their names in the data (for
+    /// Parquet output); a column not in it is a string.
+    fn column_kinds(&self) -> std::collections::BTreeMap<String, crate::domain::document::ColumnKind> {
+        std::collections::BTreeMap::new()
+    }
+
     /// Whether the report is an append-only changelog whose current state a view shows (Slate's
     /// datasets), and of which columns.
     fn changelog(&self) -> Option<Changelog> {

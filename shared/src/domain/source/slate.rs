@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Changelog, InvalidSource, PollBackoff, SourceRules};
+use crate::domain::document::ColumnKind;
 
 /// What a job asks Slate for: one dataset of one business.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,21 @@ pub struct SlateRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changelog_key: Option<String>,
 }
+
+/// The typed columns of the datasets, as the official Datasets page types them: `int` as `bigint`,
+/// `double`, `horodatage` (timestamp) as `timestamp`; every other column a string (`is_deleted` too,
+/// which the current-state view compares with `'1'`).
+pub const TYPED_COLUMNS: [(&str, ColumnKind); 9] = [
+    ("marketplace_id", ColumnKind::BigInt),
+    ("seconds_viewed", ColumnKind::BigInt),
+    ("position_start", ColumnKind::Double),
+    ("position_end", ColumnKind::Double),
+    ("start_segment_utc", ColumnKind::Timestamp),
+    ("end_segment_utc", ColumnKind::Timestamp),
+    ("create_time_utc", ColumnKind::Timestamp),
+    ("last_update_time_utc", ColumnKind::Timestamp),
+    ("subscription_event_time_utc", ColumnKind::Timestamp),
+];
 
 /// The key column of each dataset the official Datasets page documents (seed
 /// `002_8fd61206bc5c2333.txt`: the columns marked `(pk)`).
@@ -70,6 +86,13 @@ impl SourceRules for SlateRequest {
             base: Duration::from_secs(5),
             cap: Duration::from_secs(60),
         }
+    }
+
+    fn column_kinds(&self) -> std::collections::BTreeMap<String, ColumnKind> {
+        TYPED_COLUMNS
+            .iter()
+            .map(|(name, kind)| ((*name).to_owned(), *kind))
+            .collect()
     }
 
     fn changelog(&self) -> Option<Changelog> {

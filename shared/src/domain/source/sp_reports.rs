@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{PollBackoff, SourceRules};
 use crate::domain::credentials::TokenHost;
-use crate::domain::document::ContentFormat;
+use crate::domain::document::{ColumnKind, ContentFormat};
 
 /// The longest window one report is asked for by default.
 pub const MAX_WINDOW_DAYS: u32 = 30;
@@ -172,6 +172,26 @@ pub fn default_format(report_type: &str) -> ContentFormat {
     }
 }
 
+/// The typed columns of the SP-API flat files whose layout the report type values page documents, by
+/// report-type prefix: the orders reports' dates as timestamps, quantities as `bigint`, amounts as
+/// `double`. Every other column, and every other report type, is a string.
+pub const TYPED_COLUMNS: [(&str, &[(&str, ColumnKind)]); 1] = [(
+    "GET_FLAT_FILE_ALL_ORDERS_DATA_",
+    &[
+        ("purchase-date", ColumnKind::Timestamp),
+        ("last-updated-date", ColumnKind::Timestamp),
+        ("quantity", ColumnKind::BigInt),
+        ("item-price", ColumnKind::Double),
+        ("item-tax", ColumnKind::Double),
+        ("shipping-price", ColumnKind::Double),
+        ("shipping-tax", ColumnKind::Double),
+        ("gift-wrap-price", ColumnKind::Double),
+        ("gift-wrap-tax", ColumnKind::Double),
+        ("item-promotion-discount", ColumnKind::Double),
+        ("ship-promotion-discount", ColumnKind::Double),
+    ],
+)];
+
 impl SourceRules for SpReportRequest {
     fn kind(&self) -> &'static str {
         "sp-reports"
@@ -183,6 +203,15 @@ impl SourceRules for SpReportRequest {
 
     fn report(&self) -> String {
         self.report_type.clone()
+    }
+
+    fn column_kinds(&self) -> BTreeMap<String, ColumnKind> {
+        TYPED_COLUMNS
+            .iter()
+            .filter(|(prefix, _)| self.report_type.starts_with(prefix))
+            .flat_map(|(_, columns)| columns.iter())
+            .map(|(name, kind)| ((*name).to_owned(), *kind))
+            .collect()
     }
 
     fn max_window_days(&self) -> Option<u32> {
