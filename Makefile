@@ -45,7 +45,7 @@ tools: $(TOOLS_STAMP) $(IAM_SIMULATE)
 
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(word 1,$(PY_TOOLS))' '$(word 2,$(PY_TOOLS))'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(foreach tool,$(PY_TOOLS),'$(tool)')
 	touch $@
 
 ## The four functions under cargo lambda watch (rebuilt on change; Invoke API on 127.0.0.1:9000), for
