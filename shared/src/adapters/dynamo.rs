@@ -253,21 +253,16 @@ where
 {
     let failure = sdk_failure(&err);
     let message = format!("{operation}: {}", failure.summary);
-    match &failure.service {
-        Some((status, code))
-            if *status < 500
-                && !matches!(
-                    code.as_str(),
-                    "ProvisionedThroughputExceededException"
-                        | "ThrottlingException"
-                        | "RequestLimitExceeded"
-                        | "InternalServerError"
-                        | "TransactionConflictException"
-                ) =>
-        {
-            StoreError::Misconfigured(message)
-        }
-        _ => StoreError::Unavailable(message),
+    if failure.refused(&[
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "TransactionConflictException",
+    ]) {
+        StoreError::Misconfigured(message)
+    } else {
+        StoreError::Unavailable(message)
     }
 }
 

@@ -130,12 +130,11 @@ where
         {
             CatalogError::Conflict(message)
         }
-        Some((status, code))
-            if *status < 500
-                && !matches!(
-                    code.as_str(),
-                    "ThrottlingException" | "OperationTimeoutException" | "ResourceNotReadyException"
-                ) =>
+        _ if failure.refused(&[
+            "ThrottlingException",
+            "OperationTimeoutException",
+            "ResourceNotReadyException",
+        ]) =>
         {
             CatalogError::Misconfigured(message)
         }

@@ -149,14 +149,9 @@ where
 {
     let failure = sdk_failure(&err);
     let message = format!("KMS {operation}: {}", failure.summary);
-    match &failure.service {
-        Some((status, code))
-            if *status < 500
-                && *status != 429
-                && !matches!(code.as_str(), "ThrottlingException" | "KMSInternalException") =>
-        {
-            StoreError::Misconfigured(message)
-        }
-        _ => StoreError::Unavailable(message),
+    if failure.refused(&["ThrottlingException", "KMSInternalException"]) {
+        StoreError::Misconfigured(message)
+    } else {
+        StoreError::Unavailable(message)
     }
 }

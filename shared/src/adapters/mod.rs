@@ -67,6 +67,16 @@ pub struct SdkFailure {
     pub transport: bool,
 }
 
+impl SdkFailure {
+    /// Whether the service refused the request for good: an HTTP 4xx but 429 whose code is none of
+    /// `retryable` (the service's throttling and not-ready codes, which clear with time). Anything
+    /// else (5xx, throttling, no answer) may succeed when tried again.
+    pub fn refused(&self, retryable: &[&str]) -> bool {
+        matches!(&self.service, Some((status, code))
+            if *status < 500 && *status != 429 && !retryable.contains(&code.as_str()))
+    }
+}
+
 /// Sums up an error of any AWS SDK client (S3, DynamoDB, Secrets Manager share the error types).
 pub fn sdk_failure<E>(err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> SdkFailure
 where

@@ -102,13 +102,7 @@ where
     let message = format!("{operation}: {}", failure.summary);
     match &failure.service {
         Some((_, code)) if code == "ResourceNotFoundException" => SecretError::NotFound(secret.to_owned()),
-        Some((status, code))
-            if *status < 500
-                && *status != 429
-                && !matches!(code.as_str(), "ThrottlingException" | "InternalServiceError") =>
-        {
-            SecretError::Misconfigured(message)
-        }
+        _ if failure.refused(&["ThrottlingException", "InternalServiceError"]) => SecretError::Misconfigured(message),
         _ => SecretError::Unavailable(message),
     }
 }

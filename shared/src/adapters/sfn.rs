@@ -48,18 +48,11 @@ impl Executions for StepFunctionsExecutions {
 fn workflow_error(err: &SdkError<StartExecutionError, aws_sdk_sfn::config::http::HttpResponse>) -> WorkflowError {
     let failure = sdk_failure(err);
     let message = format!("StartExecution: {}", failure.summary);
-    match &failure.service {
-        // Step Functions' throttling is a 400 `ThrottlingException`; `ExecutionLimitExceeded` (a
-        // million open executions) clears as executions end.
-        Some((status, code))
-            if *status < 500
-                && !matches!(
-                    code.as_str(),
-                    "ThrottlingException" | "ExecutionLimitExceeded" | "ServiceUnavailable"
-                ) =>
-        {
-            WorkflowError::Misconfigured(message)
-        }
-        _ => WorkflowError::Unavailable(message),
+    // Step Functions' throttling is a 400 `ThrottlingException`; `ExecutionLimitExceeded` (a million
+    // open executions) clears as executions end.
+    if failure.refused(&["ThrottlingException", "ExecutionLimitExceeded", "ServiceUnavailable"]) {
+        WorkflowError::Misconfigured(message)
+    } else {
+        WorkflowError::Unavailable(message)
     }
 }

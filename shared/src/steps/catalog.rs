@@ -29,7 +29,7 @@ use crate::ports::{
 };
 use crate::steps::{Ports, RunContext, Services, StepError};
 use crate::transfer::columnar::PARQUET_CONTENT_TYPE;
-use crate::transfer::header::column_names;
+use crate::transfer::header::{column_names, identifier};
 
 /// Attempts at a table another writer keeps changing (each one re-reads it).
 const ATTEMPTS: usize = 6;
@@ -279,18 +279,6 @@ pub fn table_name(kind: &str, report: &str) -> String {
     let mut name = identifier(&format!("{kind}_{report}"));
     name.truncate(255);
     name
-}
-
-fn identifier(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

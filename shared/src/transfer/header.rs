@@ -74,16 +74,7 @@ pub fn column_names(sources: &[String]) -> Vec<String> {
     sources
         .iter()
         .map(|source| {
-            let name: String = source
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
+            let name = identifier(source);
             let name = if name.trim_matches('_').is_empty() {
                 "col".to_owned()
             } else {
@@ -96,6 +87,19 @@ pub fn column_names(sources: &[String]) -> Vec<String> {
                 n += 1;
             }
             candidate
+        })
+        .collect()
+}
+
+/// `text` as a catalog identifier: ASCII letters and digits in lower case, anything else `_`.
+pub fn identifier(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
         })
         .collect()
 }

@@ -22,8 +22,7 @@ pub struct JsonArrayLines<R> {
     state: State,
     /// Nesting inside the array: 0 between elements, more inside one.
     depth: u32,
-    in_string: bool,
-    escaped: bool,
+    strings: JsonStrings,
     /// Bytes of the current element written so far.
     element: bool,
 }
@@ -36,6 +35,35 @@ enum State {
     Inside,
     /// After the closing `]`.
     After,
+}
+
+/// Whether JSON text is inside a string literal, tracked byte by byte (escapes honoured), so that
+/// brackets, commas and whitespace inside strings are not taken for structure.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct JsonStrings {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl JsonStrings {
+    /// Takes `b` when a string is open: `true` then (its closing quote included); `false` outside.
+    pub(crate) fn inside(&mut self, b: u8) -> bool {
+        if !self.in_string {
+            return false;
+        }
+        match (self.escaped, b) {
+            (true, _) => self.escaped = false,
+            (false, b'\\') => self.escaped = true,
+            (false, b'"') => self.in_string = false,
+            _ => {}
+        }
+        true
+    }
+
+    /// A string opens (at its opening quote, outside a string).
+    pub(crate) fn open(&mut self) {
+        self.in_string = true;
+    }
 }
 
 fn invalid(problem: &'static str) -> io::Error {
@@ -55,8 +83,7 @@ impl<R: Read> JsonArrayLines<R> {
             served: 0,
             state: State::Before,
             depth: 0,
-            in_string: false,
-            escaped: false,
+            strings: JsonStrings::default(),
             element: false,
         }
     }
@@ -71,14 +98,8 @@ impl<R: Read> JsonArrayLines<R> {
     fn convert(&mut self, n: usize) -> io::Result<()> {
         for i in 0..n {
             let b = self.input[i];
-            if self.in_string {
+            if self.strings.inside(b) {
                 self.output.push(b);
-                match (self.escaped, b) {
-                    (true, _) => self.escaped = false,
-                    (false, b'\\') => self.escaped = true,
-                    (false, b'"') => self.in_string = false,
-                    _ => {}
-                }
                 continue;
             }
             if b.is_ascii_whitespace() {
@@ -101,7 +122,7 @@ impl<R: Read> JsonArrayLines<R> {
                     }
                     _ => {
                         match b {
-                            b'"' => self.in_string = true,
+                            b'"' => self.strings.open(),
                             b'[' | b'{' => self.depth += 1,
                             b']' | b'}' => {
                                 self.depth = self

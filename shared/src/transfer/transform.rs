@@ -22,7 +22,7 @@ use super::columnar::{ColumnKinds, Encoded, PARQUET_CONTENT_TYPE, ParquetEncoder
 use super::crypto::{CbcDecryptReader, GcmDecryptReader};
 use super::error::{DecodeError, TransferError};
 use super::header::HeaderCapture;
-use super::jsonl::JsonArrayLines;
+use super::jsonl::{JsonArrayLines, JsonStrings};
 use super::unzip::{EntryReader, ZipStream};
 pub use crate::domain::document::{
     Compression, ContentFormat, EXPANSION_CHECK_FLOOR, Encryption, MAX_ZIP_ENTRIES, OutputMode,
@@ -211,8 +211,7 @@ struct JsonArrayCounter {
     started: bool,
     not_an_array: bool,
     depth: u32,
-    in_string: bool,
-    escaped: bool,
+    strings: JsonStrings,
     expecting: bool,
     elements: u64,
 }
@@ -223,13 +222,7 @@ impl JsonArrayCounter {
             if self.not_an_array {
                 return;
             }
-            if self.in_string {
-                match (self.escaped, b) {
-                    (true, _) => self.escaped = false,
-                    (false, b'\\') => self.escaped = true,
-                    (false, b'"') => self.in_string = false,
-                    _ => {}
-                }
+            if self.strings.inside(b) {
                 continue;
             }
             if b.is_ascii_whitespace() {
@@ -263,7 +256,7 @@ impl JsonArrayCounter {
                 }
             }
             match b {
-                b'"' => self.in_string = true,
+                b'"' => self.strings.open(),
                 b'[' | b'{' => self.depth += 1,
                 b']' | b'}' => self.depth = self.depth.saturating_sub(1),
                 _ => {}
