@@ -217,6 +217,27 @@ async fn a_slate_changelog_has_a_view_of_its_current_state_one_row_per_session_d
 }
 
 #[tokio::test]
+async fn a_changelogs_view_is_written_once_and_not_again_by_each_run_that_finds_it_unchanged() {
+    // GIVEN the playback dataset run for two days
+    let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
+    for (name, at) in [("day-1", "2026-11-23T06:00:00Z"), ("day-2", "2026-11-24T06:00:00Z")] {
+        let execution = p.execute(name, at, &[event_job("slate")]).await.expect("execution");
+        assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+    }
+
+    // THEN its current-state view has one version in the catalog: the second run left it as it was
+    let glue = aws_sdk_glue::Client::new(&p.aws.sdk_config().await);
+    let versions = glue
+        .get_table_versions()
+        .database_name(GLUE_DATABASE)
+        .table_name("slate_playback_current")
+        .send()
+        .await
+        .expect("the view's versions");
+    assert_eq!(versions.table_versions().len(), 1, "{versions:?}");
+}
+
+#[tokio::test]
 async fn a_report_whose_columns_moved_leaves_its_table_as_it_was_and_says_so_on_the_run_and_in_the_manifest() {
     // GIVEN the orders report run for a day, then for the next day with its first two columns swapped
     let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");

@@ -89,6 +89,8 @@ impl Catalog for GlueCatalog {
                     view.name
                 )))
             }
+            // The same view (its text holds its SQL and columns): no new table version per run.
+            Some(table) if table.view_original_text() == input.view_original_text() => Ok(()),
             Some(table) => self
                 .client
                 .update_table()
