@@ -646,9 +646,9 @@ pub enum SchemaChange {
         /// The new columns, as the data names them.
         columns: Vec<String>,
     },
-    /// The run's columns differ from the table's in a way the table cannot absorb: columns missing
-    /// or moved in a file read by position, or another format. The table is left as it was; the
-    /// run's files are stored, but a query reads their columns by the table's positions.
+    /// The run's columns differ from the table's: columns missing, moved, or inserted before the
+    /// table's last, or another format. Its columns the table lacks are added to it where the
+    /// format allows (see `steps::catalog`).
     Drifted {
         /// The table's columns the run lacks.
         missing: Vec<String>,
@@ -656,8 +656,13 @@ pub enum SchemaChange {
         extra: Vec<String>,
         /// Whether columns both have stand in another order.
         reordered: bool,
-        /// Whether the run's files are of another format than the table's.
+        /// Whether the run's files are of another format than the table's (the table is left as it
+        /// was).
         format_changed: bool,
+        /// Whether the run's TSV or CSV files were stored in the table's column order rather than
+        /// the documents' (see `transfer::conform`), so that the table reads them correctly.
+        #[serde(default)]
+        conformed: bool,
     },
 }
 

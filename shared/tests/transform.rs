@@ -62,6 +62,7 @@ fn spec(compression: Compression, format: ContentFormat) -> TransformSpec {
         format,
         output: OutputMode::Decompress,
         column_kinds: Default::default(),
+        column_order: None,
     }
 }
 

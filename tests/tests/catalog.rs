@@ -238,8 +238,9 @@ async fn a_changelogs_view_is_written_once_and_not_again_by_each_run_that_finds_
 }
 
 #[tokio::test]
-async fn a_report_whose_columns_moved_leaves_its_table_as_it_was_and_says_so_on_the_run_and_in_the_manifest() {
-    // GIVEN the orders report run for a day, then for the next day with its first two columns swapped
+async fn a_report_whose_columns_moved_went_and_came_is_stored_in_its_tables_order_and_reads_correctly() {
+    // GIVEN the orders report run for a day, then for the next day with its first two columns swapped,
+    // one column gone and a new one inserted mid-row (the simulator's DRIFTED report)
     let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
     let job = event_job("sp-reports");
     let first = p
@@ -248,10 +249,15 @@ async fn a_report_whose_columns_moved_leaves_its_table_as_it_was_and_says_so_on_
         .expect("execution");
     assert_eq!(first.status, "SUCCEEDED", "{:#}", first.output);
     let table = "sp_reports_get_flat_file_all_orders_data_by_order_date_general";
-    let before = query(&p, &[&format!("SELECT count(*) FROM {table}")]);
+    let before = query(
+        &p,
+        &[&format!(
+            "SELECT count(*), count(DISTINCT ship_country), min(amazon_order_id) FROM {table}"
+        )],
+    );
     p.sim.set_scenario(amzpipe_testkit::sim::Scenario::with_outcome(
         "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
-        "REORDERED",
+        "DRIFTED",
     ));
     let second = p
         .execute("day-2", "2026-11-24T06:00:00Z", &[job])
@@ -259,22 +265,19 @@ async fn a_report_whose_columns_moved_leaves_its_table_as_it_was_and_says_so_on_
         .expect("execution");
     assert_eq!(second.status, "SUCCEEDED", "the data is stored: {:#}", second.output);
 
-    // THEN the second run's manifest and run record say its columns drifted, moved, none missing
+    // THEN the second run's manifest and run record say how its columns drifted, and that its file
+    // was stored in the table's order
     let manifests = manifests(&p).await;
-    let drift = manifests
-        .iter()
-        .map(|m| &m["table"]["schema"])
-        .find(|s| s["change"] == "drifted")
-        .unwrap_or_else(|| panic!("a drifted run: {manifests:#?}"));
-    assert_eq!(
-        drift,
-        &json!({"change": "drifted", "missing": [], "extra": [], "reordered": true, "format_changed": false})
-    );
-    let run_id = manifests
+    let drifted = manifests
         .iter()
         .find(|m| m["table"]["schema"]["change"] == "drifted")
-        .and_then(|m| m["context"]["run_id"].as_str())
-        .expect("its run");
+        .unwrap_or_else(|| panic!("a drifted run: {manifests:#?}"));
+    assert_eq!(
+        drifted["table"]["schema"],
+        json!({"change": "drifted", "missing": ["ship-country"], "extra": ["is-business-order"],
+               "reordered": true, "format_changed": false, "conformed": true})
+    );
+    let run_id = drifted["context"]["run_id"].as_str().expect("its run");
     let runs = p.services.store.runs_of("sp-orders-daily").await.expect("runs");
     let run = runs.iter().find(|r| r.run_id == run_id).expect("the run");
     assert!(
@@ -285,7 +288,7 @@ async fn a_report_whose_columns_moved_leaves_its_table_as_it_was_and_says_so_on_
         run.schema_note
     );
 
-    // AND the table is as it was: its columns in the first run's order, its rows read as before
+    // AND the table keeps its columns in their places and gains the new one at its end
     let glue = aws_sdk_glue::Client::new(&p.aws.sdk_config().await);
     let columns: Vec<String> = glue
         .get_table()
@@ -299,8 +302,38 @@ async fn a_report_whose_columns_moved_leaves_its_table_as_it_was_and_says_so_on_
         .map(|s| s.columns().iter().map(|c| c.name().to_owned()).collect())
         .unwrap_or_default();
     assert_eq!(&columns[..2], ["amazon_order_id", "merchant_order_id"]);
-    let after = query(&p, &[&format!("SELECT count(*) FROM {table} WHERE dt = '2026-11-22'")]);
-    assert_eq!(after[0].count(), before[0].count());
+    assert_eq!(
+        columns.iter().rev().take(2).collect::<Vec<_>>(),
+        ["is_business_order", "ship_country"]
+    );
+
+    // AND SQL reads both days correctly: the first as before (the new column null), the drifted day's
+    // values under their own names (the simulator's DRIFTED rows), its gone column empty
+    let answers = query(
+        &p,
+        &[
+            &format!(
+                "SELECT count(*), count(DISTINCT ship_country), min(amazon_order_id) FROM {table} \
+                 WHERE dt = '2026-11-22'"
+            ),
+            &format!("SELECT count(*) FROM {table} WHERE dt = '2026-11-22' AND is_business_order IS NOT NULL"),
+            &format!(
+                "SELECT amazon_order_id, merchant_order_id, sku, quantity, ship_postal_code, \
+                 coalesce(ship_country, ''), is_business_order FROM {table} WHERE dt = '2026-11-23' \
+                 ORDER BY amazon_order_id"
+            ),
+        ],
+    );
+    assert_eq!(answers[0].rows, before[0].rows, "the first day reads as it did");
+    assert_eq!(answers[1].count(), Some(0), "the new column is null on the first day");
+    let row = |values: [&str; 7]| values.map(|v| Some(v.to_owned())).to_vec();
+    assert_eq!(
+        answers[2].rows,
+        [
+            row(["111-0000001-0000001", "MO-1", "SKU-00001", "1", "98101", "", "false"]),
+            row(["111-0000002-0000002", "MO-2", "SKU-00002", "2", "97201", "", "true"]),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -428,6 +428,10 @@ pub struct DocumentRecord {
     /// keys): what the catalog's table is built from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
+    /// The document's own columns, when it was stored in its table's order instead (see
+    /// `transfer::conform`): its columns had moved, gone or been inserted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_columns: Option<Vec<String>>,
     /// When the download started.
     pub started_at: DateTime<Utc>,
     /// When the last object was completed.

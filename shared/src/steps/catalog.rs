@@ -9,12 +9,19 @@
 //!
 //! **Schema drift.** A run's columns are compared with the table's:
 //! - the same: nothing changes;
-//! - new columns after the table's (any new key, for JSON Lines, which is read by name): the table
-//!   gets them, as a new version; earlier rows read them as null;
-//! - anything else for a file read by position (a column missing, moved, or inserted before the
-//!   last), or another format: the table is left as it was, the run's files are stored, and the
-//!   drift is recorded in the manifest and on the run (`schemaNote`) and logged as a warning — never
-//!   a silent misalignment.
+//! - new columns after the table's (any new key, for JSON Lines and Parquet, which are read by
+//!   name): the table gets them, as a new version; earlier rows read them as null;
+//! - a TSV or CSV document (read by position) whose columns moved, went missing or were inserted
+//!   before the last: it is stored in the table's column order ([`column_order`], applied in the
+//!   stream by [`crate::transfer::conform`]): the table's columns in its order, one it lacks empty,
+//!   its new ones after them, added to the table. Every version of the table reads every run
+//!   correctly, since a table only ever gains columns at its end;
+//! - another format: the table is left as it was.
+//!
+//! Drift is recorded in the manifest and on the run (`schemaNote`) and logged as a warning. Should
+//! another run add other columns to the table while this one stores its files in an order of its
+//! own (two new versions of a report at once), this run's files would be read misaligned: it fails
+//! as `IntegrityFailed` instead, its files deleted, for a re-run to store again.
 //!
 //! **Changelogs.** A report that is an append-only changelog (Slate's datasets) also gets a view,
 //! `{table}_current`, of its current state: per account and key, the row with the greatest update
@@ -23,12 +30,14 @@
 use std::collections::BTreeSet;
 
 use crate::domain::document::{ColumnKind, ContentFormat, DocumentRecord};
+use crate::domain::job::OutputFormat;
 use crate::domain::source::Changelog;
 use crate::ports::{
     Catalog, CatalogError, SchemaChange, TableColumn, TableDefinition, TableFormat, TableRecord, ViewDefinition,
 };
 use crate::steps::{Ports, RunContext, Services, StepError};
 use crate::transfer::columnar::PARQUET_CONTENT_TYPE;
+use crate::transfer::conform::ColumnOrder;
 use crate::transfer::header::{column_names, identifier};
 
 /// Attempts at a table another writer keeps changing (each one re-reads it).
@@ -37,7 +46,8 @@ const ATTEMPTS: usize = 6;
 /// Registers the run's table in the catalog, if this function has one and the run stored columns
 /// (a TSV, CSV or JSON Lines object whose first line gave them); returns what it changed.
 /// Errors: `Transient` (the catalog was unavailable, or kept changing), `Misconfigured` (the catalog
-/// refused, or a table of that name is not the pipeline's).
+/// refused, or a table of that name is not the pipeline's), `IntegrityFailed` (another run changed
+/// the table so that it would read this run's TSV or CSV files misaligned; see the module docs).
 pub async fn register_table<P: Ports>(
     services: &Services<P>,
     ctx: &RunContext,
@@ -50,11 +60,19 @@ pub async fn register_table<P: Ports>(
         tracing::info!("the run stored no columns (no TSV, CSV or JSON Lines header): no table registered");
         return Ok(None);
     };
-    let step_error = |e: CatalogError| match e {
-        CatalogError::Conflict(_) | CatalogError::Unavailable(_) => StepError::Transient(e.to_string()),
-        CatalogError::Foreign(_) | CatalogError::Misconfigured(_) => StepError::Misconfigured(e.to_string()),
-    };
-    let (table, schema) = register(catalog, wanted.clone()).await.map_err(step_error)?;
+    let (table, mut schema) = register(catalog, wanted.clone()).await.map_err(step_error)?;
+    if reads_misaligned(&table, &wanted) {
+        return Err(StepError::IntegrityFailed(format!(
+            "table {} has columns ({}) in the places this run stored others ({}): another run changed it \
+             meanwhile; the run's files are deleted, re-run it to store them in the table's order",
+            table.name,
+            sources(&table.columns).join(", "),
+            sources(&wanted.columns).join(", ")
+        )));
+    }
+    if let Some(document) = records.iter().find_map(|r| r.document_columns.as_ref()) {
+        schema = conformed(&wanted, document, schema);
+    }
     if let Some(view) = ctx
         .job
         .source
@@ -75,6 +93,111 @@ pub async fn register_table<P: Ports>(
         table: wanted.name,
         schema,
     }))
+}
+
+/// The column order the run's TSV or CSV documents are stored in: its table's columns, widened
+/// by what the run already stored (whose columns it adds to the table at its end); `None` without a
+/// catalog, for output that is not text, or before the table and the run have columns.
+/// Errors: as [`register_table`].
+pub async fn column_order<P: Ports>(
+    services: &Services<P>,
+    ctx: &RunContext,
+    records: &[DocumentRecord],
+) -> Result<Option<ColumnOrder>, StepError> {
+    let (Some(catalog), Some(_)) = (&services.catalog, &services.settings.glue_database) else {
+        return Ok(None);
+    };
+    if ctx.job.output.keep_compressed || ctx.job.output.format != OutputFormat::Text {
+        return Ok(None);
+    }
+    let name = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+    let table = catalog.table(&name).await.map_err(step_error)?;
+    let order = table.and_then(|t| {
+        Some(ColumnOrder {
+            format: positional_format(t.definition.format)?,
+            columns: sources(&t.definition.columns).into_iter().map(str::to_owned).collect(),
+        })
+    });
+    Ok(records.iter().fold(order, widened))
+}
+
+/// `order`, or the columns `record` stored when they extend it (a run's later documents follow its
+/// earlier ones).
+pub fn widened(order: Option<ColumnOrder>, record: &DocumentRecord) -> Option<ColumnOrder> {
+    let Some(format) = stored_format(std::slice::from_ref(record)).and_then(positional_format) else {
+        return order;
+    };
+    match (order, &record.columns) {
+        (Some(order), Some(columns))
+            if order.format == format && columns.len() > order.columns.len() && columns.starts_with(&order.columns) =>
+        {
+            Some(ColumnOrder {
+                format,
+                columns: columns.clone(),
+            })
+        }
+        (None, Some(columns)) => Some(ColumnOrder {
+            format,
+            columns: columns.clone(),
+        }),
+        (order, _) => order,
+    }
+}
+
+/// Whether `table` would read the run's TSV or CSV files (whose columns `stored` has) by positions
+/// that are not theirs: another run added other columns in the places this run's new ones take.
+fn reads_misaligned(table: &TableDefinition, stored: &TableDefinition) -> bool {
+    let positional = matches!(stored.format, TableFormat::Tsv | TableFormat::Csv);
+    positional && table.format == stored.format && !sources(&table.columns).starts_with(&sources(&stored.columns))
+}
+
+fn step_error(e: CatalogError) -> StepError {
+    match e {
+        CatalogError::Conflict(_) | CatalogError::Unavailable(_) => StepError::Transient(e.to_string()),
+        CatalogError::Foreign(_) | CatalogError::Misconfigured(_) => StepError::Misconfigured(e.to_string()),
+    }
+}
+
+fn positional_format(format: TableFormat) -> Option<ContentFormat> {
+    match format {
+        TableFormat::Tsv => Some(ContentFormat::Tsv),
+        TableFormat::Csv => Some(ContentFormat::Csv),
+        TableFormat::JsonLines | TableFormat::Parquet => None,
+    }
+}
+
+fn sources(columns: &[TableColumn]) -> Vec<&str> {
+    columns.iter().map(|c| c.source.as_str()).collect()
+}
+
+/// What a run stored in the table's order changed: the drift between its documents' columns and the
+/// order it stored them in, with the columns it added.
+fn conformed(stored: &TableDefinition, document: &[String], change: SchemaChange) -> SchemaChange {
+    let stored: Vec<&str> = sources(&stored.columns);
+    let extra = match change {
+        SchemaChange::Added { columns } => columns,
+        SchemaChange::Drifted { extra, .. } => extra,
+        SchemaChange::Created | SchemaChange::Unchanged => Vec::new(),
+    };
+    let data: Vec<&str> = document.iter().map(String::as_str).collect();
+    SchemaChange::Drifted {
+        missing: stored
+            .iter()
+            .filter(|c| !data.contains(c))
+            .map(|c| (*c).to_owned())
+            .collect(),
+        extra,
+        reordered: moved(&stored, &data),
+        format_changed: false,
+        conformed: true,
+    }
+}
+
+/// Whether the columns `a` and `b` both have stand in another order in each.
+fn moved(a: &[&str], b: &[&str]) -> bool {
+    let in_a: Vec<&&str> = a.iter().filter(|c| b.contains(c)).collect();
+    let in_b: Vec<&&str> = b.iter().filter(|c| a.contains(c)).collect();
+    in_a != in_b
 }
 
 /// Creates the table, or merges the run's definition into it, retrying when another writer changed
@@ -119,8 +242,8 @@ pub fn merge(existing: &TableDefinition, wanted: &TableDefinition) -> (TableDefi
     let mut merged = existing.clone();
     merged.accounts.extend(wanted.accounts.iter().cloned());
     merged.first_day = merged.first_day.min(wanted.first_day);
-    let have: Vec<&str> = existing.columns.iter().map(|c| c.source.as_str()).collect();
-    let data: Vec<&str> = wanted.columns.iter().map(|c| c.source.as_str()).collect();
+    let have = sources(&existing.columns);
+    let data = sources(&wanted.columns);
     let extra: Vec<String> = data
         .iter()
         .filter(|c| !have.contains(c))
@@ -179,13 +302,12 @@ fn drifted(
     extra: Vec<String>,
     format_changed: bool,
 ) -> SchemaChange {
-    let common_have: Vec<&&str> = have.iter().filter(|c| data.contains(c)).collect();
-    let common_data: Vec<&&str> = data.iter().filter(|c| have.contains(c)).collect();
     SchemaChange::Drifted {
         missing,
         extra,
-        reordered: common_have != common_data,
+        reordered: moved(have, data),
         format_changed,
+        conformed: false,
     }
 }
 
@@ -231,17 +353,9 @@ fn quoted(name: &str) -> String {
 /// The table the run's records make: named after the source and report, its columns from the first
 /// document that has them.
 pub fn table_of(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> Option<TableDefinition> {
-    let sources = records.iter().find_map(|r| r.columns.clone())?;
-    let format = records
-        .iter()
-        .flat_map(|r| &r.objects)
-        .find_map(|o| match o.content_type.as_str() {
-            t if t == ContentFormat::Tsv.content_type() => Some(TableFormat::Tsv),
-            t if t == ContentFormat::Csv.content_type() => Some(TableFormat::Csv),
-            t if t == ContentFormat::JsonLines.content_type() => Some(TableFormat::JsonLines),
-            t if t == PARQUET_CONTENT_TYPE => Some(TableFormat::Parquet),
-            _ => None,
-        })?;
+    // The widest: a run's documents are stored in one order, each extending the one before.
+    let sources = records.iter().filter_map(|r| r.columns.clone()).max_by_key(Vec::len)?;
+    let format = stored_format(records)?;
     let source = &ctx.job.source;
     // Text is read as strings; Parquet holds the types the source publishes.
     let kinds = match format {
@@ -272,6 +386,20 @@ pub fn table_of(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> O
         accounts: BTreeSet::from([ctx.account_segment()]),
         first_day: ctx.window.start.date_naive(),
     })
+}
+
+/// The table format of the first object of `records` that has one.
+fn stored_format(records: &[DocumentRecord]) -> Option<TableFormat> {
+    records
+        .iter()
+        .flat_map(|r| &r.objects)
+        .find_map(|o| match o.content_type.as_str() {
+            t if t == ContentFormat::Tsv.content_type() => Some(TableFormat::Tsv),
+            t if t == ContentFormat::Csv.content_type() => Some(TableFormat::Csv),
+            t if t == ContentFormat::JsonLines.content_type() => Some(TableFormat::JsonLines),
+            t if t == PARQUET_CONTENT_TYPE => Some(TableFormat::Parquet),
+            _ => None,
+        })
 }
 
 /// A table name: `{source}_{report}`, lower case, anything but letters and digits `_`.
@@ -307,10 +435,6 @@ mod tests {
         }
     }
 
-    fn sources(t: &TableDefinition) -> Vec<&str> {
-        t.columns.iter().map(|c| c.source.as_str()).collect()
-    }
-
     #[test]
     fn the_same_columns_change_nothing_but_another_account_and_an_earlier_day_are_added() {
         let existing = table(TableFormat::Tsv, &["order-id", "price"]);
@@ -333,7 +457,7 @@ mod tests {
                 columns: vec!["c".into()]
             }
         );
-        assert_eq!(sources(&merged), ["a", "b", "c"]);
+        assert_eq!(sources(&merged.columns), ["a", "b", "c"]);
     }
 
     #[test]
@@ -347,7 +471,8 @@ mod tests {
                 missing: vec!["b".into()],
                 extra: vec![],
                 reordered: false,
-                format_changed: false
+                format_changed: false,
+                conformed: false
             }
         );
         let (merged, change) = merge(&existing, &table(TableFormat::Tsv, &["b", "a", "c"]));
@@ -374,7 +499,7 @@ mod tests {
                 columns: vec!["cost".into()]
             }
         );
-        assert_eq!(sources(&merged), ["date", "clicks", "cost"]);
+        assert_eq!(sources(&merged.columns), ["date", "clicks", "cost"]);
         let (merged, change) = merge(&existing, &table(TableFormat::JsonLines, &["date"]));
         assert_eq!(merged, existing);
         assert!(matches!(change, SchemaChange::Drifted { ref missing, .. } if missing == &["clicks"]));
@@ -391,6 +516,79 @@ mod tests {
                 format_changed: true,
                 ..
             }
+        ));
+    }
+
+    fn record(content_type: &str, columns: &[&str], document: Option<&[&str]>) -> DocumentRecord {
+        let json = serde_json::json!({
+            "source_id": "d", "encryption": "none", "compression": "gzip", "output": "decompress",
+            "bytes_in": 1, "bytes_out": 1, "started_at": "2026-11-23T00:00:00Z",
+            "finished_at": "2026-11-23T00:00:01Z", "duration_ms": 1,
+            "objects": [{"key": "k", "bytes": 1, "sha256": "", "content_type": content_type, "parts": 1}],
+            "columns": columns,
+            "document_columns": document,
+        });
+        serde_json::from_value(json).expect("a record")
+    }
+
+    #[test]
+    fn a_runs_later_documents_follow_the_widest_order_its_earlier_ones_stored() {
+        let tsv = ContentFormat::Tsv.content_type();
+        let first = widened(None, &record(tsv, &["a", "b"], None)).expect("an order");
+        assert_eq!(first.columns, ["a", "b"]);
+        let wider = widened(Some(first.clone()), &record(tsv, &["a", "b", "c"], None)).expect("an order");
+        assert_eq!(wider.columns, ["a", "b", "c"]);
+        assert_eq!(
+            widened(Some(wider.clone()), &record(tsv, &["a", "b"], None)),
+            Some(wider.clone()),
+            "a narrower document keeps the order"
+        );
+        let json = ContentFormat::JsonLines.content_type();
+        assert_eq!(
+            widened(None, &record(json, &["a"], None)),
+            None,
+            "JSON Lines are read by name"
+        );
+    }
+
+    #[test]
+    fn a_conformed_run_is_drift_naming_what_its_document_lacked_moved_and_added() {
+        let stored = table(TableFormat::Tsv, &["a", "b", "c", "new"]);
+        let document = ["new".to_owned(), "c".to_owned(), "a".to_owned()];
+        let change = conformed(
+            &stored,
+            &document,
+            SchemaChange::Added {
+                columns: vec!["new".into()],
+            },
+        );
+        assert_eq!(
+            change,
+            SchemaChange::Drifted {
+                missing: vec!["b".into()],
+                extra: vec!["new".into()],
+                reordered: true,
+                format_changed: false,
+                conformed: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_table_another_run_widened_differently_would_misread_a_positional_run() {
+        let stored = table(TableFormat::Tsv, &["a", "b", "mine"]);
+        assert!(reads_misaligned(
+            &table(TableFormat::Tsv, &["a", "b", "theirs", "mine"]),
+            &stored
+        ));
+        assert!(!reads_misaligned(
+            &table(TableFormat::Tsv, &["a", "b", "mine", "theirs"]),
+            &stored
+        ));
+        let by_name = table(TableFormat::JsonLines, &["a", "b", "mine"]);
+        assert!(!reads_misaligned(
+            &table(TableFormat::JsonLines, &["theirs", "a", "b", "mine"]),
+            &by_name
         ));
     }
 

@@ -11,7 +11,7 @@ use crate::domain::iso;
 use crate::domain::job::OutputFormat;
 use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, SchemaChange, SourceDocument};
-use crate::steps::catalog::register_table;
+use crate::steps::catalog::{column_order, register_table, widened};
 use crate::steps::failure::{clear_run_objects, fail_run, note_refusal};
 use crate::steps::quota::release_quota;
 use crate::steps::{BoundSource, Deadline, Ports, RunContext, RunRef, Services, StepError};
@@ -137,7 +137,7 @@ async fn download<P: Ports>(
             return Err(fail_run(store, ctx, error).await);
         }
     }
-    let options = TransferOptions {
+    let mut options = TransferOptions {
         output: match (ctx.job.output.keep_compressed, ctx.job.output.format) {
             (true, _) => OutputMode::KeepCompressed,
             (false, OutputFormat::Parquet) => OutputMode::Parquet,
@@ -146,6 +146,7 @@ async fn download<P: Ports>(
         column_kinds: std::sync::Arc::new(ctx.job.source.rules().column_kinds()),
         max_output_bytes: ctx.job.limits.max_document_bytes,
         max_expansion_ratio: ctx.job.limits.max_expansion_ratio,
+        column_order: column_order(services, ctx, &records).await?,
         ..TransferOptions::default()
     };
     let total = documents.len();
@@ -241,6 +242,7 @@ async fn download<P: Ports>(
             "document stored"
         );
         store.record_document(&ctx.key, index, &record).await?;
+        options.column_order = widened(options.column_order.take(), &record);
         records.push(record);
     }
 
@@ -261,7 +263,14 @@ async fn download<P: Ports>(
         let manifest_key = format!("{prefix}/{MANIFEST_FILE_NAME}");
         // The table first, so that the run is queryable once its manifest exists; a retry after a
         // failed registration finds the documents stored and registers again (it is idempotent).
-        let table = Box::pin(register_table(services, ctx, &records)).await?;
+        let table = match Box::pin(register_table(services, ctx, &records)).await {
+            Err(error @ StepError::IntegrityFailed(_)) => {
+                // Files the table would read misaligned are not left for it to read.
+                clear_run_objects(services, ctx).await?;
+                return Err(fail_run(store, ctx, error).await);
+            }
+            other => other?,
+        };
         let schema_note = table.as_ref().and_then(|t| match &t.schema {
             drift @ SchemaChange::Drifted { .. } => Some(format!(
                 "the columns drifted from table {}.{}: {drift:?}",

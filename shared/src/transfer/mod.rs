@@ -4,12 +4,16 @@
 //! HTTP body → [AES-256-CBC | AES-256-GCM | none] → [gzip | zip | none] → [decompress | keep] → S3 multipart
 //! ```
 //!
+//! Decompressed content may be converted on the way: a JSON array to JSON Lines (`jsonl`), TSV or
+//! CSV into its table's column order ([`conform`]), rows to Parquet ([`columnar`]).
+//!
 //! - [`transfer_document`] moves one document; see [`pipeline`] for its memory bound and its
 //!   visibility guarantee (nothing at a final key until the whole document is verified).
 //! - [`run_transform`] is the synchronous core, usable on its own (the benchmark measures it alone).
 //! - [`Manifest`] records a run and, written last, commits it.
 
 pub mod columnar;
+pub mod conform;
 pub mod crypto;
 mod error;
 pub mod header;

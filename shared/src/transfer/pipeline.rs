@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::columnar::ColumnKinds;
+use super::conform::ColumnOrder;
 use super::error::TransferError;
 use super::http::{BodyStream, open_download};
 use super::transform::{
@@ -60,6 +61,10 @@ pub struct TransferOptions {
     /// The types of the report's columns (for Parquet; a column not in it is a string).
     #[serde(skip)]
     pub column_kinds: ColumnKinds,
+    /// The column order TSV or CSV content of its format is stored in: its table's (see
+    /// [`crate::transfer::conform`]); `None` stores the content as it is.
+    #[serde(skip)]
+    pub column_order: Option<ColumnOrder>,
 }
 
 impl Default for TransferOptions {
@@ -71,6 +76,7 @@ impl Default for TransferOptions {
             max_expansion_ratio: DEFAULT_MAX_EXPANSION_RATIO,
             output: OutputMode::Decompress,
             column_kinds: ColumnKinds::default(),
+            column_order: None,
         }
     }
 }
@@ -178,6 +184,7 @@ pub async fn transfer_document<S: ObjectSink>(
         format,
         output: options.output,
         column_kinds: options.column_kinds.clone(),
+        column_order: options.column_order.clone(),
     };
     let limits = TransformLimits {
         // Parquet is about a third of the text it encodes, and its encoder holds a row group: S3's
@@ -226,6 +233,9 @@ pub async fn transfer_document<S: ObjectSink>(
             let columns = objects
                 .iter()
                 .find_map(|o| o.stats.as_ref().and_then(|s| s.columns.clone()));
+            let document_columns = objects
+                .iter()
+                .find_map(|o| o.stats.as_ref().and_then(|s| s.document_columns.clone()));
             let stored: Vec<StoredObject> = objects.into_iter().map(stored_object).collect();
             tracing::info!(
                 source_id,
@@ -244,6 +254,7 @@ pub async fn transfer_document<S: ObjectSink>(
                 bytes_out: summary.bytes_out,
                 objects: stored,
                 columns,
+                document_columns,
                 started_at,
                 finished_at,
                 duration_ms,
@@ -434,6 +445,7 @@ fn stored_object(object: OpenObject) -> StoredObject {
         parts: 0,
         columns: None,
         bad_values: None,
+        document_columns: None,
     });
     StoredObject {
         key: object.key,

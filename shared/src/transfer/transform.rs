@@ -19,6 +19,7 @@ use flate2::bufread::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
 use super::columnar::{ColumnKinds, Encoded, PARQUET_CONTENT_TYPE, ParquetEncoder, RowFormat};
+use super::conform::{ColumnOrder, Conform, Rewritten};
 use super::crypto::{CbcDecryptReader, GcmDecryptReader};
 use super::error::{DecodeError, TransferError};
 use super::header::HeaderCapture;
@@ -76,6 +77,9 @@ pub struct TransformSpec {
     pub output: OutputMode,
     /// The types of the report's columns, for Parquet.
     pub column_kinds: ColumnKinds,
+    /// The column order a TSV or CSV document of its format is stored in (see
+    /// [`crate::transfer::conform`]); `None` stores it as it is.
+    pub column_order: Option<ColumnOrder>,
 }
 
 /// Size limits of the transform.
@@ -125,6 +129,9 @@ pub struct ObjectStats {
     /// Values of a Parquet object stored as null because their type refused them (see
     /// [`crate::transfer::columnar`]).
     pub bad_values: Option<u64>,
+    /// The document's own columns, when it was stored in another order (see
+    /// [`crate::transfer::conform`]).
+    pub document_columns: Option<Vec<String>>,
 }
 
 /// Receives the transform's output in order: `begin`, zero or more `part`s, `end`, per object.
@@ -333,6 +340,7 @@ impl ObjectMeter {
             parts: self.parts,
             columns: self.header.and_then(HeaderCapture::columns),
             bad_values: None,
+            document_columns: None,
         }
     }
 }
@@ -381,6 +389,7 @@ pub fn run_transform<R: Read, O: PartOutput>(
         },
         total_out: 0,
         parquet: (spec.output == OutputMode::Parquet).then(|| spec.column_kinds.clone()),
+        column_order: spec.column_order,
     };
     match (spec.compression, spec.output) {
         (Compression::None, _) => {
@@ -528,11 +537,14 @@ struct Emitter<'a, O> {
     total_out: u64,
     /// Rows are stored as Parquet, typed so.
     parquet: Option<ColumnKinds>,
+    /// The order TSV or CSV content of its format is stored in.
+    column_order: Option<ColumnOrder>,
 }
 
 impl<O: PartOutput> Emitter<'_, O> {
     /// Streams one object of decompressed content in `format`: a JSON array of rows is stored as
-    /// JSON Lines (see [`JsonArrayLines`]), anything else as it is.
+    /// JSON Lines (see [`JsonArrayLines`]), TSV or CSV in the column order asked for (see
+    /// [`Conform`]), anything else as it is.
     fn content<R: Read>(
         &mut self,
         reader: R,
@@ -561,7 +573,21 @@ impl<O: PartOutput> Emitter<'_, O> {
                 StoredAs::Content(ContentFormat::JsonLines),
                 gzip,
             ),
-            (_, _) => self.object(reader, entry_name, StoredAs::Content(format), gzip),
+            (_, _) => match self.column_order.as_ref().filter(|o| o.format == format) {
+                Some(order) => {
+                    let rewritten = Rewritten::default();
+                    let input = Conform::new(
+                        BufReader::with_capacity(READ_BUFFER, reader),
+                        format,
+                        order.columns.clone(),
+                        Rc::clone(&rewritten),
+                    );
+                    self.object_then(input, entry_name, StoredAs::Content(format), gzip, |stats| {
+                        stats.document_columns = rewritten.borrow_mut().take();
+                    })
+                }
+                None => self.object(reader, entry_name, StoredAs::Content(format), gzip),
+            },
         }
     }
 

@@ -215,6 +215,7 @@ fn transform(input: &Path, key: &str, iv: &str, output: Option<&Path>) -> Result
         format: ContentFormat::Tsv,
         output: OutputMode::Decompress,
         column_kinds: Default::default(),
+        column_order: None,
     };
     let limits = TransformLimits {
         part_size: 8 << 20,
@@ -292,6 +293,7 @@ async fn end_to_end(
         max_expansion_ratio: amzpipe::domain::document::DEFAULT_MAX_EXPANSION_RATIO,
         output: mode,
         column_kinds: std::sync::Arc::new(orders_report_kinds()),
+        column_order: None,
     };
     let stem = match mode {
         OutputMode::KeepCompressed => "keep/report",

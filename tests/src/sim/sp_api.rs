@@ -506,11 +506,14 @@ pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>,
                 .concat()
                 .into(),
             ),
-            // The orders report with its first two columns swapped (Amazon changes flat files without
-            // notice): the same columns, read by position in another order.
-            "REORDERED" => FileBody::Bytes(gzip(
-                b"merchant-order-id\tamazon-order-id\tpurchase-date\tlast-updated-date\torder-status\tfulfillment-channel\tsales-channel\tsku\tasin\titem-status\tquantity\tcurrency\titem-price\titem-tax\tshipping-price\tship-city\tship-state\tship-postal-code\tship-country\n\
-                  MO-1\t111-0000001-0000001\t2026-11-23T01:00:00+00:00\t2026-11-23T23:59:59+00:00\tShipped\tAmazon\tAmazon.com\tSKU-00001\tB000000001\tUnshipped\t1\tUSD\t10.00\t1.00\t2.99\tSeattle\tWA\t98101\tUS\n",
+            // The orders report as Amazon changes flat files without notice: its first two columns
+            // swapped, `ship-country` gone, and a new column, `is-business-order`, inserted mid-row.
+            // Read by the table's positions as they stand, every column but the dates would be
+            // misread.
+            "DRIFTED" => FileBody::Bytes(gzip(
+                b"merchant-order-id\tamazon-order-id\tpurchase-date\tlast-updated-date\torder-status\tfulfillment-channel\tsales-channel\tis-business-order\tsku\tasin\titem-status\tquantity\tcurrency\titem-price\titem-tax\tshipping-price\tship-city\tship-state\tship-postal-code\n\
+                  MO-1\t111-0000001-0000001\t2026-11-23T01:00:00+00:00\t2026-11-23T23:59:59+00:00\tShipped\tAmazon\tAmazon.com\tfalse\tSKU-00001\tB000000001\tUnshipped\t1\tUSD\t10.00\t1.00\t2.99\tSeattle\tWA\t98101\n\
+                  MO-2\t111-0000002-0000002\t2026-11-23T02:00:00+00:00\t2026-11-23T23:59:59+00:00\tShipped\tAmazon\tAmazon.com\ttrue\tSKU-00002\tB000000002\tUnshipped\t2\tUSD\t20.00\t2.00\t0.00\tPortland\tOR\t97201\n",
             ).into()),
             // A report with no rows: its header line only.
             "EMPTY" => FileBody::Bytes(gzip(b"amazon-order-id\tpurchase-date\tsku\tquantity\n").into()),
