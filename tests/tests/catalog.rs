@@ -404,3 +404,32 @@ async fn jobs_stored_as_parquet_are_typed_tables_whose_rows_are_the_manifests_an
         "the Slate view reads Parquet too"
     );
 }
+
+#[tokio::test]
+async fn an_amc_query_stored_as_parquet_has_the_column_types_its_job_declares() {
+    // GIVEN the AMC job asking for Parquet, declaring the types its SQL computes (AMC's CSV carries
+    // none): impressions and reach are whole numbers
+    let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
+    let mut job = event_job("amc");
+    job["output"] = json!({"format": "parquet", "columnTypes": {"impressions": "bigint", "reach": "bigint"}});
+    let execution = p
+        .execute("amc", "2026-11-23T06:00:00Z", &[job])
+        .await
+        .expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+
+    // THEN its table types them so, the other columns strings, and holds the manifest's rows
+    let manifests = manifests(&p).await;
+    let answers = query(
+        &p,
+        &[
+            "SELECT typeof(impressions), typeof(reach), typeof(campaign) FROM amc_adhoc LIMIT 1",
+            "SELECT count(*) FROM amc_adhoc",
+            "SELECT count(*) FROM amc_adhoc WHERE reach IS NULL OR impressions IS NULL",
+        ],
+    );
+    let types: Vec<String> = answers[0].rows[0].iter().flatten().cloned().collect();
+    assert_eq!(types, ["BIGINT", "BIGINT", "VARCHAR"]);
+    assert_eq!(answers[1].count(), Some(rows_of(&manifests, "amc_adhoc")));
+    assert_eq!(answers[2].count(), Some(0), "every value parsed");
+}

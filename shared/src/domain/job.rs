@@ -20,8 +20,10 @@
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::domain::TimeWindow;
+use crate::domain::document::ColumnKind;
 pub use crate::domain::source::SourceSpec;
 
 /// Longest accepted job name (it is part of DynamoDB keys and S3 keys).
@@ -178,7 +180,15 @@ pub struct OutputSpec {
     /// publishes the types.
     #[serde(default)]
     pub format: OutputFormat,
+    /// For `parquet`: the types of columns, by the data's column name, where the source publishes
+    /// none or the job knows better — an AMC query's output columns, as its SQL computes them. They
+    /// take precedence over the source's types; a column typed by neither is a string.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub column_types: BTreeMap<String, ColumnKind>,
 }
+
+/// The most column types a job may declare.
+pub const MAX_COLUMN_TYPES: usize = 1_000;
 
 /// How a job's rows are stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +211,7 @@ impl Default for OutputSpec {
             prefix: default_prefix(),
             keep_compressed: false,
             format: OutputFormat::Text,
+            column_types: BTreeMap::new(),
         }
     }
 }
@@ -314,6 +325,20 @@ impl Job {
             return Err(InvalidJob::new(
                 "output.format",
                 "parquet stores decoded rows; it cannot be combined with keepCompressed",
+            ));
+        }
+        if !self.output.column_types.is_empty() && self.output.format != OutputFormat::Parquet {
+            return Err(InvalidJob::new(
+                "output.columnTypes",
+                "column types apply to parquet output only (text is stored as delivered)",
+            ));
+        }
+        if self.output.column_types.len() > MAX_COLUMN_TYPES
+            || self.output.column_types.keys().any(|c| c.is_empty() || c.len() > 255)
+        {
+            return Err(InvalidJob::new(
+                "output.columnTypes",
+                format!("at most {MAX_COLUMN_TYPES} columns, each named in 1–255 characters"),
             ));
         }
         match &self.window.rule {
@@ -435,6 +460,14 @@ pub struct BackfillWindow {
 }
 
 impl Job {
+    /// The types of the job's columns for Parquet: the source's, with the job's `columnTypes` over
+    /// them; a column in neither is a string.
+    pub fn column_kinds(&self) -> BTreeMap<String, ColumnKind> {
+        let mut kinds = self.source.rules().column_kinds();
+        kinds.extend(self.output.column_types.iter().map(|(c, k)| (c.clone(), *k)));
+        kinds
+    }
+
     /// The days one backfill window covers by default: the job's own window length for the day
     /// rules (a daily job is backfilled day by day, so its runs are the ones its schedule makes),
     /// capped by `sliceDays` and the source's limit.
@@ -574,6 +607,38 @@ mod tests {
 
     fn day(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
+    }
+
+    fn with_output(output: &str) -> String {
+        let job = sp_job(r#"{"rule": "yesterday"}"#);
+        let open = job.trim_end().strip_suffix('}').expect("a JSON object");
+        format!("{open}, \"output\": {output}}}")
+    }
+
+    #[test]
+    fn a_jobs_column_types_go_over_the_sources_and_apply_to_parquet_only() {
+        let job = Job::parse(&with_output(
+            r#"{"format": "parquet", "columnTypes": {"quantity": "double", "reach": "bigint"}}"#,
+        ))
+        .expect("job");
+        let kinds = job.column_kinds();
+        assert_eq!(
+            kinds.get("quantity"),
+            Some(&ColumnKind::Double),
+            "the job's over the source's"
+        );
+        assert_eq!(kinds.get("reach"), Some(&ColumnKind::BigInt));
+        assert_eq!(
+            kinds.get("purchase-date"),
+            Some(&ColumnKind::Timestamp),
+            "the source's kept"
+        );
+        let text = Job::parse(&with_output(r#"{"columnTypes": {"reach": "bigint"}}"#)).expect_err("text");
+        assert_eq!(text.field, "output.columnTypes");
+        let unknown = Job::parse(&with_output(
+            r#"{"format": "parquet", "columnTypes": {"reach": "int128"}}"#,
+        ));
+        assert!(unknown.is_err_and(|e| e.field.starts_with("output.columnTypes")));
     }
 
     #[test]

@@ -359,7 +359,7 @@ pub fn table_of(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> O
     let source = &ctx.job.source;
     // Text is read as strings; Parquet holds the types the source publishes.
     let kinds = match format {
-        TableFormat::Parquet => source.rules().column_kinds(),
+        TableFormat::Parquet => ctx.job.column_kinds(),
         _ => std::collections::BTreeMap::new(),
     };
     let columns = column_names(&sources)

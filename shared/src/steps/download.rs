@@ -143,7 +143,7 @@ async fn download<P: Ports>(
             (false, OutputFormat::Parquet) => OutputMode::Parquet,
             (false, OutputFormat::Text) => OutputMode::Decompress,
         },
-        column_kinds: std::sync::Arc::new(ctx.job.source.rules().column_kinds()),
+        column_kinds: std::sync::Arc::new(ctx.job.column_kinds()),
         max_output_bytes: ctx.job.limits.max_document_bytes,
         max_expansion_ratio: ctx.job.limits.max_expansion_ratio,
         column_order: column_order(services, ctx, &records).await?,
