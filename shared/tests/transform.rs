@@ -164,8 +164,21 @@ fn keep_compressed_stores_the_decrypted_gzip_stream_byte_for_byte() {
     s.output = OutputMode::KeepCompressed;
     let out = run(&doc, s, &limits()).expect("ok");
     assert_eq!(out.content(0), doc);
-    assert_eq!(out.objects[0].0.stored_as, StoredAs::Gzip);
+    assert_eq!(out.objects[0].0.stored_as, StoredAs::Gzip(ContentFormat::Tsv));
     assert_eq!(out.stats(0).rows, None);
+    let header = String::from_utf8(tsv(1000)).expect("text");
+    let first: Vec<String> = header
+        .lines()
+        .next()
+        .expect("a header")
+        .split('\t')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        out.stats(0).columns,
+        Some(first),
+        "its columns, read on the inflated side"
+    );
 }
 
 #[test]

@@ -13,7 +13,8 @@ Each table is built from the catalog alone, as Athena builds it, never from the 
 - its views (`VIRTUAL_VIEW`) from Trino's view format, `/* Presto View: <base64 JSON> */`, whose `originalSql`
   is run as written (the SQL the pipeline writes is both Trino's and DuckDB's);
 - each object as its SerDe reads it: LazySimpleSerDe (`field.delim`, no quoting), OpenCSVSerde (`separatorChar`,
-  `quoteChar`) by position, `skip.header.line.count` lines skipped per file; the OpenX JSON SerDe by name
+  `quoteChar`) by position, `skip.header.line.count` lines skipped per file, a `.gz` object inflated (as Athena
+  does, by its extension); the OpenX JSON SerDe by name
   (case-insensitive, `mapping.<column>` honoured), one object per line; ParquetHiveSerDe by column name, a column a
   file lacks read as null. Every column has the type the catalog declares (text formats: all strings).
 """
@@ -21,6 +22,7 @@ Each table is built from the catalog alone, as Athena builds it, never from the 
 import argparse
 import base64
 import datetime
+import gzip
 import json
 import os
 import sys
@@ -122,7 +124,7 @@ def reader(db, table, path):
     if lib == "org.openx.data.jsonserde.JsonSerDe":
         keys = {c: sparams.get(f"mapping.{c}", c) for c in columns}
         lowered = {}
-        with open(path, encoding="utf-8") as f:
+        with (gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")) as f:
             for line in f:
                 if line.strip():
                     for k in json.loads(line):
@@ -160,7 +162,9 @@ def main():
             for keys, values, location in partitions(table):
                 found = False
                 for bucket, key in objects(s3, location):
-                    path = os.path.join(scratch, f"{len(os.listdir(scratch)):06d}")
+                    # Athena inflates a `.gz` object by its extension; so does DuckDB.
+                    gz = ".gz" if key.endswith(".gz") else ""
+                    path = os.path.join(scratch, f"{len(os.listdir(scratch)):06d}{gz}")
                     s3.download_file(bucket, key, path)
                     parts = ", ".join(f"{quote(v)} AS {ident(k)}" for k, v in zip(keys, values))
                     selects.append(f"SELECT *, {parts} FROM ({reader(db, table, path)})")

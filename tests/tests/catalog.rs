@@ -433,3 +433,41 @@ async fn an_amc_query_stored_as_parquet_has_the_column_types_its_job_declares() 
     assert_eq!(answers[1].count(), Some(rows_of(&manifests, "amc_adhoc")));
     assert_eq!(answers[2].count(), Some(0), "every value parsed");
 }
+
+#[tokio::test]
+async fn a_report_kept_gzip_compressed_is_a_table_that_reads_its_rows_in_their_columns() {
+    // GIVEN the orders report stored as Amazon's gzip stream, not decompressed
+    let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
+    let mut job = event_job("sp-reports");
+    job["output"] = json!({"keepCompressed": true});
+    let execution = p
+        .execute("kept", "2026-11-23T06:00:00Z", &[job])
+        .await
+        .expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
+
+    // THEN the object is `….tsv.gz`, its table took the columns of its inflated header, and SQL reads
+    // every row with its values in their columns
+    let manifests = manifests(&p).await;
+    let object = &manifests[0]["documents"][0]["objects"][0];
+    assert!(
+        object["key"].as_str().is_some_and(|k| k.ends_with(".tsv.gz")),
+        "{object:#}"
+    );
+    let table = "sp_reports_get_flat_file_all_orders_data_by_order_date_general";
+    assert_eq!(manifests[0]["table"]["table"], table);
+    let answers = query(
+        &p,
+        &[
+            &format!("SELECT count(*) FROM {table}"),
+            &format!("SELECT count(*) FROM {table} WHERE sales_channel = 'Amazon.com' AND currency = 'USD'"),
+        ],
+    );
+    let rows = answers[0].count().expect("a count");
+    assert!(rows > 1_000, "{rows} rows");
+    // The simulator cuts its last row to fit the report's size: every other row reads aligned.
+    assert!(
+        answers[1].count().is_some_and(|aligned| aligned + 1 >= rows),
+        "{answers:?}"
+    );
+}

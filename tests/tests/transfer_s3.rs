@@ -132,7 +132,7 @@ async fn keep_compressed_mode_stores_the_decrypted_gzip_exactly_as_delivered() {
         .await
         .expect("transfer");
 
-    let (stored, content_type) = get_object(&e.client, BUCKET, "sp/orders.gz").await.expect("object");
+    let (stored, content_type) = get_object(&e.client, BUCKET, "sp/orders.tsv.gz").await.expect("object");
     assert!(stored == compressed);
     assert_eq!(content_type.as_deref(), Some("application/gzip"));
     assert_eq!(record.objects[0].rows, None);

@@ -394,6 +394,13 @@ fn stored_format(records: &[DocumentRecord]) -> Option<TableFormat> {
         .iter()
         .flat_map(|r| &r.objects)
         .find_map(|o| match o.content_type.as_str() {
+            // A gzip stream kept as delivered (`{name}.{format}.gz`): Athena inflates `.gz` files.
+            "application/gzip" => match o.key.strip_suffix(".gz")?.rsplit_once('.')?.1 {
+                "tsv" => Some(TableFormat::Tsv),
+                "csv" => Some(TableFormat::Csv),
+                "jsonl" => Some(TableFormat::JsonLines),
+                _ => None,
+            },
             t if t == ContentFormat::Tsv.content_type() => Some(TableFormat::Tsv),
             t if t == ContentFormat::Csv.content_type() => Some(TableFormat::Csv),
             t if t == ContentFormat::JsonLines.content_type() => Some(TableFormat::JsonLines),

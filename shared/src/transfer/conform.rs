@@ -24,7 +24,7 @@ use crate::domain::document::{ContentFormat, DecodeError};
 /// The longest record a rewritten file may hold (a row of a report is a few KiB at most); it bounds
 /// the memory a rewrite takes.
 pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
-/// Rewritten bytes gathered per fill of the output.
+/// ColumnsFound bytes gathered per fill of the output.
 const FILL_BYTES: usize = 64 * 1024;
 
 /// The column order a positional document is stored in: its table's columns, as the data names them.
@@ -37,8 +37,9 @@ pub struct ColumnOrder {
     pub columns: Vec<String>,
 }
 
-/// What [`Conform`] found: the document's own columns, when it stored them in another order.
-pub(crate) type Rewritten = Rc<RefCell<Option<Vec<String>>>>;
+/// Column names a reader found on the way, left for its object's stats: [`Conform`] leaves the
+/// document's own columns there when it stored them in another order.
+pub(crate) type ColumnsFound = Rc<RefCell<Option<Vec<String>>>>;
 
 enum Mode {
     Header,
@@ -57,7 +58,7 @@ pub(crate) struct Conform<R> {
     record: Vec<u8>,
     output: Vec<u8>,
     served: usize,
-    rewritten: Rewritten,
+    rewritten: ColumnsFound,
 }
 
 fn too_long() -> io::Error {
@@ -69,7 +70,7 @@ fn too_long() -> io::Error {
 
 impl<R: BufRead> Conform<R> {
     /// Conforms the `format` document `inner` yields to `order`; what it rewrote goes to `rewritten`.
-    pub(crate) fn new(inner: R, format: ContentFormat, order: Vec<String>, rewritten: Rewritten) -> Self {
+    pub(crate) fn new(inner: R, format: ContentFormat, order: Vec<String>, rewritten: ColumnsFound) -> Self {
         Self {
             inner,
             order,
@@ -261,7 +262,7 @@ mod tests {
     use super::*;
 
     fn conform(format: ContentFormat, order: &[&str], input: &str) -> (String, Option<Vec<String>>) {
-        let rewritten = Rewritten::default();
+        let rewritten = ColumnsFound::default();
         let order = order.iter().map(|c| (*c).to_owned()).collect();
         // A tiny buffer: records and the header cross reads.
         let reader = io::BufReader::with_capacity(3, input.as_bytes());
@@ -327,7 +328,7 @@ mod tests {
             io::BufReader::new(long.as_bytes()),
             ContentFormat::Tsv,
             vec!["a".into(), "b".into()],
-            Rewritten::default(),
+            ColumnsFound::default(),
         );
         let error = io::copy(&mut conform, &mut io::sink()).expect_err("too long");
         assert!(error.to_string().contains("1 MiB"), "{error}");

@@ -378,7 +378,7 @@ fn object_key(destination: &Destination, start: &ObjectStart, earlier: &[OpenObj
             }
         }
         (None, StoredAs::Content(format)) => format!("{stem}.{}", format.extension()),
-        (None, StoredAs::Gzip) => format!("{stem}.gz"),
+        (None, StoredAs::Gzip(format)) => format!("{stem}.{}.gz", format.extension()),
         (None, StoredAs::Zip) => format!("{stem}.zip"),
         (None, StoredAs::Parquet) => format!("{stem}.parquet"),
     };

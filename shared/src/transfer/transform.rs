@@ -19,7 +19,7 @@ use flate2::bufread::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
 use super::columnar::{ColumnKinds, Encoded, PARQUET_CONTENT_TYPE, ParquetEncoder, RowFormat};
-use super::conform::{ColumnOrder, Conform, Rewritten};
+use super::conform::{ColumnOrder, ColumnsFound, Conform};
 use super::crypto::{CbcDecryptReader, GcmDecryptReader};
 use super::error::{DecodeError, TransferError};
 use super::header::HeaderCapture;
@@ -44,8 +44,8 @@ const READ_BUFFER: usize = 256 * 1024;
 pub enum StoredAs {
     /// Decompressed (or never compressed) content of this format.
     Content(ContentFormat),
-    /// The gzip stream as delivered.
-    Gzip,
+    /// The gzip stream as delivered, of content in this format.
+    Gzip(ContentFormat),
     /// The ZIP archive as delivered.
     Zip,
     /// The rows of TSV, CSV or JSON content, as Parquet (see [`crate::transfer::columnar`]).
@@ -57,7 +57,7 @@ impl StoredAs {
     pub fn content_type(self) -> &'static str {
         match self {
             StoredAs::Content(f) => f.content_type(),
-            StoredAs::Gzip => "application/gzip",
+            StoredAs::Gzip(_) => "application/gzip",
             StoredAs::Zip => "application/zip",
             StoredAs::Parquet => PARQUET_CONTENT_TYPE,
         }
@@ -398,15 +398,21 @@ pub fn run_transform<R: Read, O: PartOutput>(
         (Compression::Gzip, OutputMode::KeepCompressed) => {
             // Stored as delivered, but inflated on the side: the bomb bounds and the gzip CRC hold
             // for a kept stream too.
+            // Its header is read on the inflated side too, for its table's columns.
+            let columns = ColumnsFound::default();
             let measured = InflateAlongside {
                 inner: plain,
                 inflater: Some(flate2::write::MultiGzDecoder::new(InflatedMeter {
                     bytes: 0,
                     ceiling: limits.max_output_bytes,
                     expansion,
+                    header: HeaderCapture::for_format(spec.format),
                 })),
+                columns: Rc::clone(&columns),
             };
-            emitter.object(measured, None, StoredAs::Gzip, true)?;
+            emitter.object_then(measured, None, StoredAs::Gzip(spec.format), true, |stats| {
+                stats.columns = columns.borrow_mut().take();
+            })?;
         }
         (Compression::Zip, OutputMode::KeepCompressed) => {
             emitter.object(plain, None, StoredAs::Zip, false)?;
@@ -461,15 +467,19 @@ impl Expansion {
     }
 }
 
-/// Where a kept-compressed gzip stream is inflated to: counts, bounds, discards.
+/// Where a kept-compressed gzip stream is inflated to: counts, bounds, reads the header, discards.
 struct InflatedMeter {
     bytes: u64,
     ceiling: u64,
     expansion: Expansion,
+    header: Option<HeaderCapture>,
 }
 
 impl io::Write for InflatedMeter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(header) = self.header.as_mut() {
+            header.update(buf);
+        }
         self.bytes += buf.len() as u64;
         if self.bytes > self.ceiling {
             return Err(io::Error::other(DecodeError::TooLarge { limit: self.ceiling }));
@@ -484,10 +494,12 @@ impl io::Write for InflatedMeter {
 }
 
 /// Passes the compressed bytes through unchanged while inflating them into an [`InflatedMeter`];
-/// at the end, checks that the gzip stream was complete (trailer and CRC).
+/// at the end, checks that the gzip stream was complete (trailer and CRC), and leaves the column
+/// names its header gave in `columns`.
 struct InflateAlongside<R> {
     inner: R,
     inflater: Option<flate2::write::MultiGzDecoder<InflatedMeter>>,
+    columns: ColumnsFound,
 }
 
 impl<R: Read> Read for InflateAlongside<R> {
@@ -497,7 +509,8 @@ impl<R: Read> Read for InflateAlongside<R> {
             if !buf.is_empty()
                 && let Some(inflater) = self.inflater.take()
             {
-                inflater.finish()?;
+                let meter = inflater.finish()?;
+                *self.columns.borrow_mut() = meter.header.and_then(HeaderCapture::columns);
             }
         } else if let Some(inflater) = self.inflater.as_mut() {
             io::Write::write_all(inflater, &buf[..n])?;
@@ -575,7 +588,7 @@ impl<O: PartOutput> Emitter<'_, O> {
             ),
             (_, _) => match self.column_order.as_ref().filter(|o| o.format == format) {
                 Some(order) => {
-                    let rewritten = Rewritten::default();
+                    let rewritten = ColumnsFound::default();
                     let input = Conform::new(
                         BufReader::with_capacity(READ_BUFFER, reader),
                         format,
