@@ -202,12 +202,8 @@ impl<R: BufRead> Conform<R> {
                     self.header();
                 }
             }
-            Mode::Pass => {
-                let buffered = self.inner.fill_buf()?;
-                self.output.extend_from_slice(buffered);
-                let n = buffered.len();
-                self.inner.consume(n);
-            }
+            // `read` takes the input itself once the header is served.
+            Mode::Pass => {}
             Mode::Rewrite(positions) => {
                 let positions = positions.clone();
                 // A few records per fill, so that reads are not one short record each.
@@ -223,6 +219,10 @@ impl<R: BufRead> Conform<R> {
 impl<R: BufRead> Read for Conform<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.served == self.output.len() {
+            if matches!(self.mode, Mode::Pass) {
+                // The header served: the rest goes straight through, with no copy of ours.
+                return self.inner.read(buf);
+            }
             self.fill()?;
         }
         let n = buf.len().min(self.output.len() - self.served);
