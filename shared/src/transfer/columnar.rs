@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, NaiveDate};
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
@@ -289,10 +289,16 @@ impl<R: Read> ParquetEncoder<R> {
             .collect();
         let schema = parse_message_type(&format!("message schema {{\n{fields}}}")).map_err(parquet_error)?;
         // Small pages and dictionaries keep the encoder's own buffers to a few hundred KiB per column.
+        // The footer is held until the file ends, so what it gathers per row group must stay small:
+        // statistics per column chunk only and no offset index (page indexes, whose entries grow with
+        // every page), their values cut to 64 bytes.
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_data_page_size_limit(256 << 10)
             .set_dictionary_page_size_limit(256 << 10)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_statistics_truncate_length(Some(64))
+            .set_offset_index_disabled(true)
             .build();
         self.writer = Some(
             SerializedFileWriter::new(self.written.clone(), Arc::new(schema), Arc::new(properties))

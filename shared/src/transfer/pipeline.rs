@@ -196,6 +196,12 @@ pub async fn transfer_document<S: ObjectSink>(
         max_output_bytes: options.max_output_bytes,
         max_expansion_ratio: options.max_expansion_ratio,
     };
+    // Parquet's encoding, not its upload, is the limit (a third of the text's bytes at half its
+    // speed): one part uploading while the next fills keeps pace, and leaves room for the encoder.
+    let in_flight = match options.output {
+        OutputMode::Parquet => 1,
+        _ => options.max_parts_in_flight,
+    };
     let transform = tokio::task::spawn_blocking(move || {
         let reader = ChannelReader {
             rx: body_rx,
@@ -208,7 +214,7 @@ pub async fn transfer_document<S: ObjectSink>(
     let (_, transformed, uploaded) = tokio::join!(
         pump(body, body_tx),
         transform,
-        upload(sink, destination, options.max_parts_in_flight, event_rx, &mut objects),
+        upload(sink, destination, in_flight, event_rx, &mut objects),
     );
     let transformed = transformed
         .map_err(|e| TransferError::Internal(format!("transform task: {e}")))

@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use amzpipe::adapters::s3::{Encryption as Sse, S3Sink};
+use amzpipe::transfer::conform::ColumnOrder;
 use amzpipe::transfer::http::download_client;
 use amzpipe::transfer::transform::{ObjectStart, ObjectStats};
 use amzpipe::transfer::{
@@ -26,7 +27,7 @@ use amzpipe::transfer::{
     TransferError, TransferOptions, TransformLimits, TransformSpec, iv_from_base64, run_transform, transfer_document,
 };
 use amzpipe_testkit::docserver::{DocServer, Served};
-use amzpipe_testkit::fixtures::{CbcEncryptWriter, SpApiOrdersReport};
+use amzpipe_testkit::fixtures::{CbcEncryptWriter, SP_API_ORDERS_HEADER, SpApiOrdersReport};
 use amzpipe_testkit::local_s3::{LocalS3, client_for};
 use amzpipe_testkit::peak_rss_bytes;
 use base64::Engine as _;
@@ -104,6 +105,11 @@ enum Cmd {
         /// Store the rows as Parquet (typed as the orders report's columns are).
         #[arg(long)]
         parquet: bool,
+        /// Give the transfer a table's column order, as download-decrypt does for a text job with a
+        /// catalog: `in-order` (the report's own: passed through) or `moved` (its first two columns
+        /// swapped: every record rewritten).
+        #[arg(long)]
+        column_order: Option<String>,
         #[arg(long, value_parser = parse_size)]
         part_size: u64,
         #[arg(long)]
@@ -173,6 +179,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             url,
             keep_compressed,
             parquet,
+            column_order,
             part_size,
             in_flight,
         }) => {
@@ -181,7 +188,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (false, true) => OutputMode::Parquet,
                 (false, false) => OutputMode::Decompress,
             };
-            let f = end_to_end(&s3, &url, mode, part_size, in_flight)?;
+            let mut order: Vec<String> = SP_API_ORDERS_HEADER.trim_end().split('\t').map(str::to_owned).collect();
+            let column_order = match column_order.as_deref() {
+                None => None,
+                Some("in-order") => Some(order),
+                Some("moved") => {
+                    order.swap(0, 1);
+                    Some(order)
+                }
+                Some(other) => return Err(format!("--column-order {other}: in-order or moved").into()),
+            }
+            .map(|columns| ColumnOrder {
+                format: ContentFormat::Tsv,
+                columns,
+            });
+            let f = end_to_end(&s3, &url, mode, column_order, part_size, in_flight)?;
             println!("{}", serde_json::to_string(&f)?);
             Ok(())
         }
@@ -271,6 +292,7 @@ async fn end_to_end(
     s3: &str,
     url: &str,
     mode: OutputMode,
+    column_order: Option<ColumnOrder>,
     part_size: u64,
     in_flight: usize,
 ) -> Result<Figures, Box<dyn std::error::Error>> {
@@ -293,7 +315,7 @@ async fn end_to_end(
         max_expansion_ratio: amzpipe::domain::document::DEFAULT_MAX_EXPANSION_RATIO,
         output: mode,
         column_kinds: std::sync::Arc::new(orders_report_kinds()),
-        column_order: None,
+        column_order,
     };
     let stem = match mode {
         OutputMode::KeepCompressed => "keep/report",
@@ -391,10 +413,12 @@ fn run_all(a: &AllArgs) -> Result<(), Box<dyn std::error::Error>> {
     let e2e = child(&[&["end-to-end"], &common[..]].concat());
     let keep = child(&[&["end-to-end", "--keep-compressed"], &common[..]].concat());
     let parquet = child(&[&["end-to-end", "--parquet"], &common[..]].concat());
+    let in_order = child(&[&["end-to-end", "--column-order", "in-order"], &common[..]].concat());
+    let moved = child(&[&["end-to-end", "--column-order", "moved"], &common[..]].concat());
     drop(server.stdin.take());
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&root);
-    let (e2e, keep, parquet) = (e2e?, keep?, parquet?);
+    let (e2e, keep, parquet, in_order, moved) = (e2e?, keep?, parquet?, in_order?, moved?);
 
     println!();
     println!(
@@ -413,6 +437,8 @@ fn run_all(a: &AllArgs) -> Result<(), Box<dyn std::error::Error>> {
         ("transform only (null sink)", &transform),
         ("end to end → S3, decompressed", &e2e),
         ("end to end → S3, gzip kept", &keep),
+        ("… in its table's order (as is)", &in_order),
+        ("… its columns moved (rewritten)", &moved),
     ] {
         println!(
             "{:<34} {:>6.0} MiB {:>7.2} s {:>14.1} {:>7.1} MiB",
@@ -447,7 +473,12 @@ fn run_all(a: &AllArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "peak RSS end to end        {:>7.1} MiB                           (target ≤ 64)",
-        e2e.peak_rss.max(keep.peak_rss) as f64 / MIB
+        [&e2e, &keep, &in_order, &moved]
+            .iter()
+            .map(|f| f.peak_rss)
+            .max()
+            .unwrap_or(0) as f64
+            / MIB
     );
     Ok(())
 }
