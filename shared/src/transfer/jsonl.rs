@@ -157,10 +157,7 @@ impl<R: Read> Read for JsonArrayLines<R> {
             }
             self.convert(n)?;
         }
-        let n = buf.len().min(self.output.len() - self.served);
-        buf[..n].copy_from_slice(&self.output[self.served..self.served + n]);
-        self.served += n;
-        Ok(n)
+        Ok(super::serve(&self.output, &mut self.served, buf))
     }
 }
 

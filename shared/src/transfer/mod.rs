@@ -34,3 +34,13 @@ pub use transform::{
     Compression, ContentFormat, Encryption, NullOutput, OutputMode, PartOutput, TransformLimits, TransformSpec,
     run_transform,
 };
+
+/// Copies into `buf` what `output` holds past `served`, and moves `served` on; returns the bytes
+/// copied. The read half of the converting readers (JSON Lines, column order, Parquet), each of which
+/// fills an output buffer and serves it.
+pub(crate) fn serve(output: &[u8], served: &mut usize, buf: &mut [u8]) -> usize {
+    let n = buf.len().min(output.len() - *served);
+    buf[..n].copy_from_slice(&output[*served..*served + n]);
+    *served += n;
+    n
+}
