@@ -98,7 +98,7 @@ pub async fn register_table<P: Ports>(
 /// The column order the run's TSV or CSV documents are stored in: its table's columns, widened
 /// by what the run already stored (whose columns it adds to the table at its end); `None` without a
 /// catalog, for output that is not text, or before the table and the run have columns.
-/// Errors: as [`register_table`].
+/// Errors: `Transient` (the catalog was unavailable), `Misconfigured` (it refused).
 pub async fn column_order<P: Ports>(
     services: &Services<P>,
     ctx: &RunContext,
