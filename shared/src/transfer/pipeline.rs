@@ -378,7 +378,7 @@ fn object_key(destination: &Destination, start: &ObjectStart, earlier: &[OpenObj
                 // An entry's rows stored as Parquet: its text extension gives way to `.parquet`.
                 let text = [".csv", ".tsv", ".txt", ".json", ".jsonl"];
                 let bare = text.iter().find_map(|ext| clean.strip_suffix(ext)).unwrap_or(&clean);
-                format!("{stem}/{bare}.parquet")
+                format!("{stem}/{bare}{}.parquet", file_suffix(start.file))
             } else {
                 format!("{stem}/{clean}")
             }
@@ -386,7 +386,7 @@ fn object_key(destination: &Destination, start: &ObjectStart, earlier: &[OpenObj
         (None, StoredAs::Content(format)) => format!("{stem}.{}", format.extension()),
         (None, StoredAs::Gzip(format)) => format!("{stem}.{}.gz", format.extension()),
         (None, StoredAs::Zip) => format!("{stem}.zip"),
-        (None, StoredAs::Parquet) => format!("{stem}.parquet"),
+        (None, StoredAs::Parquet) => format!("{stem}{}.parquet", file_suffix(start.file)),
     };
     let mut key = base.clone();
     let mut n = 1;
@@ -395,6 +395,15 @@ fn object_key(destination: &Destination, start: &ObjectStart, earlier: &[OpenObj
         key = format!("{base}~{n}");
     }
     key
+}
+
+/// What tells the files of one entry apart: nothing for the first, `-2`, `-3`… for the next.
+fn file_suffix(file: u32) -> String {
+    if file == 0 {
+        String::new()
+    } else {
+        format!("-{}", file + 1)
+    }
 }
 
 /// Turns an untrusted archive entry name into a safe relative key suffix.
@@ -462,5 +471,36 @@ fn stored_object(object: OpenObject) -> StoredObject {
         bad_values: stats.bad_values.filter(|n| *n > 0),
         content_type: object.content_type.to_owned(),
         parts: stats.parts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(entry_name: Option<&str>, stored_as: StoredAs, file: u32) -> String {
+        let destination = Destination {
+            key_stem: "sp/run=r/00000".into(),
+        };
+        let start = ObjectStart {
+            entry_name: entry_name.map(str::to_owned),
+            stored_as,
+            file,
+        };
+        object_key(&destination, &start, &[])
+    }
+
+    #[test]
+    fn the_files_one_entrys_parquet_rows_are_split_into_are_told_apart_by_a_suffix_after_the_first() {
+        assert_eq!(key(None, StoredAs::Parquet, 0), "sp/run=r/00000.parquet");
+        assert_eq!(key(None, StoredAs::Parquet, 1), "sp/run=r/00000-2.parquet");
+        assert_eq!(
+            key(Some("a/rows.csv"), StoredAs::Parquet, 0),
+            "sp/run=r/00000/a/rows.parquet"
+        );
+        assert_eq!(
+            key(Some("a/rows.csv"), StoredAs::Parquet, 2),
+            "sp/run=r/00000/a/rows-3.parquet"
+        );
     }
 }

@@ -111,6 +111,20 @@ pub struct ObjectStart {
     pub entry_name: Option<String>,
     /// What the object holds.
     pub stored_as: StoredAs,
+    /// Which of the files one entry's rows are split into this object is, from 0 (Parquet closes a
+    /// file every [`crate::transfer::columnar::ROW_GROUPS_PER_FILE`] row groups); 0 for the rest.
+    pub file: u32,
+}
+
+impl ObjectStart {
+    /// The start of an object that holds a whole entry (or document).
+    pub fn whole(entry_name: Option<String>, stored_as: StoredAs) -> Self {
+        Self {
+            entry_name,
+            stored_as,
+            file: 0,
+        }
+    }
 }
 
 /// What was produced for one output object.
@@ -410,9 +424,14 @@ pub fn run_transform<R: Read, O: PartOutput>(
                 })),
                 columns: Rc::clone(&columns),
             };
-            emitter.object_then(measured, None, StoredAs::Gzip(spec.format), true, |stats| {
-                stats.columns = columns.borrow_mut().take();
-            })?;
+            emitter.object_then(
+                measured,
+                ObjectStart::whole(None, StoredAs::Gzip(spec.format)),
+                true,
+                |stats| {
+                    stats.columns = columns.borrow_mut().take();
+                },
+            )?;
         }
         (Compression::Zip, OutputMode::KeepCompressed) => {
             emitter.object(plain, None, StoredAs::Zip, false)?;
@@ -595,7 +614,8 @@ impl<O: PartOutput> Emitter<'_, O> {
                         order.columns.clone(),
                         Rc::clone(&rewritten),
                     );
-                    self.object_then(input, entry_name, StoredAs::Content(format), gzip, |stats| {
+                    let start = ObjectStart::whole(entry_name, StoredAs::Content(format));
+                    self.object_then(input, start, gzip, |stats| {
                         stats.document_columns = rewritten.borrow_mut().take();
                     })
                 }
@@ -616,7 +636,8 @@ impl<O: PartOutput> Emitter<'_, O> {
         }
     }
 
-    /// Streams the rows `input` holds as one Parquet object.
+    /// Streams the rows `input` holds as Parquet: one object per file the encoder closes (see
+    /// [`crate::transfer::columnar::ROW_GROUPS_PER_FILE`]), each with its own rows' counts.
     fn parquet_object<R: Read>(
         &mut self,
         input: R,
@@ -626,13 +647,24 @@ impl<O: PartOutput> Emitter<'_, O> {
         gzip: bool,
     ) -> Result<(), TransferError> {
         let report = Arc::new(Mutex::new(Encoded::default()));
-        let encoder = ParquetEncoder::new(input, rows, kinds, Arc::clone(&report));
-        self.object_then(encoder, entry_name, StoredAs::Parquet, gzip, |stats| {
-            let encoded = report.lock().unwrap_or_else(PoisonError::into_inner);
-            stats.rows = Some(encoded.rows);
-            stats.columns = (!encoded.columns.is_empty()).then(|| encoded.columns.clone());
-            stats.bad_values = Some(encoded.bad_values);
-        })
+        let mut encoder = ParquetEncoder::new(input, rows, kinds, Arc::clone(&report));
+        for file in 0.. {
+            let start = ObjectStart {
+                entry_name: entry_name.clone(),
+                stored_as: StoredAs::Parquet,
+                file,
+            };
+            self.object_then(&mut encoder, start, gzip, |stats| {
+                let mut encoded = report.lock().unwrap_or_else(PoisonError::into_inner);
+                stats.rows = Some(std::mem::take(&mut encoded.rows));
+                stats.columns = (!encoded.columns.is_empty()).then(|| encoded.columns.clone());
+                stats.bad_values = Some(std::mem::take(&mut encoded.bad_values));
+            })?;
+            if !encoder.next_file().map_err(|e| TransferError::from_io(e, gzip))? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Streams one object from `reader` until its end.
@@ -643,7 +675,7 @@ impl<O: PartOutput> Emitter<'_, O> {
         stored_as: StoredAs,
         gzip: bool,
     ) -> Result<(), TransferError> {
-        self.object_then(reader, entry_name, stored_as, gzip, |_| {})
+        self.object_then(reader, ObjectStart::whole(entry_name, stored_as), gzip, |_| {})
     }
 
     /// Streams one object from `reader` until its end; `complete` adds to its stats what the reader
@@ -651,12 +683,12 @@ impl<O: PartOutput> Emitter<'_, O> {
     fn object_then<R: Read>(
         &mut self,
         mut reader: R,
-        entry_name: Option<String>,
-        stored_as: StoredAs,
+        start: ObjectStart,
         gzip: bool,
         complete: impl FnOnce(&mut ObjectStats),
     ) -> Result<(), TransferError> {
-        self.out.begin(ObjectStart { entry_name, stored_as })?;
+        let stored_as = start.stored_as;
+        self.out.begin(start)?;
         let mut meter = ObjectMeter::new(stored_as);
         loop {
             let size = part_size_for(self.limits.part_size, meter.parts + 1);
