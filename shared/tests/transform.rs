@@ -2,7 +2,9 @@
 
 use std::io::{Cursor, Write};
 
+use amzpipe::domain::document::ColumnKind;
 use amzpipe::domain::document::{DEFAULT_MAX_EXPANSION_RATIO, EXPANSION_CHECK_FLOOR, MAX_ZIP_ENTRIES};
+use amzpipe::domain::source::DayColumn;
 use amzpipe::transfer::transform::{ObjectStart, ObjectStats, StoredAs, part_size_for};
 use amzpipe::transfer::{
     AesKey, Compression, ContentFormat, DecodeError, Encryption, GcmTag, NullOutput, OutputMode, PartOutput,
@@ -63,7 +65,126 @@ fn spec(compression: Compression, format: ContentFormat) -> TransformSpec {
         output: OutputMode::Decompress,
         column_kinds: Default::default(),
         column_order: None,
+        split_by_day: None,
     }
+}
+
+fn split(format: ContentFormat, column: &str, kind: ColumnKind) -> TransformSpec {
+    TransformSpec {
+        split_by_day: Some(DayColumn {
+            name: column.into(),
+            kind,
+        }),
+        ..spec(Compression::Gzip, format)
+    }
+}
+
+/// The day of each object and its lines, in the order emitted.
+fn days_of(out: &Collect) -> Vec<(String, Vec<String>)> {
+    (0..out.objects.len())
+        .map(|i| {
+            let day = out.objects[i].0.day.map(|d| d.to_string()).unwrap_or_default();
+            let text = String::from_utf8(out.content(i)).expect("text");
+            (day, text.lines().map(str::to_owned).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn a_tsv_split_by_day_is_an_object_per_day_each_with_the_header_and_only_that_days_rows() {
+    let text = "id\tpurchase-date\tqty\n1\t2026-11-21T10:00:00+00:00\t1\n2\t2026-11-22T10:00:00+00:00\t2\n3\t2026-11-21T23:00:00-02:00\t3\n";
+    let spec = split(ContentFormat::Tsv, "purchase-date", ColumnKind::Timestamp);
+    let out = run(&gzip(text.as_bytes()), spec, &limits()).expect("split");
+    assert_eq!(
+        days_of(&out),
+        [
+            (
+                "2026-11-21".to_owned(),
+                vec![
+                    "id\tpurchase-date\tqty".to_owned(),
+                    "1\t2026-11-21T10:00:00+00:00\t1".to_owned()
+                ]
+            ),
+            (
+                "2026-11-22".to_owned(),
+                vec![
+                    "id\tpurchase-date\tqty".to_owned(),
+                    "2\t2026-11-22T10:00:00+00:00\t2".to_owned(),
+                    "3\t2026-11-21T23:00:00-02:00\t3".to_owned(),
+                ]
+            ),
+        ],
+        "23:00 at -02:00 is 01:00 UTC the next day"
+    );
+    assert_eq!(out.stats(0).rows, Some(1));
+    assert_eq!(out.stats(1).rows, Some(2));
+    assert_eq!(
+        out.stats(1).columns.as_deref(),
+        Some(&["id".to_owned(), "purchase-date".to_owned(), "qty".to_owned()][..])
+    );
+}
+
+#[test]
+fn an_ads_json_array_split_by_day_becomes_json_lines_per_day() {
+    let text =
+        r#"[{"date":"2026-11-20","clicks":1},{"date":"2026-11-21","clicks":2},{"date":"2026-11-20","clicks":3}]"#;
+    let spec = split(ContentFormat::JsonArray, "date", ColumnKind::Date);
+    let out = run(&gzip(text.as_bytes()), spec, &limits()).expect("split");
+    let days = days_of(&out);
+    assert_eq!(days.len(), 2);
+    assert_eq!(days[0].0, "2026-11-20");
+    assert_eq!(days[0].1.len(), 2, "{days:?}");
+    assert_eq!(days[1].1, [r#"{"date":"2026-11-21","clicks":2}"#]);
+    assert_eq!(out.objects[0].0.stored_as, StoredAs::Content(ContentFormat::JsonLines));
+    assert_eq!((out.stats(0).rows, out.stats(1).rows), (Some(2), Some(1)));
+}
+
+#[test]
+fn days_interleaved_beyond_the_split_budget_are_written_in_several_objects_each_of_one_day_and_no_row_lost() {
+    // Two days alternating, 12 MiB of rows: more than the split budget holds.
+    let mut text = b"id\tdate\tpad\n".to_vec();
+    let pad = "x".repeat(200);
+    let rows = 12 * MIB / 220;
+    for i in 0..rows {
+        let day = if i % 2 == 0 { "2026-11-20" } else { "2026-11-21" };
+        text.extend_from_slice(format!("{i:08}\t{day}\t{pad}\n").as_bytes());
+    }
+    let spec = split(ContentFormat::Tsv, "date", ColumnKind::Date);
+    let out = run(&gzip(&text), spec, &limits()).expect("split");
+    assert!(
+        out.objects.len() > 2,
+        "the budget wrote days out early: {} objects",
+        out.objects.len()
+    );
+    let mut ids = Vec::new();
+    for (day, lines) in days_of(&out) {
+        assert_eq!(lines[0], "id\tdate\tpad", "every object starts with the header");
+        for line in &lines[1..] {
+            assert_eq!(
+                line.split('\t').nth(1),
+                Some(day.as_str()),
+                "an object holds its day's rows only"
+            );
+            ids.push(line[..8].to_owned());
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), rows, "every row stored once");
+    let files: Vec<u32> = out.objects.iter().map(|(start, _, _)| start.file).collect();
+    assert_eq!(
+        files,
+        (0..files.len() as u32).collect::<Vec<_>>(),
+        "objects are numbered in turn"
+    );
+}
+
+#[test]
+fn a_row_that_holds_no_day_fails_the_document_as_invalid() {
+    let text = "id\tdate\n1\t2026-11-20\n2\tN/A\n";
+    let spec = split(ContentFormat::Tsv, "date", ColumnKind::Date);
+    let error = run(&gzip(text.as_bytes()), spec, &limits()).err().expect("refused");
+    assert!(error.to_string().contains("row 2"), "{error}");
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

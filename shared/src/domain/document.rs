@@ -405,6 +405,10 @@ pub struct StoredObject {
     pub content_type: String,
     /// Parts uploaded (0 for an empty object, stored with a single put).
     pub parts: u32,
+    /// The data day every row of the object has, for a report split by day (see
+    /// [`crate::transfer::split`]); absent for an object that holds its window whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<chrono::NaiveDate>,
 }
 
 /// What a transfer did with one document: the manifest's record of it.

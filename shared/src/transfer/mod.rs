@@ -21,6 +21,7 @@ pub mod http;
 mod jsonl;
 pub mod manifest;
 pub mod pipeline;
+pub mod split;
 pub mod transform;
 pub mod unzip;
 

@@ -36,6 +36,7 @@ use super::transform::{
 pub use crate::domain::document::{
     DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_OUTPUT_BYTES, Document, DocumentRecord, StoredObject,
 };
+use crate::domain::source::DayColumn;
 use crate::ports::{ObjectSink, UploadedPart};
 
 /// Default size of each part buffer.
@@ -65,6 +66,10 @@ pub struct TransferOptions {
     /// [`crate::transfer::conform`]); `None` stores the content as it is.
     #[serde(skip)]
     pub column_order: Option<ColumnOrder>,
+    /// The column that dates each row of TSV or JSON content, to store each day's rows apart (see
+    /// [`crate::transfer::split`]); `None` stores a document whole.
+    #[serde(skip)]
+    pub split_by_day: Option<DayColumn>,
 }
 
 impl Default for TransferOptions {
@@ -77,6 +82,7 @@ impl Default for TransferOptions {
             output: OutputMode::Decompress,
             column_kinds: ColumnKinds::default(),
             column_order: None,
+            split_by_day: None,
         }
     }
 }
@@ -149,6 +155,7 @@ struct OpenObject {
     parts_sent: u32,
     parts: Vec<UploadedPart>,
     stats: Option<ObjectStats>,
+    day: Option<chrono::NaiveDate>,
 }
 
 /// Moves one document from its URL into the sink. See the module docs for the guarantees.
@@ -185,6 +192,7 @@ pub async fn transfer_document<S: ObjectSink>(
         output: options.output,
         column_kinds: options.column_kinds.clone(),
         column_order: options.column_order.clone(),
+        split_by_day: options.split_by_day.clone(),
     };
     let limits = TransformLimits {
         // Parquet is about a third of the text it encodes, and its encoder holds a row group: S3's
@@ -327,6 +335,7 @@ async fn upload<S: ObjectSink>(
                         parts_sent: 0,
                         parts: Vec::new(),
                         stats: None,
+                        day: start.day,
                     });
                 }
                 Some(Event::Part(data)) => {
@@ -382,6 +391,14 @@ fn object_key(destination: &Destination, start: &ObjectStart, earlier: &[OpenObj
             } else {
                 format!("{stem}/{clean}")
             }
+        }
+        (None, stored_as) if let Some(day) = start.day => {
+            let extension = match stored_as {
+                StoredAs::Parquet => "parquet",
+                StoredAs::Content(format) | StoredAs::Gzip(format) => format.extension(),
+                StoredAs::Zip => "zip",
+            };
+            format!("{stem}-{day}-{:03}.{extension}", start.file + 1)
         }
         (None, StoredAs::Content(format)) => format!("{stem}.{}", format.extension()),
         (None, StoredAs::Gzip(format)) => format!("{stem}.{}.gz", format.extension()),
@@ -471,6 +488,7 @@ fn stored_object(object: OpenObject) -> StoredObject {
         bad_values: stats.bad_values.filter(|n| *n > 0),
         content_type: object.content_type.to_owned(),
         parts: stats.parts,
+        day: object.day,
     }
 }
 
@@ -486,6 +504,7 @@ mod tests {
             entry_name: entry_name.map(str::to_owned),
             stored_as,
             file,
+            day: None,
         };
         object_key(&destination, &start, &[])
     }
@@ -501,6 +520,29 @@ mod tests {
         assert_eq!(
             key(Some("a/rows.csv"), StoredAs::Parquet, 2),
             "sp/run=r/00000/a/rows-3.parquet"
+        );
+    }
+
+    #[test]
+    fn a_days_objects_are_named_after_their_day_and_their_place_among_the_documents_objects() {
+        let destination = Destination {
+            key_stem: "ads/run=r/00000".into(),
+        };
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 21);
+        let start = |stored_as, file| ObjectStart {
+            entry_name: None,
+            stored_as,
+            file,
+            day,
+        };
+        let text = StoredAs::Content(crate::domain::document::ContentFormat::JsonLines);
+        assert_eq!(
+            object_key(&destination, &start(text, 0), &[]),
+            "ads/run=r/00000-2026-11-21-001.jsonl"
+        );
+        assert_eq!(
+            object_key(&destination, &start(StoredAs::Parquet, 4), &[]),
+            "ads/run=r/00000-2026-11-21-005.parquet"
         );
     }
 }

@@ -10,11 +10,13 @@
 //! when `run_transform` returns `Ok`; a caller must not make any output visible before that.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use chrono::NaiveDate;
 use flate2::bufread::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
@@ -24,10 +26,12 @@ use super::crypto::{CbcDecryptReader, GcmDecryptReader};
 use super::error::{DecodeError, TransferError};
 use super::header::HeaderCapture;
 use super::jsonl::{JsonArrayLines, JsonStrings};
+use super::split::{DayRecords, SPLIT_BUFFER_BYTES};
 use super::unzip::{EntryReader, ZipStream};
 pub use crate::domain::document::{
     Compression, ContentFormat, EXPANSION_CHECK_FLOOR, Encryption, MAX_ZIP_ENTRIES, OutputMode,
 };
+use crate::domain::source::DayColumn;
 
 /// S3's smallest allowed part (all parts but the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -80,6 +84,9 @@ pub struct TransformSpec {
     /// The column order a TSV or CSV document of its format is stored in (see
     /// [`crate::transfer::conform`]); `None` stores it as it is.
     pub column_order: Option<ColumnOrder>,
+    /// The column that dates each row of a TSV or JSON document, whose days are then stored apart
+    /// (see [`crate::transfer::split`]); `None` stores it whole.
+    pub split_by_day: Option<DayColumn>,
 }
 
 /// Size limits of the transform.
@@ -112,8 +119,12 @@ pub struct ObjectStart {
     /// What the object holds.
     pub stored_as: StoredAs,
     /// Which of the files one entry's rows are split into this object is, from 0 (Parquet closes a
-    /// file every [`crate::transfer::columnar::ROW_GROUPS_PER_FILE`] row groups); 0 for the rest.
+    /// file every [`crate::transfer::columnar::ROW_GROUPS_PER_FILE`] row groups; a report split by
+    /// day numbers its objects across its days); 0 for the rest.
     pub file: u32,
+    /// The data day of every row in the object, for a report split by day (see
+    /// [`crate::transfer::split`]).
+    pub day: Option<NaiveDate>,
 }
 
 impl ObjectStart {
@@ -123,6 +134,7 @@ impl ObjectStart {
             entry_name,
             stored_as,
             file: 0,
+            day: None,
         }
     }
 }
@@ -404,6 +416,8 @@ pub fn run_transform<R: Read, O: PartOutput>(
         total_out: 0,
         parquet: (spec.output == OutputMode::Parquet).then(|| spec.column_kinds.clone()),
         column_order: spec.column_order,
+        split_by_day: spec.split_by_day,
+        split_files: 0,
     };
     match (spec.compression, spec.output) {
         (Compression::None, _) => {
@@ -571,6 +585,10 @@ struct Emitter<'a, O> {
     parquet: Option<ColumnKinds>,
     /// The order TSV or CSV content of its format is stored in.
     column_order: Option<ColumnOrder>,
+    /// The column whose day a row of a whole TSV or JSON document is stored under.
+    split_by_day: Option<DayColumn>,
+    /// Objects the day split has started.
+    split_files: u32,
 }
 
 impl<O: PartOutput> Emitter<'_, O> {
@@ -584,6 +602,15 @@ impl<O: PartOutput> Emitter<'_, O> {
         format: ContentFormat,
         gzip: bool,
     ) -> Result<(), TransferError> {
+        if let Some(column) = self.split_by_day.clone()
+            && entry_name.is_none()
+            && matches!(
+                format,
+                ContentFormat::Tsv | ContentFormat::JsonLines | ContentFormat::JsonArray
+            )
+        {
+            return self.split_content(reader, format, column, gzip);
+        }
         let rows = match format {
             ContentFormat::Tsv => Some(RowFormat::Tsv),
             ContentFormat::Csv => Some(RowFormat::Csv),
@@ -593,11 +620,13 @@ impl<O: PartOutput> Emitter<'_, O> {
         match (self.parquet.clone(), rows) {
             (Some(kinds), Some(rows)) if format == ContentFormat::JsonArray => {
                 let input = JsonArrayLines::new(self.bounded(reader));
-                self.parquet_object(input, rows, kinds, entry_name, gzip)
+                let start = ObjectStart::whole(entry_name, StoredAs::Parquet);
+                self.parquet_object(input, rows, kinds, start, gzip).map(drop)
             }
             (Some(kinds), Some(rows)) => {
                 let input = self.bounded(reader);
-                self.parquet_object(input, rows, kinds, entry_name, gzip)
+                let start = ObjectStart::whole(entry_name, StoredAs::Parquet);
+                self.parquet_object(input, rows, kinds, start, gzip).map(drop)
             }
             (_, _) if format == ContentFormat::JsonArray => self.object(
                 JsonArrayLines::new(self.bounded(reader)),
@@ -636,23 +665,128 @@ impl<O: PartOutput> Emitter<'_, O> {
         }
     }
 
+    /// Splits whole TSV or JSON content by the day of each row (see [`crate::transfer::split`]):
+    /// JSON arrays become lines first, and TSV takes its table's column order first.
+    fn split_content<R: Read>(
+        &mut self,
+        reader: R,
+        format: ContentFormat,
+        column: DayColumn,
+        gzip: bool,
+    ) -> Result<(), TransferError> {
+        let found = ColumnsFound::default();
+        if format == ContentFormat::JsonArray {
+            let lines = JsonArrayLines::new(self.bounded(reader));
+            return self.split_rows(lines, ContentFormat::JsonLines, column, &found, gzip);
+        }
+        match self.column_order.as_ref().filter(|o| o.format == format) {
+            Some(order) => {
+                let input = Conform::new(
+                    BufReader::with_capacity(READ_BUFFER, reader),
+                    format,
+                    order.columns.clone(),
+                    Rc::clone(&found),
+                );
+                self.split_rows(input, format, column, &found, gzip)
+            }
+            None => self.split_rows(reader, format, column, &found, gzip),
+        }
+    }
+
+    /// Gathers `text`'s rows per day, writing a day's rows as an object of their own when the days
+    /// held reach [`SPLIT_BUFFER_BYTES`] (the largest first), and every day left at the end.
+    fn split_rows<T: Read>(
+        &mut self,
+        text: T,
+        format: ContentFormat,
+        column: DayColumn,
+        found: &ColumnsFound,
+        gzip: bool,
+    ) -> Result<(), TransferError> {
+        let io_error = |e| TransferError::from_io(e, gzip);
+        let mut records =
+            DayRecords::new(BufReader::with_capacity(READ_BUFFER, text), format, column).map_err(io_error)?;
+        let header = records.header().to_vec();
+        let mut days: BTreeMap<NaiveDate, Vec<u8>> = BTreeMap::new();
+        let mut held = 0;
+        while let Some((day, record)) = records.next_record().map_err(io_error)? {
+            held += record.len();
+            days.entry(day)
+                .or_insert_with(|| header.clone())
+                .extend_from_slice(record);
+            if held >= SPLIT_BUFFER_BYTES {
+                let largest = days.iter().max_by_key(|(_, rows)| rows.len()).map(|(day, _)| *day);
+                if let Some((day, rows)) = largest.and_then(|day| days.remove_entry(&day)) {
+                    held -= rows.len() - header.len();
+                    self.day_object(day, rows, format, found, gzip)?;
+                }
+            }
+        }
+        for (day, rows) in days {
+            self.day_object(day, rows, format, found, gzip)?;
+        }
+        Ok(())
+    }
+
+    /// Stores one day's rows (`rows`, TSV with its header or JSON Lines) as an object, or as Parquet.
+    fn day_object(
+        &mut self,
+        day: NaiveDate,
+        rows: Vec<u8>,
+        format: ContentFormat,
+        found: &ColumnsFound,
+        gzip: bool,
+    ) -> Result<(), TransferError> {
+        let input = io::Cursor::new(rows);
+        let file = self.split_files;
+        match self.parquet.clone() {
+            Some(kinds) => {
+                let rows = if format == ContentFormat::Tsv {
+                    RowFormat::Tsv
+                } else {
+                    RowFormat::JsonLines
+                };
+                let start = ObjectStart {
+                    entry_name: None,
+                    stored_as: StoredAs::Parquet,
+                    file,
+                    day: Some(day),
+                };
+                self.split_files += self.parquet_object(input, rows, kinds, start, gzip)?;
+            }
+            None => {
+                self.split_files += 1;
+                let start = ObjectStart {
+                    entry_name: None,
+                    stored_as: StoredAs::Content(format),
+                    file,
+                    day: Some(day),
+                };
+                self.object_then(input, start, gzip, |stats| {
+                    stats.document_columns = found.borrow().clone();
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Streams the rows `input` holds as Parquet: one object per file the encoder closes (see
-    /// [`crate::transfer::columnar::ROW_GROUPS_PER_FILE`]), each with its own rows' counts.
+    /// [`crate::transfer::columnar::ROW_GROUPS_PER_FILE`]), each with its own rows' counts, numbered
+    /// from `first`'s `file`; returns how many.
     fn parquet_object<R: Read>(
         &mut self,
         input: R,
         rows: RowFormat,
         kinds: ColumnKinds,
-        entry_name: Option<String>,
+        first: ObjectStart,
         gzip: bool,
-    ) -> Result<(), TransferError> {
+    ) -> Result<u32, TransferError> {
         let report = Arc::new(Mutex::new(Encoded::default()));
         let mut encoder = ParquetEncoder::new(input, rows, kinds, Arc::clone(&report));
-        for file in 0.. {
+        for files in 1.. {
             let start = ObjectStart {
-                entry_name: entry_name.clone(),
-                stored_as: StoredAs::Parquet,
-                file,
+                file: first.file + files - 1,
+                ..first.clone()
             };
             self.object_then(&mut encoder, start, gzip, |stats| {
                 let mut encoded = report.lock().unwrap_or_else(PoisonError::into_inner);
@@ -661,10 +795,10 @@ impl<O: PartOutput> Emitter<'_, O> {
                 stats.bad_values = Some(std::mem::take(&mut encoded.bad_values));
             })?;
             if !encoder.next_file().map_err(|e| TransferError::from_io(e, gzip))? {
-                break;
+                return Ok(files);
             }
         }
-        Ok(())
+        Ok(u32::MAX)
     }
 
     /// Streams one object from `reader` until its end.

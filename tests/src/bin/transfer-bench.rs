@@ -237,6 +237,7 @@ fn transform(input: &Path, key: &str, iv: &str, output: Option<&Path>) -> Result
         output: OutputMode::Decompress,
         column_kinds: Default::default(),
         column_order: None,
+        split_by_day: None,
     };
     let limits = TransformLimits {
         part_size: 8 << 20,
@@ -316,6 +317,7 @@ async fn end_to_end(
         output: mode,
         column_kinds: std::sync::Arc::new(orders_report_kinds()),
         column_order,
+        split_by_day: None,
     };
     let stem = match mode {
         OutputMode::KeepCompressed => "keep/report",

@@ -144,6 +144,15 @@ impl SourceRules for AdsReportRequest {
         self.columns.iter().map(|c| (c.clone(), column_kind(c))).collect()
     }
 
+    /// A `DAILY` report's rows carry their day in `date` (the reference, §3.2: "DAILY (use column
+    /// `date`)"); a `SUMMARY` report covers its window as one.
+    fn day_column(&self) -> Option<super::DayColumn> {
+        (self.time_unit == "DAILY" && self.columns.iter().any(|c| c == "date")).then(|| super::DayColumn {
+            name: "date".into(),
+            kind: ColumnKind::Date,
+        })
+    }
+
     fn report(&self) -> String {
         self.report_type_id.clone()
     }

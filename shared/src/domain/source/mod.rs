@@ -134,6 +134,23 @@ pub trait SourceRules: Send + Sync {
     fn changelog(&self) -> Option<Changelog> {
         None
     }
+
+    /// The column that dates each row, when the report is split by data day (see
+    /// [`crate::transfer::split`]); `None` when its window is the unit of what is current.
+    fn day_column(&self) -> Option<DayColumn> {
+        None
+    }
+}
+
+/// The column whose value is a row's data day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayColumn {
+    /// Its name in the data (the header, or the JSON key).
+    pub name: String,
+    /// [`crate::domain::document::ColumnKind::Date`]: the day is the value's first ten characters
+    /// (`YYYY-MM-DD`); [`crate::domain::document::ColumnKind::Timestamp`]: an RFC 3339 time, whose UTC
+    /// day it is (the day a UTC window holds it in).
+    pub kind: crate::domain::document::ColumnKind,
 }
 
 /// An append-only changelog: rows restate a key, the latest by `updated` is current, and `deleted` =

@@ -192,6 +192,17 @@ pub const TYPED_COLUMNS: [(&str, &[(&str, ColumnKind)]); 1] = [(
     ],
 )];
 
+/// The report types whose rows are split by data day, and the column that dates a row: the day the
+/// report's window selects rows by (the orders flat files' header, as Amazon's sample files have it).
+/// Any other report type is current per window.
+pub const DATED_REPORT_TYPES: [(&str, &str); 2] = [
+    ("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "purchase-date"),
+    (
+        "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL",
+        "last-updated-date",
+    ),
+];
+
 impl SourceRules for SpReportRequest {
     fn kind(&self) -> &'static str {
         "sp-reports"
@@ -216,6 +227,16 @@ impl SourceRules for SpReportRequest {
 
     fn max_window_days(&self) -> Option<u32> {
         Some(MAX_WINDOW_DAYS)
+    }
+
+    fn day_column(&self) -> Option<super::DayColumn> {
+        DATED_REPORT_TYPES
+            .iter()
+            .find(|(report_type, _)| *report_type == self.report_type)
+            .map(|(_, column)| super::DayColumn {
+                name: (*column).to_owned(),
+                kind: ColumnKind::Timestamp,
+            })
     }
 
     fn validate(&self) -> Result<(), super::InvalidSource> {
