@@ -358,6 +358,39 @@ pub trait JobStore: Send + Sync {
         job: &str,
         to: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Makes `claim` the current run of `unit`, unless the current one's request is later (or as
+    /// late, with a greater run id): one conditional write. Returns whether `claim` is now current.
+    fn claim_current(
+        &self,
+        unit: &CurrentUnit,
+        claim: &CurrentClaim,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The current run of `unit`, read consistently; `None` before any run succeeded for it.
+    fn current(&self, unit: &CurrentUnit) -> impl Future<Output = Result<Option<CurrentClaim>, StoreError>> + Send;
+}
+
+/// What one run can be current for: a table's data day of one account (see [`crate::steps::current`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentUnit {
+    /// The table (`ads_reports_spcampaigns`).
+    pub table: String,
+    /// The `account` partition's value.
+    pub account: String,
+    /// The data day: a row's day for a report split by day, else its window's first day.
+    pub day: chrono::NaiveDate,
+}
+
+/// The run whose rows are current for a [`CurrentUnit`], and where they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentClaim {
+    /// The run.
+    pub run_id: String,
+    /// When the run's Amazon request was made: the later request has the fresher data.
+    pub requested_at: chrono::DateTime<chrono::Utc>,
+    /// `s3://bucket/key` of every object holding the unit's rows (none: the run had no rows that day).
+    pub paths: Vec<String>,
 }
 
 /// The primary key of a run's item in the job table (`pk`/`sk`). Part of the [`JobStore`] contract
@@ -557,6 +590,9 @@ pub struct TableDefinition {
     pub accounts: std::collections::BTreeSet<String>,
     /// The first day of `dt` (the projection's range runs from it to now).
     pub first_day: chrono::NaiveDate,
+    /// A table of the current rows: each partition holds a `symlink.txt` listing the objects to read
+    /// (`SymlinkTextInputFormat`, see [`crate::steps::current`]), rather than the objects themselves.
+    pub current: bool,
 }
 
 /// One column of a [`TableDefinition`].

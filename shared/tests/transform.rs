@@ -180,11 +180,23 @@ fn days_interleaved_beyond_the_split_budget_are_written_in_several_objects_each_
 }
 
 #[test]
-fn a_row_that_holds_no_day_fails_the_document_as_invalid() {
+fn a_row_that_holds_no_day_fails_the_document_as_an_integrity_failure() {
     let text = "id\tdate\n1\t2026-11-20\n2\tN/A\n";
     let spec = split(ContentFormat::Tsv, "date", ColumnKind::Date);
     let error = run(&gzip(text.as_bytes()), spec, &limits()).err().expect("refused");
     assert!(error.to_string().contains("row 2"), "{error}");
+    assert_eq!(error.class(), amzpipe::transfer::ErrorClass::Integrity, "{error}");
+}
+
+#[test]
+fn blank_lines_held_back_by_the_split_are_still_bounded_by_the_expansion_ratio() {
+    // A header and 72 MiB of blank lines: no row is ever held or emitted.
+    let mut text = b"id\tdate\n".to_vec();
+    text.resize(72 << 20, b'\n');
+    let spec = split(ContentFormat::Tsv, "date", ColumnKind::Date);
+    let error = run(&gzip(&text), spec, &limits()).err().expect("a bomb");
+    assert!(error.to_string().contains(":1"), "the ratio is named: {error}");
+    assert_eq!(error.class(), amzpipe::transfer::ErrorClass::Integrity);
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

@@ -10,6 +10,8 @@ Each table is built from the catalog alone, as Athena builds it, never from the 
 - its partitions from partition projection (`projection.<key>.type` enum or date, `projection.dt.range` up to
   NOW), each partition's location from `storage.location.template`; every object under that location is read,
   except those whose name starts with `_` or `.` (Hive's hidden files, as Athena skips them: the manifests);
+  a `SymlinkTextInputFormat` table's objects are its partitions' symlink files, each line an `s3://` path of
+  an object to read (as Hive and Athena read symlink tables);
 - its views (`VIRTUAL_VIEW`) from Trino's view format, `/* Presto View: <base64 JSON> */`, whose `originalSql`
   is run as written (the SQL the pipeline writes is both Trino's and DuckDB's);
 - each object as its SerDe reads it: LazySimpleSerDe (`field.delim`, no quoting), OpenCSVSerde (`separatorChar`,
@@ -82,6 +84,22 @@ def objects(s3, location):
             name = o["Key"].rsplit("/", 1)[-1]
             if not name.startswith(("_", ".")):
                 yield bucket, o["Key"]
+
+
+SYMLINK_INPUT = "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat"
+
+
+def targets(s3, location, symlinks):
+    """The objects a partition reads: those under its location, or those its symlink files list."""
+    for bucket, key in objects(s3, location):
+        if not symlinks:
+            yield bucket, key
+            continue
+        listing = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        for line in listing.splitlines():
+            if line.strip():
+                target_bucket, _, target_key = line.strip()[len("s3://"):].partition("/")
+                yield target_bucket, target_key
 
 
 def quote(text):
@@ -158,10 +176,11 @@ def main():
                 views.append(table)
                 continue
             columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
+            symlinks = table["StorageDescriptor"].get("InputFormat") == SYMLINK_INPUT
             selects, seen = [], []
             for keys, values, location in partitions(table):
                 found = False
-                for bucket, key in objects(s3, location):
+                for bucket, key in targets(s3, location, symlinks):
                     # Athena inflates a `.gz` object by its extension; so does DuckDB.
                     gz = ".gz" if key.endswith(".gz") else ""
                     path = os.path.join(scratch, f"{len(os.listdir(scratch)):06d}{gz}")

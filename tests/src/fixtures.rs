@@ -24,6 +24,10 @@ const STATUSES: [&str; 4] = ["Shipped", "Pending", "Shipped", "Cancelled"];
 /// A deterministic SP-API-style orders report of exactly `size` bytes, generated as it is read.
 /// The same seed and size always give the same bytes.
 pub struct SpApiOrdersReport {
+    /// The days the orders' purchase dates fall on: the first, and how many.
+    first_day: chrono::NaiveDate,
+    days: u64,
+    whole_rows: bool,
     rng: fastrand::Rng,
     remaining: u64,
     row: u64,
@@ -35,6 +39,9 @@ impl SpApiOrdersReport {
     /// A report of `size` bytes (the last row is cut to fit).
     pub fn new(size: u64, seed: u64) -> Self {
         Self {
+            first_day: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
+            days: 28,
+            whole_rows: false,
             rng: fastrand::Rng::with_seed(seed),
             remaining: size,
             row: 0,
@@ -43,16 +50,28 @@ impl SpApiOrdersReport {
         }
     }
 
+    /// The same report with its orders' purchase dates on `days` days from `first_day` (at least
+    /// one), as Amazon's report by order date holds the orders of its window only (by default the
+    /// first 28 days of November 2026), and whole rows only, as a report from Amazon ends: the last
+    /// row takes what is left of the size (its last field padded with blanks) rather than being cut.
+    #[must_use]
+    pub fn on_days(mut self, first_day: chrono::NaiveDate, days: u32) -> Self {
+        self.first_day = first_day;
+        self.days = u64::from(days.max(1));
+        self.whole_rows = true;
+        self
+    }
+
     fn next_line(&mut self) {
         let r = &mut self.rng;
         let n = self.row;
         let (city, state, zip) = CITIES[r.usize(..CITIES.len())];
-        let day = 1 + n % 28;
+        let day = self.first_day + chrono::Days::new(n % self.days);
         let price = r.u32(500..50_000);
         self.line.clear();
         let _ = writeln!(
             self.line,
-            "{:03}-{:07}-{:07}\t{}\t2026-11-{day:02}T{:02}:{:02}:{:02}+00:00\t2026-11-{day:02}T23:59:59+00:00\t{}\t{}\tAmazon.com\tSKU-{:05}\tB0{:08X}\tUnshipped\t{}\tUSD\t{}.{:02}\t{}.{:02}\t{}.99\t{city}\t{state}\t{zip}\tUS",
+            "{:03}-{:07}-{:07}\t{}\t{day}T{:02}:{:02}:{:02}+00:00\t{day}T23:59:59+00:00\t{}\t{}\tAmazon.com\tSKU-{:05}\tB0{:08X}\tUnshipped\t{}\tUSD\t{}.{:02}\t{}.{:02}\t{}.99\t{city}\t{state}\t{zip}\tUS",
             r.u32(100..999),
             r.u32(0..9_999_999),
             n % 9_999_999,
@@ -82,6 +101,20 @@ impl Read for SpApiOrdersReport {
         while written < buf.len() && self.remaining > 0 {
             if self.pos == self.line.len() {
                 self.next_line();
+                if self.whole_rows {
+                    let line = self.line.len() as u64;
+                    if line > self.remaining {
+                        self.remaining = 0;
+                        break;
+                    }
+                    // Too little would be left for another row: this one takes the rest, its last
+                    // field padded with blanks, so that the report still has exactly its size.
+                    if self.remaining - line < 2 * line {
+                        let pad = usize::try_from(self.remaining - line).unwrap_or(0);
+                        let end = self.line.len() - 1;
+                        self.line.splice(end..end, std::iter::repeat_n(b' ', pad));
+                    }
+                }
             }
             let n = (self.line.len() - self.pos)
                 .min(buf.len() - written)
@@ -155,12 +188,13 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
-/// `size` zero bytes, gzipped as they are generated: a gzip bomb (about 1,000:1) that never sits in
-/// memory uncompressed.
-pub fn gzip_zeros(size: u64) -> Vec<u8> {
+/// Gzip of `size` bytes of a TSV header followed by blank lines: a document that inflates ~1,000:1
+/// and whose rows, none, a line-by-line reader would never show.
+pub fn gzip_blank_lines(header: &[u8], size: u64) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    let chunk = vec![0u8; 1 << 20];
-    let mut left = size;
+    let _ = enc.write_all(header);
+    let chunk = vec![b'\n'; 1 << 20];
+    let mut left = size.saturating_sub(header.len() as u64);
     while left > 0 {
         let n = left.min(chunk.len() as u64) as usize;
         let _ = enc.write_all(&chunk[..n]);

@@ -397,6 +397,21 @@ impl Pipeline {
         Ok(self)
     }
 
+    /// Every run's manifest in the bucket (the state machine's own objects left out).
+    pub async fn manifests(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for (key, _) in self.aws.objects(BUCKET).await.expect("objects") {
+            if key.ends_with("/_manifest.json")
+                && !key.starts_with(crate::sfn::MAP_RUN_RESULTS)
+                && !key.starts_with(crate::sfn::STAGED_JOBS)
+            {
+                let bytes = self.aws.object_bytes(BUCKET, &key).await.expect("manifest");
+                out.push(serde_json::from_slice(&bytes).expect("a manifest"));
+            }
+        }
+        out
+    }
+
     /// Runs one execution of `jobs` for `scheduled_time` to its end (at most five minutes).
     pub async fn execute(
         &self,

@@ -3,10 +3,9 @@
 //! `tests/sql/athena_local.py`), which builds each table from the catalog alone — its columns, SerDe,
 //! header skipping and partition projection — as Athena does; none of the pipeline's own knowledge.
 
-use amzpipe_testkit::sfn::{MAP_RUN_RESULTS, STAGED_JOBS};
 use amzpipe_testkit::sim::SimConfig;
 use amzpipe_testkit::sql::Answer;
-use amzpipe_testkit::stack::{BUCKET, GLUE_DATABASE, Pipeline, event_job};
+use amzpipe_testkit::stack::{GLUE_DATABASE, Pipeline, event_job};
 use serde_json::{Value, json};
 
 /// Runs `sql` over the catalog's tables with the local SQL engine.
@@ -14,16 +13,9 @@ fn query(p: &Pipeline, sql: &[&str]) -> Vec<Answer> {
     amzpipe_testkit::sql::query(p.aws.endpoint(), GLUE_DATABASE, sql).expect("the SQL engine")
 }
 
-/// The manifests of the runs, by job.
+/// The manifests of the runs.
 async fn manifests(p: &Pipeline) -> Vec<Value> {
-    let mut out = Vec::new();
-    for (key, _) in p.aws.objects(BUCKET).await.expect("objects") {
-        if key.ends_with("/_manifest.json") && !key.starts_with(MAP_RUN_RESULTS) && !key.starts_with(STAGED_JOBS) {
-            let bytes = p.aws.object_bytes(BUCKET, &key).await.expect("manifest");
-            out.push(serde_json::from_slice(&bytes).expect("a manifest"));
-        }
-    }
-    out
+    p.manifests().await
 }
 
 fn rows_of(manifests: &[Value], table: &str) -> u64 {

@@ -348,7 +348,7 @@ async fn throttling_and_server_errors_are_retried_by_name_without_a_duplicate_re
 }
 
 #[tokio::test]
-async fn a_download_cut_off_by_the_lambda_deadline_continues_into_exactly_one_complete_object() {
+async fn a_download_cut_off_by_the_lambda_deadline_continues_into_exactly_one_complete_copy_of_the_document() {
     let p = Pipeline::start(
         SimConfig {
             sp_report_bytes: 96 << 20,
@@ -373,8 +373,34 @@ async fn a_download_cut_off_by_the_lambda_deadline_continues_into_exactly_one_co
         .map(|i| (i.error, i.output["outcome"].clone()))
         .collect();
     assert_eq!(downloads, [(None, json!("CONTINUE")), (None, json!("DONE"))]);
+    // The document's objects (its day's rows, 8 MiB an object) are each stored once, all of them the
+    // manifest's, besides the manifest and the day's pointer.
     let keys = object_keys(&p).await;
-    assert_eq!(keys.len(), 2, "one document and its manifest: {keys:?}");
+    let manifests = p.manifests().await;
+    assert_eq!(manifests.len(), 1);
+    let mut recorded: Vec<&str> = manifests[0]["documents"][0]["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter_map(|o| o["key"].as_str())
+        .collect();
+    recorded.sort_unstable();
+    let mut stored: Vec<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .filter(|k| !k.ends_with("/_manifest.json") && !k.contains("/_current/"))
+        .collect();
+    stored.sort_unstable();
+    assert!(!stored.is_empty());
+    assert_eq!(
+        stored, recorded,
+        "the document once, as its manifest records it: {keys:?}"
+    );
+    assert_eq!(
+        keys.len(),
+        stored.len() + 2,
+        "besides, the manifest and one pointer: {keys:?}"
+    );
     assert_eq!(p.aws.open_uploads(BUCKET).await.expect("uploads"), 0);
 }
 

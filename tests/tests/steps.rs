@@ -119,6 +119,33 @@ async fn big_report_stack() -> Stack {
     .expect("stack")
 }
 
+/// The keys and sizes of the objects the manifest at `uri` records; checks that they, the manifest and
+/// (with a catalog) the days' pointers are everything in the bucket.
+async fn recorded_objects(stack: &Stack, uri: &str) -> Vec<(String, i64)> {
+    let m = manifest(stack, uri).await;
+    let mut recorded: Vec<String> = m["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .flat_map(|d| d["objects"].as_array().expect("objects"))
+        .map(|o| o["key"].as_str().expect("a key").to_owned())
+        .collect();
+    recorded.sort();
+    let mut stored: Vec<(String, i64)> = object_keys(stack)
+        .await
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with("/_manifest.json") && !k.contains("/_current/"))
+        .collect();
+    stored.sort();
+    let keys: Vec<&String> = stored.iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        keys,
+        recorded.iter().collect::<Vec<_>>(),
+        "the bucket holds what the manifest records"
+    );
+    stored
+}
+
 async fn manifest(stack: &Stack, uri: &str) -> Value {
     let key = uri
         .strip_prefix(&format!("s3://{BUCKET}/"))
@@ -144,9 +171,15 @@ async fn an_sp_api_report_lands_in_s3_under_the_hive_layout_with_its_manifest() 
         "raw/source=sp-reports/account=ATVPDKIKX0DER/report=GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL/dt={day}/run=sp-orders_"
     );
     assert!(uri.starts_with(&format!("s3://{BUCKET}/{prefix}")), "{uri}");
-    let keys = object_keys(&stack).await;
-    assert_eq!(keys.len(), 2, "one document and the manifest: {keys:?}");
-    assert!(keys.iter().all(|(k, _)| k.starts_with(&prefix)));
+    // The orders report is split by order date: its day's rows, in objects named after the day.
+    let stored = recorded_objects(&stack, &uri).await;
+    assert!(!stored.is_empty());
+    assert!(
+        stored
+            .iter()
+            .all(|(k, _)| k.starts_with(&prefix) && k.contains(&format!("/00000-{day}-")) && k.ends_with(".tsv")),
+        "{stored:?}"
+    );
     let m = manifest(&stack, &uri).await;
     assert_eq!(m["context"]["job"], "sp-orders");
     assert_eq!(m["totals"]["rows"], json!(out.totals.rows));
@@ -622,9 +655,12 @@ async fn a_download_cut_off_by_the_deadline_continues_without_a_retry_and_stores
         .expect("continued download");
     assert_eq!(out.outcome, DownloadOutcome::Done);
     assert_eq!(out.run.status, RunStatus::Succeeded);
-    let keys = object_keys(&stack).await;
-    assert_eq!(keys.len(), 2, "one document and one manifest: {keys:?}");
-    assert!(keys.iter().any(|(_, size)| *size as u64 == 96 << 20));
+    // One copy: the manifest's objects and nothing else, the whole 96 MiB (each day object repeats
+    // the header line).
+    let stored = recorded_objects(&stack, &out.manifest.expect("manifest")).await;
+    let bytes: i64 = stored.iter().map(|(_, size)| size).sum();
+    let header = amzpipe_testkit::fixtures::SP_API_ORDERS_HEADER.len() as i64;
+    assert_eq!(bytes, (96 << 20) + header * (stored.len() as i64 - 1), "{stored:?}");
     assert_eq!(open_uploads(&stack).await, 0);
 }
 

@@ -24,6 +24,9 @@ const TEXT_INPUT: &str = "org.apache.hadoop.mapred.TextInputFormat";
 const TEXT_OUTPUT: &str = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat";
 const PARQUET_INPUT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
 const PARQUET_OUTPUT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
+/// Each partition holds a `symlink.txt` naming the objects to read with the table's SerDe.
+const SYMLINK_INPUT: &str = "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat";
+const CURRENT: &str = "amzpipe.current";
 
 /// The tables of one Glue database.
 #[derive(Debug, Clone)]
@@ -215,8 +218,17 @@ fn table_input(table: &TableDefinition) -> Result<TableInput, CatalogError> {
         parameters.insert("skip.header.line.count".to_owned(), "1".to_owned());
     }
     let (input_format, output_format) = match table.format {
+        _ if table.current => (SYMLINK_INPUT, TEXT_OUTPUT),
         TableFormat::Parquet => (PARQUET_INPUT, PARQUET_OUTPUT),
         _ => (TEXT_INPUT, TEXT_OUTPUT),
+    };
+    if table.current {
+        parameters.insert(CURRENT.to_owned(), "true".to_owned());
+    }
+    let dt = if table.current {
+        "the data day (yyyy-MM-dd): a row's day, or the first day of a window not split by day"
+    } else {
+        "the first day of the run's window (yyyy-MM-dd)"
     };
     TableInput::builder()
         .name(&table.name)
@@ -228,11 +240,7 @@ fn table_input(table: &TableDefinition) -> Result<TableInput, CatalogError> {
             ColumnKind::String,
             Some("the seller, profile, instance or account"),
         )?)
-        .partition_keys(column(
-            "dt",
-            ColumnKind::String,
-            Some("the first day of the run's window (yyyy-MM-dd)"),
-        )?)
+        .partition_keys(column("dt", ColumnKind::String, Some(dt))?)
         .storage_descriptor(
             StorageDescriptor::builder()
                 .set_columns(Some(columns))
@@ -340,6 +348,7 @@ fn read_table(table: &Table) -> Result<CatalogTable, CatalogError> {
             location_template: parameters.get("storage.location.template").cloned().unwrap_or_default(),
             accounts,
             first_day,
+            current: parameters.get(CURRENT).map(String::as_str) == Some("true"),
         },
         version: table.version_id().map(str::to_owned),
     })
@@ -375,6 +384,7 @@ mod tests {
                 .into(),
             accounts: BTreeSet::from(["1".to_owned(), "2".to_owned()]),
             first_day: "2026-11-19".parse().expect("a day"),
+            current: false,
         }
     }
 
@@ -397,12 +407,32 @@ mod tests {
             TableFormat::JsonLines,
             TableFormat::Parquet,
         ] {
-            let wanted = definition(format);
-            let input = table_input(&wanted).expect("input");
-            let read = read_table(&as_table(&input)).expect("read back");
-            assert_eq!(read.definition, wanted);
-            assert_eq!(read.version.as_deref(), Some("3"));
+            for current in [false, true] {
+                let wanted = TableDefinition {
+                    current,
+                    ..definition(format)
+                };
+                let input = table_input(&wanted).expect("input");
+                let read = read_table(&as_table(&input)).expect("read back");
+                assert_eq!(read.definition, wanted);
+                assert_eq!(read.version.as_deref(), Some("3"));
+            }
         }
+    }
+
+    #[test]
+    fn a_current_table_reads_its_partitions_symlinks_with_its_formats_serde() {
+        let current = TableDefinition {
+            current: true,
+            ..definition(TableFormat::Parquet)
+        };
+        let input = table_input(&current).expect("input");
+        let storage = input.storage_descriptor().expect("storage");
+        assert_eq!(storage.input_format(), Some(SYMLINK_INPUT));
+        assert_eq!(
+            storage.serde_info().and_then(|s| s.serialization_library()),
+            Some("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe")
+        );
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub enum DecodeError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// A row of a report split by data day holds no day (see [`crate::transfer::split`]).
+    #[error("a row cannot be dated: {0}")]
+    Undated(String),
 }
 
 /// An AES-256 key that never prints and is zeroed on drop.

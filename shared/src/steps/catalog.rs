@@ -7,6 +7,12 @@
 //! of one table, `account` and `dt` its projected partitions. Every column is a string, named after
 //! the data's header (lower case; anything but letters, digits and `_` becomes `_`).
 //!
+//! **Current rows and history.** The table shows each data day's current rows only: it is a symlink
+//! table over the pointers [`crate::steps::current`] writes (`dt` the data day). `{table}_history`
+//! reads every run's objects (`dt` the run's window's first day), lookbacks and re-runs included. An
+//! incremental source (Slate) stores each file once, so its table reads its objects directly and has
+//! no history table. Both tables are registered, and drift is handled in both alike.
+//!
 //! **Schema drift.** A run's columns are compared with the table's:
 //! - the same: nothing changes;
 //! - new columns after the table's (any new key, for JSON Lines and Parquet, which are read by
@@ -60,15 +66,20 @@ pub async fn register_table<P: Ports>(
         tracing::info!("the run stored no columns (no TSV, CSV or JSON Lines header): no table registered");
         return Ok(None);
     };
+    // Every run's rows (see the module docs); the table itself then shows the current ones.
+    let wanted = match history_of(ctx, &wanted) {
+        Some(history) => {
+            let (table, _) = register(catalog, history.clone()).await.map_err(step_error)?;
+            if reads_misaligned(&table, &history) {
+                return Err(misaligned(&table, &history));
+            }
+            current_of(ctx, &services.settings.bucket, wanted, records)
+        }
+        None => wanted,
+    };
     let (table, mut schema) = register(catalog, wanted.clone()).await.map_err(step_error)?;
     if reads_misaligned(&table, &wanted) {
-        return Err(StepError::IntegrityFailed(format!(
-            "table {} has columns ({}) in the places this run stored others ({}): another run changed it \
-             meanwhile; the run's files are deleted, re-run it to store them in the table's order",
-            table.name,
-            sources(&table.columns).join(", "),
-            sources(&wanted.columns).join(", ")
-        )));
+        return Err(misaligned(&table, &wanted));
     }
     if let Some(document) = records.iter().find_map(|r| r.document_columns.as_ref()) {
         schema = conformed(&wanted, document, schema);
@@ -149,6 +160,59 @@ pub fn widened(order: Option<ColumnOrder>, record: &DocumentRecord) -> Option<Co
 fn reads_misaligned(table: &TableDefinition, stored: &TableDefinition) -> bool {
     let positional = matches!(stored.format, TableFormat::Tsv | TableFormat::Csv);
     positional && table.format == stored.format && !sources(&table.columns).starts_with(&sources(&stored.columns))
+}
+
+fn misaligned(table: &TableDefinition, stored: &TableDefinition) -> StepError {
+    StepError::IntegrityFailed(format!(
+        "table {} has columns ({}) in the places this run stored others ({}): another run changed it \
+         meanwhile; the run's files are deleted, re-run it to store them in the table's order",
+        table.name,
+        sources(&table.columns).join(", "),
+        sources(&stored.columns).join(", ")
+    ))
+}
+
+/// The table of every run's rows, `{table}_history` (partitioned by the runs' window's first day),
+/// for a report whose table shows the current rows; `None` for an incremental source (Slate), whose
+/// table holds each file once already.
+fn history_of(ctx: &RunContext, table: &TableDefinition) -> Option<TableDefinition> {
+    if ctx.job.source.rules().incremental() {
+        return None;
+    }
+    let mut name = format!("{}_history", table.name);
+    name.truncate(255);
+    Some(TableDefinition {
+        name,
+        description: format!(
+            "amzpipe: {} report {}, every run's rows, lookbacks, backfills and re-runs included (dt: the \
+             run's window's first day); table {} holds the current ones",
+            ctx.job.source.kind(),
+            ctx.job.source.report(),
+            table.name
+        ),
+        ..table.clone()
+    })
+}
+
+/// The table of the current rows (see [`crate::steps::current`]): the run's table read through the
+/// symlinks under `_current/`, its days those the run's rows have.
+fn current_of(ctx: &RunContext, bucket: &str, table: TableDefinition, records: &[DocumentRecord]) -> TableDefinition {
+    let (location, location_template) = ctx.current_location(bucket);
+    let first_object_day = records.iter().flat_map(|r| &r.objects).filter_map(|o| o.day).min();
+    TableDefinition {
+        description: format!(
+            "amzpipe: {} report {}, the current rows: per account and data day, the run requested last \
+             (partitions account and dt, projected; every run's rows are in {}_history)",
+            ctx.job.source.kind(),
+            ctx.job.source.report(),
+            table.name
+        ),
+        location,
+        location_template,
+        first_day: first_object_day.map_or(table.first_day, |day| day.min(table.first_day)),
+        current: true,
+        ..table
+    }
 }
 
 fn step_error(e: CatalogError) -> StepError {
@@ -240,6 +304,11 @@ pub async fn register<C: Catalog>(
 /// where the rules of the module docs allow; with what that changes.
 pub fn merge(existing: &TableDefinition, wanted: &TableDefinition) -> (TableDefinition, SchemaChange) {
     let mut merged = existing.clone();
+    // Where and how the table is read are the pipeline's, as it now lays runs out.
+    merged.description.clone_from(&wanted.description);
+    merged.location.clone_from(&wanted.location);
+    merged.location_template.clone_from(&wanted.location_template);
+    merged.current = wanted.current;
     merged.accounts.extend(wanted.accounts.iter().cloned());
     merged.first_day = merged.first_day.min(wanted.first_day);
     let have = sources(&existing.columns);
@@ -385,6 +454,7 @@ pub fn table_of(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> O
         location_template,
         accounts: BTreeSet::from([ctx.account_segment()]),
         first_day: ctx.window.start.date_naive(),
+        current: false,
     })
 }
 
@@ -439,6 +509,7 @@ mod tests {
             location_template: String::new(),
             accounts: BTreeSet::from(["a".to_owned()]),
             first_day: "2026-11-20".parse().expect("a day"),
+            current: false,
         }
     }
 

@@ -151,13 +151,35 @@ impl RunContext {
     /// and one partition's location with `${account}` and `${dt}` in it — the run prefix's layout
     /// (see [`RunContext::run_prefix`]) above its `run=` folder.
     pub fn table_location(&self, bucket: &str) -> (String, String) {
+        self.location(bucket, "")
+    }
+
+    /// Where the job's current rows are pointed at (see [`crate::steps::current`]): as
+    /// [`RunContext::table_location`], under `_current/`; each partition holds one `symlink.txt`.
+    pub fn current_location(&self, bucket: &str) -> (String, String) {
+        self.location(bucket, "_current/")
+    }
+
+    /// The key of the pointer to the current rows of `day` (see [`crate::steps::current`]).
+    pub fn current_key(&self, day: chrono::NaiveDate) -> String {
+        let (root, _) = self.location("", "_current/");
+        format!(
+            "{}account={}/report={}/dt={day}/{}",
+            root.trim_start_matches("s3:///"),
+            self.account_segment(),
+            key_segment(&self.job.source.report()),
+            crate::steps::current::SYMLINK_FILE
+        )
+    }
+
+    fn location(&self, bucket: &str, folder: &str) -> (String, String) {
         let source = &self.job.source;
         let mut root = format!("s3://{bucket}/");
         if !self.job.output.prefix.is_empty() {
             root.push_str(&self.job.output.prefix);
             root.push('/');
         }
-        root.push_str(&format!("source={}/", source.kind()));
+        root.push_str(&format!("{folder}source={}/", source.kind()));
         let template = format!(
             "{root}account=${{account}}/report={}/dt=${{dt}}/",
             key_segment(&source.report())

@@ -12,6 +12,7 @@ use crate::domain::job::OutputFormat;
 use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, SchemaChange, SourceDocument};
 use crate::steps::catalog::{column_order, register_table, widened};
+use crate::steps::current::make_current;
 use crate::steps::failure::{clear_run_objects, fail_run, note_refusal};
 use crate::steps::quota::release_quota;
 use crate::steps::{BoundSource, Deadline, Ports, RunContext, RunRef, Services, StepError};
@@ -147,6 +148,10 @@ async fn download<P: Ports>(
         max_output_bytes: ctx.job.limits.max_document_bytes,
         max_expansion_ratio: ctx.job.limits.max_expansion_ratio,
         column_order: column_order(services, ctx, &records).await?,
+        // A kept stream is stored as delivered: its window is its unit.
+        split_by_day: (!ctx.job.output.keep_compressed)
+            .then(|| ctx.job.source.rules().day_column())
+            .flatten(),
         ..TransferOptions::default()
     };
     let total = documents.len();
@@ -278,9 +283,15 @@ async fn download<P: Ports>(
             )),
             _ => None,
         });
+        let catalogued = table.is_some();
         let mut manifest = Manifest::new(manifest_context(ctx, &request_id), records);
         manifest.table = table;
         manifest.write(&services.sink, &manifest_key).await?;
+        // Last, once the run is complete: its rows become the current ones of the days it covers.
+        if catalogued {
+            let days = make_current(services, ctx, &run, &manifest.documents).await?;
+            tracing::info!(days = days.len(), "the run's rows are current");
+        }
         let update = RunUpdate {
             manifest_key: Some(manifest_key),
             schema_note,

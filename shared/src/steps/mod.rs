@@ -32,6 +32,7 @@ pub mod budget;
 pub mod catalog;
 mod context;
 mod create;
+pub mod current;
 mod deadline;
 mod download;
 mod error;

@@ -61,7 +61,7 @@ pub(crate) struct Conform<R> {
     rewritten: ColumnsFound,
 }
 
-fn too_long() -> io::Error {
+pub(crate) fn too_long() -> io::Error {
     io::Error::other(DecodeError::NotAsDeclared {
         expected: "records of a delimited file",
         problem: "a record longer than 1 MiB",

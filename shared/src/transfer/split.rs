@@ -10,16 +10,19 @@
 //! holds at most that much, whatever the report's size or the order of its rows. A TSV object
 //! starts with the document's header line; a JSON Lines object is lines only.
 //!
-//! A row whose day column is missing, or holds no day, fails the document (`Invalid`): a row that
-//! cannot be dated cannot be made current, and is not dropped silently.
+//! A TSV document whose header lacks the day column (a report Amazon changed) is not split: it is
+//! stored whole, its window its unit, like a report with no day column. A row whose day column is
+//! missing, or holds no day, fails the document ([`DecodeError::Undated`], an integrity failure):
+//! a row that cannot be dated cannot be made current, and is not dropped silently. So does a record
+//! longer than [`MAX_RECORD_BYTES`], as in [`crate::transfer::conform`].
 
 use std::io::{self, BufRead, Read};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::domain::document::{ColumnKind, ContentFormat};
+use crate::domain::document::{ColumnKind, ContentFormat, DecodeError};
 use crate::domain::source::DayColumn;
-use crate::transfer::conform::MAX_RECORD_BYTES;
+use crate::transfer::conform::{MAX_RECORD_BYTES, too_long};
 
 /// Bytes of rows held across the days before the largest day's are written out.
 pub const SPLIT_BUFFER_BYTES: usize = 8 << 20;
@@ -52,31 +55,27 @@ pub struct DayRecords<R> {
     column: DayColumn,
     /// The TSV header line (with its line end); empty for JSON Lines.
     header: Vec<u8>,
-    /// The day column's place in a TSV record.
-    index: Option<usize>,
+    /// Where a record's day is.
+    dating: Dating,
     record: Vec<u8>,
     row: u64,
 }
 
 impl<R: BufRead> DayRecords<R> {
     /// Reads the header of TSV content (JSON Lines has none). Errors (`InvalidData`): a format
-    /// other than TSV or JSON Lines, or a TSV header without the day column.
+    /// other than TSV or JSON Lines.
     pub fn new(mut reader: R, format: ContentFormat, column: DayColumn) -> io::Result<Self> {
         let mut header = Vec::new();
-        let index = match format {
+        let dating = match format {
             ContentFormat::Tsv => {
                 read_record(&mut reader, &mut header)?;
                 let names = trimmed(&header).split(|b| *b == b'\t');
-                let index = names.clone().position(|name| name == column.name.as_bytes());
-                if index.is_none() && !header.is_empty() {
-                    return Err(invalid(format!(
-                        "the report has no `{}` column to split its rows by day",
-                        column.name
-                    )));
+                match names.clone().position(|name| name == column.name.as_bytes()) {
+                    Some(index) => Dating::Field(index),
+                    None => Dating::Absent,
                 }
-                index
             }
-            ContentFormat::JsonLines => None,
+            ContentFormat::JsonLines => Dating::Key,
             other => {
                 return Err(invalid(format!(
                     "{} content is not split by day (TSV or JSON Lines only)",
@@ -88,7 +87,7 @@ impl<R: BufRead> DayRecords<R> {
             reader,
             column,
             header,
-            index,
+            dating,
             record: Vec::new(),
             row: 0,
         })
@@ -97,6 +96,16 @@ impl<R: BufRead> DayRecords<R> {
     /// The header line every TSV object starts with (with its line end); empty for JSON Lines.
     pub fn header(&self) -> &[u8] {
         &self.header
+    }
+
+    /// Whether the rows can be dated: false for TSV whose header lacks the day column.
+    pub fn dated(&self) -> bool {
+        self.dating != Dating::Absent
+    }
+
+    /// The header read and the rest of the content, unread: to store a document that is not split.
+    pub fn into_rest(self) -> io::Chain<io::Cursor<Vec<u8>>, R> {
+        io::Cursor::new(self.header).chain(self.reader)
     }
 
     /// The next record (with its line end) and its day; `None` at the end. Blank lines are skipped.
@@ -111,16 +120,17 @@ impl<R: BufRead> DayRecords<R> {
                 continue;
             }
             self.row += 1;
-            let value = match self.index {
-                Some(index) => trimmed(&self.record)
+            let value = match self.dating {
+                Dating::Field(index) => trimmed(&self.record)
                     .split(|b| *b == b'\t')
                     .nth(index)
                     .map(|v| String::from_utf8_lossy(v).into_owned()),
-                None => json_value(&self.record, &self.column.name),
+                Dating::Key => json_value(&self.record, &self.column.name),
+                Dating::Absent => None,
             };
             let day = value.as_deref().and_then(|v| day_of(v, self.column.kind));
             let Some(day) = day else {
-                return Err(invalid(format!(
+                return Err(io::Error::other(DecodeError::Undated(format!(
                     "row {} has no day in `{}` ({}): its rows cannot be split by day",
                     self.row,
                     self.column.name,
@@ -128,11 +138,22 @@ impl<R: BufRead> DayRecords<R> {
                         || "missing".to_owned(),
                         |v| format!("`{}`", v.chars().take(40).collect::<String>())
                     )
-                )));
+                ))));
             };
             return Ok(Some((day, &self.record)));
         }
     }
+}
+
+/// Where a record's day is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dating {
+    /// The TSV field at this place.
+    Field(usize),
+    /// The JSON Lines key named after the column.
+    Key,
+    /// Nowhere: the TSV header lacks the column.
+    Absent,
 }
 
 /// The value of `key` in a JSON Lines record: a string as it is, a number or another value as its
@@ -152,9 +173,7 @@ fn json_value(line: &[u8], key: &str) -> Option<String> {
 fn read_record<R: BufRead>(reader: &mut R, into: &mut Vec<u8>) -> io::Result<usize> {
     let n = reader.take(MAX_RECORD_BYTES + 1).read_until(b'\n', into)?;
     if n as u64 > MAX_RECORD_BYTES {
-        return Err(invalid(format!(
-            "a record is longer than {MAX_RECORD_BYTES} bytes: it is not split by day"
-        )));
+        return Err(too_long());
     }
     Ok(n)
 }
@@ -205,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn a_row_without_a_day_or_a_header_without_the_column_is_refused_not_dropped() {
+    fn a_row_without_a_day_is_refused_not_dropped() {
         let missing = days(
             ContentFormat::JsonLines,
             "{\"date\":\"soon\"}\n",
@@ -214,7 +233,19 @@ mod tests {
         );
         let error = missing.expect_err("refused").to_string();
         assert!(error.contains("row 1") && error.contains("`soon`"), "{error}");
-        let no_column = days(ContentFormat::Tsv, "id\tday\n1\t2026-11-21\n", "date", ColumnKind::Date);
-        assert!(no_column.expect_err("refused").to_string().contains("no `date` column"));
+    }
+
+    #[test]
+    fn a_tsv_whose_header_lacks_the_day_column_is_not_dated_and_keeps_its_bytes() {
+        let text = "id\tday\n1\t2026-11-21\n";
+        let column = DayColumn {
+            name: "date".into(),
+            kind: ColumnKind::Date,
+        };
+        let records = DayRecords::new(text.as_bytes(), ContentFormat::Tsv, column).expect("read");
+        assert!(!records.dated());
+        let mut rest = String::new();
+        records.into_rest().read_to_string(&mut rest).expect("the rest");
+        assert_eq!(rest, text);
     }
 }

@@ -682,14 +682,18 @@ impl<O: PartOutput> Emitter<'_, O> {
         match self.column_order.as_ref().filter(|o| o.format == format) {
             Some(order) => {
                 let input = Conform::new(
-                    BufReader::with_capacity(READ_BUFFER, reader),
+                    BufReader::with_capacity(READ_BUFFER, self.bounded(reader)),
                     format,
                     order.columns.clone(),
                     Rc::clone(&found),
                 );
                 self.split_rows(input, format, column, &found, gzip)
             }
-            None => self.split_rows(reader, format, column, &found, gzip),
+            // Bounded as it is read: rows are held before they are emitted, and blank lines never are.
+            None => {
+                let input = self.bounded(reader);
+                self.split_rows(input, format, column, &found, gzip)
+            }
         }
     }
 
@@ -706,6 +710,24 @@ impl<O: PartOutput> Emitter<'_, O> {
         let io_error = |e| TransferError::from_io(e, gzip);
         let mut records =
             DayRecords::new(BufReader::with_capacity(READ_BUFFER, text), format, column).map_err(io_error)?;
+        if !records.dated() {
+            tracing::warn!("the document has no day column: it is stored whole, its window its unit");
+            let whole = records.into_rest();
+            return match self.parquet.clone() {
+                Some(kinds) => {
+                    let start = ObjectStart::whole(None, StoredAs::Parquet);
+                    self.parquet_object(whole, RowFormat::Tsv, kinds, start, gzip).map(drop)
+                }
+                None => self.object_then(
+                    whole,
+                    ObjectStart::whole(None, StoredAs::Content(format)),
+                    gzip,
+                    |stats| {
+                        stats.document_columns = found.borrow().clone();
+                    },
+                ),
+            };
+        }
         let header = records.header().to_vec();
         let mut days: BTreeMap<NaiveDate, Vec<u8>> = BTreeMap::new();
         let mut held = 0;

@@ -12,7 +12,10 @@
 //! 4. Fires a schedule as EventBridge Scheduler would (its firing handed to the refresh-token binary,
 //!    which starts the execution under the schedule's name and time), with a job per source
 //!    (`events/*.json`), printing the steps as they happen, then the objects written, their sizes, row
-//!    counts and manifests; then stops everything.
+//!    counts and manifests, and a SQL query over each table.
+//! 5. Runs the Ads job on three days in a row with a two-day lookback, then a backfill and a re-run of
+//!    one day, and shows with SQL that each data day's rows are read once, the latest run's; then stops
+//!    everything.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -196,6 +199,9 @@ async fn run(pipeline: &Pipeline) -> DemoResult<()> {
     println!("Execution {status} in {:.1} s.", clock.elapsed().as_secs_f64());
     let tables = print_objects(&pipeline.aws).await?;
     print_queries(&pipeline.aws, &tables)?;
+    if let Some(ads) = jobs.iter().find(|j| j["source"]["type"] == "adsReports") {
+        one_truth_per_day(pipeline, ads).await?;
+    }
     println!();
     println!("Next: `make test` runs the test suite; to deploy to AWS, see the README (\"Deploying to AWS\":");
     println!("`sam build` and `sam deploy --guided`, then fill the credentials secret and enable a schedule).");
@@ -204,6 +210,78 @@ async fn run(pipeline: &Pipeline) -> DemoResult<()> {
     } else {
         Err(format!("the execution ended {status}").into())
     }
+}
+
+/// Runs the Ads job as a schedule with a lookback would, over days its earlier runs covered, then a
+/// backfill and a re-run of one day, and shows with SQL that each day's rows are read once.
+async fn one_truth_per_day(pipeline: &Pipeline, ads: &Value) -> DemoResult<()> {
+    let today = chrono::Utc::now().date_naive();
+    let day = |n: u64| today - chrono::Days::new(n);
+    println!();
+    println!(
+        "One truth per data day: the Ads job asking for yesterday and the two days before, scheduled on {}, {} and {};",
+        day(6),
+        day(5),
+        day(4)
+    );
+    println!(
+        "then a backfill of {} to {} and a re-run of {}, each answer restating the figures:",
+        day(8),
+        day(6),
+        day(6)
+    );
+    let mut job = ads.clone();
+    job["window"] = json!({"rule": "yesterday", "lookbackDays": 2});
+    let explicit = |name: &str, first: chrono::NaiveDate, days: u64| {
+        let mut one = job.clone();
+        one["name"] = json!(name);
+        one["window"] = json!({"rule": "explicit", "start": format!("{first}T00:00:00Z"),
+            "end": format!("{}T00:00:00Z", first + chrono::Days::new(days))});
+        one
+    };
+    let runs = [
+        (format!("lookback-{}", day(6)), day(6), job.clone()),
+        (format!("lookback-{}", day(5)), day(5), job.clone()),
+        (format!("lookback-{}", day(4)), day(4), job.clone()),
+        ("backfill".to_owned(), day(4), explicit("ads-backfill", day(8), 3)),
+        ("re-run".to_owned(), day(4), explicit("ads-rerun", day(6), 1)),
+    ];
+    for (name, scheduled, job) in runs {
+        let clock = Instant::now();
+        let execution = pipeline
+            .execute(&name, &format!("{scheduled}T06:00:00Z"), &[job])
+            .await
+            .map_err(|e| format!("execution {name}: {e}"))?;
+        println!(
+            "  execution {name:<20} {} in {:.1} s",
+            execution.status,
+            clock.elapsed().as_secs_f64()
+        );
+        if execution.status != "SUCCEEDED" {
+            return Err(format!("execution {name} ended {}", execution.status).into());
+        }
+    }
+    let table = "ads_reports_spcampaigns";
+    let sql = [
+        format!(
+            "SELECT dt, count(*) AS current_rows, sum(CAST(clicks AS BIGINT)) AS clicks FROM {table} GROUP BY dt ORDER BY dt"
+        ),
+        format!(
+            "SELECT (SELECT count(*) FROM {table}) AS current_rows, count(*) AS rows_every_run_stored FROM {table}_history"
+        ),
+    ];
+    let answers = amzpipe_testkit::sql::query(
+        pipeline.aws.endpoint(),
+        GLUE_DATABASE,
+        &sql.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    print_answers(answers);
+    println!();
+    println!(
+        "  Each day is read once, from the run requested last that covered it ({table}); every run's rows stay in"
+    );
+    println!("  {table}_history (README, \"One truth per data day\").");
+    Ok(())
 }
 
 /// Prints the objects and the manifests; returns the catalog tables the manifests name.
@@ -250,6 +328,8 @@ async fn print_objects(aws: &LocalAws) -> DemoResult<Vec<String>> {
             number(&t["rows"])
         );
     }
+    tables.sort();
+    tables.dedup();
     Ok(tables)
 }
 
@@ -276,6 +356,12 @@ fn print_queries(aws: &LocalAws, tables: &[String]) -> DemoResult<()> {
         GLUE_DATABASE,
         &sql.iter().map(String::as_str).collect::<Vec<_>>(),
     )?;
+    print_answers(answers);
+    Ok(())
+}
+
+/// Prints each statement and its answer.
+fn print_answers(answers: Vec<amzpipe_testkit::sql::Answer>) {
     for answer in answers {
         println!();
         println!("  sql> {}", answer.sql);
@@ -285,5 +371,4 @@ fn print_queries(aws: &LocalAws, tables: &[String]) -> DemoResult<()> {
             println!("  {}", cells.join(" | "));
         }
     }
-    Ok(())
 }

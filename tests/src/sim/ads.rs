@@ -299,6 +299,7 @@ pub async fn ads_create_report(AxState(sim): AxState<Sim>, call: Call) -> Respon
             created: state.now(),
             polls: 0,
             outcome,
+            restatement: u32::try_from(state.ads_reports.len()).unwrap_or(u32::MAX),
         };
         let v = ads_report_json(&id, &report, "PENDING", None);
         state.ads_reports.insert(id, report);
@@ -312,6 +313,14 @@ pub(super) fn ads_document(r: &AdsReport, rows: u32) -> Bytes {
         .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     let start = r.body["startDate"].as_str().unwrap_or("2026-01-01").to_owned();
+    let end = r.body["endDate"].as_str().unwrap_or(&start).to_owned();
+    // A DAILY report has a row per entity and day of its range, `date` the row's day (the reference,
+    // §3.2); a SUMMARY report's rows carry the range.
+    let first = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d").unwrap_or_default();
+    let days = chrono::NaiveDate::parse_from_str(&end, "%Y-%m-%d")
+        .map_or(1, |last| (last - first).num_days() + 1)
+        .max(1);
+    let restated = r.restatement;
     let mut out = String::from("[");
     for i in 0..rows {
         if i > 0 {
@@ -321,11 +330,13 @@ pub(super) fn ads_document(r: &AdsReport, rows: u32) -> Bytes {
             .iter()
             .map(|c| {
                 let v = match c.as_str() {
-                    "date" | "startDate" | "endDate" => json!(start),
+                    "date" => json!((first + chrono::Days::new(u64::from(i) % days.unsigned_abs())).to_string()),
+                    "startDate" => json!(start),
+                    "endDate" => json!(end),
                     "campaignId" | "adGroupId" => json!(100_000 + i % 37),
                     "campaignName" => json!(format!("Campaign {}", i % 37)),
                     "cost" | "sales1d" | "sales7d" | "sales14d" | "sales30d" => json!(f64::from(i % 997) / 10.0),
-                    _ => json!(i * 7 % 1000),
+                    _ => json!(i * 7 % 1000 + restated),
                 };
                 format!("{}:{}", json!(c), v)
             })

@@ -350,6 +350,11 @@ pub async fn amc_download_urls(
             state.config.amc_rows,
             state.config.amc_url_ttl_secs,
         );
+        // Each execution's figures differ a little, as a later run of the same window restates them.
+        let restated = id
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+            % 97;
         let mut urls = Vec::new();
         for f in 0..files {
             let mut csv = String::from("campaign,impressions,reach,\"notes\"\n");
@@ -357,7 +362,7 @@ pub async fn amc_download_urls(
                 csv.push_str(&format!(
                     "Campaign {},{},{},\"part {f}, row {i}\"\n",
                     i % 23,
-                    i * 13 % 5000,
+                    i * 13 % 5000 + restated,
                     i * 7 % 3000
                 ));
             }

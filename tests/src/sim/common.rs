@@ -263,8 +263,13 @@ pub(super) fn content_sha256(body: &FileBody) -> Option<String> {
     use std::io::Read as _;
     let mut sha = sha2::Sha256::new();
     match body {
-        FileBody::SpReport { bytes, seed, key: None } => {
-            let mut report = crate::fixtures::SpApiOrdersReport::new(*bytes, *seed);
+        FileBody::SpReport {
+            bytes,
+            seed,
+            key: None,
+            days,
+        } => {
+            let mut report = super::download::orders_report(*bytes, *seed, *days);
             let mut buf = vec![0u8; 64 << 10];
             loop {
                 let n = report.read(&mut buf).ok()?;

@@ -47,12 +47,26 @@ impl Write for ChannelWriter {
     }
 }
 
-pub(super) fn generated_report(bytes: u64, seed: u64, key: Option<([u8; 32], [u8; 16])>) -> Body {
+/// The generated orders report of a document: its purchase dates on its window's days.
+pub(super) fn orders_report(bytes: u64, seed: u64, days: Option<(chrono::NaiveDate, u32)>) -> SpApiOrdersReport {
+    let report = SpApiOrdersReport::new(bytes, seed);
+    match days {
+        Some((first, days)) => report.on_days(first, days),
+        None => report,
+    }
+}
+
+pub(super) fn generated_report(
+    bytes: u64,
+    seed: u64,
+    key: Option<([u8; 32], [u8; 16])>,
+    days: Option<(chrono::NaiveDate, u32)>,
+) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
         let out = ChannelWriter { tx, buf: Vec::new() };
         let result = (|| -> std::io::Result<()> {
-            let mut report = SpApiOrdersReport::new(bytes, seed);
+            let mut report = orders_report(bytes, seed, days);
             match key {
                 Some((k, iv)) => {
                     let mut gz =
@@ -110,7 +124,7 @@ pub async fn download(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: 
     };
     let body = match file.body {
         FileBody::Bytes(b) => Body::from(b),
-        FileBody::SpReport { bytes, seed, key } => generated_report(bytes, seed, key),
+        FileBody::SpReport { bytes, seed, key, days } => generated_report(bytes, seed, key, days),
     };
     let body = match body_fault {
         None => body,

@@ -209,6 +209,8 @@ pub(crate) enum FileBody {
         bytes: u64,
         seed: u64,
         key: Option<([u8; 32], [u8; 16])>,
+        /// The report's window, as days: the first and how many (its orders' purchase dates).
+        days: Option<(chrono::NaiveDate, u32)>,
     },
 }
 
@@ -239,6 +241,10 @@ pub(crate) struct AdsReport {
     pub created: DateTime<Utc>,
     pub polls: u32,
     pub outcome: String,
+    /// How many reports were created before this one: Amazon restates metrics for days (the
+    /// reference, §3.2 notes: revised up to 3 days, conversions at 1/7/28), so each report's values
+    /// differ from an earlier one's for the same day by this much.
+    pub restatement: u32,
 }
 
 #[derive(Debug, Clone)]

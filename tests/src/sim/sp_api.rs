@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{FileBody, RestrictedToken, Sim, SpReport, State};
-use crate::fixtures::{CbcEncryptWriter, gzip, gzip_zeros};
+use crate::fixtures::{CbcEncryptWriter, SP_API_ORDERS_HEADER, gzip, gzip_blank_lines};
 
 use super::common::*;
 
@@ -454,13 +454,20 @@ fn document_auth(state: &State, call: &Call, report_type: &str, id: &str) -> Res
     }
 }
 
+/// The days a report's window covers (UTC): the first and how many; `None` without a window.
+fn window_days(report: &super::SpReport) -> Option<(chrono::NaiveDate, u32)> {
+    let (start, end) = (report.start?, report.end?);
+    let days = ((end - start).num_seconds() + 86_399).div_euclid(86_400).max(1);
+    Some((start.date_naive(), u32::try_from(days).unwrap_or(1)))
+}
+
 pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>, call: Call) -> Response {
     run(&sim, "sp.getReportDocument", &call, |state, sim| {
-        let Some((report_type, outcome)) = state
+        let Some((report_type, outcome, days)) = state
             .sp_reports
             .values()
             .find(|r| r.document_id.as_deref() == Some(id.as_str()))
-            .map(|r| (r.report_type.clone(), r.outcome.clone()))
+            .map(|r| (r.report_type.clone(), r.outcome.clone(), window_days(r)))
         else {
             return match sp_auth(state, &call) {
                 Ok(()) => sp_error(
@@ -495,8 +502,8 @@ pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>,
                     .as_bytes(),
             ).into()),
             "LATIN1" => FileBody::Bytes(gzip(b"sku\titem-name\tprice\nA-1\tCaf\xe9 cr\xe8me br\xfbl\xe9e\t4.50\nA-2\tM\xfcsli\t3.20\n").into()),
-            // A gzip bomb: 72 MiB of zeros in about 70 KB.
-            "BOMB" => FileBody::Bytes(gzip_zeros(72 << 20).into()),
+            // A gzip bomb: a header and 72 MiB of blank lines in about 70 KB.
+            "BOMB" => FileBody::Bytes(gzip_blank_lines(SP_API_ORDERS_HEADER.as_bytes(), 72 << 20).into()),
             // Two gzip members, as some writers produce: both must be read.
             "MULTIGZ" => FileBody::Bytes(
                 [
@@ -521,6 +528,7 @@ pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>,
                 bytes: state.config.sp_report_bytes,
                 seed,
                 key,
+                days,
             },
         };
         let body = match (body, key) {

@@ -1,0 +1,140 @@
+//! One truth per data day: which run's rows a table returns.
+//!
+//! **The rule.** For every table, account and data day, exactly one run's rows are current: the run
+//! that succeeded and covered the day whose Amazon request was made **last** (the freshest data;
+//! the greater run id on a tie). A lookback that asks for a day again, a backfill over days the
+//! schedule covered, or a re-run of a window therefore replaces that day's rows, never adds to
+//! them, and a backfill that ends after a fresher scheduled run does not take its place. Every run's
+//! objects stay where they were stored (the `{table}_history` table reads them all); a run that fails
+//! or finds no data never changes what is current.
+//!
+//! **The unit.** A report split by day (see [`crate::transfer::split`]) is current per day: a run
+//! covers each day of its window (and any other day it holds rows for), so a day of its window it
+//! holds no rows for becomes empty. A report not split (AMC results, aggregates of their window; a
+//! report kept compressed; a report type with no day column) is current per window, keyed by the
+//! window's first day: a re-run of the same window replaces it.
+//!
+//! **The pointer.** Each unit has one object, `{prefix}/_current/source=…/account=…/report=…/dt={day}/symlink.txt`,
+//! listing the `s3://` paths of the current run's objects for that day, one per line: the partition of
+//! the table's current view (a `SymlinkTextInputFormat` table, see [`crate::steps::catalog`]). It is
+//! written after the run's objects and manifest, in one PUT, so a reader sees the old run's objects or
+//! the new one's, never a mix or a half-written run.
+//!
+//! **Races.** DynamoDB decides the winner, with a conditional write on the request time
+//! ([`crate::ports::JobStore::claim_current`]). Whatever it decides, the run then writes the winner's
+//! paths to the pointer and reads the winner again: if another run won meanwhile (whose pointer this
+//! write may have overwritten), it writes again, until the pointer holds the winner it read last.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use crate::domain::document::DocumentRecord;
+use crate::domain::run::RunRecord;
+use crate::ports::{CurrentClaim, CurrentUnit, JobStore, ObjectSink};
+use crate::steps::catalog::table_name;
+use crate::steps::{Ports, RunContext, Services, StepError};
+
+/// The pointer's file name in each unit's folder.
+pub const SYMLINK_FILE: &str = "symlink.txt";
+
+/// Writes of one pointer before giving up to a retry, should the winner keep changing.
+const ATTEMPTS: usize = 5;
+
+/// Makes the run current for every unit it covers where no later request is (see the module docs);
+/// returns the units it is current for. Nothing for an incremental source (Slate stores each file
+/// once, whichever window lists it) or a run that stored no object.
+/// Errors: `Transient` (the store or the bucket was unavailable, or the winner kept changing),
+/// `Misconfigured`.
+pub async fn make_current<P: Ports>(
+    services: &Services<P>,
+    ctx: &RunContext,
+    run: &RunRecord,
+    records: &[DocumentRecord],
+) -> Result<Vec<NaiveDate>, StepError> {
+    if ctx.job.source.rules().incremental() {
+        return Ok(Vec::new());
+    }
+    let units = units(ctx, &services.settings.bucket, records);
+    let claim = |paths: Vec<String>| CurrentClaim {
+        run_id: ctx.key.run_id(),
+        requested_at: run.create_started_at.unwrap_or(run.created_at),
+        paths,
+    };
+    let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+    let mut won = Vec::new();
+    for (day, paths) in units {
+        let unit = CurrentUnit {
+            table: table.clone(),
+            account: ctx.account_segment(),
+            day,
+        };
+        let claimed = services.store.claim_current(&unit, &claim(paths)).await?;
+        let winner = publish(services, ctx, &unit).await?;
+        let current = winner == ctx.key.run_id();
+        tracing::info!(%day, claimed, current, winner, "current run of the day");
+        if current {
+            won.push(day);
+        }
+    }
+    Ok(won)
+}
+
+/// The units the run covers, each with the paths of its objects that hold the unit's rows.
+fn units(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> BTreeMap<NaiveDate, Vec<String>> {
+    let objects: Vec<_> = records.iter().flat_map(|r| &r.objects).collect();
+    let mut units = BTreeMap::new();
+    if objects.is_empty() {
+        return units;
+    }
+    let path = |key: &str| format!("s3://{bucket}/{key}");
+    if objects.iter().all(|o| o.day.is_some()) {
+        let (first, end) = (ctx.window.start.date_naive(), ctx.window.end.date_naive());
+        for day in first.iter_days().take_while(|d| *d < end || *d == first) {
+            units.insert(day, Vec::new());
+        }
+        for object in objects {
+            if let Some(day) = object.day {
+                units.entry(day).or_insert_with(Vec::new).push(path(&object.key));
+            }
+        }
+    } else {
+        units.insert(
+            ctx.window.start.date_naive(),
+            objects.iter().map(|o| path(&o.key)).collect(),
+        );
+    }
+    units
+}
+
+/// Writes the unit's winner to its pointer until the winner read after the write is the one
+/// written; returns the winner's run id.
+async fn publish<P: Ports>(services: &Services<P>, ctx: &RunContext, unit: &CurrentUnit) -> Result<String, StepError> {
+    let key = ctx.current_key(unit.day);
+    let mut winner = services.store.current(unit).await?;
+    for _ in 0..ATTEMPTS {
+        let Some(current) = winner else {
+            return Err(StepError::Transient(format!(
+                "no current run is recorded for {} on {} after a claim",
+                unit.table, unit.day
+            )));
+        };
+        let mut body = current.paths.join("\n");
+        if !body.is_empty() {
+            body.push('\n');
+        }
+        services
+            .sink
+            .put_object(&key, body.into(), "text/plain")
+            .await
+            .map_err(|e| StepError::Transient(format!("the current pointer could not be written: {e}")))?;
+        winner = services.store.current(unit).await?;
+        if winner.as_ref() == Some(&current) {
+            return Ok(current.run_id);
+        }
+    }
+    Err(StepError::Transient(format!(
+        "the current run of {} on {} changed on each of {ATTEMPTS} writes",
+        unit.table, unit.day
+    )))
+}

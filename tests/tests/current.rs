@@ -1,0 +1,233 @@
+//! One truth per data day: lookbacks, backfills and re-runs never double count in a query.
+//!
+//! Three daily runs with a lookback, a backfill over the same days and a re-run of one day, each
+//! request answered with restated figures (the simulator: Ads metrics revised for days and
+//! conversions restated at 1/7/28 days, the reference §3.2 notes; a report by order date holding the
+//! orders of its window; an AMC execution's figures its own). Then a real SQL engine, reading the
+//! catalog alone (`tests/sql/athena_local.py`, symlink tables as Athena reads them), must return each
+//! day's rows once, those of the run requested last that covered the day, and the history table
+//! every run's.
+
+use std::collections::BTreeMap;
+
+use amzpipe_testkit::sim::SimConfig;
+use amzpipe_testkit::sql::Answer;
+use amzpipe_testkit::stack::{BUCKET, GLUE_DATABASE, Pipeline, event_job};
+use serde_json::{Value, json};
+
+fn query(p: &Pipeline, sql: &[&str]) -> Vec<Answer> {
+    amzpipe_testkit::sql::query(p.aws.endpoint(), GLUE_DATABASE, sql).expect("the SQL engine")
+}
+
+/// `job` with its window set to `window`.
+fn with_window(mut job: Value, window: Value) -> Value {
+    job["window"] = window;
+    job
+}
+
+fn explicit(start: &str, end: &str) -> Value {
+    json!({"rule": "explicit", "start": format!("{start}T00:00:00Z"), "end": format!("{end}T00:00:00Z")})
+}
+
+/// Runs `jobs` as one execution and checks that it succeeded.
+async fn run(p: &Pipeline, name: &str, scheduled: &str, jobs: &[Value]) {
+    let execution = p.execute(name, scheduled, jobs).await.expect("execution");
+    assert_eq!(execution.status, "SUCCEEDED", "{name}: {:#}", execution.output);
+}
+
+/// The manifest of `job`'s run over the window starting on `start`.
+fn manifest<'a>(manifests: &'a [Value], job: &str, start: &str) -> &'a Value {
+    manifests
+        .iter()
+        .find(|m| {
+            m["context"]["job"] == job
+                && m["context"]["window_start"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(start))
+        })
+        .unwrap_or_else(|| panic!("a manifest of {job} from {start}"))
+}
+
+/// The objects of a manifest that hold `day`'s rows (all of them for a run not split by day).
+fn objects_of<'a>(manifest: &'a Value, day: Option<&str>) -> Vec<&'a Value> {
+    manifest["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .flat_map(|d| d["objects"].as_array().expect("objects"))
+        .filter(|o| day.is_none_or(|day| o["day"] == day))
+        .collect()
+}
+
+/// Rows, and the sum of `column` over them, in the objects (JSON Lines, TSV or CSV with a header).
+async fn figures(p: &Pipeline, objects: &[&Value], column: &str) -> (u64, f64) {
+    let (mut rows, mut sum) = (0, 0.0);
+    for object in objects {
+        let key = object["key"].as_str().expect("a key");
+        let bytes = p.aws.object_bytes(BUCKET, key).await.expect("the object");
+        let text = String::from_utf8(bytes.to_vec()).expect("text");
+        let value = |v: &str| v.trim_matches('"').parse::<f64>().expect("a number");
+        if key.ends_with(".jsonl") {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let row: Value = serde_json::from_str(line).expect("a JSON row");
+                rows += 1;
+                sum += row[column].as_f64().expect("a number");
+            }
+        } else {
+            let delimiter = if key.ends_with(".tsv") { '\t' } else { ',' };
+            let mut lines = text.lines();
+            let header: Vec<&str> = lines.next().expect("a header").split(delimiter).collect();
+            let at = header.iter().position(|h| *h == column).expect("the column");
+            for line in lines.filter(|l| !l.is_empty()) {
+                rows += 1;
+                sum += value(line.split(delimiter).nth(at).expect("the field"));
+            }
+        }
+    }
+    (rows, sum)
+}
+
+/// The current table's rows and sum of `column` per day, as SQL reads them.
+fn per_day(p: &Pipeline, table: &str, column: &str) -> BTreeMap<String, (u64, f64)> {
+    let sql = format!("SELECT dt, count(*), sum(CAST({column} AS DOUBLE)) FROM {table} GROUP BY dt ORDER BY dt");
+    let answer = &query(p, &[&sql])[0];
+    answer
+        .rows
+        .iter()
+        .map(|row| {
+            let text = |i: usize| row[i].clone().unwrap_or_default();
+            (
+                text(0),
+                (text(1).parse().expect("a count"), text(2).parse().expect("a sum")),
+            )
+        })
+        .collect()
+}
+
+fn rows_of(manifests: &[Value], job_prefix: &str) -> u64 {
+    manifests
+        .iter()
+        .filter(|m| m["context"]["job"].as_str().is_some_and(|j| j.starts_with(job_prefix)))
+        .map(|m| m["totals"]["rows"].as_u64().expect("rows"))
+        .sum()
+}
+
+#[tokio::test]
+async fn overlapping_runs_a_backfill_and_a_re_run_leave_each_days_rows_once_with_the_latest_values() {
+    let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
+    // GIVEN daily Ads and SP-API jobs asking for yesterday and the two days before it, and a weekly
+    // AMC query run daily: their windows overlap
+    let lookback = json!({"rule": "yesterday", "lookbackDays": 2});
+    let ads = with_window(event_job("ads-reports"), lookback.clone());
+    let sp = with_window(event_job("sp-reports"), lookback);
+    let amc = event_job("amc");
+    for (name, scheduled) in [
+        ("day-21", "2026-11-21T06:00:00Z"),
+        ("day-22", "2026-11-22T06:00:00Z"),
+        ("day-23", "2026-11-23T06:00:00Z"),
+    ] {
+        run(&p, name, scheduled, &[ads.clone(), sp.clone(), amc.clone()]).await;
+    }
+    // AND a backfill of 19–21 November (no lookback, windows of its own)
+    let backfill = explicit("2026-11-19", "2026-11-22");
+    let mut ads_backfill = with_window(ads.clone(), backfill.clone());
+    ads_backfill["name"] = json!("ads-backfill");
+    let mut sp_backfill = with_window(sp.clone(), backfill);
+    sp_backfill["name"] = json!("sp-backfill");
+    run(&p, "backfill", "2026-11-23T07:00:00Z", &[ads_backfill, sp_backfill]).await;
+    // AND a re-run of 21 November, and of the first AMC window (another job over the same query)
+    let one_day = explicit("2026-11-21", "2026-11-22");
+    let mut ads_rerun = with_window(ads.clone(), one_day.clone());
+    ads_rerun["name"] = json!("ads-rerun");
+    let mut sp_rerun = with_window(sp.clone(), one_day);
+    sp_rerun["name"] = json!("sp-rerun");
+    let mut amc_rerun = with_window(amc.clone(), explicit("2026-11-14", "2026-11-21"));
+    amc_rerun["name"] = json!("amc-rerun");
+    run(&p, "re-run", "2026-11-23T08:00:00Z", &[ads_rerun, sp_rerun, amc_rerun]).await;
+
+    let manifests = p.manifests().await;
+    // The run requested last that covered each day: the windows were 18–20, 19–21 and 20–22
+    // November, then the backfill 19–21, then the re-run of the 21st.
+    let winners = [
+        ("2026-11-18", "2026-11-18", ""),
+        ("2026-11-19", "2026-11-19", "-backfill"),
+        ("2026-11-20", "2026-11-19", "-backfill"),
+        ("2026-11-21", "2026-11-21", "-rerun"),
+        ("2026-11-22", "2026-11-20", ""),
+    ];
+    for (table, job, column) in [
+        ("ads_reports_spcampaigns", "ads-sp-campaigns-daily", "clicks"),
+        (
+            "sp_reports_get_flat_file_all_orders_data_by_order_date_general",
+            "sp-orders-daily",
+            "item-price",
+        ),
+    ] {
+        // THEN each day reads the rows and figures of its latest run's objects for that day, once
+        let mut expected = BTreeMap::new();
+        for (day, start, suffix) in winners {
+            let name = if suffix.is_empty() {
+                job.to_owned()
+            } else {
+                format!("{}{suffix}", job.split('-').next().expect("a prefix"))
+            };
+            let objects = objects_of(manifest(&manifests, &name, start), Some(day));
+            assert!(!objects.is_empty(), "{name} stored rows of {day}");
+            expected.insert(day.to_owned(), figures(&p, &objects, column).await);
+        }
+        let sql_column = column.replace('-', "_");
+        let read = per_day(&p, table, &sql_column);
+        assert_eq!(
+            read.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "{table}"
+        );
+        for (day, (rows, sum)) in &expected {
+            let (read_rows, read_sum) = read[day];
+            assert_eq!(read_rows, *rows, "{table} on {day}: the latest run's rows, once");
+            assert!(
+                (read_sum - sum).abs() < 1e-6,
+                "{table} on {day}: the latest values ({read_sum} ≠ {sum})"
+            );
+        }
+        // AND the values were restated: an earlier run's figures for a day differ from the latest's
+        let earlier = objects_of(manifest(&manifests, job, "2026-11-19"), Some("2026-11-21"));
+        let (_, earlier_sum) = figures(&p, &earlier, column).await;
+        assert!(
+            (earlier_sum - expected["2026-11-21"].1).abs() > 1e-6,
+            "{table}: the re-run restated 21 November"
+        );
+        // AND the history table keeps every run's rows: every copy, for audit
+        let prefix = job.split('-').next().expect("a prefix");
+        let history = query(&p, &[&format!("SELECT count(*) FROM {table}_history")]);
+        assert_eq!(history[0].count(), Some(rows_of(&manifests, prefix)), "{table}_history");
+        // AND no query through the table returns a row twice: the table holds what the days hold
+        let total: u64 = expected.values().map(|(rows, _)| rows).sum();
+        let count = query(&p, &[&format!("SELECT count(*) FROM {table}")]);
+        assert_eq!(count[0].count(), Some(total), "{table}");
+        assert!(
+            total < rows_of(&manifests, prefix),
+            "{table}: the copies are not counted"
+        );
+    }
+
+    // THEN AMC's unit is its window: each window's rows once, a re-run's in place of the first's
+    let amc_read = per_day(&p, "amc_adhoc", "impressions");
+    let mut amc_expected = BTreeMap::new();
+    for (start, job) in [
+        ("2026-11-14", "amc-rerun"),
+        ("2026-11-15", "amc-weekly-reach"),
+        ("2026-11-16", "amc-weekly-reach"),
+    ] {
+        let objects = objects_of(manifest(&manifests, job, start), None);
+        amc_expected.insert(start.to_owned(), figures(&p, &objects, "impressions").await);
+    }
+    assert_eq!(amc_read.len(), 3, "{amc_read:?}");
+    for (day, (rows, sum)) in &amc_expected {
+        assert_eq!(amc_read[day].0, *rows, "amc_adhoc on {day}");
+        assert!(
+            (amc_read[day].1 - sum).abs() < 1e-6,
+            "amc_adhoc on {day}: the re-run's figures"
+        );
+    }
+}
