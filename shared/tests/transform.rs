@@ -189,6 +189,15 @@ fn a_row_that_holds_no_day_fails_the_document_as_an_integrity_failure() {
 }
 
 #[test]
+fn a_report_split_by_day_without_its_day_column_fails_rather_than_landing_whole_among_day_objects() {
+    let text = "id\tsku\n1\tA\n";
+    let spec = split(ContentFormat::Tsv, "purchase-date", ColumnKind::Timestamp);
+    let error = run(&gzip(text.as_bytes()), spec, &limits()).err().expect("refused");
+    assert!(error.to_string().contains("no `purchase-date` column"), "{error}");
+    assert_eq!(error.class(), amzpipe::transfer::ErrorClass::Integrity);
+}
+
+#[test]
 fn blank_lines_held_back_by_the_split_are_still_bounded_by_the_expansion_ratio() {
     // A header and 72 MiB of blank lines: no row is ever held or emitted.
     let mut text = b"id\tdate\n".to_vec();

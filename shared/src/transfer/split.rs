@@ -10,10 +10,10 @@
 //! holds at most that much, whatever the report's size or the order of its rows. A TSV object
 //! starts with the document's header line; a JSON Lines object is lines only.
 //!
-//! A TSV document whose header lacks the day column (a report Amazon changed) is not split: it is
-//! stored whole, its window its unit, like a report with no day column. A row whose day column is
-//! missing, or holds no day, fails the document ([`DecodeError::Undated`], an integrity failure):
-//! a row that cannot be dated cannot be made current, and is not dropped silently. So does a record
+//! A TSV document whose header lacks the day column (a report Amazon changed), or a row whose day
+//! column is missing or holds no day, fails the document ([`DecodeError::Undated`], an integrity failure):
+//! a row that cannot be dated cannot be made current, and is not dropped silently; nor is a
+//! document stored whole among a table's day objects, where its days would be read twice. So does a record
 //! longer than [`MAX_RECORD_BYTES`], as in [`crate::transfer::conform`].
 
 use std::io::{self, BufRead, Read};
@@ -72,7 +72,13 @@ impl<R: BufRead> DayRecords<R> {
                 let names = trimmed(&header).split(|b| *b == b'\t');
                 match names.clone().position(|name| name == column.name.as_bytes()) {
                     Some(index) => Dating::Field(index),
-                    None => Dating::Absent,
+                    None if header.is_empty() => Dating::Field(0),
+                    None => {
+                        return Err(io::Error::other(DecodeError::Undated(format!(
+                            "the report has no `{}` column to date its rows by",
+                            column.name
+                        ))));
+                    }
                 }
             }
             ContentFormat::JsonLines => Dating::Key,
@@ -98,16 +104,6 @@ impl<R: BufRead> DayRecords<R> {
         &self.header
     }
 
-    /// Whether the rows can be dated: false for TSV whose header lacks the day column.
-    pub fn dated(&self) -> bool {
-        self.dating != Dating::Absent
-    }
-
-    /// The header read and the rest of the content, unread: to store a document that is not split.
-    pub fn into_rest(self) -> io::Chain<io::Cursor<Vec<u8>>, R> {
-        io::Cursor::new(self.header).chain(self.reader)
-    }
-
     /// The next record (with its line end) and its day; `None` at the end. Blank lines are skipped.
     /// Errors (`InvalidData`): a record longer than [`MAX_RECORD_BYTES`], or one without a day.
     pub fn next_record(&mut self) -> io::Result<Option<(NaiveDate, &[u8])>> {
@@ -126,7 +122,6 @@ impl<R: BufRead> DayRecords<R> {
                     .nth(index)
                     .map(|v| String::from_utf8_lossy(v).into_owned()),
                 Dating::Key => json_value(&self.record, &self.column.name),
-                Dating::Absent => None,
             };
             let day = value.as_deref().and_then(|v| day_of(v, self.column.kind));
             let Some(day) = day else {
@@ -152,8 +147,6 @@ enum Dating {
     Field(usize),
     /// The JSON Lines key named after the column.
     Key,
-    /// Nowhere: the TSV header lacks the column.
-    Absent,
 }
 
 /// The value of `key` in a JSON Lines record: a string as it is, a number or another value as its
@@ -224,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn a_row_without_a_day_is_refused_not_dropped() {
+    fn a_row_without_a_day_or_a_header_without_the_column_is_refused_not_dropped() {
         let missing = days(
             ContentFormat::JsonLines,
             "{\"date\":\"soon\"}\n",
@@ -233,19 +226,7 @@ mod tests {
         );
         let error = missing.expect_err("refused").to_string();
         assert!(error.contains("row 1") && error.contains("`soon`"), "{error}");
-    }
-
-    #[test]
-    fn a_tsv_whose_header_lacks_the_day_column_is_not_dated_and_keeps_its_bytes() {
-        let text = "id\tday\n1\t2026-11-21\n";
-        let column = DayColumn {
-            name: "date".into(),
-            kind: ColumnKind::Date,
-        };
-        let records = DayRecords::new(text.as_bytes(), ContentFormat::Tsv, column).expect("read");
-        assert!(!records.dated());
-        let mut rest = String::new();
-        records.into_rest().read_to_string(&mut rest).expect("the rest");
-        assert_eq!(rest, text);
+        let no_column = days(ContentFormat::Tsv, "id\tday\n1\t2026-11-21\n", "date", ColumnKind::Date);
+        assert!(no_column.expect_err("refused").to_string().contains("no `date` column"));
     }
 }

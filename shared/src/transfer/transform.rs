@@ -710,24 +710,6 @@ impl<O: PartOutput> Emitter<'_, O> {
         let io_error = |e| TransferError::from_io(e, gzip);
         let mut records =
             DayRecords::new(BufReader::with_capacity(READ_BUFFER, text), format, column).map_err(io_error)?;
-        if !records.dated() {
-            tracing::warn!("the document has no day column: it is stored whole, its window its unit");
-            let whole = records.into_rest();
-            return match self.parquet.clone() {
-                Some(kinds) => {
-                    let start = ObjectStart::whole(None, StoredAs::Parquet);
-                    self.parquet_object(whole, RowFormat::Tsv, kinds, start, gzip).map(drop)
-                }
-                None => self.object_then(
-                    whole,
-                    ObjectStart::whole(None, StoredAs::Content(format)),
-                    gzip,
-                    |stats| {
-                        stats.document_columns = found.borrow().clone();
-                    },
-                ),
-            };
-        }
         let header = records.header().to_vec();
         let mut days: BTreeMap<NaiveDate, Vec<u8>> = BTreeMap::new();
         let mut held = 0;

@@ -507,8 +507,8 @@ pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>,
             // Two gzip members, as some writers produce: both must be read.
             "MULTIGZ" => FileBody::Bytes(
                 [
-                    gzip(b"amazon-order-id\tsku\tquantity\n1-1\tA\t1\n"),
-                    gzip(b"1-2\tB\t2\n1-3\tC\t3\n"),
+                    gzip(b"amazon-order-id\tpurchase-date\tsku\tquantity\n1-1\t2026-11-22T01:00:00+00:00\tA\t1\n"),
+                    gzip(b"1-2\t2026-11-22T02:00:00+00:00\tB\t2\n1-3\t2026-11-22T03:00:00+00:00\tC\t3\n"),
                 ]
                 .concat()
                 .into(),
