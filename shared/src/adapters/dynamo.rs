@@ -35,6 +35,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -139,6 +140,18 @@ impl DynamoJobStore {
             format!("CURRENT#{}#{}", unit.table, unit.account),
             &format!("DAY#{}", unit.day),
         )
+    }
+
+    /// The item at `key`, read consistently.
+    async fn read_item(&self, key: Item) -> Result<GetItemOutput, StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))
     }
 
     fn key(pk: String, sk: &str) -> Item {
@@ -290,6 +303,17 @@ async fn collect_runs(
             Some(key) if !key.is_empty() => start = Some(key),
             _ => return Ok(runs),
         }
+    }
+}
+
+/// Whether a conditional write was made: `false` when its condition refused it.
+fn applied<T, E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(store_error("UpdateItem", e)),
     }
 }
 
@@ -450,15 +474,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn run(&self, key: &RunKey) -> Result<Option<RunRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::run_key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", e))?;
+        let out = self.read_item(Self::run_key(key)).await?;
         out.item().map(parse_run).transpose()
     }
 
@@ -757,15 +773,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn watermark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(format!("JOB#{job}"), "WATERMARK")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", e))?;
+        let out = self.read_item(Self::key(format!("JOB#{job}"), "WATERMARK")).await?;
         Ok(out
             .item()
             .and_then(|item| get_n::<i64>(item, "watermark"))
@@ -801,7 +809,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn advance_watermark(&self, job: &str, to: DateTime<Utc>) -> Result<bool, StoreError> {
-        match self
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -811,12 +819,8 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":to", n(to.timestamp_millis()))
             .expression_attribute_values(":now", s(rfc3339(Utc::now())))
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(store_error("UpdateItem", e)),
-        }
+            .await;
+        applied(result)
     }
 
     async fn claim_current(&self, unit: &CurrentUnit, claim: &CurrentClaim) -> Result<bool, StoreError> {
@@ -830,7 +834,7 @@ impl JobStore for DynamoJobStore {
                 unit.day
             )));
         }
-        match self
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -844,24 +848,12 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":paths", s(paths))
             .expression_attribute_values(":now", s(rfc3339(Utc::now())))
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(store_error("UpdateItem", e)),
-        }
+            .await;
+        applied(result)
     }
 
     async fn current(&self, unit: &CurrentUnit) -> Result<Option<CurrentClaim>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::current_key(unit)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", e))?;
+        let out = self.read_item(Self::current_key(unit)).await?;
         let Some(item) = out.item() else {
             return Ok(None);
         };
@@ -897,15 +889,7 @@ impl Quotas for DynamoJobStore {
         let key = Self::key(format!("QUOTA#{name}"), "BUCKET");
         let now_ms = now.timestamp_millis();
         for _ in 0..BUCKET_ATTEMPTS {
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key.clone()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| store_error("GetItem", e))?;
+            let out = self.read_item(key.clone()).await?;
             let stored = out.item().and_then(|item| {
                 Some((
                     get_n::<f64>(item, "tokens")?,
@@ -1110,14 +1094,8 @@ impl TokenCache for DynamoJobStore {
     async fn cached_token(&self, credentials: &str) -> Result<Option<AccessToken>, StoreError> {
         let Some(sealer) = &self.sealer else { return Ok(None) };
         let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(format!("TOKEN#{credentials}"), "ACCESS_TOKEN")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", e))?;
+            .read_item(Self::key(format!("TOKEN#{credentials}"), "ACCESS_TOKEN"))
+            .await?;
         let Some(item) = out.item() else { return Ok(None) };
         let bytes = |name: &str| match item.get(name) {
             Some(AttributeValue::B(b)) => Some(b.as_ref().to_vec()),
