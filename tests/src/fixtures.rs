@@ -21,13 +21,12 @@ const CITIES: [(&str, &str, &str); 8] = [
 ];
 const STATUSES: [&str; 4] = ["Shipped", "Pending", "Shipped", "Cancelled"];
 
-/// A deterministic SP-API-style orders report of exactly `size` bytes, generated as it is read.
-/// The same seed and size always give the same bytes.
+/// A deterministic SP-API-style orders report of exactly `size` bytes, generated as it is read, of
+/// whole rows (the last padded to fit). The same seed and size always give the same bytes.
 pub struct SpApiOrdersReport {
     /// The days the orders' purchase dates fall on: the first, and how many.
     first_day: chrono::NaiveDate,
     days: u64,
-    whole_rows: bool,
     rng: fastrand::Rng,
     remaining: u64,
     row: u64,
@@ -41,7 +40,6 @@ impl SpApiOrdersReport {
         Self {
             first_day: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
             days: 28,
-            whole_rows: false,
             rng: fastrand::Rng::with_seed(seed),
             remaining: size,
             row: 0,
@@ -51,14 +49,12 @@ impl SpApiOrdersReport {
     }
 
     /// The same report with its orders' purchase dates on `days` days from `first_day` (at least
-    /// one), as Amazon's report by order date holds the orders of its window only (by default the
-    /// first 28 days of November 2026), and whole rows only, as a report from Amazon ends: the last
-    /// row takes what is left of the size (its last field padded with blanks) rather than being cut.
+    /// one), as Amazon's report by order date holds the orders of its window only; by default the
+    /// first 28 days of November 2026.
     #[must_use]
     pub fn on_days(mut self, first_day: chrono::NaiveDate, days: u32) -> Self {
         self.first_day = first_day;
         self.days = u64::from(days.max(1));
-        self.whole_rows = true;
         self
     }
 
@@ -101,19 +97,14 @@ impl Read for SpApiOrdersReport {
         while written < buf.len() && self.remaining > 0 {
             if self.pos == self.line.len() {
                 self.next_line();
-                if self.whole_rows {
-                    let line = self.line.len() as u64;
-                    if line > self.remaining {
-                        self.remaining = 0;
-                        break;
-                    }
-                    // Too little would be left for another row: this one takes the rest, its last
-                    // field padded with blanks, so that the report still has exactly its size.
-                    if self.remaining - line < 2 * line {
-                        let pad = usize::try_from(self.remaining - line).unwrap_or(0);
-                        let end = self.line.len() - 1;
-                        self.line.splice(end..end, std::iter::repeat_n(b' ', pad));
-                    }
+                // Whole rows only, as a report from Amazon ends: when too little would be left for
+                // another row, this one takes the rest, its last field padded with blanks, so that
+                // the report still has exactly its size (a size below one row cuts it).
+                let line = self.line.len() as u64;
+                if line <= self.remaining && self.remaining - line < 2 * line {
+                    let pad = usize::try_from(self.remaining - line).unwrap_or(0);
+                    let end = self.line.len() - 1;
+                    self.line.splice(end..end, std::iter::repeat_n(b' ', pad));
                 }
             }
             let n = (self.line.len() - self.pos)

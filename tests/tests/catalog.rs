@@ -75,7 +75,6 @@ async fn every_sources_run_is_a_table_that_sql_reads_as_soon_as_its_manifest_is_
     assert_eq!(row[2].as_deref(), Some("1234567890"));
     assert_eq!(row[3].as_deref(), Some("2026-11-22"));
     // AND a TSV column by position: the sales channel, seventh of nineteen, holds what it should
-    // (the simulator's report cuts its last row to fit its size)
     let sp_table = "sp_reports_get_flat_file_all_orders_data_by_order_date_general";
     let sp = query(
         &p,
@@ -86,7 +85,7 @@ async fn every_sources_run_is_a_table_that_sql_reads_as_soon_as_its_manifest_is_
     let row = &sp[0].rows[0];
     let number = |v: &Option<String>| -> u64 { v.as_deref().and_then(|v| v.parse().ok()).expect("a count") };
     let (aligned, all) = (number(&row[0]), number(&row[1]));
-    assert!(aligned + 1 >= all && all > 1, "no row is misaligned: {sp:?}");
+    assert!(all > 1 && aligned == all, "no row is misaligned: {sp:?}");
 }
 
 #[tokio::test]
@@ -382,15 +381,15 @@ async fn jobs_stored_as_parquet_are_typed_tables_whose_rows_are_the_manifests_an
     assert_eq!(types(3), ["DOUBLE", "BIGINT", "TIMESTAMP", "VARCHAR"]);
     assert_eq!(types(4), ["DATE", "BIGINT", "DOUBLE", "VARCHAR"]);
     assert_eq!(answers[5].rows[0][0].as_deref(), Some("True"), "amounts are numbers");
-    // The simulator's SP report cuts its last row to fit its size: at most that row's values are bad,
-    // counted in the manifest, and its row is kept.
+    // The simulator's SP report holds no bad value (its typed columns' bad values are tested in
+    // `columnar`): none is counted, and every row is kept.
     let bad: u64 = objects.iter().filter_map(|o| o["bad_values"].as_u64()).sum();
-    assert!(bad <= 19, "bad values counted: {bad}");
+    assert_eq!(bad, 0, "bad values counted: {bad}");
     let aligned: u64 = answers[5].rows[0][1]
         .as_deref()
         .and_then(|v| v.parse().ok())
         .expect("a count");
-    assert!(aligned + 1 >= rows_of(&manifests, sp));
+    assert_eq!(aligned, rows_of(&manifests, sp));
     assert!(
         answers[6].count().is_some_and(|n| n > 0),
         "the Slate view reads Parquet too"
@@ -457,9 +456,6 @@ async fn a_report_kept_gzip_compressed_is_a_table_that_reads_its_rows_in_their_c
     );
     let rows = answers[0].count().expect("a count");
     assert!(rows > 1_000, "{rows} rows");
-    // The simulator cuts its last row to fit the report's size: every other row reads aligned.
-    assert!(
-        answers[1].count().is_some_and(|aligned| aligned + 1 >= rows),
-        "{answers:?}"
-    );
+    // Every row reads aligned.
+    assert_eq!(answers[1].count(), Some(rows), "{answers:?}");
 }

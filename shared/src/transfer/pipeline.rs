@@ -317,6 +317,9 @@ async fn upload<S: ObjectSink>(
 ) -> Result<(), TransferError> {
     let mut in_flight = FuturesUnordered::new();
     let mut receiving = true;
+    // The document's columns are its first object's: later objects (a report's days, a ZIP's
+    // entries) do not keep theirs, so that a document of thousands of objects holds them once.
+    let (mut have_columns, mut have_document_columns) = (false, false);
     while receiving || !in_flight.is_empty() {
         tokio::select! {
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
@@ -359,7 +362,15 @@ async fn upload<S: ObjectSink>(
                         Ok::<_, TransferError>((index, part))
                     });
                 }
-                Some(Event::End(stats)) => {
+                Some(Event::End(mut stats)) => {
+                    if have_columns {
+                        stats.columns = None;
+                    }
+                    if have_document_columns {
+                        stats.document_columns = None;
+                    }
+                    have_columns |= stats.columns.is_some();
+                    have_document_columns |= stats.document_columns.is_some();
                     if let Some(object) = objects.last_mut() {
                         object.stats = Some(stats);
                     }
