@@ -231,3 +231,32 @@ async fn overlapping_runs_a_backfill_and_a_re_run_leave_each_days_rows_once_with
         );
     }
 }
+
+#[tokio::test]
+async fn an_hours_run_after_a_days_never_hides_the_rest_of_the_day() {
+    // GIVEN the SP-API orders of 22 November, then a later run of one hour of that day
+    let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
+    let sp = event_job("sp-reports");
+    run(&p, "day", "2026-11-23T06:00:00Z", std::slice::from_ref(&sp)).await;
+    let mut hour = with_window(
+        sp,
+        json!({"rule": "explicit", "start": "2026-11-22T13:00:00Z", "end": "2026-11-22T14:00:00Z"}),
+    );
+    hour["name"] = json!("sp-hour");
+    run(&p, "hour", "2026-11-23T07:00:00Z", &[hour]).await;
+
+    // THEN the day still reads the whole day's run: the hour's rows are in the history only
+    let manifests = p.manifests().await;
+    let day = objects_of(
+        manifest(&manifests, "sp-orders-daily", "2026-11-22"),
+        Some("2026-11-22"),
+    );
+    let expected = figures(&p, &day, "item-price").await;
+    let table = "sp_reports_get_flat_file_all_orders_data_by_order_date_general";
+    let read = per_day(&p, table, "item_price");
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert_eq!(read["2026-11-22"].0, expected.0, "the day's rows, not the hour's");
+    let history = query(&p, &[&format!("SELECT count(*) FROM {table}_history")]);
+    assert_eq!(history[0].count(), Some(rows_of(&manifests, "sp")));
+    assert!(rows_of(&manifests, "sp-hour") > 0, "the hour stored rows");
+}

@@ -9,10 +9,16 @@
 //! or finds no data never changes what is current.
 //!
 //! **The unit.** A report split by day (see [`crate::transfer::split`]) is current per day: a run
-//! covers each day of its window (and any other day it holds rows for), so a day of its window it
-//! holds no rows for becomes empty. A report not split (AMC results, aggregates of their window; a
-//! report kept compressed; a report type with no day column) is current per window, keyed by the
-//! window's first day: a re-run of the same window replaces it.
+//! covers each day its window holds whole, so a day of its window it holds no rows for becomes
+//! empty. A report whose source has no day column (AMC results, aggregates of their window; an SP-API
+//! report type without one) is current per window, keyed by the window's first day: a re-run of the
+//! same window replaces it. A report of a source split by day but kept compressed (stored whole) is
+//! current only when its window is one whole day, which is then its unit.
+//!
+//! A run whose rows cannot be made current without reading a day twice or hiding part of one is
+//! left in `{table}_history` only, with a warning: a window shorter than a day (`previousHour`), or
+//! not on day boundaries; a kept report of a split source over several days; rows of a day its window
+//! holds only in part.
 //!
 //! **The pointer.** Each unit has one object, `{prefix}/_current/source=…/account=…/report=…/dt={day}/symlink.txt`,
 //! listing the `s3://` paths of the current run's objects for that day, one per line: the partition of
@@ -56,6 +62,14 @@ pub async fn make_current<P: Ports>(
         return Ok(Vec::new());
     }
     let units = units(ctx, &services.settings.bucket, records);
+    if units.is_empty() && records.iter().any(|r| !r.objects.is_empty()) {
+        tracing::warn!(
+            window_start = %ctx.window.start,
+            window_end = %ctx.window.end,
+            "the run's rows are not made current (its window is not whole days, or a kept report \
+             of a source split by day covers several): they are in the history table only"
+        );
+    }
     let claim = |paths: Vec<String>| CurrentClaim {
         run_id: ctx.key.run_id(),
         requested_at: run.create_started_at.unwrap_or(run.created_at),
@@ -80,31 +94,45 @@ pub async fn make_current<P: Ports>(
     Ok(won)
 }
 
-/// The units the run covers, each with the paths of its objects that hold the unit's rows.
+/// The units the run covers (see the module docs), each with the paths of its objects that hold the
+/// unit's rows; none when its rows cannot be made current.
 fn units(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> BTreeMap<NaiveDate, Vec<String>> {
     let objects: Vec<_> = records.iter().flat_map(|r| &r.objects).collect();
     let mut units = BTreeMap::new();
-    if objects.is_empty() {
+    let days = whole_days(ctx.window.start, ctx.window.end);
+    if objects.is_empty() || days.is_empty() {
         return units;
     }
     let path = |key: &str| format!("s3://{bucket}/{key}");
     if objects.iter().all(|o| o.day.is_some()) {
-        let (first, end) = (ctx.window.start.date_naive(), ctx.window.end.date_naive());
-        for day in first.iter_days().take_while(|d| *d < end || *d == first) {
-            units.insert(day, Vec::new());
+        for day in &days {
+            units.insert(*day, Vec::new());
         }
         for object in objects {
-            if let Some(day) = object.day {
-                units.entry(day).or_insert_with(Vec::new).push(path(&object.key));
+            if let Some(rows) = object.day.and_then(|day| units.get_mut(&day)) {
+                rows.push(path(&object.key));
             }
         }
-    } else {
-        units.insert(
-            ctx.window.start.date_naive(),
-            objects.iter().map(|o| path(&o.key)).collect(),
-        );
+    } else if ctx.job.source.rules().day_column().is_none() || days.len() == 1 {
+        units.insert(days[0], objects.iter().map(|o| path(&o.key)).collect());
     }
     units
+}
+
+/// The days `[start, end)` holds whole, in order.
+fn whole_days(start: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> Vec<NaiveDate> {
+    let midnight = |day: NaiveDate| day.and_time(chrono::NaiveTime::MIN).and_utc();
+    let first = start.date_naive();
+    let first = if midnight(first) < start {
+        first.succ_opt()
+    } else {
+        Some(first)
+    };
+    first
+        .into_iter()
+        .flat_map(|day| day.iter_days())
+        .take_while(|day| day.succ_opt().is_some_and(|next| midnight(next) <= end))
+        .collect()
 }
 
 /// Writes the unit's winner to its pointer until the winner read after the write is the one
@@ -137,4 +165,34 @@ async fn publish<P: Ports>(services: &Services<P>, ctx: &RunContext, unit: &Curr
         "the current run of {} on {} changed on each of {ATTEMPTS} writes",
         unit.table, unit.day
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+        text.parse().expect("a time")
+    }
+
+    fn days(start: &str, end: &str) -> Vec<String> {
+        whole_days(at(start), at(end)).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_window_covers_the_days_it_holds_whole_and_no_part_of_one() {
+        assert_eq!(
+            days("2026-11-18T00:00:00Z", "2026-11-21T00:00:00Z"),
+            ["2026-11-18", "2026-11-19", "2026-11-20"]
+        );
+        assert!(
+            days("2026-11-21T13:00:00Z", "2026-11-21T14:00:00Z").is_empty(),
+            "an hour"
+        );
+        assert_eq!(
+            days("2026-11-20T06:00:00Z", "2026-11-22T06:00:00Z"),
+            ["2026-11-21"],
+            "not on day boundaries"
+        );
+    }
 }
