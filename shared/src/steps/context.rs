@@ -132,17 +132,12 @@ impl RunContext {
 
     /// The run's S3 prefix (no trailing `/`); see the module docs for the layout.
     pub fn run_prefix(&self) -> String {
-        let source = &self.job.source;
-        let mut parts = Vec::new();
-        if !self.job.output.prefix.is_empty() {
-            parts.push(self.job.output.prefix.clone());
-        }
-        parts.push(format!("source={}", source.kind()));
-        parts.push(format!("account={}", key_segment(&source.account())));
-        parts.push(format!("report={}", key_segment(&source.report())));
-        parts.push(format!("dt={}", self.window.start.date_naive()));
-        parts.push(format!("run={}", self.key.run_id()));
-        parts.join("/")
+        let dt = self.window.start.date_naive().to_string();
+        format!(
+            "{}/run={}",
+            self.partition("", &self.account_segment(), &dt),
+            self.key.run_id()
+        )
     }
 }
 
@@ -162,29 +157,37 @@ impl RunContext {
 
     /// The key of the pointer to the current rows of `day` (see [`crate::steps::current`]).
     pub fn current_key(&self, day: chrono::NaiveDate) -> String {
-        let (root, _) = self.location("", "_current/");
-        format!(
-            "{}account={}/report={}/dt={day}/{}",
-            root.trim_start_matches("s3:///"),
-            self.account_segment(),
-            key_segment(&self.job.source.report()),
-            crate::steps::current::SYMLINK_FILE
-        )
+        let partition = self.partition("_current/", &self.account_segment(), &day.to_string());
+        format!("{partition}/{}", crate::steps::current::SYMLINK_FILE)
     }
 
     fn location(&self, bucket: &str, folder: &str) -> (String, String) {
-        let source = &self.job.source;
-        let mut root = format!("s3://{bucket}/");
-        if !self.job.output.prefix.is_empty() {
-            root.push_str(&self.job.output.prefix);
-            root.push('/');
-        }
-        root.push_str(&format!("{folder}source={}/", source.kind()));
-        let template = format!(
-            "{root}account=${{account}}/report={}/dt=${{dt}}/",
-            key_segment(&source.report())
+        let root = format!(
+            "s3://{bucket}/{}{folder}source={}/",
+            self.output_prefix(),
+            self.job.source.kind()
         );
+        let template = format!("s3://{bucket}/{}/", self.partition(folder, "${account}", "${dt}"));
         (root, template)
+    }
+
+    /// One partition of the layout under `folder` (`""`, or `_current/`), no leading or trailing `/`:
+    /// `{prefix}/{folder}source={kind}/account={account}/report={report}/dt={dt}`.
+    fn partition(&self, folder: &str, account: &str, dt: &str) -> String {
+        format!(
+            "{}{folder}source={}/account={account}/report={}/dt={dt}",
+            self.output_prefix(),
+            self.job.source.kind(),
+            key_segment(&self.job.source.report())
+        )
+    }
+
+    /// The job's output prefix with its `/`, or nothing.
+    fn output_prefix(&self) -> String {
+        match self.job.output.prefix.as_str() {
+            "" => String::new(),
+            prefix => format!("{prefix}/"),
+        }
     }
 
     /// The job's account as its partition value (`account=` of the layout).
@@ -271,6 +274,33 @@ mod tests {
         assert_eq!(
             ctx.run_prefix(),
             "amazon/source=ads-reports/account=3312/report=spCampaigns/dt=2026-11-22/run=ads-daily_20261122T0000Z_20261123T0000Z"
+        );
+    }
+
+    #[test]
+    fn the_tables_locations_and_a_days_pointer_follow_the_same_layout_with_or_without_a_prefix() {
+        let mut ctx = RunContext::from_event(event(ads_job())).expect("context");
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).expect("a day");
+        assert_eq!(
+            ctx.table_location("b"),
+            (
+                "s3://b/amazon/source=ads-reports/".to_owned(),
+                "s3://b/amazon/source=ads-reports/account=${account}/report=spCampaigns/dt=${dt}/".to_owned()
+            )
+        );
+        assert_eq!(
+            ctx.current_location("b").1,
+            "s3://b/amazon/_current/source=ads-reports/account=${account}/report=spCampaigns/dt=${dt}/"
+        );
+        assert_eq!(
+            ctx.current_key(day),
+            "amazon/_current/source=ads-reports/account=3312/report=spCampaigns/dt=2026-11-21/symlink.txt"
+        );
+        ctx.job.output.prefix.clear();
+        assert_eq!(ctx.current_location("b").0, "s3://b/_current/source=ads-reports/");
+        assert_eq!(
+            ctx.current_key(day),
+            "_current/source=ads-reports/account=3312/report=spCampaigns/dt=2026-11-21/symlink.txt"
         );
     }
 
