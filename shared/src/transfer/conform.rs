@@ -230,7 +230,7 @@ impl<R: BufRead> Read for Conform<R> {
 }
 
 /// A record's content and its line ending (`\r\n`, `\n`, or nothing at the end of the input).
-fn split_ending(record: &[u8]) -> (&[u8], &[u8]) {
+pub(crate) fn split_ending(record: &[u8]) -> (&[u8], &[u8]) {
     let body = record.strip_suffix(b"\n").unwrap_or(record);
     let body = body.strip_suffix(b"\r").unwrap_or(body);
     (body, &record[body.len()..])

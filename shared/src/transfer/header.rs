@@ -47,6 +47,13 @@ impl HeaderCapture {
         self.done = ends;
     }
 
+    /// The column names a whole first line of `format` gives, as [`HeaderCapture::columns`] reads them.
+    pub(crate) fn columns_of(format: ContentFormat, line: &[u8]) -> Option<Vec<String>> {
+        let mut capture = Self::for_format(format)?;
+        capture.update(line);
+        capture.columns()
+    }
+
     /// The column names, if the first line gave any.
     pub(crate) fn columns(self) -> Option<Vec<String>> {
         let text = std::str::from_utf8(&self.line).ok()?;

@@ -11,10 +11,10 @@
 //! starts with the document's header line; a JSON Lines object is lines only.
 //!
 //! A TSV document whose header lacks the day column (a report Amazon changed), or a row whose day
-//! column is missing or holds no day, fails the document ([`DecodeError::Undated`], an integrity failure):
-//! a row that cannot be dated cannot be made current, and is not dropped silently; nor is a
-//! document stored whole among a table's day objects, where its days would be read twice. So does a record
-//! longer than [`MAX_RECORD_BYTES`], as in [`crate::transfer::conform`].
+//! column is missing or holds no day, fails the document ([`DecodeError::Undated`], an integrity
+//! failure): a row that cannot be dated cannot be made current, and is not dropped silently; nor is
+//! a document stored whole among a table's day objects, where its days would be read twice. A record
+//! longer than [`MAX_RECORD_BYTES`] fails it too, as in [`crate::transfer::conform`].
 
 use std::io::{self, BufRead, Read};
 
@@ -22,7 +22,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::document::{ColumnKind, ContentFormat, DecodeError};
 use crate::domain::source::DayColumn;
-use crate::transfer::conform::{MAX_RECORD_BYTES, too_long};
+use crate::transfer::conform::{MAX_RECORD_BYTES, split_ending, too_long};
+use crate::transfer::header::HeaderCapture;
 
 /// Bytes of rows held across the days before the largest day's are written out.
 pub const SPLIT_BUFFER_BYTES: usize = 8 << 20;
@@ -62,15 +63,16 @@ pub struct DayRecords<R> {
 }
 
 impl<R: BufRead> DayRecords<R> {
-    /// Reads the header of TSV content (JSON Lines has none). Errors (`InvalidData`): a format
-    /// other than TSV or JSON Lines.
+    /// Reads the header of TSV content (JSON Lines has none). Errors: a TSV header without the day
+    /// column ([`DecodeError::Undated`]), a format other than TSV or JSON Lines (`InvalidData`).
     pub fn new(mut reader: R, format: ContentFormat, column: DayColumn) -> io::Result<Self> {
         let mut header = Vec::new();
         let dating = match format {
             ContentFormat::Tsv => {
                 read_record(&mut reader, &mut header)?;
-                let names = trimmed(&header).split(|b| *b == b'\t');
-                match names.clone().position(|name| name == column.name.as_bytes()) {
+                // The header as the catalog reads it (a byte-order mark and a `\r` left out).
+                let names = HeaderCapture::columns_of(format, &header).unwrap_or_default();
+                match names.iter().position(|name| *name == column.name) {
                     Some(index) => Dating::Field(index),
                     None if header.is_empty() => Dating::Field(0),
                     None => {
@@ -105,19 +107,20 @@ impl<R: BufRead> DayRecords<R> {
     }
 
     /// The next record (with its line end) and its day; `None` at the end. Blank lines are skipped.
-    /// Errors (`InvalidData`): a record longer than [`MAX_RECORD_BYTES`], or one without a day.
+    /// Errors ([`DecodeError`]): a record longer than [`MAX_RECORD_BYTES`], or one without a day.
     pub fn next_record(&mut self) -> io::Result<Option<(NaiveDate, &[u8])>> {
         loop {
             self.record.clear();
             if read_record(&mut self.reader, &mut self.record)? == 0 {
                 return Ok(None);
             }
-            if trimmed(&self.record).iter().all(u8::is_ascii_whitespace) {
+            let (line, _) = split_ending(&self.record);
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             self.row += 1;
             let value = match self.dating {
-                Dating::Field(index) => trimmed(&self.record)
+                Dating::Field(index) => line
                     .split(|b| *b == b'\t')
                     .nth(index)
                     .map(|v| String::from_utf8_lossy(v).into_owned()),
@@ -171,12 +174,6 @@ fn read_record<R: BufRead>(reader: &mut R, into: &mut Vec<u8>) -> io::Result<usi
     Ok(n)
 }
 
-/// A line without its end (`\n` or `\r\n`).
-fn trimmed(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +203,13 @@ mod tests {
             ],
             "23:30 at -08:00 is the next UTC day; records keep their bytes"
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_header_does_not_hide_the_day_column() {
+        let text = "\u{feff}purchase-date\tid\r\n2026-11-21T10:00:00Z\t1\r\n";
+        let rows = days(ContentFormat::Tsv, text, "purchase-date", ColumnKind::Timestamp).expect("dated");
+        assert_eq!(rows[0].0, "2026-11-21");
     }
 
     #[test]
