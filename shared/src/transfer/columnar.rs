@@ -41,7 +41,7 @@ pub const PARQUET_CONTENT_TYPE: &str = "application/vnd.apache.parquet";
 /// Bytes of text values buffered before a row group is written.
 pub const ROW_GROUP_BYTES: usize = 2 << 20;
 
-/// Row groups per Parquet file: about 512 MiB of text, 150 MiB of Parquet for a typical report. The
+/// Row groups per Parquet file: about 512 MiB of text, 160 MiB of Parquet for a typical report. The
 /// writer holds each row group's metadata (about 20 KiB for 19 columns) until its file closes, which
 /// made a 2 GiB report's peak 20 MiB above a 1 GiB one's before files were capped.
 pub const ROW_GROUPS_PER_FILE: usize = 256;

@@ -742,7 +742,12 @@ impl<O: PartOutput> Emitter<'_, O> {
         gzip: bool,
     ) -> Result<(), TransferError> {
         let input = io::Cursor::new(rows);
-        let file = self.split_files;
+        let start = |stored_as| ObjectStart {
+            entry_name: None,
+            stored_as,
+            file: self.split_files,
+            day: Some(day),
+        };
         match self.parquet.clone() {
             Some(kinds) => {
                 let rows = if format == ContentFormat::Tsv {
@@ -750,22 +755,12 @@ impl<O: PartOutput> Emitter<'_, O> {
                 } else {
                     RowFormat::JsonLines
                 };
-                let start = ObjectStart {
-                    entry_name: None,
-                    stored_as: StoredAs::Parquet,
-                    file,
-                    day: Some(day),
-                };
+                let start = start(StoredAs::Parquet);
                 self.split_files += self.parquet_object(input, rows, kinds, start, gzip)?;
             }
             None => {
+                let start = start(StoredAs::Content(format));
                 self.split_files += 1;
-                let start = ObjectStart {
-                    entry_name: None,
-                    stored_as: StoredAs::Content(format),
-                    file,
-                    day: Some(day),
-                };
                 self.object_then(input, start, gzip, |stats| {
                     stats.document_columns = found.borrow().clone();
                 })?;
@@ -787,11 +782,13 @@ impl<O: PartOutput> Emitter<'_, O> {
     ) -> Result<u32, TransferError> {
         let report = Arc::new(Mutex::new(Encoded::default()));
         let mut encoder = ParquetEncoder::new(input, rows, kinds, Arc::clone(&report));
-        for files in 1.. {
+        let mut files = 0;
+        loop {
             let start = ObjectStart {
-                file: first.file + files - 1,
+                file: first.file + files,
                 ..first.clone()
             };
+            files += 1;
             self.object_then(&mut encoder, start, gzip, |stats| {
                 let mut encoded = report.lock().unwrap_or_else(PoisonError::into_inner);
                 stats.rows = Some(std::mem::take(&mut encoded.rows));
@@ -802,7 +799,6 @@ impl<O: PartOutput> Emitter<'_, O> {
                 return Ok(files);
             }
         }
-        Ok(u32::MAX)
     }
 
     /// Streams one object from `reader` until its end.
