@@ -41,6 +41,7 @@ use crate::domain::source::Changelog;
 use crate::ports::{
     Catalog, CatalogError, SchemaChange, TableColumn, TableDefinition, TableFormat, TableRecord, ViewDefinition,
 };
+use crate::steps::current::shows_current_rows;
 use crate::steps::{Ports, RunContext, Services, StepError};
 use crate::transfer::columnar::PARQUET_CONTENT_TYPE;
 use crate::transfer::conform::ColumnOrder;
@@ -173,10 +174,9 @@ fn misaligned(table: &TableDefinition, stored: &TableDefinition) -> StepError {
 }
 
 /// The table of every run's rows, `{table}_history` (partitioned by the runs' window's first day),
-/// for a report whose table shows the current rows; `None` for an incremental source (Slate), whose
-/// table holds each file once already.
+/// for a report whose table shows the current rows; `None` for another ([`shows_current_rows`]).
 fn history_of(ctx: &RunContext, table: &TableDefinition) -> Option<TableDefinition> {
-    if ctx.job.source.rules().incremental() {
+    if !shows_current_rows(ctx) {
         return None;
     }
     let mut name = format!("{}_history", table.name);

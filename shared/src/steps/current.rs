@@ -47,9 +47,15 @@ pub const SYMLINK_FILE: &str = "symlink.txt";
 /// Writes of one pointer before giving up to a retry, should the winner keep changing.
 const ATTEMPTS: usize = 5;
 
+/// Whether the job's table shows current rows: every source's but an incremental one's (Slate
+/// stores each file once, whichever window lists it), whose table reads its objects directly.
+pub fn shows_current_rows(ctx: &RunContext) -> bool {
+    !ctx.job.source.rules().incremental()
+}
+
 /// Makes the run current for every unit it covers where no later request is (see the module docs);
-/// returns the units it is current for. Nothing for an incremental source (Slate stores each file
-/// once, whichever window lists it) or a run that stored no object.
+/// returns the units it is current for. Nothing for a source whose table does not show current rows
+/// ([`shows_current_rows`]) or a run that stored no object.
 /// Errors: `Transient` (the store or the bucket was unavailable, or the winner kept changing),
 /// `Misconfigured`.
 pub async fn make_current<P: Ports>(
@@ -58,7 +64,7 @@ pub async fn make_current<P: Ports>(
     run: &RunRecord,
     records: &[DocumentRecord],
 ) -> Result<Vec<NaiveDate>, StepError> {
-    if ctx.job.source.rules().incremental() {
+    if !shows_current_rows(ctx) {
         return Ok(Vec::new());
     }
     let units = units(ctx, &services.settings.bucket, records);
