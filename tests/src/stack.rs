@@ -397,6 +397,12 @@ impl Pipeline {
         Ok(self)
     }
 
+    /// Runs `sql` with the local SQL engine over the Glue database's tables, read from the catalog
+    /// alone as Athena reads them (`tests/sql/athena_local.py`).
+    pub fn query(&self, sql: &[&str]) -> Vec<crate::sql::Answer> {
+        crate::sql::query(self.aws.endpoint(), GLUE_DATABASE, sql).expect("the SQL engine")
+    }
+
     /// Every run's manifest in the bucket (the state machine's own objects left out).
     pub async fn manifests(&self) -> Vec<serde_json::Value> {
         let mut out = Vec::new();

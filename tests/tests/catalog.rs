@@ -4,19 +4,8 @@
 //! header skipping and partition projection — as Athena does; none of the pipeline's own knowledge.
 
 use amzpipe_testkit::sim::SimConfig;
-use amzpipe_testkit::sql::Answer;
 use amzpipe_testkit::stack::{GLUE_DATABASE, Pipeline, event_job};
 use serde_json::{Value, json};
-
-/// Runs `sql` over the catalog's tables with the local SQL engine.
-fn query(p: &Pipeline, sql: &[&str]) -> Vec<Answer> {
-    amzpipe_testkit::sql::query(p.aws.endpoint(), GLUE_DATABASE, sql).expect("the SQL engine")
-}
-
-/// The manifests of the runs.
-async fn manifests(p: &Pipeline) -> Vec<Value> {
-    p.manifests().await
-}
 
 fn rows_of(manifests: &[Value], table: &str) -> u64 {
     manifests
@@ -38,7 +27,7 @@ async fn every_sources_run_is_a_table_that_sql_reads_as_soon_as_its_manifest_is_
     assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
 
     // THEN each manifest names its table, made by the run
-    let manifests = manifests(&p).await;
+    let manifests = p.manifests().await;
     assert_eq!(manifests.len(), 4);
     let tables = [
         "sp_reports_get_flat_file_all_orders_data_by_order_date_general",
@@ -55,7 +44,7 @@ async fn every_sources_run_is_a_table_that_sql_reads_as_soon_as_its_manifest_is_
 
     // AND a real SQL engine reading the catalog alone counts exactly the rows the manifests count
     let sql: Vec<String> = tables.iter().map(|t| format!("SELECT count(*) FROM {t}")).collect();
-    let answers = query(&p, &sql.iter().map(String::as_str).collect::<Vec<_>>());
+    let answers = p.query(&sql.iter().map(String::as_str).collect::<Vec<_>>());
     for (answer, table) in answers.iter().zip(tables) {
         let expected = rows_of(&manifests, table);
         assert!(expected > 0, "{table} has rows");
@@ -63,10 +52,9 @@ async fn every_sources_run_is_a_table_that_sql_reads_as_soon_as_its_manifest_is_
     }
 
     // AND the columns are the data's, by name: an Ads row's values are where their names say
-    let ads = query(
-        &p,
-        &["SELECT campaignid, clicks, account, dt FROM ads_reports_spcampaigns WHERE clicks IS NOT NULL LIMIT 1"],
-    );
+    let ads = p.query(&[
+        "SELECT campaignid, clicks, account, dt FROM ads_reports_spcampaigns WHERE clicks IS NOT NULL LIMIT 1",
+    ]);
     let row = &ads[0].rows[0];
     assert!(
         row[1].as_deref().is_some_and(|c| c.parse::<u64>().is_ok()),
@@ -76,12 +64,9 @@ async fn every_sources_run_is_a_table_that_sql_reads_as_soon_as_its_manifest_is_
     assert_eq!(row[3].as_deref(), Some("2026-11-22"));
     // AND a TSV column by position: the sales channel, seventh of nineteen, holds what it should
     let sp_table = "sp_reports_get_flat_file_all_orders_data_by_order_date_general";
-    let sp = query(
-        &p,
-        &[&format!(
-            "SELECT count(*) FILTER (WHERE sales_channel = 'Amazon.com'), count(*) FROM {sp_table}"
-        )],
-    );
+    let sp = p.query(&[&format!(
+        "SELECT count(*) FILTER (WHERE sales_channel = 'Amazon.com'), count(*) FROM {sp_table}"
+    )]);
     let row = &sp[0].rows[0];
     let number = |v: &Option<String>| -> u64 { v.as_deref().and_then(|v| v.parse().ok()).expect("a count") };
     let (aligned, all) = (number(&row[0]), number(&row[1]));
@@ -110,7 +95,7 @@ async fn a_query_across_two_days_counts_each_days_rows_and_a_new_column_reads_as
     assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
 
     // THEN the second run added the column to the table (a new version), and said so
-    let manifests = manifests(&p).await;
+    let manifests = p.manifests().await;
     let changes: Vec<&Value> = manifests.iter().map(|m| &m["table"]["schema"]).collect();
     assert!(changes.contains(&&json!({"change": "created"})), "{changes:?}");
     assert!(
@@ -119,13 +104,10 @@ async fn a_query_across_two_days_counts_each_days_rows_and_a_new_column_reads_as
     );
 
     // AND one query reads both days, each with its manifest's rows, the old day's new column null
-    let answers = query(
-        &p,
-        &[
-            "SELECT dt, count(*), count(purchases7d) FROM ads_reports_spcampaigns GROUP BY dt ORDER BY dt",
-            "SELECT count(*) FROM ads_reports_spcampaigns WHERE dt BETWEEN '2026-11-22' AND '2026-11-23'",
-        ],
-    );
+    let answers = p.query(&[
+        "SELECT dt, count(*), count(purchases7d) FROM ads_reports_spcampaigns GROUP BY dt ORDER BY dt",
+        "SELECT count(*) FROM ads_reports_spcampaigns WHERE dt BETWEEN '2026-11-22' AND '2026-11-23'",
+    ]);
     let by_day = &answers[0].rows;
     let rows = |day: &str| -> u64 {
         manifests
@@ -170,18 +152,15 @@ async fn a_slate_changelog_has_a_view_of_its_current_state_one_row_per_session_d
     // THEN the table holds every row of every file, and the view one row per session: the latest,
     // unless the latest deletes it (the official page: the latest row by last_update_time_utc wins,
     // is_deleted = 1 removes)
-    let answers = query(
-        &p,
-        &[
-            "SELECT count(*) FROM slate_playback",
-            "SELECT count(DISTINCT session_id) FROM slate_playback",
-            "SELECT count(*), count(DISTINCT session_id) FROM slate_playback_current",
-            "SELECT count(*) FROM slate_playback_current WHERE is_deleted = '1'",
-            "SELECT max(last_update_time_utc) = min(last_update_time_utc) FROM slate_playback_current",
-            "SELECT max(last_update_time_utc) FROM slate_playback",
-        ],
-    );
-    let manifests = manifests(&p).await;
+    let answers = p.query(&[
+        "SELECT count(*) FROM slate_playback",
+        "SELECT count(DISTINCT session_id) FROM slate_playback",
+        "SELECT count(*), count(DISTINCT session_id) FROM slate_playback_current",
+        "SELECT count(*) FROM slate_playback_current WHERE is_deleted = '1'",
+        "SELECT max(last_update_time_utc) = min(last_update_time_utc) FROM slate_playback_current",
+        "SELECT max(last_update_time_utc) FROM slate_playback",
+    ]);
+    let manifests = p.manifests().await;
     let all = rows_of(&manifests, "slate_playback");
     assert_eq!(answers[0].count(), Some(all));
     let sessions = answers[1].count().expect("sessions");
@@ -240,12 +219,9 @@ async fn a_report_whose_columns_moved_went_and_came_is_stored_in_its_tables_orde
         .expect("execution");
     assert_eq!(first.status, "SUCCEEDED", "{:#}", first.output);
     let table = "sp_reports_get_flat_file_all_orders_data_by_order_date_general";
-    let before = query(
-        &p,
-        &[&format!(
-            "SELECT count(*), count(DISTINCT ship_country), min(amazon_order_id) FROM {table}"
-        )],
-    );
+    let before = p.query(&[&format!(
+        "SELECT count(*), count(DISTINCT ship_country), min(amazon_order_id) FROM {table}"
+    )]);
     p.sim.set_scenario(amzpipe_testkit::sim::Scenario::with_outcome(
         "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
         "DRIFTED",
@@ -258,7 +234,7 @@ async fn a_report_whose_columns_moved_went_and_came_is_stored_in_its_tables_orde
 
     // THEN the second run's manifest and run record say how its columns drifted, and that its file
     // was stored in the table's order
-    let manifests = manifests(&p).await;
+    let manifests = p.manifests().await;
     let drifted = manifests
         .iter()
         .find(|m| m["table"]["schema"]["change"] == "drifted")
@@ -300,21 +276,18 @@ async fn a_report_whose_columns_moved_went_and_came_is_stored_in_its_tables_orde
 
     // AND SQL reads both days correctly: the first as before (the new column null), the drifted day's
     // values under their own names (the simulator's DRIFTED rows), its gone column empty
-    let answers = query(
-        &p,
-        &[
-            &format!(
-                "SELECT count(*), count(DISTINCT ship_country), min(amazon_order_id) FROM {table} \
+    let answers = p.query(&[
+        &format!(
+            "SELECT count(*), count(DISTINCT ship_country), min(amazon_order_id) FROM {table} \
                  WHERE dt = '2026-11-22'"
-            ),
-            &format!("SELECT count(*) FROM {table} WHERE dt = '2026-11-22' AND is_business_order IS NOT NULL"),
-            &format!(
-                "SELECT amazon_order_id, merchant_order_id, sku, quantity, ship_postal_code, \
+        ),
+        &format!("SELECT count(*) FROM {table} WHERE dt = '2026-11-22' AND is_business_order IS NOT NULL"),
+        &format!(
+            "SELECT amazon_order_id, merchant_order_id, sku, quantity, ship_postal_code, \
                  coalesce(ship_country, ''), is_business_order FROM {table} WHERE dt = '2026-11-23' \
                  ORDER BY amazon_order_id"
-            ),
-        ],
-    );
+        ),
+    ]);
     assert_eq!(answers[0].rows, before[0].rows, "the first day reads as it did");
     assert_eq!(answers[1].count(), Some(0), "the new column is null on the first day");
     let row = |values: [&str; 7]| values.map(|v| Some(v.to_owned())).to_vec();
@@ -345,7 +318,7 @@ async fn jobs_stored_as_parquet_are_typed_tables_whose_rows_are_the_manifests_an
     assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
 
     // THEN every object is a Parquet file, and every row the text held is a row of the table
-    let manifests = manifests(&p).await;
+    let manifests = p.manifests().await;
     assert_eq!(manifests.len(), 3);
     let objects: Vec<&Value> = manifests
         .iter()
@@ -360,20 +333,15 @@ async fn jobs_stored_as_parquet_are_typed_tables_whose_rows_are_the_manifests_an
         "{objects:#?}"
     );
     let sp = "sp_reports_get_flat_file_all_orders_data_by_order_date_general";
-    let answers = query(
-        &p,
-        &[
-            &format!("SELECT count(*) FROM {sp}"),
-            "SELECT count(*) FROM ads_reports_spcampaigns",
-            "SELECT count(*) FROM slate_playback",
-            &format!(
-                "SELECT typeof(item_price), typeof(quantity), typeof(purchase_date), typeof(sku) FROM {sp} LIMIT 1"
-            ),
-            "SELECT typeof(date), typeof(clicks), typeof(cost), typeof(campaignid) FROM ads_reports_spcampaigns LIMIT 1",
-            &format!("SELECT sum(item_price) > 0, count(*) FILTER (WHERE sales_channel = 'Amazon.com') FROM {sp}"),
-            "SELECT count(*) FROM slate_playback_current",
-        ],
-    );
+    let answers = p.query(&[
+        &format!("SELECT count(*) FROM {sp}"),
+        "SELECT count(*) FROM ads_reports_spcampaigns",
+        "SELECT count(*) FROM slate_playback",
+        &format!("SELECT typeof(item_price), typeof(quantity), typeof(purchase_date), typeof(sku) FROM {sp} LIMIT 1"),
+        "SELECT typeof(date), typeof(clicks), typeof(cost), typeof(campaignid) FROM ads_reports_spcampaigns LIMIT 1",
+        &format!("SELECT sum(item_price) > 0, count(*) FILTER (WHERE sales_channel = 'Amazon.com') FROM {sp}"),
+        "SELECT count(*) FROM slate_playback_current",
+    ]);
     for (i, table) in [sp, "ads_reports_spcampaigns", "slate_playback"].iter().enumerate() {
         assert_eq!(answers[i].count(), Some(rows_of(&manifests, table)), "{table}");
     }
@@ -410,15 +378,12 @@ async fn an_amc_query_stored_as_parquet_has_the_column_types_its_job_declares() 
     assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
 
     // THEN its table types them so, the other columns strings, and holds the manifest's rows
-    let manifests = manifests(&p).await;
-    let answers = query(
-        &p,
-        &[
-            "SELECT typeof(impressions), typeof(reach), typeof(campaign) FROM amc_adhoc LIMIT 1",
-            "SELECT count(*) FROM amc_adhoc",
-            "SELECT count(*) FROM amc_adhoc WHERE reach IS NULL OR impressions IS NULL",
-        ],
-    );
+    let manifests = p.manifests().await;
+    let answers = p.query(&[
+        "SELECT typeof(impressions), typeof(reach), typeof(campaign) FROM amc_adhoc LIMIT 1",
+        "SELECT count(*) FROM amc_adhoc",
+        "SELECT count(*) FROM amc_adhoc WHERE reach IS NULL OR impressions IS NULL",
+    ]);
     let types: Vec<String> = answers[0].rows[0].iter().flatten().cloned().collect();
     assert_eq!(types, ["BIGINT", "BIGINT", "VARCHAR"]);
     assert_eq!(answers[1].count(), Some(rows_of(&manifests, "amc_adhoc")));
@@ -439,7 +404,7 @@ async fn a_report_kept_gzip_compressed_is_a_table_that_reads_its_rows_in_their_c
 
     // THEN the object is `….tsv.gz`, its table took the columns of its inflated header, and SQL reads
     // every row with its values in their columns
-    let manifests = manifests(&p).await;
+    let manifests = p.manifests().await;
     let object = &manifests[0]["documents"][0]["objects"][0];
     assert!(
         object["key"].as_str().is_some_and(|k| k.ends_with(".tsv.gz")),
@@ -447,13 +412,10 @@ async fn a_report_kept_gzip_compressed_is_a_table_that_reads_its_rows_in_their_c
     );
     let table = "sp_reports_get_flat_file_all_orders_data_by_order_date_general";
     assert_eq!(manifests[0]["table"]["table"], table);
-    let answers = query(
-        &p,
-        &[
-            &format!("SELECT count(*) FROM {table}"),
-            &format!("SELECT count(*) FROM {table} WHERE sales_channel = 'Amazon.com' AND currency = 'USD'"),
-        ],
-    );
+    let answers = p.query(&[
+        &format!("SELECT count(*) FROM {table}"),
+        &format!("SELECT count(*) FROM {table} WHERE sales_channel = 'Amazon.com' AND currency = 'USD'"),
+    ]);
     let rows = answers[0].count().expect("a count");
     assert!(rows > 1_000, "{rows} rows");
     // Every row reads aligned.

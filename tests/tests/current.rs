@@ -11,13 +11,8 @@
 use std::collections::BTreeMap;
 
 use amzpipe_testkit::sim::SimConfig;
-use amzpipe_testkit::sql::Answer;
-use amzpipe_testkit::stack::{BUCKET, GLUE_DATABASE, Pipeline, event_job};
+use amzpipe_testkit::stack::{BUCKET, Pipeline, event_job};
 use serde_json::{Value, json};
-
-fn query(p: &Pipeline, sql: &[&str]) -> Vec<Answer> {
-    amzpipe_testkit::sql::query(p.aws.endpoint(), GLUE_DATABASE, sql).expect("the SQL engine")
-}
 
 /// `job` with its window set to `window`.
 fn with_window(mut job: Value, window: Value) -> Value {
@@ -90,7 +85,7 @@ async fn figures(p: &Pipeline, objects: &[&Value], column: &str) -> (u64, f64) {
 /// The current table's rows and sum of `column` per day, as SQL reads them.
 fn per_day(p: &Pipeline, table: &str, column: &str) -> BTreeMap<String, (u64, f64)> {
     let sql = format!("SELECT dt, count(*), sum(CAST({column} AS DOUBLE)) FROM {table} GROUP BY dt ORDER BY dt");
-    let answer = &query(p, &[&sql])[0];
+    let answer = &p.query(&[&sql])[0];
     answer
         .rows
         .iter()
@@ -199,11 +194,11 @@ async fn overlapping_runs_a_backfill_and_a_re_run_leave_each_days_rows_once_with
         );
         // AND the history table keeps every run's rows: every copy, for audit
         let prefix = job.split('-').next().expect("a prefix");
-        let history = query(&p, &[&format!("SELECT count(*) FROM {table}_history")]);
+        let history = p.query(&[&format!("SELECT count(*) FROM {table}_history")]);
         assert_eq!(history[0].count(), Some(rows_of(&manifests, prefix)), "{table}_history");
         // AND no query through the table returns a row twice: the table holds what the days hold
         let total: u64 = expected.values().map(|(rows, _)| rows).sum();
-        let count = query(&p, &[&format!("SELECT count(*) FROM {table}")]);
+        let count = p.query(&[&format!("SELECT count(*) FROM {table}")]);
         assert_eq!(count[0].count(), Some(total), "{table}");
         assert!(
             total < rows_of(&manifests, prefix),
@@ -256,7 +251,7 @@ async fn an_hours_run_after_a_days_never_hides_the_rest_of_the_day() {
     let read = per_day(&p, table, "item_price");
     assert_eq!(read.len(), 1, "{read:?}");
     assert_eq!(read["2026-11-22"].0, expected.0, "the day's rows, not the hour's");
-    let history = query(&p, &[&format!("SELECT count(*) FROM {table}_history")]);
+    let history = p.query(&[&format!("SELECT count(*) FROM {table}_history")]);
     assert_eq!(history[0].count(), Some(rows_of(&manifests, "sp")));
     assert!(rows_of(&manifests, "sp-hour") > 0, "the hour stored rows");
 }
