@@ -351,10 +351,7 @@ pub async fn amc_download_urls(
             state.config.amc_url_ttl_secs,
         );
         // Each execution's figures differ a little, as a later run of the same window restates them.
-        let restated = id
-            .bytes()
-            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-            % 97;
+        let restated = u32::try_from(seed_of(&id) % 97).unwrap_or(0);
         let mut urls = Vec::new();
         for f in 0..files {
             let mut csv = String::from("campaign,impressions,reach,\"notes\"\n");

@@ -308,3 +308,10 @@ pub(super) fn take_token<K: std::hash::Hash + Eq>(
     buckets.insert(key, (if taken { tokens - 1.0 } else { tokens }, now));
     taken
 }
+
+/// A deterministic number from an id: what the simulator generates for a document or an execution
+/// depends on it, so the same id always gives the same content.
+pub(super) fn seed_of(id: &str) -> u64 {
+    id.bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+}

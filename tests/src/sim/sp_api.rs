@@ -485,9 +485,7 @@ pub async fn sp_get_document(AxState(sim): AxState<Sim>, Path(id): Path<String>,
             Ok(rate) => rate,
             Err(r) => return r,
         };
-        let seed = id
-            .bytes()
-            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let seed = seed_of(&id);
         let legacy = state.config.sp_legacy_documents;
         let key = legacy.then(|| {
             let mut k = [0u8; 32];
