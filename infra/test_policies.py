@@ -151,6 +151,30 @@ class PolicyLint(unittest.TestCase):
             self.assertFalse(any(a.startswith("kms:") for a in actions), role)
 
 
+    def test_with_kms_poll_status_may_decrypt_the_jobs_files_it_reads_back_through_s3(self):
+        roles = policies.render(kms=True)["roles"]
+        statements = [s for d in roles["PollStatusFunction"] for s in d["Statement"]]
+        (reads,) = [s for s in statements if s.get("Sid") == "ReadJobsFiles"]
+        self.assertIn("/_amzpipe/jobs/*", " ".join(reads["Resource"]))
+        (key,) = [s for s in statements if s.get("Sid") == "JobsFilesKey"]
+        self.assertEqual(key["Action"], ["kms:Decrypt"])
+        self.assertEqual(key["Condition"]["StringEquals"]["kms:ViaService"], "s3.us-east-1.amazonaws.com")
+
+    def test_the_state_machine_may_start_the_children_of_its_nested_map(self):
+        roles = policies.render()["roles"]
+        (s,) = [s for d in roles["Pipeline"] for s in d.get("Statement", []) if s.get("Sid") == "DistributedMapChildren"]
+        self.assertTrue(any(r.endswith(":stateMachine:amzpipe-pipeline/*") for r in s["Resource"]), s)
+
+
+class Parameters(unittest.TestCase):
+    def test_the_glue_database_is_named_by_a_lower_case_parameter(self):
+        t = policies.load_template()
+        param = t["Parameters"]["DatabaseName"]
+        self.assertEqual(param["AllowedPattern"], "^[a-z0-9_]{1,255}$")
+        name = t["Resources"]["GlueDatabase"]["Properties"]["DatabaseInput"]["Name"]
+        self.assertEqual((name.tag, name.value), ("Ref", "DatabaseName"))
+
+
 class AlarmContract(unittest.TestCase):
     def test_an_alarm_topic_under_the_aws_managed_sns_key_fails(self):
         problems = policies.alarm_problems(template(ALARM_ON_MANAGED_KEY))

@@ -13,6 +13,7 @@
 //   "keyPolicies": { "<key id>": "<logical id of its policy>" }, // KMS keys of the stack
 //   "secretArns": { "<secret name>": "<secret ARN>" },
 //   "secretKeys": { "<secret name>": "<KMS key ARN>" },          // secrets under a customer key
+//   "bucketKeys": { "<bucket>": "<KMS key ARN>" },               // buckets encrypted by default under a key
 //   "bucketPolicy": "<logical id>", "region": "us-east-1", "account": "123456789012"
 // }
 //
@@ -123,6 +124,12 @@ function iamRequests(entry, input) {
     } else if (sseKey && method === 'PUT' && !q.has('partNumber')) {
       push('kms:GenerateDataKey', input.kmsKeys[sseKey] || sseKey, { 'kms:ViaService': `s3.${region}.amazonaws.com` })
     }
+    // Reading an object stored under SSE-KMS needs kms:Decrypt on its key, which S3 asks for on the
+    // caller's behalf (the GET names no key: the bucket's default encryption chose it when it was written).
+    const bucketKey = (input.bucketKeys || {})[bucket]
+    if (bucketKey && method === 'GET' && !q.has('uploadId')) {
+      push('kms:Decrypt', input.kmsKeys[bucketKey] || bucketKey, { 'kms:ViaService': `s3.${region}.amazonaws.com` })
+    }
   } else if (sig.service === 'glue' && target) {
     // Glue authorizes a table call on the catalog, the database and the table.
     const op = target.split('.')[1]
@@ -165,6 +172,43 @@ function resourcePolicyFor(resource, input) {
   return undefined
 }
 
+// iam-simulate (0.1.173, the latest) drops request context keys whose variable part follows a colon,
+// such as kms:EncryptionContext:purpose, so a condition on one never matches there. Such conditions are
+// evaluated here instead, as AWS does: StringEquals exactly (the key's name and its value are case
+// sensitive for KMS encryption context), StringLike with * and ?. A statement whose condition holds keeps
+// its other conditions for the simulator; one whose condition fails is dropped for this request. Any
+// other operator on such a key is an error, so that nothing passes unevaluated.
+const CONTEXT_KEY_WITH_VARIABLE = /^kms:EncryptionContext:(.+)$/i
+
+function likeToRegex(pattern) {
+  return new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
+}
+
+function withEncryptionContextEvaluated(statement, context) {
+  if (!statement.Condition) return statement
+  const condition = {}
+  for (const [operator, keys] of Object.entries(statement.Condition)) {
+    const rest = {}
+    for (const [key, wanted] of Object.entries(keys)) {
+      const m = CONTEXT_KEY_WITH_VARIABLE.exec(key)
+      if (!m) {
+        rest[key] = wanted
+        continue
+      }
+      const actual = context[`kms:EncryptionContext:${m[1]}`]
+      const values = [wanted].flat()
+      let holds
+      if (operator === 'StringEquals') holds = actual !== undefined && values.includes(actual)
+      else if (operator === 'StringLike') holds = actual !== undefined && values.some((v) => likeToRegex(v).test(actual))
+      else throw new Error(`the evaluator cannot read ${operator} on ${key}`)
+      if (!holds) return null
+    }
+    if (Object.keys(rest).length) condition[operator] = rest
+  }
+  const { Condition, ...bare } = statement
+  return Object.keys(condition).length ? { ...bare, Condition: condition } : bare
+}
+
 function actionsOf(statement) {
   return [statement.Action].flat().filter(Boolean)
 }
@@ -190,7 +234,13 @@ async function main() {
   for (const r of seen.values()) {
     exercised[r.role] = exercised[r.role] || new Set()
     exercised[r.role].add(r.action)
-    const docs = (input.roles[r.role] || []).map(({ Managed, ...policy }, i) => ({ name: `${r.role}-${i}`, policy }))
+    const docs = (input.roles[r.role] || []).map(({ Managed, ...policy }, i) => ({
+      name: `${r.role}-${i}`,
+      policy: {
+        ...policy,
+        Statement: [policy.Statement].flat().map((st) => withEncryptionContextEvaluated(st, r.context)).filter(Boolean),
+      },
+    }))
     const simulation = {
       identityPolicies: docs,
       serviceControlPolicies: [],

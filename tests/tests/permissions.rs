@@ -21,7 +21,8 @@ use amzpipe_testkit::moto::LocalAws;
 use amzpipe_testkit::sfn::FUNCTIONS;
 use amzpipe_testkit::sim::{Scenario, SimConfig};
 use amzpipe_testkit::stack::{
-    BUCKET, GLUE_DATABASE, Pipeline, STACK, TABLE, TOKEN_KEY, event_job, function_access_key, secret_value,
+    BUCKET, GLUE_DATABASE, Pipeline, STACK, TABLE, TOKEN_KEY, event_job, function_access_key, put_jobs_file,
+    secret_value,
 };
 use serde_json::{Value, json};
 
@@ -50,6 +51,30 @@ async fn key_arn(aws: &LocalAws, key: &str) -> String {
         .and_then(|m| m.arn())
         .expect("an ARN")
         .to_owned()
+}
+
+/// The stack's policies as `infra/policies.py render` gives them, for resources named by `names`
+/// (`Logical=physical`), with `kms_key` as `KmsKeyArn` when there is one.
+fn render(names: &[String], kms_key: Option<&str>) -> Value {
+    let mut render = Command::new(repo().join(".venv/bin/python"));
+    render
+        .current_dir(repo())
+        .args(["infra/policies.py", "render", "--stack", STACK]);
+    for name in names {
+        render.args(["--name", name]);
+    }
+    if let Some(key) = kms_key {
+        render.args(["--kms", "--kms-key-arn", key]);
+    }
+    let rendered = render
+        .output()
+        .expect("python3 infra/policies.py (make tools installs PyYAML)");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    serde_json::from_slice(&rendered.stdout).expect("rendered policies")
 }
 
 /// What the evaluator says of one recorded run of the pipeline, with a customer key when `kms`.
@@ -83,7 +108,6 @@ async fn evaluate(kms: bool) -> Value {
         .set_scenario(Scenario::with_outcome("GET_MERCHANT_LISTINGS_ALL_DATA", "FATAL"));
 
     // WHEN it runs a job of every source, and one that fails, with every request recorded
-    p.aws.start_recording().await.expect("recording");
     let mut jobs: Vec<Value> = ["sp-reports", "ads-reports", "amc", "slate"].map(event_job).to_vec();
     let mut failing = event_job("sp-reports");
     failing["name"] = json!("sp-listings");
@@ -92,6 +116,12 @@ async fn evaluate(kms: bool) -> Value {
     for job in &mut jobs {
         job["credentials"] = json!(SECRET);
     }
+    // (and the same jobs as the jobs file of another execution, stored as a user stores it: under the
+    // bucket's default encryption, the customer key when there is one)
+    let jobs_file = put_jobs_file(&p.aws, "permissions", &jobs)
+        .await
+        .expect("the jobs file");
+    p.aws.start_recording().await.expect("recording");
     // (started as a schedule's firing: refresh-token starts the execution by name)
     let firing = json!({
         "schedule": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/permissions",
@@ -105,6 +135,23 @@ async fn evaluate(kms: bool) -> Value {
         .wait(arn, std::time::Duration::from_secs(300))
         .await
         .expect("execution");
+    // (AND that other execution, stopped: poll-status reads its jobs file back to end its runs, as the
+    // EventBridge rule hands it the status change; it held none of them, so it ends none)
+    let stopped = json!({
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "detail": {
+            "name": "stopped-by-hand",
+            "status": "ABORTED",
+            "input": json!({ "scheduledTime": "2026-11-23T06:00:00Z", "jobsFile": jobs_file }).to_string(),
+        },
+    });
+    let abandoned = p
+        .router
+        .invoke("poll-status", &stopped)
+        .await
+        .expect("the status change");
+    assert_eq!(abandoned["failedRuns"], json!([]), "{abandoned:#}");
     let recording = p.aws.stop_recording().await.expect("the recording");
     assert_eq!(
         execution.status, "SUCCEEDED",
@@ -124,42 +171,24 @@ async fn evaluate(kms: bool) -> Value {
     // THEN every recorded call is evaluated against the roles the template gives
     let token_key = key_arn(&p.aws, TOKEN_KEY).await;
     let token_key_id = token_key.rsplit('/').next().expect("a key id").to_owned();
-    let mut render = Command::new(repo().join(".venv/bin/python"));
-    render.current_dir(repo()).args([
-        "infra/policies.py",
-        "render",
-        "--stack",
-        STACK,
-        "--name",
-        &format!("JobTable={TABLE}"),
-        "--name",
-        &format!("OutputBucket={BUCKET}"),
-        "--name",
-        &format!("TokenKey={token_key_id}"),
-        "--name",
-        &format!("GlueDatabase={GLUE_DATABASE}"),
-    ]);
-    if let Some(key) = &data_key {
-        render.args(["--kms", "--kms-key-arn", key]);
-    }
-    let rendered = render
-        .output()
-        .expect("python3 infra/policies.py (make tools installs PyYAML)");
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
-    let policies: Value = serde_json::from_slice(&rendered.stdout).expect("rendered policies");
+    let names = [
+        format!("JobTable={TABLE}"),
+        format!("OutputBucket={BUCKET}"),
+        format!("TokenKey={token_key_id}"),
+        format!("GlueDatabase={GLUE_DATABASE}"),
+    ];
+    let policies = render(&names, data_key.as_deref());
     let principals: serde_json::Map<String, Value> = FUNCTIONS
         .iter()
         .map(|f| (function_access_key(f), json!(role_of(f))))
         .collect();
     let mut kms_keys = json!({ TOKEN_KEY: token_key });
     let mut secret_keys = json!({});
+    let mut bucket_keys = json!({});
     if let Some(key) = &data_key {
         kms_keys[key] = json!(key);
         secret_keys[SECRET] = json!(key);
+        bucket_keys[BUCKET] = json!(key);
     }
     let input = json!({
         "recording": recording,
@@ -171,6 +200,7 @@ async fn evaluate(kms: bool) -> Value {
         "kmsKeys": kms_keys,
         "secretArns": { SECRET: secret_arn },
         "secretKeys": secret_keys,
+        "bucketKeys": bucket_keys,
         "bucketPolicy": "OutputBucketPolicy",
         "region": "us-east-1",
         "account": "123456789012",
@@ -310,4 +340,44 @@ async fn with_a_customer_kms_key_every_call_including_the_ones_made_through_s3_a
         "reading the secret under the customer key was evaluated: {:#}",
         report["exercised"]
     );
+    let reads_jobs_file = report["exercised"]["PollStatusFunction"]
+        .as_array()
+        .is_some_and(|a| a.contains(&json!("s3:GetObject")) && a.contains(&json!("kms:Decrypt")));
+    assert!(
+        reads_jobs_file,
+        "poll-status reading an execution's jobs file under the customer key was evaluated: {:#}",
+        report["exercised"]
+    );
+}
+
+#[test]
+fn every_grant_on_the_token_key_is_limited_to_the_purpose_the_sealed_tokens_name() {
+    // adapters/kms.rs seals every cached token with the encryption context purpose=TOKEN_CONTEXT_PURPOSE;
+    // a grant without that condition would let a role decrypt anything else sealed under the key.
+    let policies = render(&["TokenKey=token-key-id".to_owned()], None);
+    let token_key = "arn:aws:kms:us-east-1:123456789012:key/token-key-id";
+    let mut grants = 0;
+    for (role, documents) in policies["roles"].as_object().expect("roles") {
+        for statement in documents
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|d| d["Statement"].as_array().into_iter().flatten())
+        {
+            let resources = match &statement["Resource"] {
+                Value::Array(r) => r.clone(),
+                r => vec![r.clone()],
+            };
+            if !resources.contains(&json!(token_key)) {
+                continue;
+            }
+            grants += 1;
+            assert_eq!(
+                statement["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"],
+                json!(amzpipe::adapters::kms::TOKEN_CONTEXT_PURPOSE),
+                "{role}: {statement:#}"
+            );
+        }
+    }
+    assert_eq!(grants, 4, "each function seals or opens tokens: {policies:#}");
 }

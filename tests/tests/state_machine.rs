@@ -93,6 +93,43 @@ fn every_lambda_task_retries_a_function_timeout_or_crash() {
 }
 
 #[test]
+fn every_lambda_task_retries_the_errors_aws_recommends_and_no_retrier_is_shadowed_by_an_earlier_one() {
+    // AWS's Step Functions guide ("Handle transient Lambda service exceptions") recommends retrying
+    // these four on every Lambda task. Step Functions applies the first retrier whose ErrorEquals
+    // names the error, so an error listed in two retriers of one task only ever uses the first.
+    for (name, task) in lambda_tasks() {
+        let retriers: Vec<Vec<&str>> = task["Retry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                r["ErrorEquals"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect()
+            })
+            .collect();
+        let retried: Vec<&str> = retriers.iter().flatten().copied().collect();
+        for error in [
+            "Lambda.ClientExecutionTimeoutException",
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+        ] {
+            assert!(retried.contains(&error), "{name} does not retry {error}: {retriers:?}");
+        }
+        for (i, error) in retried.iter().enumerate() {
+            assert!(
+                !retried[..i].contains(error),
+                "{name}: {error} is in two retriers, and the later one never applies: {retriers:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn every_function_times_out_after_its_worst_case_under_the_http_policy() {
     // The template's Timeout of each function (moto enforces none) against the step's worst case.
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
