@@ -116,6 +116,9 @@ struct Reports {
 /// The most getReports pages one search reads (100 reports each, since the attempt started; the
 /// operation allows a burst of 10).
 const MAX_REPORT_PAGES: usize = 5;
+/// The most marketplaces getReports filters by (reports_2021-06-30.json: `getReports.marketplaceIds`
+/// `maxItems: 10`).
+pub const MAX_SEARCH_MARKETPLACES: usize = 10;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -213,11 +216,14 @@ impl SpReportsClient {
         Ok(response.json::<Created>()?.report_id)
     }
 
-    /// The reports of `request`'s type and marketplaces created since `since` (newest first).
+    /// The reports of `request`'s type created since `since` (newest first) in at least one of its
+    /// first [`MAX_SEARCH_MARKETPLACES`] marketplaces: getReports takes no more (createReport takes 25),
+    /// and a report of exactly the request's marketplaces is among them; callers match the exact set.
     pub async fn find_reports(&self, request: &SpReportRequest, since: DateTime<Utc>) -> Result<Vec<Report>, ApiError> {
+        let searched = &request.marketplace_ids[..request.marketplace_ids.len().min(MAX_SEARCH_MARKETPLACES)];
         let first = [
             ("reportTypes", request.report_type.clone()),
-            ("marketplaceIds", request.marketplace_ids.join(",")),
+            ("marketplaceIds", searched.join(",")),
             ("createdSince", iso(since)),
             ("pageSize", "100".to_owned()),
         ];

@@ -75,6 +75,27 @@ pub(super) fn sp_run(
     })
 }
 
+/// Report type values that do not begin with `GET_`, as their report type values pages name them
+/// (report-type-values-tax: the GST and VAT reports; FEE_DISCOUNTS_REPORT, the reports model's sandbox
+/// example).
+const REPORT_TYPES_WITHOUT_GET: [&str; 5] = [
+    "SC_VAT_TAX_REPORT",
+    "GST_MTR_B2B",
+    "GST_MTR_B2C",
+    "GST_MTR_STOCK_TRANSFER_REPORT",
+    "FEE_DISCOUNTS_REPORT",
+];
+
+/// Whether Amazon would take `name` as a report type: `GET_` and upper case words joined by `_`, or
+/// one of the documented types without the prefix.
+fn is_report_type(name: &str) -> bool {
+    let words = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    words && (name.starts_with("GET_") || REPORT_TYPES_WITHOUT_GET.contains(&name))
+}
+
 pub(super) fn sp_invalid(details: &str) -> Response {
     sp_error(StatusCode::BAD_REQUEST, "InvalidInput", "Invalid input", details)
 }
@@ -86,11 +107,7 @@ pub async fn sp_create_report(AxState(sim): AxState<Sim>, call: Call) -> Respons
             Err(r) => return r,
         };
         let report_type = body["reportType"].as_str().unwrap_or_default().to_owned();
-        if !report_type.starts_with("GET_")
-            || !report_type
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        {
+        if !is_report_type(&report_type) {
             return sp_invalid(&format!("Invalid reportType {report_type}."));
         }
         let marketplace_ids: Vec<String> = body["marketplaceIds"]
@@ -296,6 +313,11 @@ pub async fn sp_get_reports(AxState(sim): AxState<Sim>, call: Call) -> Response 
         if types.is_empty() {
             return sp_invalid("reportTypes or nextToken is required.");
         }
+        // reports_2021-06-30.json, getReports: reportTypes and marketplaceIds hold 1 to 10 items each
+        // (createReport's marketplaceIds hold up to 25).
+        if types.len() > 10 || marketplaces.len() > 10 {
+            return sp_invalid("reportTypes and marketplaceIds hold at most 10 items.");
+        }
         let page_size = match query.get("pageSize").map(|p| p.parse::<usize>()) {
             None => 10,
             Some(Ok(n)) if (1..=100).contains(&n) => n,
@@ -347,21 +369,23 @@ pub async fn sp_cancel_report(AxState(sim): AxState<Sim>, Path(id): Path<String>
     })
 }
 
-/// Report types the SP-API documentation marks "This is a restricted report type" (their documents
-/// carry buyer PII): getReportDocument of one needs a Restricted Data Token
-/// (developer-docs.amazon.com/sp-api/docs/report-type-values-order, …/get-authorization-to-access-
-/// restricted-report-types). The simulator's own list, written from those pages, not from the client's.
-const RESTRICTED_REPORT_TYPES: [&str; 9] = [
-    "GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING",
-    "GET_ORDER_REPORT_DATA_SHIPPING",
-    "GET_ORDER_REPORT_DATA_INVOICING",
-    "GET_ORDER_REPORT_DATA_TAX",
-    "GET_FLAT_FILE_ORDER_REPORT_DATA_SHIPPING",
-    "GET_FLAT_FILE_ORDER_REPORT_DATA_INVOICING",
-    "GET_FLAT_FILE_ORDER_REPORT_DATA_TAX",
-    "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_INVOICING",
-    "GET_AMAZON_FULFILLED_SHIPMENTS_DATA_TAX",
-];
+/// Report types the SP-API documentation marks restricted (their documents carry buyer PII):
+/// getReportDocument of one needs a Restricted Data Token. The Tokens API use case guide's list, as the
+/// contract corpus holds it with its source (`tests/contract/restricted_report_types.json`), not the
+/// client's table (which a contract test holds to the same file).
+fn is_restricted(report_type: &str) -> bool {
+    static TYPES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let corpus: Value = serde_json::from_str(include_str!("../../contract/restricted_report_types.json"))
+            .expect("the corpus's restricted report types are JSON");
+        corpus["restrictedReportTypes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect()
+    });
+    TYPES.iter().any(|t| t == report_type)
+}
 
 fn sp_denied(details: &str) -> Response {
     sp_error(
@@ -441,7 +465,7 @@ pub async fn sp_create_restricted_data_token(AxState(sim): AxState<Sim>, call: C
 /// getReportDocument's authorisation: the access token, or for a restricted report type a Restricted
 /// Data Token issued for exactly this document's path.
 fn document_auth(state: &State, call: &Call, report_type: &str, id: &str) -> Result<(), Response> {
-    if !RESTRICTED_REPORT_TYPES.contains(&report_type) {
+    if !is_restricted(report_type) {
         return sp_auth(state, call);
     }
     let path = format!("/reports/2021-06-30/documents/{id}");

@@ -1173,3 +1173,87 @@ async fn lwa_refresh_requests_and_answers_follow_the_published_shapes() {
     let answer: Value = response.json().await.expect("json");
     corpus.assert_valid("Error", &answer, "the simulator's refusal");
 }
+
+/// The Tokens API use case guide's restricted report types, as the corpus holds them.
+fn restricted_report_types() -> Vec<String> {
+    load("restricted_report_types.json")["restrictedReportTypes"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| t.as_str().expect("a name").to_owned())
+        .collect()
+}
+
+#[test]
+fn the_client_asks_a_restricted_data_token_for_exactly_the_report_types_the_tokens_guide_lists() {
+    // Source: developer-docs.amazon.com/sp-api/docs/tokens-api-use-case-guide (16 restricted types),
+    // as tests/contract/restricted_report_types.json transcribes it.
+    let listed = restricted_report_types();
+    assert_eq!(listed.len(), 16);
+    let mut client: Vec<&str> = amzpipe::domain::source::sp_reports::restricted_report_types().collect();
+    let mut guide: Vec<&str> = listed.iter().map(String::as_str).collect();
+    client.sort_unstable();
+    guide.sort_unstable();
+    assert_eq!(client, guide);
+}
+
+#[tokio::test]
+async fn the_simulator_takes_every_restricted_report_type_and_serves_its_document_only_with_a_restricted_data_token() {
+    // GIVEN the simulator and each type of the guide's list, SC_VAT_TAX_REPORT (no GET_ prefix) among them
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let token = sim_token(&sim).await;
+    let base = sim.base_url().to_owned();
+    let auth = [("x-amz-access-token", token.as_str())];
+    for report_type in ["SC_VAT_TAX_REPORT", "GET_GST_MTR_B2B_CUSTOM"] {
+        // WHEN a report of it is made and its document asked for with the ordinary token
+        let create = json!({"reportType": report_type, "dataStartTime": iso(day(-2)), "dataEndTime": iso(day(-1)),
+            "marketplaceIds": ["ATVPDKIKX0DER"]});
+        let (status, answer) = call(
+            Method::POST,
+            &format!("{base}/reports/2021-06-30/reports"),
+            &auth,
+            Some(&create),
+        )
+        .await;
+        assert_eq!(status, 202, "{report_type}: {answer}");
+        let id = answer["reportId"].as_str().expect("reportId");
+        let mut document = None;
+        for _ in 0..5 {
+            let (_, report) = call(
+                Method::GET,
+                &format!("{base}/reports/2021-06-30/reports/{id}"),
+                &auth,
+                None,
+            )
+            .await;
+            if let Some(d) = report["reportDocumentId"].as_str() {
+                document = Some(d.to_owned());
+                break;
+            }
+        }
+        let path = format!(
+            "/reports/2021-06-30/documents/{}",
+            document.expect("the report finishes")
+        );
+        let (status, _) = call(Method::GET, &format!("{base}{path}"), &auth, None).await;
+        // THEN it is refused, and served with a Restricted Data Token for that document
+        assert_eq!(status, 403, "{report_type}");
+        let body = json!({"restrictedResources": [{"method": "GET", "path": path}]});
+        let (_, rdt) = call(
+            Method::POST,
+            &format!("{base}/tokens/2021-03-01/restrictedDataToken"),
+            &auth,
+            Some(&body),
+        )
+        .await;
+        let rdt = rdt["restrictedDataToken"].as_str().expect("an RDT").to_owned();
+        let (status, _) = call(
+            Method::GET,
+            &format!("{base}{path}"),
+            &[("x-amz-access-token", rdt.as_str())],
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{report_type}");
+    }
+}

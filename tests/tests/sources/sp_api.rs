@@ -97,6 +97,44 @@ async fn sp_api_create_is_not_repeated_when_its_answer_is_lost() {
 }
 
 #[tokio::test]
+async fn a_lost_create_of_a_report_over_more_than_ten_marketplaces_is_found_with_at_most_ten_in_the_search() {
+    // reports_2021-06-30.json: createReport's marketplaceIds hold up to 25, getReports' at most 10
+    // (`maxItems: 10`; the simulator refuses more, as Amazon's model says).
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let mut many = orders();
+    many.marketplace_ids = (0..12).map(|i| format!("A{i:02}MARKETPLACE")).collect();
+    // GIVEN a create that lands at Amazon but whose answer is lost
+    sim.set_scenario(Scenario {
+        faults: vec![Fault {
+            op: "sp.createReport".into(),
+            status: 500,
+            times: 1,
+            retry_after: None,
+            body: None,
+            after_effect: true,
+            cut_after: None,
+            tamper: false,
+        }],
+        ..Scenario::default()
+    });
+    // WHEN the client creates it
+    let client = sp(&sim);
+    let id = client.create(&many, &window(-3, -2)).await.expect("create");
+    // THEN the search found the one report, asking with ten marketplaces
+    assert_eq!(sim.created_counts().0, 1, "exactly one report at Amazon");
+    let searches = sim.requests_of("sp.getReports");
+    assert_eq!(searches.len(), 1);
+    let asked = searches[0]
+        .path
+        .split("marketplaceIds=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .expect("marketplaceIds in the search");
+    assert_eq!(asked.split("%2C").count(), 10, "{}", searches[0].path);
+    assert!(client.get_report(&id).await.is_ok());
+}
+
+#[tokio::test]
 async fn sp_api_throttling_without_retry_after_is_returned_as_a_wait_and_short_waits_are_absorbed() {
     let sim = Simulator::start(SimConfig::default()).await.expect("sim");
     let client = sp(&sim);

@@ -92,12 +92,14 @@ pub const ROLE_TAX_INVOICING: &str = "Tax Invoicing (Restricted)";
 /// The Tax Remittance (Restricted) role: buyer information for tax remittance.
 pub const ROLE_TAX_REMITTANCE: &str = "Tax Remittance (Restricted)";
 
-/// Report types whose documents carry buyer PII, and the restricted role each needs
-/// (developer-docs.amazon.com/sp-api/docs/report-type-values-order: "This is a restricted report type.
-/// When you specify a restricted report type in a call to the getReportDocument operation, you must
-/// pass in an Restricted Data Token (RDT)", with its "Role: … (Restricted)"; the FBA and tax report
-/// pages mark theirs the same way). **The one list of restricted report types.**
-const RESTRICTED_REPORT_TYPES: [(&str, &str); 14] = [
+/// Report types whose documents carry buyer PII, and the restricted role each needs: the 16 the Tokens
+/// API use case guide lists (developer-docs.amazon.com/sp-api/docs/tokens-api-use-case-guide), each with
+/// the role its report type values page names (report-type-values-order: "This is a restricted report
+/// type. When you specify a restricted report type in a call to the getReportDocument operation, you
+/// must pass in an Restricted Data Token (RDT)", with its "Role: … (Restricted)"; the FBA and tax pages
+/// mark theirs the same way). **The one list of restricted report types**, tested against the corpus's
+/// copy of the guide's list (`tests/contract/restricted_report_types.json`), which the simulator serves.
+const RESTRICTED_REPORT_TYPES: [(&str, &str); 16] = [
     ("GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING", ROLE_SHIPPING),
     ("GET_ORDER_REPORT_DATA_SHIPPING", ROLE_SHIPPING),
     ("GET_FLAT_FILE_ORDER_REPORT_DATA_SHIPPING", ROLE_SHIPPING),
@@ -112,7 +114,16 @@ const RESTRICTED_REPORT_TYPES: [(&str, &str); 14] = [
     ("GET_FLAT_FILE_ORDERS_RECONCILIATION_DATA_TAX", ROLE_TAX_REMITTANCE),
     ("GET_AMAZON_FULFILLED_SHIPMENTS_DATA_TAX", ROLE_TAX_REMITTANCE),
     ("GET_VAT_TRANSACTION_DATA", ROLE_TAX_REMITTANCE),
+    // report-type-values-tax: the GST reports of amazon.in are Tax Remittance (Restricted).
+    ("GET_GST_MTR_B2B_CUSTOM", ROLE_TAX_REMITTANCE),
+    // report-type-values-tax: the VAT calculation report; its name has no GET_ prefix.
+    ("SC_VAT_TAX_REPORT", ROLE_TAX_REMITTANCE),
 ];
+
+/// Every report type [`restricted_role`] knows, in the table's order.
+pub fn restricted_report_types() -> impl Iterator<Item = &'static str> {
+    RESTRICTED_REPORT_TYPES.iter().map(|(name, _)| *name)
+}
 
 /// The restricted role a report type's document needs, if the documentation marks it restricted.
 pub fn restricted_role(report_type: &str) -> Option<&'static str> {
