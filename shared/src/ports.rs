@@ -299,10 +299,14 @@ pub trait JobStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<crate::domain::run::RunRecord, StoreError>> + Send;
 
-    /// Counts one status check of a `REQUESTED` run and stores Amazon's status word; returns the count.
+    /// Counts one status check of a `REQUESTED` run whose count was `seen` when read, and stores
+    /// Amazon's status word; returns the count. Counts once however often the write is sent: when the
+    /// count is no longer `seen` (this write landed and was retried, or another check counted), nothing
+    /// is added and the count stored is returned. `StaleState` when the run is no longer `REQUESTED`.
     fn record_poll(
         &self,
         key: &crate::domain::run::RunKey,
+        seen: u32,
         amazon_status: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;

@@ -4,6 +4,8 @@
 //! - [`moto`]: a local AWS (moto server) for S3, DynamoDB, Secrets Manager and Step Functions.
 //! - [`docserver`]: an HTTP server that serves documents like pre-signed S3 URLs do, with faults
 //!   (expired URL, truncated body, failures before success).
+//! - [`aws_faults`]: a proxy between an SDK client and the local AWS that loses answers or refuses
+//!   requests, for the faults AWS has and moto does not.
 //! - [`fixtures`]: deterministic report generators and the encryption Amazon used for legacy
 //!   documents, streaming so that large fixtures never sit in memory.
 //! - [`lambda_host`]: the real function binaries behind a Lambda Runtime API served here (the demo).
@@ -13,6 +15,7 @@
 //! - [`sql`]: a real SQL engine (DuckDB) over the Glue catalog's tables, read as Athena reads them.
 //! - [`replay`]: canned published responses over HTTP, for running the clients against Amazon's examples.
 
+pub mod aws_faults;
 pub mod docserver;
 pub mod fixtures;
 pub mod lambda_host;

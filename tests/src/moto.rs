@@ -151,6 +151,17 @@ impl LocalAws {
             .collect()
     }
 
+    /// An SDK configuration for this server reached through `endpoint` (a proxy in front of it, such
+    /// as [`crate::aws_faults::FaultProxy`]).
+    pub async fn sdk_config_via(&self, endpoint: &str) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "local"))
+            .endpoint_url(endpoint)
+            .load()
+            .await
+    }
+
     /// An SDK configuration pointed at this server whose requests are signed with `access_key`: how
     /// a test tells apart the calls of different functions (each as its own role) in a recording.
     pub async fn sdk_config_as(&self, access_key: &str) -> SdkConfig {

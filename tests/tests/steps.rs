@@ -704,6 +704,42 @@ async fn a_request_still_running_after_max_polls_fails_the_run() {
     assert_eq!(run.polls, 2);
 }
 
+#[tokio::test]
+async fn a_status_check_whose_answer_dynamodb_lost_is_counted_once_when_the_sdk_sends_it_again() {
+    // GIVEN a run in progress at Amazon, and a DynamoDB whose answer to the next write of a count is
+    // lost after the write landed (the SDK then sends the same write again)
+    let stack = slow_report_stack().await;
+    let s = &stack.services;
+    let ev = event(sp_job());
+    refresh_token(s, ev.clone()).await.expect("token");
+    create_request(s, ev.clone()).await.expect("create");
+    let proxy = amzpipe_testkit::aws_faults::FaultProxy::start(stack.aws.endpoint())
+        .await
+        .expect("proxy");
+    proxy.add(amzpipe_testkit::aws_faults::Rule {
+        target: Some("UpdateItem".into()),
+        path_contains: None,
+        body_contains: Some("polls".into()),
+        times: 1,
+        fault: amzpipe_testkit::aws_faults::Fault::LoseAnswer,
+    });
+    let config = stack.aws.sdk_config_via(proxy.url()).await;
+    let through_proxy = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&config), TABLE, 30);
+    // WHEN one status check is counted through it
+    let polls = through_proxy
+        .record_poll(&key_of(&ev), 0, "IN_QUEUE", Utc::now())
+        .await
+        .expect("counted");
+    // THEN the answer was lost once, and the check counts once
+    assert_eq!(proxy.faulted(), 1, "the fault was met");
+    assert_eq!(polls, 1);
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(
+        run.polls, 1,
+        "the SDK's second send of a write that landed adds nothing"
+    );
+}
+
 // ------------------------------------------------------------------------------------------------
 // Quotas shared across Lambdas
 

@@ -562,25 +562,36 @@ impl JobStore for DynamoJobStore {
         }
     }
 
-    async fn record_poll(&self, key: &RunKey, amazon_status: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
+    async fn record_poll(
+        &self,
+        key: &RunKey,
+        seen: u32,
+        amazon_status: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        // Conditional on the count read, so that the SDK's retry of a write that did land (its answer
+        // lost) counts nothing twice: the retry is refused, and the count read back is the answer.
         match self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::run_key(key)))
-            .update_expression("SET polls = polls + :one, amazonStatus = :state, updatedAt = :now")
-            .condition_expression("#s = :requested")
+            .update_expression("SET polls = :next, amazonStatus = :state, updatedAt = :now")
+            .condition_expression("#s = :requested AND polls = :seen")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":requested", s(RunStatus::Requested.as_str()))
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":seen", n(seen))
+            .expression_attribute_values(":next", n(seen.saturating_add(1)))
             .expression_attribute_values(":state", s(amazon_status))
             .expression_attribute_values(":now", s(rfc3339(now)))
-            .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
         {
-            Ok(out) => Ok(out.attributes().and_then(|a| get_n(a, "polls")).unwrap_or(0)),
-            Err(e) if is_condition_failed(&e) => Err(self.stale(key, &[RunStatus::Requested]).await),
+            Ok(_) => Ok(seen.saturating_add(1)),
+            Err(e) if is_condition_failed(&e) => match self.run(key).await? {
+                Some(run) if run.status == RunStatus::Requested && run.polls > seen => Ok(run.polls),
+                _ => Err(self.stale(key, &[RunStatus::Requested]).await),
+            },
             Err(e) => Err(store_error("UpdateItem", e)),
         }
     }

@@ -111,7 +111,7 @@ async fn poll<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Poll
     let now = Utc::now();
     match status {
         RequestStatus::InProgress { state } => {
-            let polls = store.record_poll(&ctx.key, &state, now).await?;
+            let polls = store.record_poll(&ctx.key, run.polls, &state, now).await?;
             renew_quota(store, ctx).await;
             if polls >= ctx.job.limits.max_polls {
                 let error = StepError::SourceFailed(format!(
