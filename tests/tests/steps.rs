@@ -1405,6 +1405,101 @@ async fn a_backfill_over_days_the_schedule_ran_finds_the_same_runs_and_asks_amaz
 }
 
 #[tokio::test]
+async fn the_failure_path_of_an_execution_waiting_on_another_ones_download_neither_fails_nor_clears_the_run() {
+    // GIVEN a run whose download execution "holder" leases, with a document it stored
+    let stack = stack().await;
+    let s = &stack.services;
+    let ev = event(sp_job());
+    until_ready(s, &ev).await;
+    let now = Utc::now();
+    store(&stack)
+        .begin_download(&key_of(&ev), "holder", now, now + chrono::Duration::minutes(20))
+        .await
+        .expect("the lease");
+    let prefix = RunContext::from_event(ev.clone()).expect("context").run_prefix();
+    let stored = format!("{prefix}/00000.tsv");
+    stack
+        .aws
+        .put_object(BUCKET, &stored, b"a\tb\n1\t2\n".to_vec())
+        .await
+        .expect("put");
+    // WHEN the failure path of another execution, whose download retries ran out on NotReady, runs
+    let mut waiting = ev.clone();
+    waiting["owner"] = json!("waiting");
+    waiting["failure"] =
+        json!({ "Error": "NotReady", "Cause": "another execution (holder) is on this step of the run" });
+    let out = record_failure(s, waiting).await.expect("the failure path");
+    // THEN the run is still the holder's, READY, with its document; the waiting one says who has it
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Ready);
+    assert!(object_keys(&stack).await.iter().any(|(key, _)| *key == stored));
+    assert!(
+        out.failure_reason.as_deref().is_some_and(|r| r.contains("holder")),
+        "{out:?}"
+    );
+    // AND the holder's own failure path does end it
+    let mut holder = ev.clone();
+    holder["owner"] = json!("holder");
+    holder["failure"] = json!({ "Error": "Transient", "Cause": "the retries ran out" });
+    record_failure(s, holder).await.expect("the failure path");
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_run_that_made_itself_current_and_then_lost_its_last_transition_keeps_the_objects_its_pointers_name() {
+    // GIVEN an SP-API orders run (split by day) that stored its days and made them current
+    let stack = stack().await;
+    let s = &stack.services;
+    let ev = event(sp_job());
+    stack.run(&ev).await.expect("run").expect("downloaded");
+    let pointers: Vec<String> = object_keys(&stack)
+        .await
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| key.ends_with("/symlink.txt"))
+        .collect();
+    assert!(!pointers.is_empty(), "the run is current for its days");
+    // AND its last transition was lost: the table still has it READY when the state machine gives up
+    let key = key_of(&ev);
+    let run_id = key.run_id();
+    let item = aws_sdk_dynamodb::Client::new(&stack.aws.sdk_config().await);
+    let amzpipe::ports::TableKey { pk, sk } = amzpipe::ports::TableKey::of_run(&key);
+    item.update_item()
+        .table_name(TABLE)
+        .key("pk", AttributeValue::S(pk))
+        .key("sk", AttributeValue::S(sk))
+        .update_expression("SET #s = :ready")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":ready", AttributeValue::S("READY".into()))
+        .condition_expression("attribute_exists(pk)")
+        .send()
+        .await
+        .expect("the run set back to READY");
+    // WHEN the failure path ends it
+    let mut failed = ev.clone();
+    failed["failure"] = json!({ "Error": "Transient", "Cause": "the retries ran out" });
+    record_failure(s, failed).await.expect("the failure path");
+    // THEN the run is FAILED, and every object its days' pointers name is still there
+    let run = store(&stack).run(&key).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed, "{run_id}");
+    let keys: Vec<String> = object_keys(&stack).await.into_iter().map(|(key, _)| key).collect();
+    let mut named = 0;
+    for pointer in pointers {
+        let body = stack.aws.object_bytes(BUCKET, &pointer).await.expect("the pointer");
+        for path in String::from_utf8_lossy(&body).lines() {
+            let object = path.trim_start_matches(&format!("s3://{BUCKET}/"));
+            assert!(
+                keys.iter().any(|k| k == object),
+                "{pointer} names {object}, which is gone"
+            );
+            named += 1;
+        }
+    }
+    assert!(named > 0);
+}
+
+#[tokio::test]
 async fn a_failed_run_leaves_nothing_visible_and_its_rerun_holds_only_its_own_documents() {
     // GIVEN an AMC run (two result files) that Amazon finished
     let stack = stack().await;

@@ -45,7 +45,7 @@ use crate::adapters::sdk_failure;
 use crate::domain::TimeWindow;
 use crate::domain::credentials::AccessToken;
 use crate::domain::document::{DocumentRecord, StoredObject};
-use crate::domain::run::{RunKey, RunRecord, RunStatus, RunUpdate};
+use crate::domain::run::{RunKey, RunLease, RunRecord, RunStatus, RunUpdate};
 use crate::ports::{CurrentClaim, CurrentUnit, JobStore, Quotas, StoreError, TableKey, TokenCache};
 
 type Item = HashMap<String, AttributeValue>;
@@ -381,6 +381,14 @@ fn parse_run(item: &Item) -> Result<RunRecord, StoreError> {
             .into_iter()
             .filter_map(|attribute| get_s(item, attribute).map(str::to_owned))
             .collect(),
+        lease: ["download", "create"].into_iter().find_map(|step| {
+            let owner = get_s(item, &format!("{step}Owner"))?;
+            let until = get_n::<i64>(item, &format!("{step}LeaseUntil"))?;
+            Some(RunLease {
+                owner: owner.to_owned(),
+                until: DateTime::from_timestamp_millis(until)?,
+            })
+        }),
     })
 }
 

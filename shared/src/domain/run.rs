@@ -152,6 +152,27 @@ pub struct RunRecord {
     /// The executions that took this claim's create and download leases (the state machine's execution
     /// names), once taken.
     pub owners: Vec<String>,
+    /// The lease of the step the run is on: the download's once taken, else the create's.
+    #[serde(default)]
+    pub lease: Option<RunLease>,
+}
+
+/// An execution's lease on a step of a run: while it lasts, no other execution acts on that step,
+/// nor ends the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunLease {
+    /// The execution holding it (the state machine's execution name).
+    pub owner: String,
+    /// When it runs out, unless renewed.
+    pub until: DateTime<Utc>,
+}
+
+impl RunLease {
+    /// Whether `owner` may act on the run at `now`: it holds the lease, or the lease has run out.
+    pub fn admits(&self, owner: &str, now: DateTime<Utc>) -> bool {
+        self.owner == owner || self.until <= now
+    }
 }
 
 impl RunRecord {
@@ -176,6 +197,7 @@ impl RunRecord {
             bytes_out: 0,
             rows: None,
             owners: Vec::new(),
+            lease: None,
         }
     }
 }

@@ -100,6 +100,29 @@ pub async fn make_current<P: Ports>(
     Ok(won)
 }
 
+/// The days of the run's window for which it is the current run: the units whose pointer names its
+/// objects, which must therefore never be deleted. Empty for a source whose table does not show
+/// current rows. Errors: `Transient` (the store was unavailable), `Misconfigured`.
+pub async fn days_current<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Vec<NaiveDate>, StepError> {
+    if !shows_current_rows(ctx) {
+        return Ok(Vec::new());
+    }
+    let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+    let run_id = ctx.key.run_id();
+    let mut days = Vec::new();
+    for day in whole_days(ctx.window.start, ctx.window.end) {
+        let unit = CurrentUnit {
+            table: table.clone(),
+            account: ctx.account_segment(),
+            day,
+        };
+        if services.store.current(&unit).await?.is_some_and(|c| c.run_id == run_id) {
+            days.push(day);
+        }
+    }
+    Ok(days)
+}
+
 /// The units the run covers (see the module docs), each with the paths of its objects that hold the
 /// unit's rows; none when its rows cannot be made current.
 fn units(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> BTreeMap<NaiveDate, Vec<String>> {

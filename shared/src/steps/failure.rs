@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, Quotas};
+use crate::steps::current::days_current;
 use crate::steps::quota::release_quota;
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 
@@ -81,9 +82,25 @@ pub async fn record_failure<P: Ports>(
     };
     let span = tracing::info_span!("record-failure", job = %ctx.job.name, run_id = %ctx.key.run_id());
     async {
-        let (run, _) = give_up(services, &ctx, &caught.reason(), |_| true).await?;
+        // A run another execution holds a live lease on is that execution's to end: this one (whose
+        // step was refused as NotReady, for example) ends without failing it or clearing what it stored.
+        let now = Utc::now();
+        let ours = |run: &RunRecord| run.lease.as_ref().is_none_or(|l| l.admits(&ctx.owner, now));
+        let (run, _) = give_up(services, &ctx, &caught.reason(), ours).await?;
+        let failure_reason = match &run {
+            Some(r) if !ours(r) => {
+                let holder = r.lease.as_ref().map_or("", |l| l.owner.as_str());
+                tracing::warn!(%holder, error = %caught.error, "the run is held by another execution; left to it");
+                Some(format!(
+                    "{}; the run is left to the execution {holder}, which holds it",
+                    caught.reason()
+                ))
+            }
+            Some(r) => r.failure_reason.clone(),
+            None => None,
+        };
         Ok(FailureOutput {
-            failure_reason: run.as_ref().and_then(|r| r.failure_reason.clone()),
+            failure_reason,
             run: run.as_ref().map(RunRef::from),
         })
     }
@@ -119,7 +136,14 @@ async fn give_up<P: Ports>(
     };
     release_quota(store, ctx).await;
     if run.as_ref().is_some_and(|r| r.status == RunStatus::Failed) {
-        clear_run_objects(services, ctx).await?;
+        // A run that made itself current before failing (its last transition was lost) is named by
+        // its days' pointers: its objects stay, or those days would read nothing.
+        let current = days_current(services, ctx).await?;
+        if current.is_empty() {
+            clear_run_objects(services, ctx).await?;
+        } else {
+            tracing::warn!(days = ?current, "the failed run is the current run of these days; its objects are kept");
+        }
     }
     Ok((run, ended))
 }
