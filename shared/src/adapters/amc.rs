@@ -194,6 +194,12 @@ pub struct Execution {
     /// The SQL (only with `includeWorkflow=true`).
     #[serde(default)]
     pub sql_query: Option<String>,
+    /// The time zone the window was sent in (absent: UTC).
+    #[serde(default)]
+    pub time_window_time_zone_original: Option<String>,
+    /// The parameters the execution was started with, as AMC echoes them.
+    #[serde(default)]
+    pub parameter_values: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Execution {
@@ -227,6 +233,28 @@ impl Execution {
         time_zone.is_none_or(|z| z.eq_ignore_ascii_case("UTC"))
             && same(&self.time_window_start, window.start)
             && same(&self.time_window_end, window.end)
+    }
+
+    /// Whether the execution's window was sent in `time_zone` (none, and an execution that echoes
+    /// none, mean UTC): the same local times in another zone are another window.
+    fn zone_is(&self, time_zone: Option<&str>) -> bool {
+        let echoed = self.time_window_time_zone_original.as_deref().unwrap_or("UTC");
+        echoed.eq_ignore_ascii_case(time_zone.unwrap_or("UTC"))
+    }
+
+    /// Whether the execution was started with exactly `wanted` as its parameters (an execution that
+    /// echoes none had none). Values are compared as strings, as AMC takes them.
+    fn parameters_are(&self, wanted: &std::collections::BTreeMap<String, String>) -> bool {
+        let as_text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        let echoed: std::collections::BTreeMap<&str, String> = self
+            .parameter_values
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), as_text(v)))
+            .collect();
+        let wanted: std::collections::BTreeMap<&str, String> =
+            wanted.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        echoed == wanted
     }
 }
 
@@ -571,7 +599,24 @@ impl AmcClient {
             AmcQuery::WorkflowId(id) => e.workflow_id.as_deref() == Some(id.as_str()),
             AmcQuery::Sql(sql) => e.sql_query.as_deref().map(single_line_sql) == Some(single_line_sql(sql)),
         };
-        query_matches && e.window_is(window, request.time_zone.as_deref())
+        query_matches
+            && e.window_is(window, request.time_zone.as_deref())
+            && e.zone_is(request.time_zone.as_deref())
+            && e.parameters_are(&request.parameter_values)
+    }
+}
+
+/// AMC's answer to downloadUrls before its results are ready is the message "Execution with ID <id>
+/// is unavailable for download"; its HTTP status is not documented (reference §1: the page gives the
+/// message, not the status), and it is seen right after an execution reports `SUCCEEDED`. Whatever its
+/// status, it means "not yet": a `Transient` failure, which the state machine retries with backoff,
+/// never a fault of the job.
+fn not_yet_downloadable(e: ApiError, id: &str) -> SourceError {
+    match &e {
+        ApiError::Status { message, .. } if message.contains("unavailable for download") => SourceError::Transient(
+            format!("AMC execution {id} is not yet available for download: {message}"),
+        ),
+        _ => e.into(),
     }
 }
 
@@ -657,7 +702,8 @@ impl ReportSource for AmcClient {
                     None,
                     &query,
                 )
-                .await?;
+                .await
+                .map_err(|e| not_yet_downloadable(e, &id))?;
             let page: DownloadUrls =
                 serde_json::from_value(value).map_err(|e| SourceError::Transient(e.to_string()))?;
             urls.extend(page.download_urls);

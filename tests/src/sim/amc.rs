@@ -97,10 +97,17 @@ pub(super) fn amc_status(state: &mut State, id: &str, poll: bool) -> Option<&'st
     Some(status)
 }
 
+/// An explicit window bound as AMC takes it: `yyyy-MM-ddTHH:mm:ss`, local to `timeWindowTimeZone`.
+/// A trailing `Z` is taken too: Amazon's own AMC notebook (the user's seed 001) sends
+/// `"2024-02-01T00:00:00Z"`-style bounds, and the execute-workflow guide's sample sends none.
+fn window_time(text: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text.strip_suffix('Z').unwrap_or(text), "%Y-%m-%dT%H:%M:%S").ok()
+}
+
 /// An execution's window bound `field` (local time in the execution's `timeWindowTimeZone`, UTC when
 /// absent) as the UTC instant AMC echoes.
 fn echo_in_utc(e: &AmcExecution, field: &str) -> Option<String> {
-    let local = NaiveDateTime::parse_from_str(e.body.get(field)?.as_str()?, "%Y-%m-%dT%H:%M:%S").ok()?;
+    let local = window_time(e.body.get(field)?.as_str()?)?;
     let zone: chrono_tz::Tz = e
         .body
         .get("timeWindowTimeZone")
@@ -201,12 +208,7 @@ pub async fn amc_create_execution(AxState(sim): AxState<Sim>, Path(instance): Pa
         }
         if body.get("timeWindowType").and_then(Value::as_str) == Some("EXPLICIT") {
             for k in ["timeWindowStart", "timeWindowEnd"] {
-                if body
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok())
-                    .is_none()
-                {
+                if body.get(k).and_then(Value::as_str).and_then(window_time).is_none() {
                     return amc_error(
                         StatusCode::BAD_REQUEST,
                         &format!("{k} must be yyyy-MM-ddTHH:mm:ss with EXPLICIT windows"),
@@ -537,4 +539,17 @@ pub async fn amc_delete_schedule(
             None => amc_error(StatusCode::NOT_FOUND, "Schedule not found"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_window_bounds_are_taken_with_or_without_a_trailing_z_as_amazons_notebook_and_guide_send_them() {
+        let plain = window_time("2022-09-20T00:00:00").expect("the guide's form");
+        assert_eq!(window_time("2022-09-20T00:00:00Z"), Some(plain), "the notebook's form");
+        assert_eq!(window_time("2022-09-20"), None);
+        assert_eq!(window_time("2022-09-20T00:00:00+02:00"), None);
+    }
 }

@@ -134,6 +134,42 @@ async fn amc_echoes_an_explicit_window_in_utc_and_as_sent_as_its_documentation_s
 }
 
 #[tokio::test]
+async fn an_amc_lost_create_never_adopts_an_execution_of_other_parameters_or_another_time_zone() {
+    // Source: execute-workflow.md's sample response echoes `parameterValues` and
+    // `timeWindowTimeZoneOriginal` (reference §10): two jobs with one workflow and one window but other
+    // parameters, or the same local times in another zone, are other requests.
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = amc(&sim);
+    let since = Utc::now() - Days::hours(1);
+    let w = window(-9, -2);
+    // GIVEN another job's execution: the same SQL and window, with a parameter
+    let mut other = reach_query();
+    other.parameter_values.insert("campaign".into(), "summer".into());
+    client.create(&other, &w).await.expect("create");
+    // THEN this job, without it, does not take it for its own, and that job does
+    assert_eq!(
+        client.find_existing(&reach_query(), &w, since).await.expect("search"),
+        None
+    );
+    assert!(client.find_existing(&other, &w, since).await.expect("search").is_some());
+    let mut changed = other.clone();
+    changed.parameter_values.insert("campaign".into(), "winter".into());
+    assert_eq!(client.find_existing(&changed, &w, since).await.expect("search"), None);
+    // AND an execution of the same local window in another zone is not this job's either
+    let mut in_london = reach_query();
+    in_london.time_zone = Some("Europe/London".into());
+    let london = client.create(&in_london, &w).await.expect("create");
+    assert_eq!(
+        client.find_existing(&reach_query(), &w, since).await.expect("search"),
+        None
+    );
+    assert_eq!(
+        client.find_existing(&in_london, &w, since).await.expect("search"),
+        Some(london)
+    );
+}
+
+#[tokio::test]
 async fn amc_saved_workflows_are_created_updated_listed_run_and_deleted() {
     let sim = Simulator::start(SimConfig::default()).await.expect("sim");
     let client = amc(&sim);
@@ -246,5 +282,38 @@ async fn amc_create_takes_plain_json_or_no_content_type_and_instance_ids_with_da
             "{instance} {content_type:?}: {}",
             answer.status()
         );
+    }
+}
+
+#[tokio::test]
+async fn amc_results_unavailable_for_download_right_after_success_are_not_ready_yet_whatever_the_status() {
+    // Reference §1 (the AMC execute-workflow guide): downloadUrls before the results are ready answers
+    // "Execution with ID <id> is unavailable for download"; the guide gives no HTTP status, so any
+    // status carrying that message means "not yet", seen here right after SUCCEEDED.
+    for status in [400, 404, 409] {
+        let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+        let client = amc(&sim);
+        let id = client.create(&reach_query(), &window(-9, -2)).await.expect("create");
+        let (_, done) = poll_until_done(&client, &reach_query(), &id).await;
+        assert_eq!(done, RequestStatus::Ready);
+        sim.set_scenario(Scenario {
+            faults: vec![Fault {
+                op: "amc.downloadUrls".into(),
+                status,
+                times: 1,
+                retry_after: None,
+                body: Some(serde_json::json!({
+                    "code": status, "details": format!("Execution with ID {id} is unavailable for download")
+                })),
+                after_effect: false,
+                cut_after: None,
+                tamper: false,
+            }],
+            ..Scenario::default()
+        });
+        let early = client.documents(&reach_query(), &id).await.expect_err("not yet");
+        assert!(matches!(early, SourceError::Transient(_)), "{status}: {early:?}");
+        let docs = client.documents(&reach_query(), &id).await.expect("then the documents");
+        assert_eq!(docs.len(), 2);
     }
 }
