@@ -13,7 +13,7 @@
 //! | a dataset's files | `/v2/accounts/{account_id}/{group_id}/{business_id}/datasets/{dataset_id}` with `startDateTime`, `endDateTime` (`YYYY-MM-DDTHH:MM:SSZ`, UTC) and `limit` ≤ 1,000 |
 //!
 //! An export larger than 300 MB comes as several files; each pre-signed URL lives 60 minutes. The file
-//! entries' field names are not in the stored page: they are read tolerantly.
+//! entries' field names are not in the stored page: they are read tolerantly ([`SlateFile`]).
 //!
 //! There is no Amazon-side request to create: a "request" is the window of files to fetch, its id
 //! encodes the window, and it is ready at once (no data when no file falls in it). Incremental runs
@@ -55,27 +55,90 @@ pub struct Entry {
     pub name: String,
 }
 
-/// A dataset file.
+/// A dataset file. The official page publishes no example entry (seed 002), so each field is read
+/// under the names Slate's APIs and peers use, and only the URL is required: a file without an id is
+/// named by its URL's path, and one without a timestamp is still stored (the API selected it for the
+/// window; storing by id keeps it once).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "RawFile")]
 pub struct SlateFile {
-    /// Its id.
+    /// Its id (the URL's path when the entry names none).
     pub id: String,
     /// Its name.
-    #[serde(default)]
     pub name: Option<String>,
-    /// When it was published (the watermark).
-    #[serde(alias = "timestamp", alias = "createdAt", alias = "lastModified")]
-    pub published_at: DateTime<Utc>,
+    /// When it was published (the watermark), when the entry says.
+    pub published_at: Option<DateTime<Utc>>,
     /// Its size in bytes.
-    #[serde(default, alias = "fileSize")]
     pub size: Option<u64>,
     /// The pre-signed download URL.
-    #[serde(alias = "downloadUrl")]
     pub url: String,
     /// When the URL expires.
-    #[serde(default)]
     pub url_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A file entry as the API sends it, under any of the names its fields go by.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawFile {
+    #[serde(default, alias = "fileId", alias = "file_id")]
+    id: Option<String>,
+    #[serde(default, alias = "fileName", alias = "file_name")]
+    name: Option<String>,
+    #[serde(
+        default,
+        alias = "timestamp",
+        alias = "createdAt",
+        alias = "created_at",
+        alias = "lastModified",
+        alias = "last_modified",
+        alias = "published_at"
+    )]
+    published_at: Option<DateTime<Utc>>,
+    #[serde(default, alias = "fileSize", alias = "file_size", alias = "sizeInBytes")]
+    size: Option<u64>,
+    #[serde(
+        default,
+        alias = "downloadUrl",
+        alias = "download_url",
+        alias = "presignedUrl",
+        alias = "presigned_url",
+        alias = "fileUrl",
+        alias = "link"
+    )]
+    url: Option<String>,
+    #[serde(default, alias = "expiresAt", alias = "url_expires_at", alias = "expiration")]
+    url_expires_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<RawFile> for SlateFile {
+    type Error = String;
+
+    fn try_from(raw: RawFile) -> Result<Self, String> {
+        let url = raw
+            .url
+            .filter(|u| !u.is_empty())
+            .ok_or("a file entry has no download URL (url, downloadUrl, presignedUrl, fileUrl or link)")?;
+        let id = match raw.id.filter(|i| !i.is_empty()) {
+            Some(id) => id,
+            None => id_of_url(&url).ok_or("a file entry has neither an id nor a URL with a path")?,
+        };
+        Ok(Self {
+            id,
+            name: raw.name,
+            published_at: raw.published_at,
+            size: raw.size,
+            url,
+            url_expires_at: raw.url_expires_at,
+        })
+    }
+}
+
+/// A file's id taken from its URL: the path without the query (a pre-signed URL's signature changes
+/// with every listing; its path names the object).
+fn id_of_url(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let path = parsed.path().trim_matches('/');
+    (!path.is_empty()).then(|| path.to_owned())
 }
 
 #[derive(Deserialize)]
@@ -195,11 +258,22 @@ impl SlateClient {
                 FILES_PAGE_SIZE,
             )
             .await?;
+        // The API selected the files by the window; a timestamp, where an entry has one, only keeps
+        // out what an earlier run stored (at or before the watermark) or what lies outside the window.
+        // An entry without one is kept: storing by id stores it once.
         files.retain(|f| {
-            f.published_at >= start && f.published_at < window.end && request.after.is_none_or(|w| f.published_at > w)
+            f.published_at
+                .is_none_or(|t| t >= start && t < window.end && request.after.is_none_or(|w| t > w))
         });
-        files.sort_by(|x, y| x.published_at.cmp(&y.published_at).then_with(|| x.id.cmp(&y.id)));
-        files.dedup_by(|x, y| x.id == y.id);
+        files.sort_by(|x, y| {
+            x.published_at
+                .is_none()
+                .cmp(&y.published_at.is_none())
+                .then_with(|| x.published_at.cmp(&y.published_at))
+                .then_with(|| x.id.cmp(&y.id))
+        });
+        let mut seen = std::collections::HashSet::new();
+        files.retain(|f| seen.insert(f.id.clone()));
         Ok(files)
     }
 }
@@ -256,7 +330,7 @@ impl ReportSource for SlateClient {
                         format: ContentFormat::Csv,
                     },
                     expires_at: f.url_expires_at,
-                    produced_at: Some(f.published_at),
+                    produced_at: f.published_at,
                     size: f.size,
                 })
             })
@@ -267,6 +341,27 @@ impl ReportSource for SlateClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_entries_are_read_under_any_of_their_names_and_need_only_a_url() {
+        let full: SlateFile = serde_json::from_value(serde_json::json!({
+            "fileId": "f-1", "timestamp": "2026-11-20T06:00:00Z", "downloadUrl": "https://s3.example/a/b.zip?X-Amz-Signature=s",
+            "fileSize": 12
+        }))
+        .expect("an entry");
+        assert_eq!((full.id.as_str(), full.size), ("f-1", Some(12)));
+        assert!(full.published_at.is_some());
+        let bare: SlateFile = serde_json::from_value(serde_json::json!({
+            "presignedUrl": "https://s3.example/exports/2026/part-0001.zip?X-Amz-Signature=one"
+        }))
+        .expect("an entry with a URL only");
+        assert_eq!(
+            bare.id, "exports/2026/part-0001.zip",
+            "the id is the URL's path, not its signature"
+        );
+        assert_eq!(bare.published_at, None);
+        assert!(serde_json::from_value::<SlateFile>(serde_json::json!({"id": "x"})).is_err());
+    }
 
     #[test]
     fn a_window_id_round_trips() {

@@ -65,8 +65,8 @@ impl std::fmt::Debug for AccessToken {
 /// Ads API (reference amazon-apis.md §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenHost {
-    /// `api.amazon.com`, whatever the region (SP-API).
+    /// `api.amazon.com`, whatever the region (SP-API; Slate, whose Datasets API page names only it).
     Global,
-    /// The region's host (Ads API, AMC; Slate, undocumented, as Ads).
+    /// The region's host (Ads API, AMC).
     Regional,
 }

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Changelog, InvalidSource, PollBackoff, SourceRules};
+use crate::domain::credentials::TokenHost;
 use crate::domain::document::ColumnKind;
 
 /// What a job asks Slate for: one dataset of one business.
@@ -88,6 +89,12 @@ impl SourceRules for SlateRequest {
         }
     }
 
+    /// The Datasets API page (seed 002) documents one token endpoint, `https://api.amazon.com/auth/o2/token`,
+    /// for every region; a credential set's `tokenUrl` still says otherwise.
+    fn token_host(&self) -> TokenHost {
+        TokenHost::Global
+    }
+
     fn column_kinds(&self) -> std::collections::BTreeMap<String, ColumnKind> {
         TYPED_COLUMNS
             .iter()
@@ -111,5 +118,30 @@ impl SourceRules for SlateRequest {
 
     fn incremental(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::lwa::token_endpoint;
+    use crate::domain::Region;
+
+    #[test]
+    fn slate_credentials_are_refreshed_at_the_one_token_endpoint_its_page_documents_in_every_region() {
+        let request = SlateRequest {
+            account_id: "a".into(),
+            group_id: "g".into(),
+            business_id: "b".into(),
+            dataset_id: "d".into(),
+            after: None,
+            changelog_key: None,
+        };
+        for region in [Region::Na, Region::Eu, Region::Fe] {
+            assert_eq!(
+                token_endpoint(region, request.token_host()),
+                "https://api.amazon.com/auth/o2/token"
+            );
+        }
     }
 }
