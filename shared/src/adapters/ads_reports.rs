@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation, path_segment};
 use crate::domain::document::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
-use crate::domain::source::ads_reports::{self as ads, AdsReportRequest, Filter};
+use crate::domain::source::ads_reports::{AdsReportRequest, Filter};
 use crate::domain::{Region, TimeWindow};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
 
@@ -297,7 +297,9 @@ impl ReportSource for AdsReportsClient {
 
     async fn create(&self, request: &AdsReportRequest, window: &TimeWindow) -> Result<String, SourceError> {
         request.validate().map_err(SourceError::Invalid)?;
-        ads::check_window(window).map_err(SourceError::Invalid)?;
+        request
+            .check_window(window, chrono::Utc::now().date_naive())
+            .map_err(SourceError::Invalid)?;
         // An ambiguous failure is resolved by sending the same create again: Amazon answers 425 with the
         // report the first attempt made, which is reused after verification.
         let mut attempt = 0;

@@ -257,10 +257,17 @@ pub async fn ads_create_report(AxState(sim): AxState<Sim>, call: Call) -> Respon
                 "The report date range must be between 1 and 31 days",
             );
         }
-        if (state.now().date_naive() - start).num_days() > 95 {
+        let c = &body["configuration"];
+        // Data retention by ad product (reference §3.2, the report-type pages): Sponsored Products 95
+        // days (its search term report 65), Sponsored Brands 60, Sponsored Display 65, the others 95.
+        let retention = match (c["adProduct"].as_str(), c["reportTypeId"].as_str()) {
+            (_, Some("spSearchTerm")) | (Some("SPONSORED_DISPLAY"), _) => 65,
+            (Some("SPONSORED_BRANDS"), _) => 60,
+            _ => 95,
+        };
+        if (state.now().date_naive() - start).num_days() > retention {
             return ads_error(StatusCode::BAD_REQUEST, "Report date is too far in the past");
         }
-        let c = &body["configuration"];
         for k in ["adProduct", "reportTypeId", "timeUnit", "format"] {
             if c[k].as_str().is_none() {
                 return ads_error(StatusCode::BAD_REQUEST, &format!("configuration.{k} is required"));

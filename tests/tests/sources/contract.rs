@@ -654,6 +654,9 @@ async fn every_ads_request_the_client_sends_has_the_published_shape() {
     let id = client.create(&request, &window(-3, -1)).await.expect("create");
     request.filters.clear();
     request.time_unit = "SUMMARY".into();
+    // (a SUMMARY report is dated by startDate and endDate, not by date: reference §3.2)
+    request.columns.retain(|c| c != "date");
+    request.columns.extend(["startDate".to_owned(), "endDate".to_owned()]);
     client.create(&request, &window(-3, -1)).await.expect("create");
     client.status(&request, &id).await.expect("status");
     client.profiles().await.expect("profiles");
@@ -692,7 +695,16 @@ async fn the_published_ads_responses_parse_into_the_client() {
     .await
     .expect("replay");
     let client = AdsReportsClient::new(seeded_api(AuthStyle::Bearer, "Atza|fake").await, replay.base_url());
-    let (request, window) = guide_report();
+    // (the guide's request over a recent window: its own dates are older than the data Amazon keeps,
+    // which the client refuses before calling)
+    let (request, guide_window) = guide_report();
+    assert!(
+        client
+            .create(&request, &guide_window)
+            .await
+            .is_err_and(|e| e.to_string().contains("kept for 95 days"))
+    );
+    let window = window(-6, -1);
     assert_eq!(client.create(&request, &window).await.expect("create"), id);
     assert_eq!(
         client.status(&request, &id).await.expect("status"),
@@ -703,7 +715,11 @@ async fn the_published_ads_responses_parse_into_the_client() {
     let profiles = client.profiles().await.expect("profiles");
     assert_eq!(profiles.len(), 1);
 
-    // A 425 names the report it duplicates; the client reuses it once its configuration matches.
+    // A 425 names the report it duplicates; the client reuses it once its configuration matches
+    // (the published report, over the recent window asked for).
+    let mut pending = pending;
+    pending["startDate"] = json!(window.start.format("%Y-%m-%d").to_string());
+    pending["endDate"] = json!((window.end - Days::days(1)).format("%Y-%m-%d").to_string());
     let replay = Replay::start(vec![
         Route::new(Method::POST, "/reporting/reports", 425, duplicate),
         Route::new(Method::GET, &format!("/reporting/reports/{id}"), 200, pending),

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::{InvalidSource, PollBackoff, SourceRules};
@@ -80,7 +81,77 @@ impl AdsReportRequest {
         if self.columns.is_empty() || self.group_by.is_empty() || self.report_type_id.is_empty() {
             return Err("reportTypeId, columns and groupBy must not be empty".into());
         }
+        if let Some(product) = ad_product_of(&self.report_type_id)
+            && product != self.ad_product
+        {
+            return Err(format!(
+                "reportTypeId {:?} is a {product} report; adProduct is {:?}",
+                self.report_type_id, self.ad_product
+            ));
+        }
+        // Reference §3.2 (the reporting v3 guide): DAILY rows are dated by the `date` column, a SUMMARY
+        // report by `startDate` and `endDate`; the other time unit's columns are refused.
+        let refused: &[&str] = if self.time_unit == "DAILY" {
+            &["startDate", "endDate"]
+        } else {
+            &["date"]
+        };
+        if let Some(column) = self.columns.iter().find(|c| refused.contains(&c.as_str())) {
+            return Err(format!(
+                "column {column:?} does not go with timeUnit {}: DAILY reports take `date`, SUMMARY reports \
+                 `startDate` and `endDate`",
+                self.time_unit
+            ));
+        }
         Ok(())
+    }
+
+    /// Checks that `window` fits one report and is within the report type's retention on `today`.
+    pub fn check_window(&self, window: &TimeWindow, today: NaiveDate) -> Result<(), String> {
+        check_window(window)?;
+        let retention = retention_days(&self.report_type_id);
+        let age = (today - window.start.date_naive()).num_days();
+        if age > i64::from(retention) {
+            return Err(format!(
+                "the window starts {age} days ago; {} data is kept for {retention} days (Report date is too far \
+                 in the past)",
+                self.report_type_id
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The ad product a report type belongs to, by its family prefix (the reporting v3 report-type pages:
+/// `sp…` Sponsored Products, `sb…` Sponsored Brands, `sd…` Sponsored Display, `st…` Sponsored
+/// Television, `dsp…` DSP); `None` for a type outside those families.
+pub fn ad_product_of(report_type_id: &str) -> Option<&'static str> {
+    const FAMILIES: [(&str, &str); 5] = [
+        ("dsp", "DEMAND_SIDE_PLATFORM"),
+        ("sp", "SPONSORED_PRODUCTS"),
+        ("sb", "SPONSORED_BRANDS"),
+        ("sd", "SPONSORED_DISPLAY"),
+        ("st", "SPONSORED_TELEVISION"),
+    ];
+    FAMILIES
+        .iter()
+        .find(|(prefix, _)| {
+            report_type_id
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
+        })
+        .map(|(_, product)| *product)
+}
+
+/// How many days back a report type's data can be asked for (reference §3.2, from the report-type
+/// pages: Sponsored Products 95 days, its search term report 65; Sponsored Brands 60; Sponsored
+/// Display 65; Sponsored Television and DSP 95).
+pub fn retention_days(report_type_id: &str) -> u32 {
+    match (report_type_id, ad_product_of(report_type_id)) {
+        ("spSearchTerm", _) => 65,
+        (_, Some("SPONSORED_BRANDS")) => 60,
+        (_, Some("SPONSORED_DISPLAY")) => 65,
+        _ => 95,
     }
 }
 
@@ -124,7 +195,10 @@ pub fn column_kind(column: &str) -> ColumnKind {
     ];
     match column {
         "date" | "startDate" | "endDate" => ColumnKind::Date,
+        // How a campaign is charged (`CPC`, `VCPM`…): a word, although it starts like `cost`.
+        "costType" => ColumnKind::String,
         "costPerClick" | "clickThroughRate" => ColumnKind::Double,
+        c if c.ends_with("Rate") || c.ends_with("Percentage") || c.ends_with("Average") => ColumnKind::Double,
         c if AMOUNTS.iter().any(|a| c.starts_with(a)) => ColumnKind::Double,
         c if COUNTS.iter().any(|a| c.starts_with(a)) => ColumnKind::BigInt,
         _ => ColumnKind::String,
@@ -171,5 +245,94 @@ impl SourceRules for AdsReportRequest {
             base: Duration::from_secs(30),
             cap: Duration::from_secs(300),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(report_type_id: &str, ad_product: &str, time_unit: &str, columns: &[&str]) -> AdsReportRequest {
+        AdsReportRequest {
+            profile_id: "1".into(),
+            ad_product: ad_product.into(),
+            report_type_id: report_type_id.into(),
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            group_by: vec!["campaign".into()],
+            time_unit: time_unit.into(),
+            filters: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_report_type_of_another_ad_product_is_refused_before_any_call() {
+        assert!(
+            request("spCampaigns", "SPONSORED_PRODUCTS", "DAILY", &["date"])
+                .validate()
+                .is_ok()
+        );
+        let wrong = request("sbCampaigns", "SPONSORED_PRODUCTS", "DAILY", &["date"]).validate();
+        assert!(wrong.is_err_and(|e| e.contains("SPONSORED_BRANDS")));
+        assert_eq!(ad_product_of("dspCampaign"), Some("DEMAND_SIDE_PLATFORM"));
+        assert_eq!(
+            ad_product_of("spaghetti"),
+            None,
+            "a family prefix is followed by a capital"
+        );
+    }
+
+    #[test]
+    fn daily_reports_take_the_date_column_and_summary_reports_their_start_and_end_dates() {
+        assert!(
+            request(
+                "spCampaigns",
+                "SPONSORED_PRODUCTS",
+                "SUMMARY",
+                &["startDate", "endDate"]
+            )
+            .validate()
+            .is_ok()
+        );
+        assert!(
+            request("spCampaigns", "SPONSORED_PRODUCTS", "SUMMARY", &["date"])
+                .validate()
+                .is_err()
+        );
+        assert!(
+            request("spCampaigns", "SPONSORED_PRODUCTS", "DAILY", &["startDate"])
+                .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_window_older_than_its_ad_products_retention_is_refused() {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 4).expect("a day");
+        let window_from = |days_ago: i64| {
+            let start = (today - chrono::Duration::days(days_ago))
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc();
+            TimeWindow::new(start, start + chrono::Duration::days(1)).expect("a window")
+        };
+        for (report_type, product, kept) in [
+            ("spCampaigns", "SPONSORED_PRODUCTS", 95),
+            ("spSearchTerm", "SPONSORED_PRODUCTS", 65),
+            ("sbCampaigns", "SPONSORED_BRANDS", 60),
+            ("sdCampaigns", "SPONSORED_DISPLAY", 65),
+        ] {
+            let r = request(report_type, product, "DAILY", &["date"]);
+            assert!(r.check_window(&window_from(kept), today).is_ok(), "{report_type}");
+            assert!(r.check_window(&window_from(kept + 1), today).is_err(), "{report_type}");
+        }
+    }
+
+    #[test]
+    fn ads_columns_are_typed_by_their_exact_names() {
+        assert_eq!(column_kind("costType"), ColumnKind::String);
+        assert_eq!(column_kind("cost"), ColumnKind::Double);
+        assert_eq!(column_kind("purchasesSameSkuRate"), ColumnKind::Double);
+        assert_eq!(column_kind("newToBrandPurchasesPercentage"), ColumnKind::Double);
+        assert_eq!(column_kind("videoCompleteViewsAverage"), ColumnKind::Double);
+        assert_eq!(column_kind("impressions"), ColumnKind::BigInt);
     }
 }
