@@ -311,6 +311,16 @@ pub trait JobStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
+    /// Counts one call of a looping step (create, status check, download) on the run's current claim,
+    /// and returns the count: the bound of the run's wait loops (see
+    /// [`crate::steps::budget::MAX_STEP_CALLS`]). A new claim starts again from zero. `StaleState` when
+    /// the run does not exist.
+    fn count_step_call(
+        &self,
+        key: &crate::domain::run::RunKey,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
     /// Moves the run from one of `from` to `to`, setting `update`'s fields; a finished status also sets
     /// the item's TTL. Returns the run as updated.
     fn transition(

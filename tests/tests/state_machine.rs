@@ -130,6 +130,41 @@ fn every_lambda_task_retries_the_errors_aws_recommends_and_no_retrier_is_shadowe
 }
 
 #[test]
+fn no_slice_execution_can_reach_step_functions_history_quota_whatever_its_steps_answer() {
+    use amzpipe::steps::budget::{EVENTS_PER_STEP_CALL, FIXED_EVENTS, HISTORY_EVENTS_LIMIT, MAX_STEP_CALLS};
+    // Events of one entry of a task (Step Functions' Standard history): TaskStateEntered,
+    // TaskScheduled, TaskStarted, TaskSucceeded or TaskFailed, TaskStateExited; three more for each
+    // retry (TaskScheduled, TaskStarted, TaskFailed), counted whether or not the step saw the call.
+    let entry = |task: &Value| {
+        let retries: u64 = task["Retry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["MaxAttempts"].as_u64())
+            .sum();
+        5 + 3 * retries
+    };
+    let tasks: std::collections::BTreeMap<String, Value> = lambda_tasks().into_iter().collect();
+    for looping in ["CreateRequest", "PollStatus", "DownloadDecrypt"] {
+        // (and the Wait and the Choice that lead back to it: two events each)
+        let worst = entry(&tasks[looping]) + 4;
+        assert!(
+            worst <= u64::from(EVENTS_PER_STEP_CALL),
+            "{looping}: {worst} events per call, above EVENTS_PER_STEP_CALL"
+        );
+    }
+    // The failure path, and every other state passed once (two events each), fit FIXED_EVENTS.
+    let text = local_definition("table", 1, false).expect("ASL file");
+    let states = text.matches("\"Type\":").count() as u64;
+    let once = entry(&tasks["RecordFailure"]) + 2 * states + 10;
+    assert!(once <= u64::from(FIXED_EVENTS), "{once} events outside the loops");
+    // Every call of a looping step is counted on the run, and a run ends at MAX_STEP_CALLS.
+    const { assert!(MAX_STEP_CALLS * EVENTS_PER_STEP_CALL + FIXED_EVENTS <= HISTORY_EVENTS_LIMIT) };
+    // (and the default maxPolls fits under it)
+    const { assert!(MAX_STEP_CALLS >= 240) };
+}
+
+#[test]
 fn every_function_times_out_after_its_worst_case_under_the_http_policy() {
     // The template's Timeout of each function (moto enforces none) against the step's worst case.
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");

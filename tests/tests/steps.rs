@@ -805,6 +805,47 @@ async fn a_storm_of_5xx_never_sends_more_creates_than_the_sellers_usage_plan_all
 }
 
 #[tokio::test]
+async fn a_create_that_meets_only_5xx_and_an_empty_bucket_ends_failed_with_its_last_answer_after_the_runs_step_bound() {
+    // GIVEN an SP-API createReport answering 503 to everything, and a job bounding its run's step calls
+    // at 6 (the default keeps a slice's execution within Step Functions' 25,000 history events)
+    let stack = Stack::start(SimConfig {
+        sp_rate_limits: false,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("stack");
+    stack
+        .sim
+        .set_scenario(Scenario::with_fault(Fault::answer("sp.createReport", 503, 10_000)));
+    let mut job = sp_job();
+    job["limits"] = json!({ "maxStepCalls": 6 });
+    let ev = event(job);
+    // WHEN the state machine keeps calling create-request: its retries, and WaitForCapacity's loop
+    // (which spends no retry)
+    let mut calls = 0;
+    let ended = loop {
+        calls += 1;
+        assert!(calls <= 40, "the create loop did not end");
+        match create_request(&stack.services, ev.clone()).await {
+            Ok(out) if out.outcome == CreateOutcome::Throttled => {}
+            Ok(out) => panic!("unexpected {out:?}"),
+            Err(e) if e.is_retryable() => {}
+            Err(e) => break e,
+        }
+    };
+    // THEN it ended at the bound kept on the run, FAILED, saying why and what Amazon last answered
+    assert_eq!(ended.error_type(), "SourceFailed", "{ended}");
+    assert!(calls <= 6, "{calls} calls");
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    let reason = run.failure_reason.unwrap_or_default();
+    assert!(
+        reason.contains("maxStepCalls") && reason.contains("the last answer"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
 async fn a_full_amc_instance_answers_throttled_until_a_slot_frees() {
     let stack = stack().await;
     for i in 0..10 {

@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `createStartedAt`, `createOwner`/`createLeaseUntil` and `downloadOwner`/`downloadLeaseUntil` (the execution on that step, epoch ms), `failureReason`, `manifestKey`, `schemaNote`, `documentCount`, `bytesOut`, `rowsOut`, `cutDocument` (the document the Lambda deadline last cut off), timestamps; `expiresAt` once finished |
+//! | run | `JOB#{job}` | `RUN#{start}#{end}` (RFC 3339) | `runId`, `status`, `requestId`, `claims`, `polls`, `stepCalls` (the bound of its wait loops), `createStartedAt`, `createOwner`/`createLeaseUntil` and `downloadOwner`/`downloadLeaseUntil` (the execution on that step, epoch ms), `failureReason`, `manifestKey`, `schemaNote`, `documentCount`, `bytesOut`, `rowsOut`, `cutDocument` (the document the Lambda deadline last cut off), timestamps; `expiresAt` once finished |
 //! | document | `JOB#{job}` | `DOC#{start}#{end}#{index:06}` | `record`: the document's record (JSON) without its objects; `objectCount`; `expiresAt` |
 //! | document's objects | `JOB#{job}` | `DOC#{start}#{end}#{index:06}#{piece:04}` | `objects`: up to 200 stored objects (JSON each); `expiresAt` |
 //! | watermark | `JOB#{job}` | `WATERMARK` | `watermark` (epoch ms of the newest file stored) |
@@ -459,8 +459,8 @@ impl JobStore for DynamoJobStore {
             .table_name(&self.table)
             .set_key(Some(Self::run_key(key)))
             .update_expression(
-                "SET #s = :claimed, claims = claims + :one, polls = :zero, documentCount = :zero, bytesOut = :zero, \
-                 updatedAt = :now \
+                "SET #s = :claimed, claims = claims + :one, polls = :zero, stepCalls = :zero, documentCount = :zero, \
+                 bytesOut = :zero, updatedAt = :now \
                  REMOVE requestId, createStartedAt, failureReason, manifestKey, schemaNote, amazonStatus, expiresAt, rowsOut, \
                  cutDocument, createOwner, createLeaseUntil, downloadOwner, downloadLeaseUntil",
             )
@@ -600,6 +600,29 @@ impl JobStore for DynamoJobStore {
                 Some(run) if run.status == RunStatus::Requested && run.polls > seen => Ok(run.polls),
                 _ => Err(self.stale(key, &[RunStatus::Requested]).await),
             },
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn count_step_call(&self, key: &RunKey, now: DateTime<Utc>) -> Result<u32, StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::run_key(key)))
+            .update_expression("SET updatedAt = :now ADD stepCalls :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.attributes().and_then(|a| get_n(a, "stepCalls")).unwrap_or(0)),
+            Err(e) if is_condition_failed(&e) => Err(StoreError::StaleState {
+                expected: "a run".into(),
+                found: "MISSING".into(),
+            }),
             Err(e) => Err(store_error("UpdateItem", e)),
         }
     }

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::TimeWindow;
 use crate::domain::document::ColumnKind;
+use crate::domain::run::{HISTORY_EVENTS_LIMIT, MAX_STEP_CALLS};
 pub use crate::domain::source::SourceSpec;
 
 /// Longest accepted job name (it is part of DynamoDB keys and S3 keys).
@@ -220,9 +221,14 @@ impl Default for OutputSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Limits {
-    /// Status checks before the run is given up as stuck (1–10,000).
+    /// Status checks before the run is given up as stuck (1 to [`MAX_STEP_CALLS`]).
     #[serde(default = "default_max_polls")]
     pub max_polls: u32,
+    /// Calls of the run's looping steps (creates while there is no capacity, status checks, download
+    /// continuations) before it is given up, whatever they answered (1 to [`MAX_STEP_CALLS`], the
+    /// default: what keeps a slice's execution within Step Functions' history quota).
+    #[serde(default = "default_max_step_calls")]
+    pub max_step_calls: u32,
     /// Ceiling on the decompressed size of one document, in bytes (bomb protection).
     #[serde(default = "default_max_document_bytes")]
     pub max_document_bytes: u64,
@@ -240,6 +246,10 @@ fn default_max_polls() -> u32 {
     240
 }
 
+fn default_max_step_calls() -> u32 {
+    MAX_STEP_CALLS
+}
+
 fn default_max_document_bytes() -> u64 {
     crate::domain::document::DEFAULT_MAX_OUTPUT_BYTES
 }
@@ -248,6 +258,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_polls: default_max_polls(),
+            max_step_calls: default_max_step_calls(),
             max_document_bytes: default_max_document_bytes(),
             max_expansion_ratio: default_max_expansion_ratio(),
         }
@@ -382,8 +393,15 @@ impl Job {
                 format!("{prefix:?} must not start or end with '/', nor contain '//' (at most 256 bytes)"),
             ));
         }
-        if !(1..=10_000).contains(&self.limits.max_polls) {
-            return Err(InvalidJob::new("limits.maxPolls", "must be between 1 and 10000"));
+        let bound = format!(
+            "must be between 1 and {MAX_STEP_CALLS} (what keeps a slice's execution within Step Functions' \
+             {HISTORY_EVENTS_LIMIT} history events)"
+        );
+        if !(1..=MAX_STEP_CALLS).contains(&self.limits.max_polls) {
+            return Err(InvalidJob::new("limits.maxPolls", bound.clone()));
+        }
+        if !(1..=MAX_STEP_CALLS).contains(&self.limits.max_step_calls) {
+            return Err(InvalidJob::new("limits.maxStepCalls", bound));
         }
         if self.limits.max_expansion_ratio == 0 {
             return Err(InvalidJob::new("limits.maxExpansionRatio", "must be at least 1"));
@@ -840,5 +858,24 @@ mod tests {
         assert_eq!(job.limits.max_polls, 240);
         let back: Job = serde_json::from_value(serde_json::to_value(&job).expect("json")).expect("round trip");
         assert_eq!(back, job);
+    }
+
+    #[test]
+    fn limits_past_what_a_slices_execution_history_holds_are_refused_naming_the_field() {
+        for (field, value) in [
+            ("maxPolls", 10_000),
+            ("maxStepCalls", MAX_STEP_CALLS + 1),
+            ("maxStepCalls", 0),
+        ] {
+            let mut job = serde_json::json!({
+                "name": "sp-orders", "credentials": "amzpipe/x",
+                "source": { "type": "spReports", "reportType": "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+                            "marketplaceIds": ["ATVPDKIKX0DER"] },
+                "window": { "rule": "yesterday" }
+            });
+            job["limits"] = serde_json::json!({ field: value });
+            let err = Job::parse(&job.to_string()).expect_err("refused");
+            assert_eq!(err.field, format!("limits.{field}"), "{err}");
+        }
     }
 }

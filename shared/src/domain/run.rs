@@ -108,6 +108,26 @@ fn compact(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%MZ").to_string()
 }
 
+/// Step Functions' quota on one execution's history: an execution that reaches it fails outside every
+/// `Catch` (its failure path never runs).
+pub const HISTORY_EVENTS_LIMIT: u32 = 25_000;
+
+/// The most events one call of a looping step (create-request, poll-status, download-decrypt) can add
+/// to its slice's execution history, retries its count does not see included: the task's five events,
+/// the Wait and Choice that lead back to it (four), and three for each retry the definition allows on
+/// one entry of the task. `tests/tests/state_machine.rs` holds it to the definition.
+pub const EVENTS_PER_STEP_CALL: u32 = 75;
+
+/// Events of a slice's execution outside its loops: its start and end, the failure path with its
+/// retries, the states passed once.
+pub const FIXED_EVENTS: u32 = 300;
+
+/// The most calls of its looping steps one claim of a run may make (the count is kept on the run, so
+/// no retry resets it): the bound of every wait loop, chosen so that a slice's execution stays within
+/// [`HISTORY_EVENTS_LIMIT`] whatever its steps answer. A run that reaches it ends `FAILED` with the
+/// last answer, before Step Functions would end its execution without a trace.
+pub const MAX_STEP_CALLS: u32 = (HISTORY_EVENTS_LIMIT - FIXED_EVENTS) / EVENTS_PER_STEP_CALL;
+
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -16,6 +16,8 @@ use crate::adapters::api::Policy;
 /// with a reason instead of being cut off by the execution's timeout.
 pub const FINISH_RESERVE: Duration = Duration::from_secs(960 + 720);
 
+pub use crate::domain::run::{EVENTS_PER_STEP_CALL, FIXED_EVENTS, HISTORY_EVENTS_LIMIT, MAX_STEP_CALLS};
+
 /// Time allowed for a step's AWS calls (secret, job table, quotas).
 pub const AWS_ALLOWANCE: Duration = Duration::from_secs(30);
 

@@ -8,7 +8,7 @@ use tracing::Instrument;
 
 use crate::domain::run::RunStatus;
 use crate::ports::{JobStore, SourceError, StoreError};
-use crate::steps::failure::{fail_run, note_refusal};
+use crate::steps::failure::{fail_run, note_refusal, within_step_bound};
 use crate::steps::quota::take_quota;
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 
@@ -62,7 +62,16 @@ pub async fn create_request<P: Ports>(
 ) -> Result<CreateOutput, StepError> {
     let ctx = RunContext::from_event(event)?;
     let span = tracing::info_span!("create-request", job = %ctx.job.name, run_id = %ctx.key.run_id());
-    create(services, &ctx).instrument(span).await
+    async {
+        let result = create(services, &ctx).await;
+        within_step_bound(&services.store, &ctx, "create-request", result, |out| {
+            (out.outcome == CreateOutcome::Throttled)
+                .then(|| format!("no capacity to create the request (waiting {} s)", out.wait_seconds))
+        })
+        .await
+    }
+    .instrument(span)
+    .await
 }
 
 async fn create<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<CreateOutput, StepError> {

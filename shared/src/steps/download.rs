@@ -13,7 +13,7 @@ use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, SchemaChange, SourceDocument};
 use crate::steps::catalog::{column_order, register_table, widened};
 use crate::steps::current::make_current;
-use crate::steps::failure::{clear_run_objects, fail_run, note_refusal};
+use crate::steps::failure::{clear_run_objects, fail_run, note_refusal, within_step_bound};
 use crate::steps::quota::release_quota;
 use crate::steps::{BoundSource, Deadline, Ports, RunContext, RunRef, Services, StepError};
 use crate::transfer::{
@@ -67,7 +67,16 @@ pub async fn download_decrypt<P: Ports>(
 ) -> Result<DownloadOutput, StepError> {
     let ctx = RunContext::from_event(event)?;
     let span = tracing::info_span!("download-decrypt", job = %ctx.job.name, run_id = %ctx.key.run_id());
-    download(services, &ctx, deadline).instrument(span).await
+    async {
+        let result = download(services, &ctx, deadline).await;
+        within_step_bound(&services.store, &ctx, "download-decrypt", result, |out| {
+            (out.outcome == DownloadOutcome::Continue)
+                .then(|| "the Lambda deadline came before every document was stored".to_owned())
+        })
+        .await
+    }
+    .instrument(span)
+    .await
 }
 
 async fn download<P: Ports>(

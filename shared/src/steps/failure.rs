@@ -246,6 +246,44 @@ pub(crate) async fn clear_run_objects<P: Ports>(services: &Services<P>, ctx: &Ru
     Ok(())
 }
 
+/// Keeps a run's wait loops bounded where no retry can reset the bound: when `result` means the loop
+/// goes on (`goes_on` names the answer it goes on with, or the error is one the state machine retries),
+/// the call is counted on the run, and at the job's `limits.maxStepCalls` the run ends `FAILED` with
+/// that answer (`SourceFailed`) instead. A count the store could not make leaves `result` as it is
+/// (the state machine's retries still end).
+pub(crate) async fn within_step_bound<St: JobStore + Quotas, T>(
+    store: &St,
+    ctx: &RunContext,
+    step: &str,
+    result: Result<T, StepError>,
+    goes_on: impl FnOnce(&T) -> Option<String>,
+) -> Result<T, StepError> {
+    let answer = match &result {
+        Ok(out) => goes_on(out),
+        Err(e) if e.is_retryable() => Some(format!("{}: {e}", e.error_type())),
+        Err(_) => None,
+    };
+    let Some(answer) = answer else {
+        return result;
+    };
+    let limit = ctx.job.limits.max_step_calls;
+    match store.count_step_call(&ctx.key, Utc::now()).await {
+        Ok(calls) if calls >= limit => {
+            let error = StepError::SourceFailed(format!(
+                "{step} gave up: the run's steps were called {calls} times without it finishing \
+                 (limits.maxStepCalls, which keeps its execution within Step Functions' history quota); \
+                 the last answer: {answer}"
+            ));
+            Err(fail_run(store, ctx, error).await)
+        }
+        Ok(_) => result,
+        Err(e) => {
+            tracing::warn!(error = %e, "the step call could not be counted on the run");
+            result
+        }
+    }
+}
+
 /// Records a failure on the run (from any unfinished status) and releases its quota; the error is
 /// returned for the state machine.
 pub(crate) async fn fail_run<St: JobStore + Quotas>(store: &St, ctx: &RunContext, error: StepError) -> StepError {

@@ -8,6 +8,7 @@ use crate::domain::run::{RunStatus, RunUpdate};
 use crate::ports::{JobStore, RequestStatus};
 use crate::steps::failure::{
     EXECUTION_STATUS_CHANGE, fail_run, fail_run_with_status, note_refusal, record_abandoned, record_failure,
+    within_step_bound,
 };
 use crate::steps::quota::{release_quota, renew_quota};
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
@@ -70,7 +71,21 @@ pub async fn poll_status_or_record_failure<P: Ports>(
 pub async fn poll_status<P: Ports>(services: &Services<P>, event: serde_json::Value) -> Result<PollOutput, StepError> {
     let ctx = RunContext::from_event(event)?;
     let span = tracing::info_span!("poll-status", job = %ctx.job.name, run_id = %ctx.key.run_id());
-    poll(services, &ctx).instrument(span).await
+    async {
+        let result = poll(services, &ctx).await;
+        within_step_bound(&services.store, &ctx, "poll-status", result, |out| {
+            (out.state == PollState::InProgress).then(|| {
+                format!(
+                    "Amazon's status {} after {} checks",
+                    out.amazon_status.as_deref().unwrap_or("unknown"),
+                    out.polls
+                )
+            })
+        })
+        .await
+    }
+    .instrument(span)
+    .await
 }
 
 async fn poll<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<PollOutput, StepError> {
