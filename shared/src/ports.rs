@@ -656,8 +656,9 @@ pub struct ViewDefinition {
     pub description: String,
     /// Its query (Trino SQL; tables named without their database).
     pub sql: String,
-    /// The columns the query returns, in order.
-    pub columns: Vec<String>,
+    /// The columns the query returns, in order, with their types: a view must declare what its query
+    /// returns, or Athena refuses it as stale.
+    pub columns: Vec<(String, crate::domain::document::ColumnKind)>,
 }
 
 /// The data catalog the tables are registered in (the Glue Data Catalog).

@@ -13,7 +13,8 @@ Each table is built from the catalog alone, as Athena builds it, never from the 
   a `SymlinkTextInputFormat` table's objects are its partitions' symlink files, each line an `s3://` path of
   an object to read (as Hive and Athena read symlink tables);
 - its views (`VIRTUAL_VIEW`) from Trino's view format, `/* Presto View: <base64 JSON> */`, whose `originalSql`
-  is run as written (the SQL the pipeline writes is both Trino's and DuckDB's);
+  is run as written (the SQL the pipeline writes is both Trino's and DuckDB's), and whose declared columns
+  must be what that query returns, by name and type, or the view is refused as stale, as Athena refuses it;
 - each object as its SerDe reads it: LazySimpleSerDe (`field.delim`, no quoting), OpenCSVSerde (`separatorChar`,
   `quoteChar`) by position, `skip.header.line.count` lines skipped per file, a `.gz` object inflated (as Athena
   does, by its extension); the OpenX JSON SerDe by name
@@ -158,6 +159,22 @@ def reader(db, table, path):
     raise SystemExit(f"table {table['Name']}: unsupported SerDe {lib}")
 
 
+# The Trino type a view declares for a column, as DuckDB names the type of what its query returns.
+VIEW_TYPES = {"varchar": "VARCHAR", "bigint": "BIGINT", "double": "DOUBLE", "date": "DATE", "timestamp(3)": "TIMESTAMP"}
+
+
+def check_view_types(db, name, declared):
+    """Athena (Trino) refuses a view whose query returns columns other than those its definition
+    declares, by name or by type ("View … is stale or in invalid state"); DuckDB checks neither, so
+    this does: each declared column against what the view's query returns, in order."""
+    returned = [(row[0], row[1]) for row in db.execute(f"DESCRIBE {ident(name)}").fetchall()]
+    wanted = [(c["name"], VIEW_TYPES.get(c["type"], c["type"])) for c in declared]
+    if returned != wanted:
+        raise SystemExit(
+            f"view {name} is stale, as Athena would say: it declares {wanted} and its query returns {returned}"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", required=True)
@@ -202,6 +219,7 @@ def main():
                 raise SystemExit(f"view {view['Name']}: not in Trino's view format")
             presto = json.loads(base64.b64decode(text[len(prefix):-len(suffix)]))
             db.execute(f"CREATE VIEW {ident(view['Name'])} AS {presto['originalSql']}")
+            check_view_types(db, view["Name"], presto["columns"])
             summary[view["Name"]] = {"view": presto["originalSql"]}
         results = []
         for sql in args.sql:

@@ -262,7 +262,11 @@ fn view_input(database: &str, view: &ViewDefinition) -> Result<TableInput, Catal
         "originalSql": view.sql,
         "catalog": "awsdatacatalog",
         "schema": database,
-        "columns": view.columns.iter().map(|c| serde_json::json!({"name": c, "type": "varchar"})).collect::<Vec<_>>(),
+        "columns": view
+            .columns
+            .iter()
+            .map(|(name, kind)| serde_json::json!({"name": name, "type": kind.view_type()}))
+            .collect::<Vec<_>>(),
         "owner": "amzpipe",
         "runAsInvoker": false,
     });
@@ -270,7 +274,7 @@ fn view_input(database: &str, view: &ViewDefinition) -> Result<TableInput, Catal
     let columns = view
         .columns
         .iter()
-        .map(|c| column(c, ColumnKind::String, None))
+        .map(|(name, kind)| column(name, *kind, None))
         .collect::<Result<Vec<_>, _>>()?;
     TableInput::builder()
         .name(&view.name)

@@ -260,6 +260,18 @@ impl ColumnKind {
         }
     }
 
+    /// The Trino type of a column of this kind as an Athena view's query returns it, which the view
+    /// must declare (a Parquet `timestamp` reads as `timestamp(3)`).
+    pub fn view_type(self) -> &'static str {
+        match self {
+            Self::String => "varchar",
+            Self::BigInt => "bigint",
+            Self::Double => "double",
+            Self::Date => "date",
+            Self::Timestamp => "timestamp(3)",
+        }
+    }
+
     /// The kind of a catalog type name; `string` for any other.
     pub fn from_catalog_type(name: &str) -> Self {
         match name {

@@ -395,13 +395,16 @@ pub fn current_view(table: &TableDefinition, changelog: &Changelog) -> Option<Vi
         name_of(&changelog.updated)?,
         name_of(&changelog.deleted)?,
     );
-    let mut columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
-    columns.extend(["account".to_owned(), "dt".to_owned()]);
-    let list = columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ");
+    let mut columns: Vec<(String, ColumnKind)> = table.columns.iter().map(|c| (c.name.clone(), c.kind)).collect();
+    columns.extend([
+        ("account".to_owned(), ColumnKind::String),
+        ("dt".to_owned(), ColumnKind::String),
+    ]);
+    let list = columns.iter().map(|(c, _)| quoted(c)).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "SELECT {list} FROM (SELECT *, row_number() OVER (PARTITION BY \"account\", {key} \
          ORDER BY {updated} DESC, \"dt\" DESC) AS amzpipe_rank FROM {table}) \
-         WHERE amzpipe_rank = 1 AND coalesce({deleted}, '0') <> '1'",
+         WHERE amzpipe_rank = 1 AND coalesce(CAST({deleted} AS varchar), '0') <> '1'",
         table = quoted(&table.name)
     );
     Some(ViewDefinition {
