@@ -740,6 +740,83 @@ async fn a_status_check_whose_answer_dynamodb_lost_is_counted_once_when_the_sdk_
     );
 }
 
+#[tokio::test]
+async fn a_view_another_writer_changed_meanwhile_is_written_again_not_failed() {
+    // GIVEN Glue answering the first write of a view with ConcurrentModificationException (another
+    // run wrote it at the same moment)
+    let stack = stack().await;
+    let proxy = amzpipe_testkit::aws_faults::FaultProxy::start(stack.aws.endpoint())
+        .await
+        .expect("proxy");
+    proxy.add(amzpipe_testkit::aws_faults::Rule {
+        target: Some("CreateTable".into()),
+        path_contains: None,
+        body_contains: Some("VIRTUAL_VIEW".into()),
+        times: 1,
+        fault: amzpipe_testkit::aws_faults::Fault::Refuse {
+            status: 400,
+            body: r#"{"__type":"ConcurrentModificationException","Message":"Update table failed due to concurrent modifications."}"#
+                .into(),
+        },
+    });
+    let glue = aws_sdk_glue::Client::new(&stack.aws.sdk_config_via(proxy.url()).await);
+    let catalog = amzpipe::adapters::glue::GlueCatalog::new(glue, amzpipe_testkit::stack::GLUE_DATABASE.into());
+    let view = amzpipe::ports::ViewDefinition {
+        name: "slate_playback_current".into(),
+        description: "a view".into(),
+        sql: "SELECT 1 AS \"one\"".into(),
+        columns: vec![("one".into(), amzpipe::domain::document::ColumnKind::BigInt)],
+    };
+    // WHEN the run writes it
+    amzpipe::steps::catalog::put_view(&catalog, &view)
+        .await
+        .expect("written after the conflict");
+    // THEN the conflict cost one attempt, and the view is there
+    assert_eq!(proxy.faulted(), 1);
+    let written = aws_sdk_glue::Client::new(&stack.aws.sdk_config().await)
+        .get_table()
+        .database_name(amzpipe_testkit::stack::GLUE_DATABASE)
+        .name("slate_playback_current")
+        .send()
+        .await
+        .expect("the view");
+    assert_eq!(written.table().and_then(|t| t.table_type()), Some("VIRTUAL_VIEW"));
+}
+
+#[tokio::test]
+async fn a_sealed_token_opens_through_a_kms_throttling_burst_longer_than_the_sdks_retries() {
+    // GIVEN a token sealed under the stack's token key, and KMS throttling the next five Decrypts (the
+    // SDK's standard retry makes three attempts)
+    let stack = stack().await;
+    let sealer = amzpipe::adapters::kms::TokenSealer::new(
+        aws_sdk_kms::Client::new(&stack.aws.sdk_config().await),
+        amzpipe_testkit::stack::TOKEN_KEY,
+    );
+    let sealed = sealer.seal("Atza|token", SECRET).await.expect("sealed");
+    let proxy = amzpipe_testkit::aws_faults::FaultProxy::start(stack.aws.endpoint())
+        .await
+        .expect("proxy");
+    proxy.add(amzpipe_testkit::aws_faults::Rule {
+        target: Some("Decrypt".into()),
+        path_contains: None,
+        body_contains: None,
+        times: 5,
+        fault: amzpipe_testkit::aws_faults::Fault::Refuse {
+            status: 400,
+            body: r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into(),
+        },
+    });
+    let throttled = amzpipe::adapters::kms::TokenSealer::new(
+        aws_sdk_kms::Client::new(&stack.aws.sdk_config_via(proxy.url()).await),
+        amzpipe_testkit::stack::TOKEN_KEY,
+    );
+    // WHEN a function opens it
+    let token = throttled.open(&sealed, SECRET).await.expect("opened after the burst");
+    // THEN it waited the throttling out instead of falling back to a Login with Amazon refresh
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "Atza|token");
+    assert_eq!(proxy.faulted(), 5);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Quotas shared across Lambdas
 

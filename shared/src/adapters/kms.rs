@@ -62,16 +62,16 @@ impl TokenSealer {
 
     /// Encrypts `token` of the credential set `credentials` (see the module docs).
     pub async fn seal(&self, token: &str, credentials: &str) -> Result<Sealed, StoreError> {
-        let out = self
-            .client
-            .generate_data_key()
-            .key_id(&self.key_id)
-            .key_spec(DataKeySpec::Aes256)
-            .encryption_context("purpose", TOKEN_CONTEXT_PURPOSE)
-            .encryption_context("credentials", credentials)
-            .send()
-            .await
-            .map_err(|e| kms_error("GenerateDataKey", e))?;
+        let out = with_throttle_retries("GenerateDataKey", || {
+            self.client
+                .generate_data_key()
+                .key_id(&self.key_id)
+                .key_spec(DataKeySpec::Aes256)
+                .encryption_context("purpose", TOKEN_CONTEXT_PURPOSE)
+                .encryption_context("credentials", credentials)
+                .send()
+        })
+        .await?;
         let (Some(key), Some(encrypted_key)) = (out.plaintext(), out.ciphertext_blob()) else {
             return Err(StoreError::Misconfigured(
                 "KMS GenerateDataKey answered without a data key".into(),
@@ -103,16 +103,16 @@ impl TokenSealer {
     /// key, another credential set, altered bytes) is [`StoreError::Misconfigured`]; callers treat it as
     /// no token.
     pub async fn open(&self, sealed: &Sealed, credentials: &str) -> Result<SecretString, StoreError> {
-        let out = self
-            .client
-            .decrypt()
-            .key_id(&sealed.key_id)
-            .ciphertext_blob(Blob::new(sealed.encrypted_key.clone()))
-            .encryption_context("purpose", TOKEN_CONTEXT_PURPOSE)
-            .encryption_context("credentials", credentials)
-            .send()
-            .await
-            .map_err(|e| kms_error("Decrypt", e))?;
+        let out = with_throttle_retries("Decrypt", || {
+            self.client
+                .decrypt()
+                .key_id(&sealed.key_id)
+                .ciphertext_blob(Blob::new(sealed.encrypted_key.clone()))
+                .encryption_context("purpose", TOKEN_CONTEXT_PURPOSE)
+                .encryption_context("credentials", credentials)
+                .send()
+        })
+        .await?;
         let key = out
             .plaintext()
             .ok_or_else(|| StoreError::Misconfigured("KMS Decrypt answered without the data key".into()))?;
@@ -141,6 +141,46 @@ impl TokenSealer {
 /// The job table key of a credential set's token item, bound into the ciphertext.
 fn item_key(credentials: &str) -> String {
     format!("TOKEN#{credentials}")
+}
+
+/// Backoffs before the attempts after the SDK's own retries met KMS throttling: a throttled KMS is
+/// waited for (about 3 s in all) rather than answered with a Login with Amazon refresh by every
+/// function at once, which would turn a KMS throttling storm into an LWA one.
+const THROTTLE_BACKOFFS: [std::time::Duration; 4] = [
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_millis(400),
+    std::time::Duration::from_millis(800),
+    std::time::Duration::from_millis(1_600),
+];
+
+/// `call`, sent again after each of [`THROTTLE_BACKOFFS`] while KMS answers it with throttling (or
+/// its internal error); any other answer is returned at once.
+async fn with_throttle_retries<T, E, F, Fut>(operation: &str, call: F) -> Result<T, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut backoffs = THROTTLE_BACKOFFS.iter();
+    loop {
+        match call().await {
+            Ok(out) => return Ok(out),
+            Err(e) => {
+                let throttled = matches!(e.code(), Some("ThrottlingException" | "KMSInternalException"));
+                match backoffs.next() {
+                    Some(wait) if throttled => {
+                        tracing::warn!(
+                            operation,
+                            wait_ms = wait.as_millis() as u64,
+                            "KMS is throttling; trying again"
+                        );
+                        tokio::time::sleep(*wait).await;
+                    }
+                    _ => return Err(kms_error(operation, e)),
+                }
+            }
+        }
+    }
 }
 
 fn kms_error<E>(operation: &str, err: SdkError<E, HttpResponse>) -> StoreError

@@ -92,7 +92,7 @@ pub async fn register_table<P: Ports>(
         .changelog()
         .and_then(|c| current_view(&table, &c))
     {
-        catalog.put_view(&view).await.map_err(step_error)?;
+        put_view(catalog, &view).await.map_err(step_error)?;
     }
     match &schema {
         SchemaChange::Drifted { .. } => {
@@ -262,6 +262,24 @@ fn moved(a: &[&str], b: &[&str]) -> bool {
     let in_a: Vec<&&str> = a.iter().filter(|c| b.contains(c)).collect();
     let in_b: Vec<&&str> = b.iter().filter(|c| a.contains(c)).collect();
     in_a != in_b
+}
+
+/// Writes the view, retrying when another writer changed it meanwhile (Glue's
+/// `ConcurrentModificationException`, `AlreadyExistsException` when two runs create it at once), as
+/// [`register`] does for tables: a conflict costs an attempt here, not a retry of the whole step.
+pub async fn put_view<C: Catalog>(catalog: &C, view: &ViewDefinition) -> Result<(), CatalogError> {
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        match catalog.put_view(view).await {
+            Err(CatalogError::Conflict(message)) => last = Some(message),
+            other => return other,
+        }
+    }
+    Err(CatalogError::Conflict(format!(
+        "the view {} changed on each of {ATTEMPTS} attempts: {}",
+        view.name,
+        last.unwrap_or_default()
+    )))
 }
 
 /// Creates the table, or merges the run's definition into it, retrying when another writer changed
