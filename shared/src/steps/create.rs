@@ -63,7 +63,7 @@ pub async fn create_request<P: Ports>(
     let ctx = RunContext::from_event(event)?;
     let span = tracing::info_span!("create-request", job = %ctx.job.name, run_id = %ctx.key.run_id());
     async {
-        let result = create(services, &ctx).await;
+        let result = Box::pin(create(services, &ctx)).await;
         within_step_bound(&services.store, &ctx, "create-request", result, |out| {
             (out.outcome == CreateOutcome::Throttled)
                 .then(|| format!("no capacity to create the request (waiting {} s)", out.wait_seconds))

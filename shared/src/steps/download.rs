@@ -68,7 +68,9 @@ pub async fn download_decrypt<P: Ports>(
     let ctx = RunContext::from_event(event)?;
     let span = tracing::info_span!("download-decrypt", job = %ctx.job.name, run_id = %ctx.key.run_id());
     async {
-        let result = download(services, &ctx, deadline).await;
+        // Boxed: the download's future is deep enough that the wrapper overflows rustc's query depth
+        // when the function's future is laid out.
+        let result = Box::pin(download(services, &ctx, deadline)).await;
         within_step_bound(&services.store, &ctx, "download-decrypt", result, |out| {
             (out.outcome == DownloadOutcome::Continue)
                 .then(|| "the Lambda deadline came before every document was stored".to_owned())

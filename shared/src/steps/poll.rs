@@ -72,7 +72,7 @@ pub async fn poll_status<P: Ports>(services: &Services<P>, event: serde_json::Va
     let ctx = RunContext::from_event(event)?;
     let span = tracing::info_span!("poll-status", job = %ctx.job.name, run_id = %ctx.key.run_id());
     async {
-        let result = poll(services, &ctx).await;
+        let result = Box::pin(poll(services, &ctx)).await;
         within_step_bound(&services.store, &ctx, "poll-status", result, |out| {
             (out.state == PollState::InProgress).then(|| {
                 format!(

@@ -255,6 +255,8 @@ async fn hostile_ids_stay_one_path_segment_and_unknown_report_types_are_refused_
     assert!(err.to_string().contains("reportType"), "{err}");
     let unknown = SpReportRequest {
         report_type: "NOT_A_REPORT".into(),
+        // (a format said, or the client refuses an undocumented type before Amazon sees it)
+        format: Some(amzpipe::domain::document::ContentFormat::Tsv),
         ..orders()
     };
     let err = client

@@ -58,6 +58,13 @@ impl SpReportRequest {
                 self.report_type
             ));
         }
+        if self.format.is_none() && default_format(&self.report_type).is_none() {
+            return Err(format!(
+                "the output format of reportType {} is not in the documented table: say it with source.format \
+                 (tsv, csv, json, xml or binary)",
+                self.report_type
+            ));
+        }
         if self.marketplace_ids.is_empty() || self.marketplace_ids.len() > 25 {
             return Err(format!(
                 "marketplaceIds must hold 1 to 25 ids, not {}",
@@ -69,7 +76,9 @@ impl SpReportRequest {
 
     /// The document's content format.
     pub fn content_format(&self) -> ContentFormat {
-        self.format.unwrap_or_else(|| default_format(&self.report_type))
+        self.format
+            .or_else(|| default_format(&self.report_type))
+            .unwrap_or(ContentFormat::Binary)
     }
 
     /// The restricted role getReportDocument needs for this report, when it needs a Restricted Data
@@ -136,7 +145,12 @@ pub fn restricted_role(report_type: &str) -> Option<&'static str> {
 /// The output type of report types as the SP-API report type values pages document it
 /// (developer-docs.amazon.com/sp-api/docs/report-type-values-*: "Report output type"), where the name
 /// alone does not say it. **The one table of report formats**; [`default_format`] reads it first.
-const DOCUMENTED_FORMATS: [(&str, ContentFormat); 6] = [
+const DOCUMENTED_FORMATS: [(&str, ContentFormat); 9] = [
+    // report-type-values-order: "Easy Ship documents … PDF" (stored as it comes, no rows).
+    ("GET_EASYSHIP_DOCUMENTS", ContentFormat::Binary),
+    // report-type-values-inventory: the listings reports, "Tab-delimited flat file".
+    ("GET_MERCHANT_LISTINGS_ALL_DATA", ContentFormat::Tsv),
+    ("GET_MERCHANT_LISTINGS_DATA", ContentFormat::Tsv),
     // report-type-values-performance: "Flat File Feedback Report … Tab-delimited flat file".
     ("GET_SELLER_FEEDBACK_DATA", ContentFormat::Tsv),
     // report-type-values-performance: "XML Customer Metrics Report … XML".
@@ -151,36 +165,45 @@ const DOCUMENTED_FORMATS: [(&str, ContentFormat); 6] = [
 ];
 
 /// Families whose documented output type their names carry: the XML reports (`GET_XML_…`, the
-/// scheduled XML order reports `GET_ORDER_REPORT_DATA_…`), the flat files (`GET_FLAT_FILE_…`: tab-delimited),
-/// and the analytics families documented as JSON (Sales and Traffic, Brand Analytics, Vendor analytics).
-const FAMILY_FORMATS: [(&str, ContentFormat); 7] = [
+/// scheduled XML order reports `GET_ORDER_REPORT_DATA_…`), the flat files (`GET_FLAT_FILE_…`: tab-delimited;
+/// the FBA reports, `GET_FBA_…` and `GET_AMAZON_FULFILLED_SHIPMENTS_…`, are tab-delimited flat files too),
+/// the GST reports of amazon.in (report-type-values-tax: "Comma-separated flat file"), and the analytics
+/// families documented as JSON (Sales and Traffic, Brand Analytics, Vendor analytics).
+const FAMILY_FORMATS: [(&str, ContentFormat); 11] = [
     ("GET_XML_", ContentFormat::Xml),
     ("GET_ORDER_REPORT_DATA_", ContentFormat::Xml),
     ("GET_FLAT_FILE_", ContentFormat::Tsv),
+    ("GET_FBA_", ContentFormat::Tsv),
+    ("GET_AMAZON_FULFILLED_SHIPMENTS_", ContentFormat::Tsv),
+    ("GST_MTR_", ContentFormat::Csv),
+    ("GET_GST_MTR_", ContentFormat::Csv),
     ("GET_SALES_AND_TRAFFIC_REPORT", ContentFormat::Json),
     ("GET_BRAND_ANALYTICS_", ContentFormat::Json),
     ("GET_VENDOR_", ContentFormat::Json),
     ("GET_EPR_", ContentFormat::Json),
 ];
 
-/// A report type's documented format: the table, then the family its name names, then JSON for a
-/// name that says `_JSON`, else TSV (most other reports are tab-delimited flat files). A job can say
-/// otherwise with `format`.
-pub fn default_format(report_type: &str) -> ContentFormat {
+/// A report type's documented format: the table, then the family its name names, then what its name
+/// says (`_JSON`, `_XML`, `_FLAT_FILE`). `None` for any other type: a job of it must say its `format`,
+/// rather than have its document read as a format it may not be.
+pub fn default_format(report_type: &str) -> Option<ContentFormat> {
     if let Some((_, format)) = DOCUMENTED_FORMATS.iter().find(|(name, _)| *name == report_type) {
-        return *format;
+        return Some(*format);
     }
     if let Some((_, format)) = FAMILY_FORMATS
         .iter()
         .find(|(prefix, _)| report_type.starts_with(prefix))
     {
-        return *format;
+        return Some(*format);
     }
-    if report_type.contains("_JSON") {
-        ContentFormat::Json
-    } else {
-        ContentFormat::Tsv
-    }
+    [
+        ("_JSON", ContentFormat::Json),
+        ("_XML", ContentFormat::Xml),
+        ("_FLAT_FILE", ContentFormat::Tsv),
+    ]
+    .into_iter()
+    .find(|(word, _)| report_type.contains(word))
+    .map(|(_, format)| format)
 }
 
 /// The typed columns of the SP-API flat files whose layout the report type values page documents, by
@@ -285,8 +308,29 @@ mod tests {
             ("GET_BRAND_ANALYTICS_SEARCH_TERMS_REPORT", ContentFormat::Json),
             ("GET_MERCHANT_LISTINGS_ALL_DATA", ContentFormat::Tsv),
         ] {
-            assert_eq!(default_format(report_type), format, "{report_type}");
+            assert_eq!(default_format(report_type), Some(format), "{report_type}");
         }
+    }
+
+    #[test]
+    fn easy_ship_documents_are_pdf_gst_reports_comma_separated_and_an_undocumented_type_needs_its_format() {
+        assert_eq!(default_format("GET_EASYSHIP_DOCUMENTS"), Some(ContentFormat::Binary));
+        assert_eq!(default_format("GST_MTR_B2B"), Some(ContentFormat::Csv));
+        assert_eq!(default_format("GET_GST_MTR_B2B_CUSTOM"), Some(ContentFormat::Csv));
+        assert_eq!(
+            default_format("GET_V2_SETTLEMENT_REPORT_DATA_XML"),
+            Some(ContentFormat::Xml)
+        );
+        let mut request = SpReportRequest {
+            report_type: "GET_SOMETHING_NEW".into(),
+            marketplace_ids: vec!["ATVPDKIKX0DER".into()],
+            report_options: BTreeMap::new(),
+            format: None,
+            restricted: None,
+        };
+        assert!(request.validate().is_err_and(|e| e.contains("source.format")));
+        request.format = Some(ContentFormat::Tsv);
+        assert!(request.validate().is_ok());
     }
 
     #[test]
