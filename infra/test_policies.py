@@ -175,6 +175,12 @@ class Parameters(unittest.TestCase):
         self.assertEqual((name.tag, name.value), ("Ref", "DatabaseName"))
 
 
+    def test_no_deployed_function_takes_plain_http_document_urls(self):
+        # AMZPIPE_ALLOW_LOOPBACK_HTTP is for the local stack's simulator only (shared/src/steps/services.rs).
+        with open(policies.TEMPLATE) as f:
+            self.assertNotIn("AMZPIPE_ALLOW_LOOPBACK_HTTP", f.read())
+
+
 class AlarmContract(unittest.TestCase):
     def test_an_alarm_topic_under_the_aws_managed_sns_key_fails(self):
         problems = policies.alarm_problems(template(ALARM_ON_MANAGED_KEY))

@@ -52,6 +52,7 @@ fn test_services(config: &aws_config::SdkConfig, settings: Settings) -> Result<A
         base_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
         max_inline_wait: Duration::from_secs(2),
+        allow_loopback_http: true,
         ..Policy::default()
     };
     Ok(services)
@@ -106,6 +107,8 @@ pub fn settings(sim: &Simulator) -> Settings {
         // refresh-token starts the schedules' firings on the local state machine.
         state_machine_arn: Some(state_machine_arn()),
         glue_database: Some(GLUE_DATABASE.into()),
+        // The simulator serves its documents over plain http on loopback.
+        allow_loopback_http: true,
     }
 }
 
@@ -124,6 +127,7 @@ pub fn stack_env(sim: &Simulator, aws: &LocalAws, state_machine: Option<&str>) -
         ("AMZPIPE_ADS_API_URL", endpoint(settings.endpoints.ads_api)),
         ("AMZPIPE_SLATE_URL", endpoint(settings.endpoints.slate)),
         ("AMZPIPE_MAX_WAIT_SECONDS", settings.max_wait.as_secs().to_string()),
+        ("AMZPIPE_ALLOW_LOOPBACK_HTTP", settings.allow_loopback_http.to_string()),
         ("AMZPIPE_TOKEN_KEY_ID", settings.token_key_id.unwrap_or_default()),
         ("AMZPIPE_GLUE_DATABASE", settings.glue_database.unwrap_or_default()),
         ("AWS_ENDPOINT_URL", aws.endpoint().to_owned()),

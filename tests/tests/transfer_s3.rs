@@ -62,7 +62,7 @@ fn options() -> TransferOptions {
 fn cbc_document(url: String) -> Document {
     Document {
         source_id: "amzn1.spdoc.1.4.na.test".into(),
-        url: DownloadUrl::parse(url).expect("url"),
+        url: DownloadUrl::parse(url, true).expect("url"),
         encryption: Encryption::AesCbc {
             key: AesKey::from_bytes(&KEY).expect("key"),
             iv: IV.to_vec(),
@@ -160,7 +160,7 @@ async fn zip_entries_land_as_separate_objects_with_hostile_names_made_safe() {
     let url = e.docs.add("z", Served::Bytes(archive.into()));
     let document = Document {
         source_id: "slate-file-1".into(),
-        url: DownloadUrl::parse(url).expect("url"),
+        url: DownloadUrl::parse(url, true).expect("url"),
         encryption: Encryption::None,
         compression: Compression::Zip,
         format: ContentFormat::Csv,
@@ -195,7 +195,7 @@ async fn a_gcm_tag_mismatch_aborts_every_upload_and_leaves_no_object() {
     let url = e.docs.add("g", Served::Bytes(sealed.into()));
     let document = Document {
         source_id: "gcm-doc".into(),
-        url: DownloadUrl::parse(url).expect("url"),
+        url: DownloadUrl::parse(url, true).expect("url"),
         encryption: Encryption::AesGcm {
             key: AesKey::from_bytes(&KEY).expect("key"),
             nonce: vec![7; 12],
@@ -348,7 +348,7 @@ async fn urls_and_keys_never_appear_in_errors_or_debug_output() {
 
     // A refused connection: reqwest would put the URL in its message; ours must not.
     let dead = Document {
-        url: DownloadUrl::parse("http://127.0.0.1:9/docs/secret?X-Amz-Signature=abc").expect("url"),
+        url: DownloadUrl::parse("http://127.0.0.1:9/docs/secret?X-Amz-Signature=abc", true).expect("url"),
         ..cbc_document(e.docs.add("s2", Served::Expired))
     };
     let err = transfer_document(&e.http, &e.sink, dead, &dest("sp/s"), &options())

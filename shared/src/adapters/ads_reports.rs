@@ -348,7 +348,8 @@ impl ReportSource for AdsReportsClient {
         Ok(vec![SourceDocument {
             document: Document {
                 source_id: report.report_id,
-                url: DownloadUrl::parse(url).map_err(|e| SourceError::Unusable(e.to_string()))?,
+                url: DownloadUrl::parse(url, self.api.policy().allow_loopback_http)
+                    .map_err(|e| SourceError::Unusable(e.to_string()))?,
                 encryption: Encryption::None,
                 compression: Compression::Gzip,
                 format: ContentFormat::JsonArray,

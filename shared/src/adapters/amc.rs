@@ -718,7 +718,8 @@ impl ReportSource for AmcClient {
                 Ok(SourceDocument {
                     document: Document {
                         source_id: format!("{id}/{i}"),
-                        url: DownloadUrl::parse(url).map_err(|e| SourceError::Unusable(e.to_string()))?,
+                        url: DownloadUrl::parse(url, self.api.policy().allow_loopback_http)
+                            .map_err(|e| SourceError::Unusable(e.to_string()))?,
                         encryption: Encryption::None,
                         compression: Compression::None,
                         format: ContentFormat::Csv,

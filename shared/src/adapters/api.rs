@@ -75,6 +75,9 @@ pub struct Policy {
     pub max_backoff: Duration,
     /// Longest wait slept inside a call (throttling, backoff); longer waits become [`ApiError::Throttled`].
     pub max_inline_wait: Duration,
+    /// Whether document URLs may be plain `http` to a loopback host (the local stack's simulator);
+    /// off by default, and in every deployed function.
+    pub allow_loopback_http: bool,
 }
 
 impl Default for Policy {
@@ -86,6 +89,7 @@ impl Default for Policy {
             base_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(4),
             max_inline_wait: Duration::from_secs(5),
+            allow_loopback_http: false,
         }
     }
 }

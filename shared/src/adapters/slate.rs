@@ -324,7 +324,8 @@ impl ReportSource for SlateClient {
                 Ok(SourceDocument {
                     document: Document {
                         source_id: f.id,
-                        url: DownloadUrl::parse(f.url).map_err(|e| SourceError::Unusable(e.to_string()))?,
+                        url: DownloadUrl::parse(f.url, self.api.policy().allow_loopback_http)
+                            .map_err(|e| SourceError::Unusable(e.to_string()))?,
                         encryption: Encryption::None,
                         compression: Compression::Zip,
                         format: ContentFormat::Csv,

@@ -450,7 +450,8 @@ impl SpReportsClient {
                 .get_document(document_id, request.restricted_role())
                 .await
                 .map_err(|e| e.to_string())?;
-            let url = DownloadUrl::parse(document.url).map_err(|e| e.to_string())?;
+            let url =
+                DownloadUrl::parse(document.url, self.api.policy().allow_loopback_http).map_err(|e| e.to_string())?;
             small_document(
                 self.api.http(),
                 &url,
@@ -609,7 +610,8 @@ impl SpReportsClient {
         Ok(SourceDocument {
             document: Document {
                 source_id: document.report_document_id,
-                url: DownloadUrl::parse(document.url).map_err(|e| SourceError::Unusable(e.to_string()))?,
+                url: DownloadUrl::parse(document.url, self.api.policy().allow_loopback_http)
+                    .map_err(|e| SourceError::Unusable(e.to_string()))?,
                 encryption,
                 compression,
                 format: request.content_format(),

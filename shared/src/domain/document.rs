@@ -343,15 +343,16 @@ impl ContentFormat {
 pub struct DownloadUrl(SecretString);
 
 impl DownloadUrl {
-    /// Wraps a URL. Only `https` URLs are accepted, except `http` to loopback hosts (tests and the
-    /// local demo).
-    pub fn parse(url: impl Into<String>) -> Result<Self, InvalidUrl> {
+    /// Wraps a URL. Only `https` URLs are accepted; `http` to a loopback host only when
+    /// `loopback_http` says so (the local stack, the demo and the tests turn it on through
+    /// `AMZPIPE_ALLOW_LOOPBACK_HTTP`; a deployed function never does).
+    pub fn parse(url: impl Into<String>, loopback_http: bool) -> Result<Self, InvalidUrl> {
         let url: String = url.into();
         let parsed = reqwest::Url::parse(&url).map_err(|_| InvalidUrl("not a valid URL"))?;
         let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         match parsed.scheme() {
             "https" => {}
-            "http" if loopback => {}
+            "http" if loopback && loopback_http => {}
             _ => return Err(InvalidUrl("download URLs must use https")),
         }
         Ok(Self(SecretString::from(url)))
@@ -457,4 +458,23 @@ pub struct DocumentRecord {
     pub finished_at: DateTime<Utc>,
     /// Wall-clock duration in milliseconds.
     pub duration_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_document_urls_are_refused_unless_loopback_http_is_turned_on_and_the_host_is_loopback() {
+        let local = "http://127.0.0.1:4566/files/f1?X-Amz-Signature=s";
+        assert!(
+            DownloadUrl::parse(local, false).is_err(),
+            "a deployed function refuses it"
+        );
+        assert!(DownloadUrl::parse(local, true).is_ok(), "the local stack takes it");
+        assert!(DownloadUrl::parse("http://example.com/f?X-Amz-Signature=s", true).is_err());
+        for loopback_http in [false, true] {
+            assert!(DownloadUrl::parse("https://bucket.s3.amazonaws.com/f?X-Amz-Signature=s", loopback_http).is_ok());
+        }
+    }
 }

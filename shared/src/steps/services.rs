@@ -177,6 +177,9 @@ pub struct Settings {
     /// The Glue database each run's table is registered in (`AMZPIPE_GLUE_DATABASE`; set on
     /// download-decrypt). Unset, no table is registered.
     pub glue_database: Option<String>,
+    /// Whether document URLs may be plain `http` to a loopback host (`AMZPIPE_ALLOW_LOOPBACK_HTTP=true`;
+    /// the local stack and the demo set it, the template never does).
+    pub allow_loopback_http: bool,
 }
 
 impl Settings {
@@ -235,6 +238,7 @@ impl Settings {
             deadline_margin,
             execution_timeout,
             state_machine_arn: optional("AMZPIPE_STATE_MACHINE_ARN"),
+            allow_loopback_http: optional("AMZPIPE_ALLOW_LOOPBACK_HTTP").is_some_and(|v| v.trim() == "true"),
             glue_database: optional("AMZPIPE_GLUE_DATABASE"),
         })
     }
@@ -339,14 +343,11 @@ impl AwsServices {
             .glue_database
             .clone()
             .map(|database| GlueCatalog::new(aws_sdk_glue::Client::new(config), database));
-        Self::new(
-            store,
-            secrets,
-            sink,
-            Optional { executions, catalog },
-            settings,
-            Policy::default(),
-        )
+        let policy = Policy {
+            allow_loopback_http: settings.allow_loopback_http,
+            ..Policy::default()
+        };
+        Self::new(store, secrets, sink, Optional { executions, catalog }, settings, policy)
     }
 }
 
@@ -421,5 +422,37 @@ impl<P: Ports> Services<P> {
             self.policy.clone(),
         )
         .with_sp_quota(Arc::new(TableQuota::new(self.store.clone(), &session.secret_id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_http_document_urls_are_off_unless_the_environment_turns_them_on() {
+        let lookup = |allow: Option<&'static str>| {
+            move |name: &str| match name {
+                "AMZPIPE_TABLE" => Some("t".to_owned()),
+                "AMZPIPE_BUCKET" => Some("b".to_owned()),
+                "AMZPIPE_ALLOW_LOOPBACK_HTTP" => allow.map(str::to_owned),
+                _ => None,
+            }
+        };
+        assert!(
+            !Settings::from_lookup(lookup(None))
+                .expect("settings")
+                .allow_loopback_http
+        );
+        assert!(
+            !Settings::from_lookup(lookup(Some("1")))
+                .expect("settings")
+                .allow_loopback_http
+        );
+        assert!(
+            Settings::from_lookup(lookup(Some("true")))
+                .expect("settings")
+                .allow_loopback_http
+        );
     }
 }

@@ -311,7 +311,7 @@ async fn end_to_end(
     let http = download_client()?;
     let document = Document {
         source_id: "bench".into(),
-        url: DownloadUrl::parse(url)?,
+        url: DownloadUrl::parse(url, true)?,
         encryption: Encryption::AesCbc {
             key: AesKey::from_base64(KEY_B64)?,
             iv: iv_from_base64(IV_B64, Some(16))?,

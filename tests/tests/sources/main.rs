@@ -45,6 +45,8 @@ fn policy() -> Policy {
         base_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
         max_inline_wait: Duration::from_secs(2),
+        // The simulator serves its documents over plain http on loopback.
+        allow_loopback_http: true,
         ..Policy::default()
     }
 }
