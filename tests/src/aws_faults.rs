@@ -1,7 +1,8 @@
 //! Faults between an AWS SDK client and the local AWS: a proxy on a loopback port that forwards every
 //! request to moto (or any AWS endpoint) and, for the requests a [`Rule`] names, answers otherwise —
 //! a write that landed whose answer is lost, or a refusal the service never saw. Point an SDK client's
-//! `endpoint_url` at [`FaultProxy::url`]: moto checks no signature, so the forwarded requests stand.
+//! `endpoint_url` at [`FaultProxy::url`]: requests are forwarded with the headers they were signed
+//! with, so a server that checks signatures takes them.
 
 use std::sync::{Arc, Mutex};
 
@@ -155,8 +156,10 @@ async fn forward(State((shared, upstream, http)): State<ProxyState>, request: Re
             .into_response();
     }
     let mut outgoing = http.request(parts.method, format!("{upstream}{path}")).body(body);
+    // Every header as signed, `Host` included: a server that checks SigV4 (s3s) sees the request the
+    // client signed.
     for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
+        if name != "content-length" {
             outgoing = outgoing.header(name, value);
         }
     }

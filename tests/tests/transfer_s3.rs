@@ -357,3 +357,47 @@ async fn urls_and_keys_never_appear_in_errors_or_debug_output() {
     let text = format!("{err} {err:?}");
     assert!(!text.contains("X-Amz-Signature") && !text.contains("secret"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_that_s3_refuses_past_the_sdks_retries_is_sent_again_without_downloading_the_document_again() {
+    // GIVEN an S3 that answers SlowDown to the second part five times in a row (the SDK's standard
+    // retry makes three attempts), through a proxy in front of the local S3
+    let e = env().await;
+    let proxy = amzpipe_testkit::aws_faults::FaultProxy::start(e.s3.endpoint())
+        .await
+        .expect("proxy");
+    proxy.add(amzpipe_testkit::aws_faults::Rule {
+        target: None,
+        path_contains: Some("partNumber=2&".into()),
+        body_contains: None,
+        times: 5,
+        fault: amzpipe_testkit::aws_faults::Fault::s3_slow_down(),
+    });
+    let through_proxy = S3Sink::new(
+        amzpipe_testkit::local_s3::client_for(proxy.url()).await,
+        BUCKET,
+        Sse::BucketDefault,
+    );
+    let plain = report(12 * MIB);
+    let url = e
+        .docs
+        .add("slow", Served::Bytes(cbc_encrypt(&KEY, &IV, &gzip(&plain)).into()));
+    // WHEN the document is transferred
+    let record = transfer_document(
+        &e.http,
+        &through_proxy,
+        cbc_document(url),
+        &dest("sp/run=1/slow"),
+        &options(),
+    )
+    .await
+    .expect("the transfer goes through the refusals");
+    // THEN the part was sent again until S3 took it, and the document stored whole, once
+    assert_eq!(proxy.faulted(), 5);
+    let (stored, _) = get_object(&e.client, BUCKET, "sp/run=1/slow.tsv")
+        .await
+        .expect("object");
+    assert!(stored == plain);
+    assert_eq!(record.objects[0].parts, 3);
+    assert_eq!(e.s3.open_uploads(), 0);
+}

@@ -37,7 +37,7 @@ pub use crate::domain::document::{
     DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_OUTPUT_BYTES, Document, DocumentRecord, StoredObject,
 };
 use crate::domain::source::DayColumn;
-use crate::ports::{ObjectSink, UploadedPart};
+use crate::ports::{ObjectSink, SinkError, UploadedPart};
 
 /// Default size of each part buffer.
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -358,7 +358,7 @@ async fn upload<S: ObjectSink>(
                     let (key, number) = (object.key.clone(), object.parts_sent);
                     tracing::debug!(key, part = number, bytes = data.len(), "uploading part");
                     in_flight.push(async move {
-                        let part = sink.upload_part(&key, &upload_id, number, data).await?;
+                        let part = upload_part_retrying(sink, &key, &upload_id, number, data).await?;
                         Ok::<_, TransferError>((index, part))
                     });
                 }
@@ -379,6 +379,40 @@ async fn upload<S: ObjectSink>(
         }
     }
     Ok(())
+}
+
+/// Waits before sending a part again after the SDK's own retries failed it (S3's `SlowDown`, a 5xx,
+/// a reset connection): a part is retried here, a few times with backoff, instead of the whole
+/// document being aborted and downloaded again from its first byte.
+const PART_RETRY_BACKOFFS: [std::time::Duration; 4] = [
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(2),
+    std::time::Duration::from_secs(4),
+    std::time::Duration::from_secs(8),
+];
+
+/// Uploads one part, sending it again after each of [`PART_RETRY_BACKOFFS`] while S3 answers with a
+/// retryable error; any other error, or the last, is returned.
+async fn upload_part_retrying<S: ObjectSink>(
+    sink: &S,
+    key: &str,
+    upload_id: &str,
+    number: u32,
+    data: Bytes,
+) -> Result<UploadedPart, SinkError> {
+    let mut backoffs = PART_RETRY_BACKOFFS.iter();
+    loop {
+        match sink.upload_part(key, upload_id, number, data.clone()).await {
+            Err(e) if e.retryable => match backoffs.next() {
+                Some(wait) => {
+                    tracing::warn!(key, part = number, error = %e, wait_s = wait.as_secs(), "a part failed; sending it again");
+                    tokio::time::sleep(*wait).await;
+                }
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
 }
 
 /// The key for a new object: the stem plus an extension, or `{stem}/{entry}` for ZIP entries.
