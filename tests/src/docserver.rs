@@ -29,6 +29,16 @@ pub enum Served {
         /// How many bytes to send.
         sent: usize,
     },
+    /// Sends only the first `sent` bytes of what was asked for (the whole body, or the `Range` asked)
+    /// then drops the connection, this many more times; then serves the bytes, honouring `Range`.
+    CutThen {
+        /// Cuts left.
+        cuts: u32,
+        /// Bytes sent before each cut.
+        sent: usize,
+        /// The document.
+        body: Bytes,
+    },
     /// Answers `status` this many more times, then serves the bytes.
     FailThen {
         /// Failures left.
@@ -41,11 +51,14 @@ pub enum Served {
 }
 
 type Docs = Arc<Mutex<HashMap<String, Served>>>;
+/// Each request's document name and the `Range` it asked for.
+type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 /// A running document server. Stops when dropped.
 pub struct DocServer {
     base: String,
     docs: Docs,
+    log: Log,
     _stop: oneshot::Sender<()>,
 }
 
@@ -53,16 +66,26 @@ impl DocServer {
     /// Starts on a free loopback port.
     pub async fn start() -> std::io::Result<Self> {
         let docs: Docs = Arc::default();
+        let log: Log = Arc::default();
         let app = Router::new()
             .route("/docs/{name}", axum::routing::get(serve))
-            .with_state(Arc::clone(&docs));
+            .with_state((Arc::clone(&docs), Arc::clone(&log)));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         Ok(Self {
             base,
             docs,
+            log,
             _stop: crate::serve_until_dropped(listener, app),
         })
+    }
+
+    /// The `Range` header of each request for `name`, in order (`None`: the whole document).
+    pub fn ranges(&self, name: &str) -> Vec<Option<String>> {
+        self.log
+            .lock()
+            .map(|log| log.iter().filter(|(n, _)| n == name).map(|(_, r)| r.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Registers a document and returns its URL (with a fake signature query, like S3's).
@@ -74,7 +97,67 @@ impl DocServer {
     }
 }
 
-async fn serve(State(docs): State<Docs>, Path(name): Path<String>) -> Response {
+/// The first byte of a `Range: bytes={n}-` header.
+fn range_start(headers: &axum::http::HeaderMap) -> Option<usize> {
+    headers
+        .get(header::RANGE)?
+        .to_str()
+        .ok()?
+        .strip_prefix("bytes=")?
+        .strip_suffix('-')?
+        .parse()
+        .ok()
+}
+
+/// `body` from `start` as S3 answers a range: 206 with its `Content-Range`, or the whole body.
+fn ranged(body: Bytes, start: Option<usize>) -> Response {
+    match start {
+        Some(from) if from < body.len() => {
+            let len = body.len();
+            let mut response = (StatusCode::PARTIAL_CONTENT, body.slice(from..)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {from}-{}/{len}", len - 1)) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            response
+        }
+        _ => ([(header::CONTENT_TYPE, "binary/octet-stream")], body).into_response(),
+    }
+}
+
+/// Announces `full`'s length, sends its first `sent` bytes, then drops the connection.
+fn cut(full: Bytes, sent: usize, status: StatusCode) -> Response {
+    let head = full.slice(..sent.min(full.len()));
+    // The drop comes a moment after the bytes sent, so that the client receives them first.
+    let stream = futures_util::StreamExt::chain(
+        futures_util::stream::iter(vec![Ok::<Bytes, std::io::Error>(head)]),
+        futures_util::stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Err(std::io::Error::other("connection dropped"))
+        }),
+    );
+    let mut response = Body::from_stream(stream).into_response();
+    *response.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(&full.len().to_string()) {
+        response.headers_mut().insert(header::CONTENT_LENGTH, v);
+    }
+    response
+}
+
+async fn serve(
+    State((docs, log)): State<(Docs, Log)>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let start = range_start(&headers);
+    if let Ok(mut log) = log.lock() {
+        log.push((
+            name.clone(),
+            headers
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ));
+    }
     let served = {
         let Ok(mut docs) = docs.lock() else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -87,6 +170,22 @@ async fn serve(State(docs): State<Docs>, Path(name): Path<String>) -> Response {
                 )
                     .into_response();
             }
+            Some(Served::CutThen { cuts, sent, body }) if *cuts > 0 => {
+                *cuts -= 1;
+                let from = start.filter(|s| *s < body.len()).unwrap_or(0);
+                let status = if from > 0 {
+                    StatusCode::PARTIAL_CONTENT
+                } else {
+                    StatusCode::OK
+                };
+                let mut response = cut(body.slice(from..), *sent, status);
+                if from > 0
+                    && let Ok(v) = HeaderValue::from_str(&format!("bytes {from}-{}/{}", body.len() - 1, body.len()))
+                {
+                    response.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return response;
+            }
             Some(Served::FailThen { failures, status, .. }) if *failures > 0 => {
                 *failures -= 1;
                 let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -96,9 +195,7 @@ async fn serve(State(docs): State<Docs>, Path(name): Path<String>) -> Response {
         }
     };
     match served {
-        Served::Bytes(b) | Served::FailThen { body: b, .. } => {
-            ([(header::CONTENT_TYPE, "binary/octet-stream")], b).into_response()
-        }
+        Served::Bytes(b) | Served::FailThen { body: b, .. } | Served::CutThen { body: b, .. } => ranged(b, start),
         Served::File(path) => match tokio::fs::File::open(&path).await {
             Ok(file) => {
                 let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
@@ -112,18 +209,8 @@ async fn serve(State(docs): State<Docs>, Path(name): Path<String>) -> Response {
             Err(_) => StatusCode::NOT_FOUND.into_response(),
         },
         Served::Expired => (StatusCode::FORBIDDEN, s3_error("AccessDenied", "Request has expired")).into_response(),
-        Served::Truncated { full, sent } => {
-            let head = full.slice(..sent.min(full.len()));
-            let stream = futures_util::stream::iter(vec![
-                Ok::<Bytes, std::io::Error>(head),
-                Err(std::io::Error::other("connection dropped")),
-            ]);
-            let mut response = Body::from_stream(stream).into_response();
-            if let Ok(v) = HeaderValue::from_str(&full.len().to_string()) {
-                response.headers_mut().insert(header::CONTENT_LENGTH, v);
-            }
-            response
-        }
+        // A document cut off whatever is asked: every answer, ranged or not, is the whole body cut.
+        Served::Truncated { full, sent } => cut(full, sent, StatusCode::OK),
     }
 }
 

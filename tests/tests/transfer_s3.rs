@@ -52,9 +52,11 @@ fn report(size: usize) -> Vec<u8> {
     out
 }
 
+/// The tests' transfer options: 5 MiB parts, and two quick resumes of a failed download.
 fn options() -> TransferOptions {
     TransferOptions {
         part_size: 5 * MIB,
+        resume_backoffs: vec![std::time::Duration::from_millis(10); 2],
         ..TransferOptions::default()
     }
 }
@@ -260,10 +262,11 @@ async fn an_expired_url_fails_as_url_expired_and_a_server_error_as_transient() {
     assert!(matches!(err, TransferError::UrlExpired));
     assert_eq!(err.class(), ErrorClass::UrlExpired);
 
+    // (a 503 past the document's own retries: the first answer and both resumes)
     let url = e.docs.add(
         "y",
         Served::FailThen {
-            failures: 1,
+            failures: 3,
             status: 503,
             body: Bytes::new(),
         },
@@ -400,4 +403,50 @@ async fn a_part_that_s3_refuses_past_the_sdks_retries_is_sent_again_without_down
     assert!(stored == plain);
     assert_eq!(record.objects[0].parts, 3);
     assert_eq!(e.s3.open_uploads(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cut_off_twice_resumes_from_where_it_stopped_and_stores_the_document_once() {
+    // GIVEN a document server that drops the connection after a quarter of the document twice, then
+    // serves, honouring Range as S3 does
+    let e = env().await;
+    let plain = report(6 * MIB);
+    let full = Bytes::from(cbc_encrypt(&KEY, &IV, &gzip(&plain)));
+    let quarter = full.len() / 4;
+    let url = e.docs.add(
+        "cut",
+        Served::CutThen {
+            cuts: 2,
+            sent: quarter,
+            body: full.clone(),
+        },
+    );
+    // WHEN it is transferred
+    transfer_document(&e.http, &e.sink, cbc_document(url), &dest("sp/cut"), &options())
+        .await
+        .expect("resumed");
+    // THEN each open asked for the bytes after those received, and the document is stored whole
+    assert_eq!(
+        e.docs.ranges("cut"),
+        [
+            None,
+            Some(format!("bytes={quarter}-")),
+            Some(format!("bytes={}-", 2 * quarter))
+        ]
+    );
+    assert!(get_object(&e.client, BUCKET, "sp/cut.tsv").await.expect("object").0 == plain);
+    assert_eq!(e.s3.open_uploads(), 0);
+    // AND a server error that clears within the document's budget costs no failure either
+    let url = e.docs.add(
+        "flaky",
+        Served::FailThen {
+            failures: 2,
+            status: 503,
+            body: full,
+        },
+    );
+    transfer_document(&e.http, &e.sink, cbc_document(url), &dest("sp/flaky"), &options())
+        .await
+        .expect("after two 503s");
+    assert!(get_object(&e.client, BUCKET, "sp/flaky.tsv").await.expect("object").0 == plain);
 }

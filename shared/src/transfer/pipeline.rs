@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use super::columnar::ColumnKinds;
 use super::conform::ColumnOrder;
 use super::error::TransferError;
-use super::http::{BodyStream, open_download};
+use super::http::{BodyStream, open_download_with};
 use super::transform::{
     MIN_PART_SIZE, ObjectStart, ObjectStats, OutputMode, PartOutput, StoredAs, TransformLimits, TransformSpec,
     run_transform,
@@ -70,6 +70,10 @@ pub struct TransferOptions {
     /// [`crate::transfer::split`]); `None` stores a document whole.
     #[serde(skip)]
     pub split_by_day: Option<DayColumn>,
+    /// Waits before opening the download again after a transient failure, resuming where it stopped
+    /// (see [`crate::transfer::http::RESUME_BACKOFFS`], the default): the document's own retry budget.
+    #[serde(skip)]
+    pub resume_backoffs: Vec<std::time::Duration>,
 }
 
 impl Default for TransferOptions {
@@ -83,6 +87,7 @@ impl Default for TransferOptions {
             column_kinds: ColumnKinds::default(),
             column_order: None,
             split_by_day: None,
+            resume_backoffs: super::http::RESUME_BACKOFFS.to_vec(),
         }
     }
 }
@@ -180,7 +185,7 @@ pub async fn transfer_document<S: ObjectSink>(
         format,
     } = document;
     let encryption_label = encryption.label().to_owned();
-    let body = open_download(http, &url).await?;
+    let body = open_download_with(http, &url, &options.resume_backoffs).await?;
     tracing::info!(source_id, encryption = %encryption_label, ?compression, "download started");
 
     let (body_tx, body_rx) = mpsc::channel(BODY_CHANNEL_CHUNKS);

@@ -328,6 +328,7 @@ async fn end_to_end(
         column_kinds: std::sync::Arc::new(orders_report_kinds()),
         column_order,
         split_by_day,
+        ..TransferOptions::default()
     };
     let stem = match mode {
         OutputMode::KeepCompressed => "keep/report",
