@@ -336,7 +336,8 @@ async fn an_ads_report_counts_its_json_rows_and_an_empty_report_of_any_source_is
     // An Ads report is one JSON array: its rows are counted (the manifest said 0 before).
     let first = stack().await;
     let done = first.run(&event(ads_job())).await.expect("run").expect("data");
-    assert_eq!(done.totals.rows, u64::from(SimConfig::default().ads_rows));
+    // (its window is one day: the simulator's rows of one day)
+    assert_eq!(done.totals.rows, u64::from(SimConfig::default().ads_rows_per_day));
     // An Ads report of `[]` and an SP-API report of its header only hold no data: NO_DATA, as a
     // cancelled SP-API report is, and nothing stored.
     for (job, key) in [

@@ -36,7 +36,7 @@ type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
 #[derive(Parser)]
 #[command(about = "Runs the pipeline's state machine locally: simulator, moto, the real function binaries")]
 struct Cli {
-    /// Size of the simulated SP-API report in MiB (delivered AES-256-CBC encrypted, as the retired format was).
+    /// Size of the simulated SP-API report in MiB (a 2021-06-30 document: gzip-compressed).
     #[arg(long, default_value_t = 64)]
     sp_api_mib: u64,
     /// Where the demo writes the functions' logs.
@@ -129,7 +129,6 @@ async fn main() -> DemoResult<()> {
     let clock = Instant::now();
     let sim = Simulator::start(SimConfig {
         sp_report_bytes: cli.sp_api_mib << 20,
-        sp_legacy_documents: true,
         ..SimConfig::default()
     })
     .await?;

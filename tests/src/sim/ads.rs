@@ -314,7 +314,8 @@ pub async fn ads_create_report(AxState(sim): AxState<Sim>, call: Call) -> Respon
     })
 }
 
-pub(super) fn ads_document(r: &AdsReport, rows: u32) -> Bytes {
+/// A report's rows: `rows_per_day` for each day of its range.
+pub(super) fn ads_document(r: &AdsReport, rows_per_day: u32) -> Bytes {
     let columns: Vec<String> = r.body["configuration"]["columns"]
         .as_array()
         .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
@@ -328,6 +329,7 @@ pub(super) fn ads_document(r: &AdsReport, rows: u32) -> Bytes {
         .map_or(1, |last| (last - first).num_days() + 1)
         .max(1);
     let restated = r.restatement;
+    let rows = rows_per_day.saturating_mul(u32::try_from(days).unwrap_or(u32::MAX));
     let mut out = String::from("[");
     for i in 0..rows {
         if i > 0 {
@@ -376,7 +378,7 @@ pub async fn ads_get_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, 
                 "BOMB" => gzip_blank_json_array(72 << 20).into(),
                 // A report with no rows: an empty JSON array.
                 "EMPTY" => gzip(b"[]").into(),
-                _ => ads_document(&report, state.config.ads_rows),
+                _ => ads_document(&report, state.config.ads_rows_per_day),
             };
             let size = doc.len() as u64;
             let ttl = state.config.ads_url_ttl_secs;

@@ -67,8 +67,9 @@ pub struct SimConfig {
     pub sp_legacy_documents: bool,
     /// Enforce the SP-API usage plans (token buckets) with 429 `QuotaExceeded`.
     pub sp_rate_limits: bool,
-    /// Rows of each Ads report.
-    pub ads_rows: u32,
+    /// Rows of each day of an Ads report's range (a report over three days has three times as many),
+    /// so that a day reads the same count whichever run covered it.
+    pub ads_rows_per_day: u32,
     /// The region this simulator plays (`na`, `eu`, `fe`); profiles are filtered by it.
     pub region: String,
     /// Result files per AMC execution.
@@ -117,7 +118,7 @@ impl Default for SimConfig {
             sp_report_bytes: 256 << 10,
             sp_legacy_documents: false,
             sp_rate_limits: true,
-            ads_rows: 500,
+            ads_rows_per_day: 100,
             region: "na".into(),
             amc_files: 2,
             amc_rows: 1000,
