@@ -255,3 +255,67 @@ async fn an_hours_run_after_a_days_never_hides_the_rest_of_the_day() {
     assert_eq!(history[0].count(), Some(rows_of(&manifests, "sp")));
     assert!(rows_of(&manifests, "sp-hour") > 0, "the hour stored rows");
 }
+
+/// Invokes `function` of the pipeline with the step event of `job`'s first slice at `scheduled`, as
+/// the state machine would on behalf of the execution `owner`.
+async fn step(p: &Pipeline, function: &str, job: &Value, scheduled: &str, owner: &str) -> Value {
+    let event = json!({ "job": job, "scheduledTime": scheduled, "slice": 0, "owner": owner });
+    p.router
+        .invoke(function, &event)
+        .await
+        .unwrap_or_else(|e| panic!("{function} of {owner}: {e}"))
+}
+
+/// Checks the run of `job` until Amazon has it ready, then downloads it.
+async fn finish(p: &Pipeline, job: &Value, scheduled: &str, owner: &str) {
+    for _ in 0..20 {
+        if step(p, "poll-status", job, scheduled, owner).await["state"] == "READY" {
+            let done = step(p, "download-decrypt", job, scheduled, owner).await;
+            assert_eq!(done["outcome"], "DONE", "{done:#}");
+            return;
+        }
+    }
+    panic!("{owner}: the request did not finish");
+}
+
+#[tokio::test]
+async fn a_run_requested_earlier_that_finishes_later_never_replaces_the_days_of_a_run_requested_after_it() {
+    // GIVEN a backfill of 19–21 November asked of Amazon first, then the daily run of 20–22 November
+    // (yesterday with a two-day lookback) asked after it: both cover the 20th and the 21st
+    let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
+    let mut backfill = with_window(event_job("ads-reports"), explicit("2026-11-19", "2026-11-22"));
+    backfill["name"] = json!("ads-backfill");
+    let daily = with_window(
+        event_job("ads-reports"),
+        json!({"rule": "yesterday", "lookbackDays": 2}),
+    );
+    let (backfill_at, daily_at) = ("2026-11-23T05:00:00Z", "2026-11-23T06:00:00Z");
+    for (job, at, owner) in [(&backfill, backfill_at, "backfill"), (&daily, daily_at, "daily")] {
+        step(&p, "refresh-token", job, at, owner).await;
+        let created = step(&p, "create-request", job, at, owner).await;
+        assert_eq!(created["outcome"], "CREATED", "{created:#}");
+    }
+    // WHEN the daily run finishes first, and the backfill after it (a slow report overtaken)
+    finish(&p, &daily, daily_at, "daily").await;
+    finish(&p, &backfill, backfill_at, "backfill").await;
+
+    // THEN the days both cover read the daily run's rows, the one requested last; the 19th the backfill's
+    let manifests = p.manifests().await;
+    let expected = [
+        ("2026-11-19", "ads-backfill", "2026-11-19"),
+        ("2026-11-20", "ads-sp-campaigns-daily", "2026-11-20"),
+        ("2026-11-21", "ads-sp-campaigns-daily", "2026-11-20"),
+        ("2026-11-22", "ads-sp-campaigns-daily", "2026-11-20"),
+    ];
+    let read = per_day(&p, "ads_reports_spcampaigns", "clicks");
+    assert_eq!(read.len(), expected.len(), "{read:?}");
+    for (day, job, start) in expected {
+        let objects = objects_of(manifest(&manifests, job, start), Some(day));
+        let (rows, sum) = figures(&p, &objects, "clicks").await;
+        assert_eq!(read[day].0, rows, "{day}: {job}'s rows, once");
+        assert!((read[day].1 - sum).abs() < 1e-6, "{day}: {job}'s figures");
+    }
+    // AND the backfill's copies of the 20th and 21st differ (restated), so the check means something
+    let backfill_21 = objects_of(manifest(&manifests, "ads-backfill", "2026-11-19"), Some("2026-11-21"));
+    assert!((figures(&p, &backfill_21, "clicks").await.1 - read["2026-11-21"].1).abs() > 1e-6);
+}
