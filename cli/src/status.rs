@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use amzpipe::domain::TimeWindow;
-use amzpipe::domain::run::{RunRecord, RunStatus};
+use amzpipe::domain::run::{RefusedJob, RunRecord, RunStatus};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -53,6 +53,8 @@ pub enum StateFilter {
     NoData,
     /// Failed; see the reason.
     Failed,
+    /// A job refused before it could have a run (its definition); see the reason.
+    Refused,
 }
 
 impl StateFilter {
@@ -65,7 +67,13 @@ impl StateFilter {
             Self::Succeeded => status == RunStatus::Succeeded,
             Self::NoData => status == RunStatus::NoData,
             Self::Failed => status == RunStatus::Failed,
+            Self::Refused => false,
         }
+    }
+
+    /// Whether refused jobs are shown: with no filter, or `refused`.
+    fn admits_refused(filter: Option<Self>) -> bool {
+        filter.is_none_or(|f| f == Self::Refused)
     }
 }
 
@@ -128,6 +136,60 @@ impl RunRow {
     }
 }
 
+impl RunRow {
+    /// The row of a job refused before it could have a run: state `REFUSED`, no window.
+    pub fn refused(refused: &RefusedJob) -> Self {
+        Self {
+            job: refused.job.clone(),
+            run_id: String::new(),
+            window_start: String::new(),
+            window_end: String::new(),
+            state: "REFUSED".into(),
+            amazon_status: None,
+            amazon_id: None,
+            bytes: 0,
+            rows: None,
+            duration_seconds: 0,
+            failure_reason: Some(refused.reason.clone()),
+            manifest_key: None,
+            updated_at: refused.at.to_rfc3339(),
+        }
+    }
+}
+
+/// A row as the table shows it: the row, its window and its state cells.
+struct Shown {
+    row: RunRow,
+    window: String,
+    state: String,
+    at: chrono::DateTime<Utc>,
+}
+
+impl Shown {
+    fn run(run: &RunRecord) -> Self {
+        let row = RunRow::of(run);
+        let state = match &row.amazon_status {
+            Some(amazon) if !run.status.is_finished() => format!("{} ({amazon})", row.state),
+            _ => row.state.clone(),
+        };
+        Self {
+            window: window_cell(&run.key.window),
+            state,
+            row,
+            at: run.updated_at,
+        }
+    }
+
+    fn refused(refused: &RefusedJob) -> Self {
+        Self {
+            row: RunRow::refused(refused),
+            window: "-".into(),
+            state: "REFUSED".into(),
+            at: refused.at,
+        }
+    }
+}
+
 /// A window in a table cell: days as dates, other windows as times.
 pub fn window_cell(w: &TimeWindow) -> String {
     let midnight = |t: chrono::DateTime<Utc>| t.time() == chrono::NaiveTime::MIN;
@@ -150,20 +212,30 @@ pub fn window_cell(w: &TimeWindow) -> String {
 /// Runs the command.
 pub async fn run(ctx: &Context, args: &StatusArgs) -> CliResult<()> {
     let store = ctx.store().await?;
-    let mut shown = 0u32;
+    let mut frames = 0u32;
     loop {
         let mut runs = match &args.job {
             Some(job) => store.runs_of(job).await?,
             None => store.all_runs().await?,
         };
-        runs.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
         runs.retain(|r| args.state.is_none_or(|s| s.admits(r.status)));
-        runs.truncate(args.limit);
+        let mut shown: Vec<Shown> = runs.iter().map(Shown::run).collect();
+        if StateFilter::admits_refused(args.state) {
+            let refused = store.refused_jobs(args.limit).await?;
+            shown.extend(
+                refused
+                    .iter()
+                    .filter(|r| args.job.as_ref().is_none_or(|job| *job == r.job))
+                    .map(Shown::refused),
+            );
+        }
+        shown.sort_by_key(|s| std::cmp::Reverse(s.at));
+        shown.truncate(args.limit);
         if args.watch && std::io::stdout().is_terminal() && !ctx.json {
             print!("\x1b[2J\x1b[H");
         }
         if ctx.json {
-            let rows: Vec<RunRow> = runs.iter().map(RunRow::of).collect();
+            let rows: Vec<&RunRow> = shown.iter().map(|s| &s.row).collect();
             if args.watch {
                 println!("{}", serde_json::json!({ "at": Utc::now().to_rfc3339(), "runs": rows }));
             } else {
@@ -177,10 +249,10 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> CliResult<()> {
                     args.interval
                 );
             }
-            print_table(&runs);
+            print_table(shown);
         }
-        shown += 1;
-        if !args.watch || args.count.is_some_and(|c| shown >= c) {
+        frames += 1;
+        if !args.watch || args.count.is_some_and(|c| frames >= c) {
             return Ok(());
         }
         tokio::select! {
@@ -190,8 +262,8 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> CliResult<()> {
     }
 }
 
-fn print_table(runs: &[RunRecord]) {
-    if runs.is_empty() {
+fn print_table(shown: Vec<Shown>) {
+    if shown.is_empty() {
         println!("no runs");
         return;
     }
@@ -205,15 +277,10 @@ fn print_table(runs: &[RunRecord]) {
         "DURATION",
         "FAILURE",
     ]);
-    for run in runs {
-        let row = RunRow::of(run);
-        let state = match &row.amazon_status {
-            Some(amazon) if !run.status.is_finished() => format!("{} ({amazon})", row.state),
-            _ => row.state.clone(),
-        };
+    for Shown { row, window, state, .. } in shown {
         t.add_row(vec![
             row.job,
-            window_cell(&run.key.window),
+            window,
             state,
             row.amazon_id.unwrap_or_default(),
             bytes(row.bytes),

@@ -568,6 +568,32 @@ async fn status_shows_the_runs_as_a_table_and_json_filtered_by_job_and_state_and
         .collect();
     assert_eq!(frames.len(), 2);
     assert_eq!(frames[1]["runs"].as_array().map(Vec::len), Some(2));
+
+    // A job refused at validation (a Slate accountId with `/`) has no run, and is shown all the same,
+    // saying why: before, only its child execution failed, and status showed nothing.
+    let mut refused = event_job("slate");
+    refused["name"] = json!("slate-hostile");
+    refused["source"]["accountId"] = json!("acct/../../x");
+    let refusal = amzpipe::steps::refresh_token(
+        &stack.services,
+        json!({ "job": refused, "scheduledTime": SCHEDULED, "owner": "exec-1" }),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(refusal.error_type(), "InvalidJob");
+    let rows = json_of(&output(amzpipectl(&env), &["--json", "status", "--state", "refused"]).await);
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["job"], "slate-hostile");
+    assert_eq!(rows[0]["state"], "REFUSED");
+    assert!(
+        rows[0]["failureReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("accountId")),
+        "{rows:?}"
+    );
+    let (table, _) = text(&output(amzpipectl(&env), &["status"]).await);
+    assert!(table.contains("REFUSED") && table.contains("slate-hostile"), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -311,6 +311,13 @@ pub trait JobStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
+    /// Records a job refused before it could have a run, where the operator's status shows runs. A
+    /// refusal recorded twice (a retried step) is kept twice at most; it expires with the runs' TTL.
+    fn record_refused_job(
+        &self,
+        refused: &crate::domain::run::RefusedJob,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Counts one call of a looping step (create, status check, download) on the run's current claim,
     /// and returns the count: the bound of the run's wait loops (see
     /// [`crate::steps::budget::MAX_STEP_CALLS`]). A new claim starts again from zero. `StaleState` when

@@ -113,6 +113,11 @@ async fn evaluate(kms: bool) -> Value {
     failing["name"] = json!("sp-listings");
     failing["source"]["reportType"] = json!("GET_MERCHANT_LISTINGS_ALL_DATA");
     jobs.push(failing);
+    // (and one refused at validation, which refresh-token records for `amzpipectl status`)
+    let mut refused = event_job("slate");
+    refused["name"] = json!("slate-refused");
+    refused["source"]["accountId"] = json!("acct/../x");
+    jobs.push(refused);
     for job in &mut jobs {
         job["credentials"] = json!(SECRET);
     }

@@ -45,7 +45,10 @@ use crate::adapters::sdk_failure;
 use crate::domain::TimeWindow;
 use crate::domain::credentials::AccessToken;
 use crate::domain::document::{DocumentRecord, StoredObject};
-use crate::domain::run::{RunKey, RunLease, RunRecord, RunStatus, RunUpdate};
+use crate::domain::run::{RefusedJob, RunKey, RunLease, RunRecord, RunStatus, RunUpdate};
+
+/// The partition of the jobs refused before they could have a run (sort key `{at}#{job}`).
+const REFUSED_PK: &str = "REFUSED";
 use crate::ports::{CurrentClaim, CurrentUnit, JobStore, Quotas, StoreError, TableKey, TokenCache};
 
 type Item = HashMap<String, AttributeValue>;
@@ -105,6 +108,34 @@ impl DynamoJobStore {
             Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
         })
         .await
+    }
+
+    /// The jobs refused before they could have a run, newest first, at most `limit`
+    /// ([`JobStore::record_refused_job`]).
+    pub async fn refused_jobs(&self, limit: usize) -> Result<Vec<RefusedJob>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(REFUSED_PK))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        out.items()
+            .iter()
+            .map(|item| {
+                Ok(RefusedJob {
+                    job: get_s(item, "job").unwrap_or_default().to_owned(),
+                    reason: get_s(item, "reason").unwrap_or_default().to_owned(),
+                    scheduled_time: get_s(item, "scheduledTime").map(str::to_owned),
+                    execution: get_s(item, "execution").map(str::to_owned),
+                    at: get_time(item, "at")?.ok_or_else(|| unreadable("at"))?,
+                })
+            })
+            .collect()
     }
 
     /// Every run in the table, most recently changed first (a paginated `Scan` filtered to runs):
@@ -602,6 +633,34 @@ impl JobStore for DynamoJobStore {
             },
             Err(e) => Err(store_error("UpdateItem", e)),
         }
+    }
+
+    async fn record_refused_job(&self, refused: &RefusedJob) -> Result<(), StoreError> {
+        let mut item = Self::key(
+            REFUSED_PK.to_owned(),
+            &format!("{}#{}", rfc3339(refused.at), refused.job),
+        );
+        item.insert("job".into(), s(&refused.job));
+        item.insert(
+            "reason".into(),
+            s(refused.reason.chars().take(2_000).collect::<String>()),
+        );
+        item.insert("at".into(), s(rfc3339(refused.at)));
+        item.insert("expiresAt".into(), n((refused.at + self.run_ttl).timestamp()));
+        if let Some(t) = &refused.scheduled_time {
+            item.insert("scheduledTime".into(), s(t));
+        }
+        if let Some(e) = &refused.execution {
+            item.insert("execution".into(), s(e));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error("PutItem", e))
     }
 
     async fn count_step_call(&self, key: &RunKey, now: DateTime<Utc>) -> Result<u32, StoreError> {

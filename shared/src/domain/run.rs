@@ -222,6 +222,42 @@ impl RunRecord {
     }
 }
 
+/// A job the pipeline refused before it could have a run (a malformed definition, a hostile id): kept
+/// where `amzpipectl status` shows runs, so that a refusal is not visible only in one child execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedJob {
+    /// The job's name as the definition gave it (cut to 128 characters, control characters
+    /// removed), or `(unnamed)`.
+    pub job: String,
+    /// Why it was refused (the field at fault and what is wrong with it).
+    pub reason: String,
+    /// The scheduled time of the firing that carried it, as given.
+    pub scheduled_time: Option<String>,
+    /// The execution that met it.
+    pub execution: Option<String>,
+    /// When it was refused.
+    pub at: DateTime<Utc>,
+}
+
+impl RefusedJob {
+    /// The refusal of the job in a step's `event` for `reason`, at `at`.
+    pub fn of_event(event: &serde_json::Value, reason: String, at: DateTime<Utc>) -> Self {
+        let text = |v: &serde_json::Value| {
+            v.as_str()
+                .map(|s| s.chars().filter(|c| !c.is_control()).take(128).collect::<String>())
+                .filter(|s| !s.is_empty())
+        };
+        Self {
+            job: text(&event["job"]["name"]).unwrap_or_else(|| "(unnamed)".to_owned()),
+            reason,
+            scheduled_time: text(&event["scheduledTime"]),
+            execution: text(&event["owner"]),
+            at,
+        }
+    }
+}
+
 /// Fields a guarded transition sets besides the status.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunUpdate {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::domain::TimeWindow;
+use crate::ports::JobStore;
 use crate::steps::failure::note_refusal;
 use crate::steps::{Ports, RunContext, Services, StepError};
 
@@ -29,11 +30,27 @@ pub async fn refresh_token<P: Ports>(
     services: &Services<P>,
     event: serde_json::Value,
 ) -> Result<TokenOutput, StepError> {
-    let ctx = RunContext::from_event(event)?;
+    let ctx = match RunContext::from_event(event.clone()) {
+        Ok(ctx) => ctx,
+        Err(error) => return Err(record_refusal(services, &event, error).await),
+    };
     let span = tracing::info_span!("refresh-token", job = %ctx.job.name);
     // Boxed: unboxed, the layout of the Lambda binary's handler future (this future, nested in the
     // runtime's) passes rustc's default query depth.
     Box::pin(refresh(services, &ctx).instrument(span)).await
+}
+
+/// Records a job refused as invalid where `amzpipectl status` shows it (best effort: the refusal is
+/// the step's answer whatever the store says), and passes the error on.
+async fn record_refusal<P: Ports>(services: &Services<P>, event: &serde_json::Value, error: StepError) -> StepError {
+    if let StepError::InvalidJob(reason) = &error {
+        let refused = crate::domain::run::RefusedJob::of_event(event, reason.clone(), Utc::now());
+        tracing::warn!(job = %refused.job, %reason, "the job was refused");
+        if let Err(e) = services.store.record_refused_job(&refused).await {
+            tracing::error!(error = %e, "the refused job could not be recorded");
+        }
+    }
+    error
 }
 
 async fn refresh<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<TokenOutput, StepError> {
