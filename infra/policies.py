@@ -370,7 +370,31 @@ ALARM_METRICS = {
         {"AWS::SQS::Queue"},
         "QueueName",
     ),
+    # The functions' own metrics (shared/src/steps/metrics.rs: EMF lines), checked by
+    # _function_metric_problems.
+    "amzpipe": ({"RunsFailed"}, "Stack", set(), None),
 }
+
+# The namespace of the metrics the functions publish themselves, with the stack's name as dimension
+# `Stack`, from the environment variable AMZPIPE_STACK_NAME (shared/src/steps/metrics.rs).
+FUNCTION_METRICS_NAMESPACE = "amzpipe"
+
+
+def _function_metric_problems(template, logical, props):
+    """An alarm on a metric the functions emit: one of theirs, with exactly the dimension Stack set to
+    the stack's name, which every function is given as AMZPIPE_STACK_NAME (or it publishes nothing)."""
+    problems = []
+    metrics = ALARM_METRICS[FUNCTION_METRICS_NAMESPACE][0]
+    if props.get("MetricName") not in metrics:
+        problems.append(f"{logical}: {FUNCTION_METRICS_NAMESPACE} {props.get('MetricName')!r} is not a metric the functions emit")
+    dimensions = {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
+    stack_name = lambda v: isinstance(v, Tagged) and v.tag == "Ref" and v.value == "AWS::StackName"
+    if set(dimensions) != {"Stack"} or not stack_name(dimensions["Stack"]):
+        problems.append(f"{logical}: the functions' metrics carry exactly the dimension Stack = !Ref AWS::StackName")
+    env = (((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get("Variables") or {}
+    if not stack_name(env.get("AMZPIPE_STACK_NAME")):
+        problems.append(f"{logical}: the functions publish no metric without AMZPIPE_STACK_NAME = !Ref AWS::StackName")
+    return problems
 
 
 def _names(value):
@@ -446,6 +470,9 @@ def alarm_problems(template):
         namespace, metric = props.get("Namespace"), props.get("MetricName")
         if namespace not in ALARM_METRICS:
             problems.append(f"{logical}: namespace {namespace!r} is not one the stack emits")
+            continue
+        if namespace == FUNCTION_METRICS_NAMESPACE:
+            problems.extend(_function_metric_problems(template, logical, props))
             continue
         metrics, dimension, types, how = ALARM_METRICS[namespace]
         if metric not in metrics:

@@ -198,6 +198,27 @@ class AlarmContract(unittest.TestCase):
         fixed = template(ALARM_ON_UNKNOWN_MAP_RUN.replace("/Sliced", "/Slices"))
         self.assertEqual(policies.alarm_problems(fixed), [])
 
+    def test_an_alarm_on_the_functions_metric_needs_the_stack_dimension_they_are_given(self):
+        text = """
+Globals:
+  Function:
+    Environment:
+      Variables: {AMZPIPE_STACK_NAME: !Ref AWS::StackName}
+Resources:
+  Topic: {Type: AWS::SNS::Topic}
+  Failed:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: amzpipe
+      MetricName: RunsFailed
+      Dimensions: [{Name: Stack, Value: !Ref AWS::StackName}]
+      AlarmActions: [!Ref Topic]
+"""
+        self.assertEqual(policies.alarm_problems(template(text)), [])
+        self.assertEqual(len(policies.alarm_problems(template(text.replace("Name: Stack", "Name: StackName")))), 1)
+        unset = text.replace("AMZPIPE_STACK_NAME", "OTHER")
+        self.assertEqual(len(policies.alarm_problems(template(unset))), 1)
+
     def test_the_stacks_alarms_keep_the_contract(self):
         self.assertEqual(policies.alarm_problems(policies.load_template()), [])
 

@@ -165,6 +165,26 @@ fn no_slice_execution_can_reach_step_functions_history_quota_whatever_its_steps_
 }
 
 #[test]
+fn the_failed_runs_alarm_watches_the_metric_the_functions_publish_under_the_name_they_give_it() {
+    use amzpipe::steps::metrics::{DIMENSION, NAMESPACE, RUNS_FAILED};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
+    let template = std::fs::read_to_string(path).expect("template");
+    let alarm: String = template
+        .lines()
+        .skip_while(|l| *l != "  RunsFailedAlarm:")
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(alarm.contains(&format!("Namespace: {NAMESPACE}")), "{alarm}");
+    assert!(alarm.contains(&format!("MetricName: {RUNS_FAILED}")), "{alarm}");
+    assert!(
+        alarm.contains(&format!("Name: {DIMENSION}, Value: !Ref AWS::StackName")),
+        "{alarm}"
+    );
+    assert!(template.contains("AMZPIPE_STACK_NAME: !Ref AWS::StackName"));
+}
+
+#[test]
 fn every_function_times_out_after_its_worst_case_under_the_http_policy() {
     // The template's Timeout of each function (moto enforces none) against the step's worst case.
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");

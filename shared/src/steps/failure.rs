@@ -130,6 +130,7 @@ async fn give_up<P: Ports>(
             let run = store
                 .transition(&ctx.key, &from, RunStatus::Failed, update, Utc::now())
                 .await?;
+            crate::steps::metrics::run_failed(&ctx.key.job, "GivenUp");
             (Some(run), true)
         }
         other => (other, false),
@@ -308,7 +309,10 @@ pub(crate) async fn fail_run_with_status<St: JobStore + Quotas>(
         .transition(&ctx.key, &from, RunStatus::Failed, update, Utc::now())
         .await
     {
-        Ok(_) => tracing::warn!(error_type = error.error_type(), error = %error, "run failed"),
+        Ok(_) => {
+            tracing::warn!(error_type = error.error_type(), error = %error, "run failed");
+            crate::steps::metrics::run_failed(&ctx.key.job, error.error_type());
+        }
         Err(e) => tracing::error!(error = %e, "could not record the failure on the run"),
     }
     release_quota(store, ctx).await;

@@ -37,6 +37,7 @@ mod deadline;
 mod download;
 mod error;
 mod failure;
+pub mod metrics;
 mod poll;
 mod quota;
 mod refresh;
