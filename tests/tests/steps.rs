@@ -846,10 +846,9 @@ async fn an_empty_sp_api_create_bucket_answers_throttled_without_calling_amazon(
     );
 }
 
-#[tokio::test]
-async fn a_storm_of_5xx_never_sends_more_creates_than_the_sellers_usage_plan_allows() {
-    // GIVEN an SP-API createReport answering 503 to everything (Amazon's own limit out of the way,
-    // so that only ours is measured)
+/// A stack whose SP-API createReport answers 503 to everything, Amazon's own usage plans out of the
+/// way (so that only the pipeline's are measured).
+async fn storm_stack() -> Stack {
     let stack = Stack::start(SimConfig {
         sp_rate_limits: false,
         ..SimConfig::default()
@@ -859,6 +858,14 @@ async fn a_storm_of_5xx_never_sends_more_creates_than_the_sellers_usage_plan_all
     stack
         .sim
         .set_scenario(Scenario::with_fault(Fault::answer("sp.createReport", 503, 10_000)));
+    stack
+}
+
+#[tokio::test]
+async fn a_storm_of_5xx_never_sends_more_creates_than_the_sellers_usage_plan_allows() {
+    // GIVEN an SP-API createReport answering 503 to everything (Amazon's own limit out of the way,
+    // so that only ours is measured)
+    let stack = storm_stack().await;
     // WHEN the state machine keeps retrying create-request, as its Retry does
     let ev = event(sp_job());
     let mut throttled = false;
@@ -886,15 +893,7 @@ async fn a_storm_of_5xx_never_sends_more_creates_than_the_sellers_usage_plan_all
 async fn a_create_that_meets_only_5xx_and_an_empty_bucket_ends_failed_with_its_last_answer_after_the_runs_step_bound() {
     // GIVEN an SP-API createReport answering 503 to everything, and a job bounding its run's step calls
     // at 6 (the default keeps a slice's execution within Step Functions' 25,000 history events)
-    let stack = Stack::start(SimConfig {
-        sp_rate_limits: false,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("stack");
-    stack
-        .sim
-        .set_scenario(Scenario::with_fault(Fault::answer("sp.createReport", 503, 10_000)));
+    let stack = storm_stack().await;
     let mut job = sp_job();
     job["limits"] = json!({ "maxStepCalls": 6 });
     let ev = event(job);

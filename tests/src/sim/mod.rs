@@ -363,6 +363,15 @@ impl State {
 }
 
 impl Fault {
+    /// `op` taking effect once, then answering `status` instead of its answer: a create whose outcome
+    /// the client cannot know.
+    pub fn lost_answer(op: &str, status: u16) -> Self {
+        Self {
+            after_effect: true,
+            ..Self::answer(op, status, 1)
+        }
+    }
+
     /// `op` answering `status` `times` times, before doing anything, with the API's realistic body.
     pub fn answer(op: &str, status: u16, times: u32) -> Self {
         Self {

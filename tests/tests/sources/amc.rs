@@ -296,21 +296,12 @@ async fn amc_results_unavailable_for_download_right_after_success_are_not_ready_
         let id = client.create(&reach_query(), &window(-9, -2)).await.expect("create");
         let (_, done) = poll_until_done(&client, &reach_query(), &id).await;
         assert_eq!(done, RequestStatus::Ready);
-        sim.set_scenario(Scenario {
-            faults: vec![Fault {
-                op: "amc.downloadUrls".into(),
-                status,
-                times: 1,
-                retry_after: None,
-                body: Some(serde_json::json!({
-                    "code": status, "details": format!("Execution with ID {id} is unavailable for download")
-                })),
-                after_effect: false,
-                cut_after: None,
-                tamper: false,
-            }],
-            ..Scenario::default()
-        });
+        sim.set_scenario(Scenario::with_fault(Fault {
+            body: Some(serde_json::json!({
+                "code": status, "details": format!("Execution with ID {id} is unavailable for download")
+            })),
+            ..Fault::answer("amc.downloadUrls", status, 1)
+        }));
         let early = client.documents(&reach_query(), &id).await.expect_err("not yet");
         assert!(matches!(early, SourceError::Transient(_)), "{status}: {early:?}");
         let docs = client.documents(&reach_query(), &id).await.expect("then the documents");

@@ -104,19 +104,7 @@ async fn a_lost_create_of_a_report_over_more_than_ten_marketplaces_is_found_with
     let mut many = orders();
     many.marketplace_ids = (0..12).map(|i| format!("A{i:02}MARKETPLACE")).collect();
     // GIVEN a create that lands at Amazon but whose answer is lost
-    sim.set_scenario(Scenario {
-        faults: vec![Fault {
-            op: "sp.createReport".into(),
-            status: 500,
-            times: 1,
-            retry_after: None,
-            body: None,
-            after_effect: true,
-            cut_after: None,
-            tamper: false,
-        }],
-        ..Scenario::default()
-    });
+    sim.set_scenario(Scenario::with_fault(Fault::lost_answer("sp.createReport", 500)));
     // WHEN the client creates it
     let client = sp(&sim);
     let id = client.create(&many, &window(-3, -2)).await.expect("create");
