@@ -228,6 +228,19 @@ pub async fn amc_create_execution(AxState(sim): AxState<Sim>, Path(instance): Pa
                 .get(&workflow_id)
                 .and_then(|w| w["sqlQuery"].as_str().map(str::to_owned))
         });
+        // AMC runs ten executions per instance and queues the rest as PENDING (reference §1.6): a
+        // create while ten are active is accepted, and counted here as the client's breach.
+        let pps = state.config.polls_per_stage.max(1);
+        let active = state
+            .amc_executions
+            .values()
+            .filter(|e| {
+                e.instance_id == instance && !e.cancelled && e.started_at_poll.is_none_or(|s| e.polls < s + pps)
+            })
+            .count();
+        if active >= MAX_RUNNING {
+            state.amc_creates_over_limit += 1;
+        }
         let id = state.uuid();
         let e = AmcExecution {
             instance_id: instance.clone(),

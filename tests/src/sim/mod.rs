@@ -282,6 +282,9 @@ pub(crate) struct State {
     pub downloaded: HashSet<String>,
     /// 429s the simulator's own SP-API usage plans answered (scripted faults not counted).
     pub quota_refusals: u32,
+    /// AMC creates accepted while ten executions of their instance were already active (pending or
+    /// running): AMC queues them (reference §1.6), so no 429 shows a client creating past its slots.
+    pub amc_creates_over_limit: u32,
     pub sp_reports: BTreeMap<String, SpReport>,
     pub sp_schedules: BTreeMap<String, serde_json::Value>,
     /// getReports pages handed out: token → (the first call's query, the offset of the page it asks for).
@@ -561,6 +564,13 @@ impl Simulator {
     /// pipeline sent beyond Amazon's published quota.
     pub fn quota_refusals(&self) -> u32 {
         self.sim.lock().quota_refusals
+    }
+
+    /// AMC creates made while ten executions of their instance were active (see
+    /// `State::amc_creates_over_limit`): a client's breach of AMC's running limit, which AMC itself
+    /// answers by queueing, not refusing.
+    pub fn amc_creates_over_limit(&self) -> u32 {
+        self.sim.lock().amc_creates_over_limit
     }
 
     /// Makes every access token handed out so far invalid (a token that dies before its

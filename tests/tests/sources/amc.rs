@@ -308,3 +308,41 @@ async fn amc_results_unavailable_for_download_right_after_success_are_not_ready_
         assert_eq!(docs.len(), 2);
     }
 }
+
+#[tokio::test]
+async fn a_create_made_while_ten_executions_of_the_instance_are_active_is_queued_and_counted_as_a_breach() {
+    // Reference §1.6 (execute-workflow.md): ten running executions per instance, the rest queued. AMC
+    // does not refuse an eleventh, so the simulator counts it (the load benchmark's AMC violations).
+    let sim = Simulator::start(SimConfig::default()).await.expect("sim");
+    let client = amc(&sim);
+    for i in 0..10 {
+        client
+            .create(&reach_query(), &window(-30 + i, -29 + i))
+            .await
+            .expect("create");
+    }
+    assert_eq!(sim.amc_creates_over_limit(), 0, "ten fit");
+    // (an eleventh sent past the client's own check, which refuses it)
+    assert!(client.create(&reach_query(), &window(-2, -1)).await.is_err());
+    let http = api_http_client(&policy()).expect("http client");
+    let session = LwaSession::new(LwaClient::new(http.clone(), sim.token_url()), credentials());
+    let token = session.access_token().await.expect("token");
+    let answer = http
+        .post(format!("{}/amc/reporting/amcdemo01/workflowExecutions", sim.base_url()))
+        .bearer_auth(token.token.expose_secret())
+        .header("Amazon-Advertising-API-ClientId", "amzn1.application-oa2-client.sim")
+        .header("Amazon-Advertising-API-AdvertiserId", "ENTITY1AA1AA11AAA1")
+        .header("Amazon-Advertising-API-MarketplaceId", "ATVPDKIKX0DER")
+        .body(
+            serde_json::json!({
+                "timeWindowType": "EXPLICIT", "timeWindowStart": "2026-11-01T00:00:00",
+                "timeWindowEnd": "2026-11-02T00:00:00", "workflow": {"sqlQuery": "SELECT 1"}
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("answer");
+    assert!(answer.status().is_success(), "queued, not refused: {}", answer.status());
+    assert_eq!(sim.amc_creates_over_limit(), 1);
+}
