@@ -126,8 +126,16 @@ fn outcome_key(source: Source) -> &'static str {
 #[derive(Debug, PartialEq, Eq)]
 enum Expect {
     Succeeded,
+    /// Succeeded, with exactly this many objects stored.
+    SucceededStoring(usize),
+    /// Succeeded, the expired access token refreshed exactly once (two grants in all).
+    SucceededRefreshingOnce,
+    /// Succeeded, the expired download URL replaced by a fresh one from the source.
+    SucceededWithFreshUrl,
     NoData,
     Failed(&'static str),
+    /// Failed with this error type, the run's reason saying each of these (the figures).
+    FailedSaying(&'static str, &'static [&'static str]),
 }
 
 /// Runs one step as a state-machine task: retryable errors retried (the ASL's budget), and a
@@ -206,7 +214,10 @@ async fn check(name: &str, stack: &Stack, source: Source, ev: &Value, result: Re
         .map(|(k, _)| k)
         .collect();
     match expect {
-        Expect::Succeeded => {
+        Expect::Succeeded
+        | Expect::SucceededStoring(_)
+        | Expect::SucceededRefreshingOnce
+        | Expect::SucceededWithFreshUrl => {
             assert!(result.is_ok(), "{name}: {result:?}");
             assert_eq!(run.status, RunStatus::Succeeded, "{name}");
             // What was stored is what the run recorded, and what the simulator served.
@@ -220,6 +231,29 @@ async fn check(name: &str, stack: &Stack, source: Source, ev: &Value, result: Re
                 .expect("the run's documents");
             let objects: Vec<_> = documents.iter().flat_map(|d| &d.objects).collect();
             assert!(!objects.is_empty(), "{name}: objects stored");
+            if let Expect::SucceededStoring(count) = expect {
+                assert_eq!(objects.len(), *count, "{name}: objects stored");
+            }
+            if let Expect::SucceededRefreshingOnce = expect {
+                let grants = stack.sim.requests_of("lwa.token").len();
+                assert_eq!(grants, 2, "{name}: the first token, and one refresh after it died");
+            }
+            if let Expect::SucceededWithFreshUrl = expect {
+                // The URL answered 403 is not asked again: the next download is of another URL.
+                let downloads: Vec<String> = stack
+                    .sim
+                    .requests_of("file.download")
+                    .iter()
+                    .map(|r| r.path.split('?').next().unwrap_or_default().to_owned())
+                    .collect();
+                let expired = downloads.first().expect("a download");
+                assert_eq!(
+                    downloads.iter().filter(|d| *d == expired).count(),
+                    1,
+                    "{name}: the expired URL was asked once: {downloads:?}"
+                );
+                assert!(downloads.len() >= 2, "{name}: a fresh URL was fetched: {downloads:?}");
+            }
             for object in objects {
                 let bytes = stack
                     .aws
@@ -240,7 +274,8 @@ async fn check(name: &str, stack: &Stack, source: Source, ev: &Value, result: Re
                         "{name}: {} holds the rows of a document served",
                         object.key
                     );
-                } else if object.entry_name.is_none() && !served.is_empty() {
+                } else if object.entry_name.is_none() {
+                    // (legacy encrypted documents included: the simulator knows their plaintext)
                     assert!(
                         served.contains(&sha),
                         "{name}: {} is a document served whole",
@@ -254,12 +289,17 @@ async fn check(name: &str, stack: &Stack, source: Source, ev: &Value, result: Re
             assert_eq!(run.status, RunStatus::NoData, "{name}");
             assert!(keys.is_empty(), "{name}: nothing stored: {keys:?}");
         }
-        Expect::Failed(error_type) => {
+        Expect::Failed(error_type) | Expect::FailedSaying(error_type, _) => {
             let err = result.expect_err(name);
             assert_eq!(err.error_type(), *error_type, "{name}: {err}");
             assert_eq!(run.status, RunStatus::Failed, "{name}");
             let reason = run.failure_reason.clone().unwrap_or_default();
             assert!(reason.starts_with(error_type), "{name}: {reason}");
+            if let Expect::FailedSaying(_, fragments) = expect {
+                for fragment in *fragments {
+                    assert!(reason.contains(fragment), "{name}: {fragment:?} in {reason}");
+                }
+            }
             assert!(keys.is_empty(), "{name}: nothing at a final key: {keys:?}");
         }
     }
@@ -297,6 +337,13 @@ fn faults(faults: Vec<Fault>) -> Scenario {
 }
 
 // The cases, fault × source.
+
+/// What a bomb's failure says: the figures, and the ceiling it passed (the default 100:1).
+const BOMB_FIGURES: &[&str] = &[
+    "decompression expanded",
+    "bytes into more than",
+    "over the ceiling of 100:1",
+];
 
 macro_rules! fault_case {
     ($name:ident, $source:expr, $config:expr, $scenario:expr, $expire:expr, $expect:expr) => {
@@ -460,7 +507,7 @@ fault_case!(
     default(),
     Scenario::default(),
     true,
-    Succeeded
+    SucceededRefreshingOnce
 );
 fault_case!(
     ads_token_dying_before_its_expiry,
@@ -468,7 +515,7 @@ fault_case!(
     default(),
     Scenario::default(),
     true,
-    Succeeded
+    SucceededRefreshingOnce
 );
 fault_case!(
     amc_token_dying_before_its_expiry,
@@ -476,7 +523,7 @@ fault_case!(
     default(),
     Scenario::default(),
     true,
-    Succeeded
+    SucceededRefreshingOnce
 );
 fault_case!(
     sp_url_expired_mid_download,
@@ -484,7 +531,7 @@ fault_case!(
     default(),
     faults(vec![Fault::answer("file.download", 403, 1)]),
     false,
-    Succeeded
+    SucceededWithFreshUrl
 );
 fault_case!(
     ads_url_expired_mid_download,
@@ -492,7 +539,7 @@ fault_case!(
     default(),
     faults(vec![Fault::answer("file.download", 403, 1)]),
     false,
-    Succeeded
+    SucceededWithFreshUrl
 );
 fault_case!(
     amc_url_expired_mid_download,
@@ -500,13 +547,24 @@ fault_case!(
     default(),
     faults(vec![Fault::answer("file.download", 403, 1)]),
     false,
-    Succeeded
+    SucceededWithFreshUrl
 );
 fault_case!(
     slate_url_expired_mid_download,
     Slate,
     default(),
     faults(vec![Fault::answer("file.download", 403, 1)]),
+    false,
+    SucceededWithFreshUrl
+);
+fault_case!(
+    sp_legacy_encrypted_document_is_stored_as_its_plaintext,
+    Sp,
+    SimConfig {
+        sp_legacy_documents: true,
+        ..default()
+    },
+    Scenario::default(),
     false,
     Succeeded
 );
@@ -535,7 +593,7 @@ fault_case!(
     default(),
     outcome(Sp, "BOMB"),
     false,
-    Failed("IntegrityFailed")
+    FailedSaying("IntegrityFailed", BOMB_FIGURES)
 );
 fault_case!(
     ads_gzip_bomb,
@@ -543,7 +601,7 @@ fault_case!(
     default(),
     outcome(Ads, "BOMB"),
     false,
-    Failed("IntegrityFailed")
+    FailedSaying("IntegrityFailed", BOMB_FIGURES)
 );
 fault_case!(
     sp_multi_member_gzip,
@@ -599,5 +657,5 @@ fault_case!(
     },
     Scenario::default(),
     false,
-    Succeeded
+    SucceededStoring(3)
 );

@@ -263,12 +263,8 @@ pub(super) fn content_sha256(body: &FileBody) -> Option<String> {
     use std::io::Read as _;
     let mut sha = sha2::Sha256::new();
     match body {
-        FileBody::SpReport {
-            bytes,
-            seed,
-            key: None,
-            days,
-        } => {
+        // Encrypted or not (the retired 2020-09-04 shape), the content is the same report.
+        FileBody::SpReport { bytes, seed, days, .. } => {
             let mut report = super::download::orders_report(*bytes, *seed, *days);
             let mut buf = vec![0u8; 64 << 10];
             loop {
@@ -279,7 +275,6 @@ pub(super) fn content_sha256(body: &FileBody) -> Option<String> {
                 sha.update(&buf[..n]);
             }
         }
-        FileBody::SpReport { .. } => return None,
         FileBody::Bytes(b) if b.starts_with(&[0x1f, 0x8b]) => {
             let mut plain = Vec::new();
             flate2::read::MultiGzDecoder::new(&b[..]).read_to_end(&mut plain).ok()?;
