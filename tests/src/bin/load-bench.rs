@@ -247,7 +247,7 @@ async fn main() -> BenchResult<()> {
         throttled.values().sum::<usize>()
     );
     println!(
-        "quota violations     {violations} (SP-API usage-plan refusals {}, AMC creates over 10 running {too_many_running})",
+        "quota violations     {violations} (SP-API usage-plan refusals {}, AMC creates while 10 of the instance's executions were active {too_many_running})",
         p.sim.quota_refusals()
     );
     for (kind, made, runs) in duplicates {
