@@ -39,17 +39,12 @@ pub const RESUME_BACKOFFS: [Duration; 4] = [
 ];
 
 /// Opens the download and returns its body. A transient failure, when the download opens or while
-/// its body streams, is met by opening it again after each of [`RESUME_BACKOFFS`], from the first
-/// byte not yet received: with `Range: bytes={n}-` (a `206` whose `Content-Range` starts there), or,
+/// its body streams, is met by opening it again after each of `backoffs` (the transfer's default is
+/// [`RESUME_BACKOFFS`]), from the first byte not yet received: with `Range: bytes={n}-` (a `206` whose `Content-Range` starts there), or,
 /// from a server that ignores ranges, the whole body with its first `n` bytes skipped. What the
 /// caller reads is the document's bytes, in order, each once. A 403 is [`TransferError::UrlExpired`]
 /// at once: that is how S3 answers an expired pre-signed URL.
-pub async fn open_download(client: &reqwest::Client, url: &DownloadUrl) -> Result<BodyStream, TransferError> {
-    open_download_with(client, url, &RESUME_BACKOFFS).await
-}
-
-/// [`open_download`] with other backoffs (tests).
-pub async fn open_download_with(
+pub async fn open_download(
     client: &reqwest::Client,
     url: &DownloadUrl,
     backoffs: &[Duration],

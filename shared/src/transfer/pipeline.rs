@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use super::columnar::ColumnKinds;
 use super::conform::ColumnOrder;
 use super::error::TransferError;
-use super::http::{BodyStream, open_download_with};
+use super::http::{BodyStream, open_download};
 use super::transform::{
     MIN_PART_SIZE, ObjectStart, ObjectStats, OutputMode, PartOutput, StoredAs, TransformLimits, TransformSpec,
     run_transform,
@@ -185,7 +185,7 @@ pub async fn transfer_document<S: ObjectSink>(
         format,
     } = document;
     let encryption_label = encryption.label().to_owned();
-    let body = open_download_with(http, &url, &options.resume_backoffs).await?;
+    let body = open_download(http, &url, &options.resume_backoffs).await?;
     tracing::info!(source_id, encryption = %encryption_label, ?compression, "download started");
 
     let (body_tx, body_rx) = mpsc::channel(BODY_CHANNEL_CHUNKS);
