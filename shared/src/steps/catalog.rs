@@ -268,16 +268,25 @@ fn moved(a: &[&str], b: &[&str]) -> bool {
 /// `ConcurrentModificationException`, `AlreadyExistsException` when two runs create it at once), as
 /// [`register`] does for tables: a conflict costs an attempt here, not a retry of the whole step.
 pub async fn put_view<C: Catalog>(catalog: &C, view: &ViewDefinition) -> Result<(), CatalogError> {
+    retrying_conflicts(&format!("the view {}", view.name), || catalog.put_view(view)).await
+}
+
+/// `attempt`, made again while it meets another writer's change (`Conflict`), [`ATTEMPTS`] times at
+/// most; the last conflict, naming `what`, when every attempt met one.
+async fn retrying_conflicts<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, CatalogError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CatalogError>>,
+{
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        match catalog.put_view(view).await {
+        match attempt().await {
             Err(CatalogError::Conflict(message)) => last = Some(message),
             other => return other,
         }
     }
     Err(CatalogError::Conflict(format!(
-        "the view {} changed on each of {ATTEMPTS} attempts: {}",
-        view.name,
+        "{what} changed on each of {ATTEMPTS} attempts: {}",
         last.unwrap_or_default()
     )))
 }
@@ -288,15 +297,15 @@ pub async fn register<C: Catalog>(
     catalog: &C,
     wanted: TableDefinition,
 ) -> Result<(TableDefinition, SchemaChange), CatalogError> {
-    let mut last = None;
-    for _ in 0..ATTEMPTS {
-        let attempt = match catalog.table(&wanted.name).await? {
+    let wanted = &wanted;
+    retrying_conflicts(&format!("the table {}", wanted.name), || async move {
+        match catalog.table(&wanted.name).await? {
             None => catalog
-                .create_table(&wanted)
+                .create_table(wanted)
                 .await
                 .map(|()| (wanted.clone(), SchemaChange::Created)),
             Some(existing) => {
-                let (merged, change) = merge(&existing.definition, &wanted);
+                let (merged, change) = merge(&existing.definition, wanted);
                 if merged == existing.definition {
                     return Ok((merged, change));
                 }
@@ -305,17 +314,9 @@ pub async fn register<C: Catalog>(
                     .await
                     .map(|()| (merged, change))
             }
-        };
-        match attempt {
-            Err(CatalogError::Conflict(message)) => last = Some(message),
-            other => return other,
         }
-    }
-    Err(CatalogError::Conflict(format!(
-        "the table {} changed on each of {ATTEMPTS} attempts: {}",
-        wanted.name,
-        last.unwrap_or_default()
-    )))
+    })
+    .await
 }
 
 /// The table `wanted` (one run's) makes of `existing`: its accounts and days added, and its columns
