@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation, path_segment};
-use crate::domain::document::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
+use crate::domain::document::{Compression, ContentFormat, Document, Encryption};
 use crate::domain::source::ads_reports::{AdsReportRequest, Filter};
 use crate::domain::{Region, TimeWindow};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
@@ -348,7 +348,9 @@ impl ReportSource for AdsReportsClient {
         Ok(vec![SourceDocument {
             document: Document {
                 source_id: report.report_id,
-                url: DownloadUrl::parse(url, self.api.policy().allow_loopback_http)
+                url: self
+                    .api
+                    .download_url(url)
                     .map_err(|e| SourceError::Unusable(e.to_string()))?,
                 encryption: Encryption::None,
                 compression: Compression::Gzip,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation, path_segment};
 use crate::domain::TimeWindow;
-use crate::domain::document::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
+use crate::domain::document::{Compression, ContentFormat, Document, Encryption};
 use crate::domain::source::amc::{self, AmcQuery, AmcRequest, single_line_sql};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
 
@@ -718,7 +718,9 @@ impl ReportSource for AmcClient {
                 Ok(SourceDocument {
                     document: Document {
                         source_id: format!("{id}/{i}"),
-                        url: DownloadUrl::parse(url, self.api.policy().allow_loopback_http)
+                        url: self
+                            .api
+                            .download_url(url)
                             .map_err(|e| SourceError::Unusable(e.to_string()))?,
                         encryption: Encryption::None,
                         compression: Compression::None,

@@ -29,6 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::adapters::lwa::{LwaError, LwaSession};
+use crate::domain::document::{DownloadUrl, InvalidUrl};
 use crate::ports::SourceError;
 
 /// A rate-limited API operation: its name (for logs and errors) and its usage plan.
@@ -390,6 +391,12 @@ impl ApiClient {
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// A document URL this client's answers named, held to the policy: `https`, or plain `http` to a
+    /// loopback host where [`Policy::allow_loopback_http`] says so.
+    pub fn download_url(&self, url: impl Into<String>) -> Result<DownloadUrl, InvalidUrl> {
+        DownloadUrl::parse(url, self.policy.allow_loopback_http)
     }
 
     /// Sends a request built by `build` (called again for each attempt) and returns a 2xx answer.

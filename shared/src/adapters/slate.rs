@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::api::{ApiClient, Idempotency, Operation, path_segment};
-use crate::domain::document::{Compression, ContentFormat, Document, DownloadUrl, Encryption};
+use crate::domain::document::{Compression, ContentFormat, Document, Encryption};
 use crate::domain::source::slate::SlateRequest;
 use crate::domain::{TimeWindow, iso};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
@@ -324,7 +324,9 @@ impl ReportSource for SlateClient {
                 Ok(SourceDocument {
                     document: Document {
                         source_id: f.id,
-                        url: DownloadUrl::parse(f.url, self.api.policy().allow_loopback_http)
+                        url: self
+                            .api
+                            .download_url(f.url)
                             .map_err(|e| SourceError::Unusable(e.to_string()))?,
                         encryption: Encryption::None,
                         compression: Compression::Zip,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::api::{ApiClient, ApiError, Idempotency, Operation, path_segment};
 use crate::adapters::small_document;
-use crate::domain::document::{AesKey, Compression, Document, DownloadUrl, Encryption, iv_from_base64};
+use crate::domain::document::{AesKey, Compression, Document, Encryption, iv_from_base64};
 use crate::domain::source::sp_reports::{self as sp, SpReportRequest};
 use crate::domain::{Region, TimeWindow, iso};
 use crate::ports::{ReportSource, RequestStatus, SourceDocument, SourceError};
@@ -450,8 +450,7 @@ impl SpReportsClient {
                 .get_document(document_id, request.restricted_role())
                 .await
                 .map_err(|e| e.to_string())?;
-            let url =
-                DownloadUrl::parse(document.url, self.api.policy().allow_loopback_http).map_err(|e| e.to_string())?;
+            let url = self.api.download_url(document.url).map_err(|e| e.to_string())?;
             small_document(
                 self.api.http(),
                 &url,
@@ -610,7 +609,9 @@ impl SpReportsClient {
         Ok(SourceDocument {
             document: Document {
                 source_id: document.report_document_id,
-                url: DownloadUrl::parse(document.url, self.api.policy().allow_loopback_http)
+                url: self
+                    .api
+                    .download_url(document.url)
                     .map_err(|e| SourceError::Unusable(e.to_string()))?,
                 encryption,
                 compression,
