@@ -429,14 +429,19 @@ impl StepFunctions {
 
     /// Starts an execution and waits (polling) until it ends or `limit` passes.
     pub async fn run(&self, machine: &str, name: &str, input: &Value, limit: Duration) -> Result<Execution, String> {
+        let arn = self.start(machine, name, input).await?;
+        self.wait(&arn, limit).await
+    }
+
+    /// Starts an execution and returns its ARN without waiting for it.
+    pub async fn start(&self, machine: &str, name: &str, input: &Value) -> Result<String, String> {
         let started = self
             .call(
                 "StartExecution",
                 json!({"stateMachineArn": machine, "name": name, "input": input.to_string()}),
             )
             .await?;
-        let arn = started["executionArn"].as_str().ok_or("no execution ARN")?.to_owned();
-        self.wait(&arn, limit).await
+        Ok(started["executionArn"].as_str().ok_or("no execution ARN")?.to_owned())
     }
 
     /// The names of the state machine's executions (moto lists them all; at most 1,000 here).

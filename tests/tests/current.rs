@@ -256,30 +256,59 @@ async fn an_hours_run_after_a_days_never_hides_the_rest_of_the_day() {
     assert!(rows_of(&manifests, "sp-hour") > 0, "the hour stored rows");
 }
 
-/// Invokes `function` of the pipeline with the step event of `job`'s first slice at `scheduled`, as
-/// the state machine would on behalf of the execution `owner`.
-async fn step(p: &Pipeline, function: &str, job: &Value, scheduled: &str, owner: &str) -> Value {
-    let event = json!({ "job": job, "scheduledTime": scheduled, "slice": 0, "owner": owner });
-    p.router
-        .invoke(function, &event)
+/// Runs `first` then `second` (each a job and its scheduled time) as two executions of the real state
+/// machine, `first` asked of Amazon before `second` but finishing after it: the simulator keeps the
+/// Ads report over the range starting on `held` `PENDING` until `second` has succeeded.
+async fn overtaken(p: &Pipeline, first: (&Value, &str), second: (&Value, &str), held: &str) {
+    p.sim.hold_ads_reports_from(held);
+    let input = json!({ "scheduledTime": first.1, "jobs": [first.0] });
+    let arn = p.sfn.start(&p.machine, "asked-first", &input).await.expect("start");
+    let asked = |p: &Pipeline| {
+        p.sim
+            .requests_of("ads.createReport")
+            .iter()
+            .any(|r| r.status < 300 && serde_json::from_str::<Value>(&r.body).is_ok_and(|b| b["startDate"] == held))
+    };
+    for _ in 0..300 {
+        if asked(p) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(asked(p), "the first execution asked Amazon for its report");
+    run(p, "asked-second", second.1, std::slice::from_ref(second.0)).await;
+    let still = p.sfn.call("DescribeExecution", json!({ "executionArn": arn })).await;
+    assert_eq!(
+        still.expect("describe")["status"],
+        "RUNNING",
+        "the first run is overtaken"
+    );
+    p.sim.release_ads_reports();
+    let execution = p
+        .sfn
+        .wait(&arn, std::time::Duration::from_secs(300))
         .await
-        .unwrap_or_else(|e| panic!("{function} of {owner}: {e}"))
+        .expect("wait");
+    assert_eq!(execution.status, "SUCCEEDED", "{:#}", execution.output);
 }
 
-/// Checks the run of `job` until Amazon has it ready, then downloads it.
-async fn finish(p: &Pipeline, job: &Value, scheduled: &str, owner: &str) {
-    for _ in 0..20 {
-        if step(p, "poll-status", job, scheduled, owner).await["state"] == "READY" {
-            let done = step(p, "download-decrypt", job, scheduled, owner).await;
-            assert_eq!(done["outcome"], "DONE", "{done:#}");
-            return;
-        }
+/// Checks that each of `days` (day, job, start of its window) reads, through SQL, the rows and figures
+/// that run stored for it, once.
+async fn read_from(p: &Pipeline, days: &[(&str, &str, &str)]) -> BTreeMap<String, (u64, f64)> {
+    let manifests = p.manifests().await;
+    let read = per_day(p, "ads_reports_spcampaigns", "clicks");
+    assert_eq!(read.len(), days.len(), "{read:?}");
+    for &(day, job, start) in days {
+        let objects = objects_of(manifest(&manifests, job, start), Some(day));
+        let (rows, sum) = figures(p, &objects, "clicks").await;
+        assert_eq!(read[day].0, rows, "{day}: {job}'s rows from {start}, once");
+        assert!((read[day].1 - sum).abs() < 1e-6, "{day}: {job}'s figures from {start}");
     }
-    panic!("{owner}: the request did not finish");
+    read
 }
 
 #[tokio::test]
-async fn a_run_requested_earlier_that_finishes_later_never_replaces_the_days_of_a_run_requested_after_it() {
+async fn a_backfill_requested_earlier_that_finishes_later_never_replaces_the_days_of_the_run_requested_after_it() {
     // GIVEN a backfill of 19–21 November asked of Amazon first, then the daily run of 20–22 November
     // (yesterday with a two-day lookback) asked after it: both cover the 20th and the 21st
     let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
@@ -289,33 +318,66 @@ async fn a_run_requested_earlier_that_finishes_later_never_replaces_the_days_of_
         event_job("ads-reports"),
         json!({"rule": "yesterday", "lookbackDays": 2}),
     );
-    let (backfill_at, daily_at) = ("2026-11-23T05:00:00Z", "2026-11-23T06:00:00Z");
-    for (job, at, owner) in [(&backfill, backfill_at, "backfill"), (&daily, daily_at, "daily")] {
-        step(&p, "refresh-token", job, at, owner).await;
-        let created = step(&p, "create-request", job, at, owner).await;
-        assert_eq!(created["outcome"], "CREATED", "{created:#}");
-    }
-    // WHEN the daily run finishes first, and the backfill after it (a slow report overtaken)
-    finish(&p, &daily, daily_at, "daily").await;
-    finish(&p, &backfill, backfill_at, "backfill").await;
+    // WHEN the backfill's report is slow, so the daily run finishes first and the backfill after it
+    overtaken(
+        &p,
+        (&backfill, "2026-11-23T05:00:00Z"),
+        (&daily, "2026-11-23T06:00:00Z"),
+        "2026-11-19",
+    )
+    .await;
 
     // THEN the days both cover read the daily run's rows, the one requested last; the 19th the backfill's
+    let read = read_from(
+        &p,
+        &[
+            ("2026-11-19", "ads-backfill", "2026-11-19"),
+            ("2026-11-20", "ads-sp-campaigns-daily", "2026-11-20"),
+            ("2026-11-21", "ads-sp-campaigns-daily", "2026-11-20"),
+            ("2026-11-22", "ads-sp-campaigns-daily", "2026-11-20"),
+        ],
+    )
+    .await;
+    // AND the backfill's copy of the 21st differs (restated), so the check means something
     let manifests = p.manifests().await;
-    let expected = [
-        ("2026-11-19", "ads-backfill", "2026-11-19"),
-        ("2026-11-20", "ads-sp-campaigns-daily", "2026-11-20"),
-        ("2026-11-21", "ads-sp-campaigns-daily", "2026-11-20"),
-        ("2026-11-22", "ads-sp-campaigns-daily", "2026-11-20"),
-    ];
-    let read = per_day(&p, "ads_reports_spcampaigns", "clicks");
-    assert_eq!(read.len(), expected.len(), "{read:?}");
-    for (day, job, start) in expected {
-        let objects = objects_of(manifest(&manifests, job, start), Some(day));
-        let (rows, sum) = figures(&p, &objects, "clicks").await;
-        assert_eq!(read[day].0, rows, "{day}: {job}'s rows, once");
-        assert!((read[day].1 - sum).abs() < 1e-6, "{day}: {job}'s figures");
-    }
-    // AND the backfill's copies of the 20th and 21st differ (restated), so the check means something
     let backfill_21 = objects_of(manifest(&manifests, "ads-backfill", "2026-11-19"), Some("2026-11-21"));
     assert!((figures(&p, &backfill_21, "clicks").await.1 - read["2026-11-21"].1).abs() > 1e-6);
+}
+
+#[tokio::test]
+async fn two_overlapping_runs_of_one_job_leave_each_shared_day_to_the_one_requested_last_whichever_finishes_last() {
+    // GIVEN the daily run of 22 November (19–21, with a two-day lookback), late and still waiting on
+    // Amazon when the run of 23 November (20–22) is asked for: one job, two runs, two shared days
+    let p = Pipeline::start(SimConfig::default(), 4).await.expect("pipeline");
+    let daily = with_window(
+        event_job("ads-reports"),
+        json!({"rule": "yesterday", "lookbackDays": 2}),
+    );
+    // WHEN the run of the 23rd finishes first and the run of the 22nd after it
+    overtaken(
+        &p,
+        (&daily, "2026-11-22T06:00:00Z"),
+        (&daily, "2026-11-23T06:00:00Z"),
+        "2026-11-19",
+    )
+    .await;
+
+    // THEN the shared days read the run of the 23rd, asked last; the 19th the run of the 22nd
+    let read = read_from(
+        &p,
+        &[
+            ("2026-11-19", "ads-sp-campaigns-daily", "2026-11-19"),
+            ("2026-11-20", "ads-sp-campaigns-daily", "2026-11-20"),
+            ("2026-11-21", "ads-sp-campaigns-daily", "2026-11-20"),
+            ("2026-11-22", "ads-sp-campaigns-daily", "2026-11-20"),
+        ],
+    )
+    .await;
+    // AND the late run's copy of the 21st differs (restated), so the check means something
+    let manifests = p.manifests().await;
+    let late_21 = objects_of(
+        manifest(&manifests, "ads-sp-campaigns-daily", "2026-11-19"),
+        Some("2026-11-21"),
+    );
+    assert!((figures(&p, &late_21, "clicks").await.1 - read["2026-11-21"].1).abs() > 1e-6);
 }

@@ -162,7 +162,17 @@ pub async fn ads_profiles(AxState(sim): AxState<Sim>, call: Call) -> Response {
     })
 }
 
+/// Whether `r` is held `PENDING` ([`super::Simulator::hold_ads_reports_from`]).
+fn held(state: &State, r: &AdsReport) -> bool {
+    r.body["startDate"]
+        .as_str()
+        .is_some_and(|start| state.held_ads_starts.contains(start))
+}
+
 pub(super) fn ads_stage(state: &State, r: &AdsReport) -> &'static str {
+    if held(state, r) {
+        return "PENDING";
+    }
     let pps = state.config.polls_per_stage.max(1);
     match r.polls / pps {
         0 => "PENDING",
@@ -387,7 +397,9 @@ pub async fn ads_get_report(AxState(sim): AxState<Sim>, Path(id): Path<String>, 
         } else {
             None
         };
-        if let Some(r) = state.ads_reports.get_mut(&id) {
+        if !held(state, &report)
+            && let Some(r) = state.ads_reports.get_mut(&id)
+        {
             r.polls += 1;
         }
         Json(ads_report_json(&id, &report, status, url)).into_response()

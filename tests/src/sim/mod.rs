@@ -285,6 +285,9 @@ pub(crate) struct State {
     /// AMC creates accepted while ten executions of their instance were already active (pending or
     /// running): AMC queues them (reference §1.6), so no 429 shows a client creating past its slots.
     pub amc_creates_over_limit: u32,
+    /// Ads reports over a range starting on one of these days stay `PENDING` until released (a slow
+    /// report, so that a run requested earlier can finish after one requested later).
+    pub held_ads_starts: HashSet<String>,
     pub sp_reports: BTreeMap<String, SpReport>,
     pub sp_schedules: BTreeMap<String, serde_json::Value>,
     /// getReports pages handed out: token → (the first call's query, the offset of the page it asks for).
@@ -512,6 +515,18 @@ impl Simulator {
     /// Moves the clock forward.
     pub fn advance(&self, seconds: i64) {
         self.sim.lock().clock_offset_secs += seconds;
+    }
+
+    /// Keeps every Ads report whose range starts on `start_date` (`yyyy-mm-dd`) `PENDING` until
+    /// [`Simulator::release_ads_reports`]: Amazon makes no promise of order, and a slow report lets a
+    /// run requested after it finish first.
+    pub fn hold_ads_reports_from(&self, start_date: &str) {
+        self.sim.lock().held_ads_starts.insert(start_date.to_owned());
+    }
+
+    /// Lets every held Ads report go on (the reads while held do not count: it goes on from where it stood).
+    pub fn release_ads_reports(&self) {
+        self.sim.lock().held_ads_starts.clear();
     }
 
     /// Revokes every refresh token.
