@@ -67,8 +67,12 @@ pub trait ObjectSink: Send + Sync {
     fn abort_uploads_under(&self, prefix: &str) -> impl Future<Output = Result<usize, SinkError>> + Send;
 
     /// Deletes every object whose key starts with `prefix` (what a run that failed, or an earlier
-    /// claim of it, stored); returns how many it deleted.
-    fn delete_under(&self, prefix: &str) -> impl Future<Output = Result<usize, SinkError>> + Send;
+    /// claim of it, stored) except those whose key is in `keep`; returns how many it deleted.
+    fn delete_under(
+        &self,
+        prefix: &str,
+        keep: &std::collections::BTreeSet<String>,
+    ) -> impl Future<Output = Result<usize, SinkError>> + Send;
 
     /// Reads a small object whole (a jobs file); larger than `max_bytes` is an error.
     fn read_small(&self, key: &str, max_bytes: usize) -> impl Future<Output = Result<Bytes, SinkError>> + Send;

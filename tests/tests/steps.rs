@@ -1564,25 +1564,41 @@ async fn the_failure_path_of_an_execution_waiting_on_another_ones_download_neith
     assert_eq!(run.status, RunStatus::Failed);
 }
 
-#[tokio::test]
-async fn a_run_that_made_itself_current_and_then_lost_its_last_transition_keeps_the_objects_its_pointers_name() {
-    // GIVEN an SP-API orders run (split by day) that stored its days and made them current
-    let stack = stack().await;
-    let s = &stack.services;
-    let ev = event(sp_job());
-    stack.run(&ev).await.expect("run").expect("downloaded");
-    let pointers: Vec<String> = object_keys(&stack)
+/// The current pointers (`symlink.txt`) in the bucket.
+async fn pointers(stack: &Stack) -> Vec<String> {
+    object_keys(stack)
         .await
         .into_iter()
         .map(|(key, _)| key)
         .filter(|key| key.ends_with("/symlink.txt"))
-        .collect();
-    assert!(!pointers.is_empty(), "the run is current for its days");
-    // AND its last transition was lost: the table still has it READY when the state machine gives up
-    let key = key_of(&ev);
-    let run_id = key.run_id();
+        .collect()
+}
+
+/// Checks that every object a current pointer names exists; returns the keys named.
+async fn named_by_pointers(stack: &Stack) -> Vec<String> {
+    let keys: Vec<String> = object_keys(stack).await.into_iter().map(|(key, _)| key).collect();
+    let mut named = Vec::new();
+    for pointer in pointers(stack).await {
+        let body = stack.aws.object_bytes(BUCKET, &pointer).await.expect("the pointer");
+        for path in String::from_utf8_lossy(&body).lines() {
+            let object = path.trim_start_matches(&format!("s3://{BUCKET}/"));
+            assert!(
+                keys.iter().any(|k| k == object),
+                "{pointer} names {object}, which is gone"
+            );
+            named.push(object.to_owned());
+        }
+    }
+    named
+}
+
+/// Runs `ev` to success and makes it current, then loses its last transition (the table has it
+/// `READY` again) and lets the state machine give it up: a failed run whose days' pointers name it.
+async fn current_but_given_up(stack: &Stack, ev: &Value) {
+    stack.run(ev).await.expect("run").expect("downloaded");
+    assert!(!pointers(stack).await.is_empty(), "the run is current for its days");
     let item = aws_sdk_dynamodb::Client::new(&stack.aws.sdk_config().await);
-    let amzpipe::ports::TableKey { pk, sk } = amzpipe::ports::TableKey::of_run(&key);
+    let amzpipe::ports::TableKey { pk, sk } = amzpipe::ports::TableKey::of_run(&key_of(ev));
     item.update_item()
         .table_name(TABLE)
         .key("pk", AttributeValue::S(pk))
@@ -1594,27 +1610,66 @@ async fn a_run_that_made_itself_current_and_then_lost_its_last_transition_keeps_
         .send()
         .await
         .expect("the run set back to READY");
-    // WHEN the failure path ends it
     let mut failed = ev.clone();
     failed["failure"] = json!({ "Error": "Transient", "Cause": "the retries ran out" });
-    record_failure(s, failed).await.expect("the failure path");
+    record_failure(&stack.services, failed).await.expect("the failure path");
+}
+
+#[tokio::test]
+async fn a_run_that_made_itself_current_and_then_lost_its_last_transition_keeps_the_objects_its_pointers_name() {
+    // GIVEN an SP-API orders run (split by day) that stored its days and made them current
+    let stack = stack().await;
+    let ev = event(sp_job());
+    // WHEN its last transition is lost and the failure path ends it
+    current_but_given_up(&stack, &ev).await;
     // THEN the run is FAILED, and every object its days' pointers name is still there
-    let run = store(&stack).run(&key).await.expect("read").expect("run");
-    assert_eq!(run.status, RunStatus::Failed, "{run_id}");
-    let keys: Vec<String> = object_keys(&stack).await.into_iter().map(|(key, _)| key).collect();
-    let mut named = 0;
-    for pointer in pointers {
-        let body = stack.aws.object_bytes(BUCKET, &pointer).await.expect("the pointer");
-        for path in String::from_utf8_lossy(&body).lines() {
-            let object = path.trim_start_matches(&format!("s3://{BUCKET}/"));
-            assert!(
-                keys.iter().any(|k| k == object),
-                "{pointer} names {object}, which is gone"
-            );
-            named += 1;
-        }
-    }
-    assert!(named > 0);
+    let run = store(&stack).run(&key_of(&ev)).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(!named_by_pointers(&stack).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_re_run_of_a_failed_run_that_is_current_keeps_its_days_readable_until_it_has_re_pointed_them() {
+    // GIVEN an SP-API orders run, current for its days, then given up after its last transition was lost
+    let stack = stack().await;
+    let s = &stack.services;
+    let ev = event(sp_job());
+    current_but_given_up(&stack, &ev).await;
+    let before = named_by_pointers(&stack).await;
+    // WHEN a later fire runs the window again, and its download is cut off for good
+    until_ready(s, &ev).await;
+    stack
+        .sim
+        .set_scenario(Scenario::with_fault(Fault::cut_download(1_000, 1_000)));
+    download_decrypt(s, ev.clone(), Deadline::none())
+        .await
+        .expect_err("the download is cut off every time");
+    // THEN the days still read the first claim's objects: every one the pointers name is there
+    assert_eq!(named_by_pointers(&stack).await, before);
+    // WHEN the download then goes through
+    stack.sim.set_scenario(Scenario::default());
+    let done = download_decrypt(s, ev.clone(), Deadline::none())
+        .await
+        .expect("downloaded");
+    assert_eq!(done.outcome, DownloadOutcome::Done);
+    // THEN the pointers name the re-run's objects, and the run's folder holds those and its manifest only
+    let after = named_by_pointers(&stack).await;
+    assert!(
+        !after.is_empty() && after.iter().all(|key| !before.contains(key)),
+        "{after:?}"
+    );
+    let prefix = RunContext::from_event(ev.clone()).expect("context").run_prefix();
+    let mut under_run: Vec<String> = object_keys(&stack)
+        .await
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| key.starts_with(&format!("{prefix}/")))
+        .collect();
+    under_run.sort();
+    let mut expected = after.clone();
+    expected.push(format!("{prefix}/_manifest.json"));
+    expected.sort();
+    assert_eq!(under_run, expected);
 }
 
 #[tokio::test]
@@ -1657,9 +1712,9 @@ async fn a_failed_run_leaves_nothing_visible_and_its_rerun_holds_only_its_own_do
     assert_eq!(
         under_run().await,
         [
-            format!("{prefix}/00000.csv"),
-            format!("{prefix}/00001.csv"),
-            format!("{prefix}/_manifest.json")
+            format!("{prefix}/_manifest.json"),
+            format!("{prefix}/c2-00000.csv"),
+            format!("{prefix}/c2-00001.csv")
         ]
     );
 }

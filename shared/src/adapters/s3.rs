@@ -4,6 +4,8 @@
 //! `CompleteMultipartUpload`, so S3 verifies each part as it lands; this consistent form is accepted
 //! by S3 and the local emulators alike.
 
+use std::collections::BTreeSet;
+
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -208,7 +210,7 @@ impl ObjectSink for S3Sink {
         }
     }
 
-    async fn delete_under(&self, prefix: &str) -> Result<usize, SinkError> {
+    async fn delete_under(&self, prefix: &str, keep: &BTreeSet<String>) -> Result<usize, SinkError> {
         let mut deleted = 0;
         let mut token = None::<String>;
         loop {
@@ -225,6 +227,7 @@ impl ObjectSink for S3Sink {
                 .contents()
                 .iter()
                 .filter_map(|o| o.key())
+                .filter(|key| !keep.contains(*key))
                 .map(|key| ObjectIdentifier::builder().key(key).build())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| built_badly("DeleteObjects", &e))?;

@@ -31,7 +31,7 @@
 //! paths to the pointer and reads the winner again: if another run won meanwhile (whose pointer this
 //! write may have overwritten), it writes again, until the pointer holds the winner it read last.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
@@ -100,27 +100,34 @@ pub async fn make_current<P: Ports>(
     Ok(won)
 }
 
-/// The days of the run's window for which it is the current run: the units whose pointer names its
-/// objects, which must therefore never be deleted. Empty for a source whose table does not show
-/// current rows. Errors: `Transient` (the store was unavailable), `Misconfigured`.
-pub async fn days_current<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Vec<NaiveDate>, StepError> {
+/// The keys of the run's objects that a current pointer names (the run is the current run of their
+/// units): objects that must never be deleted. Empty for a source whose table does not show current
+/// rows. Errors: `Transient` (the store was unavailable), `Misconfigured`.
+pub async fn current_keys<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<BTreeSet<String>, StepError> {
+    let mut keys = BTreeSet::new();
     if !shows_current_rows(ctx) {
-        return Ok(Vec::new());
+        return Ok(keys);
     }
     let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
     let run_id = ctx.key.run_id();
-    let mut days = Vec::new();
+    let in_bucket = format!("s3://{}/", services.settings.bucket);
     for day in whole_days(ctx.window.start, ctx.window.end) {
         let unit = CurrentUnit {
             table: table.clone(),
             account: ctx.account_segment(),
             day,
         };
-        if services.store.current(&unit).await?.is_some_and(|c| c.run_id == run_id) {
-            days.push(day);
+        if let Some(current) = services.store.current(&unit).await?.filter(|c| c.run_id == run_id) {
+            keys.extend(
+                current
+                    .paths
+                    .iter()
+                    .filter_map(|path| path.strip_prefix(&in_bucket))
+                    .map(str::to_owned),
+            );
         }
     }
-    Ok(days)
+    Ok(keys)
 }
 
 /// The units the run covers (see the module docs), each with the paths of its objects that hold the

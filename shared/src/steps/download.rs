@@ -1,6 +1,6 @@
 //! download-decrypt: streams the run's documents into S3, writes the manifest, ends the run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -132,9 +132,12 @@ async fn download<P: Ports>(
     }
     // Nothing recorded yet in this claim: whatever is under the run (an earlier claim that failed, an
     // attempt cut off before its first record) goes, so that the run's objects are its own only.
+    // Objects a current pointer names stay (see `clear_run_objects`); this claim's own objects are
+    // then named apart from them, and replace them once it has re-pointed those days.
     if run.document_count == 0 {
-        clear_run_objects(services, ctx).await?;
+        clear_run_objects(services, ctx, &BTreeSet::new()).await?;
     }
+    let claim = claim_stem(run.claims);
     let session = services.session(&ctx.job).await?;
     let source = services.bind(&ctx.job, &session).await?;
     let mut records = store.documents(&ctx.key, run.document_count).await?;
@@ -194,7 +197,7 @@ async fn download<P: Ports>(
     };
     for index in first..total {
         let destination = Destination {
-            key_stem: format!("{prefix}/{index:05}"),
+            key_stem: format!("{prefix}/{claim}{index:05}"),
         };
         let mut refreshed = false;
         let record = loop {
@@ -282,7 +285,7 @@ async fn download<P: Ports>(
         let table = match Box::pin(register_table(services, ctx, &records)).await {
             Err(error @ StepError::IntegrityFailed(_)) => {
                 // Files the table would read misaligned are not left for it to read.
-                clear_run_objects(services, ctx).await?;
+                clear_run_objects(services, ctx, &BTreeSet::new()).await?;
                 return Err(fail_run(store, ctx, error).await);
             }
             other => other?,
@@ -302,6 +305,16 @@ async fn download<P: Ports>(
         if catalogued {
             let days = make_current(services, ctx, &run, &manifest.documents).await?;
             tracing::info!(days = days.len(), "the run's rows are current");
+        }
+        if run.claims > 1 {
+            // What an earlier claim left because pointers named it is named by them no more.
+            let own = manifest
+                .documents
+                .iter()
+                .flat_map(|d| &d.objects)
+                .map(|o| o.key.clone())
+                .collect();
+            clear_run_objects(services, ctx, &own).await?;
         }
         let update = RunUpdate {
             manifest_key: Some(manifest_key),
@@ -331,6 +344,16 @@ async fn download<P: Ports>(
         _ => tracing::info!("run ended with no data"),
     }
     Ok(finished(&run, stored))
+}
+
+/// What starts the names of a claim's objects: nothing for the run's first claim, `c{n}-` for a
+/// later one, so that its objects never overwrite those an earlier claim left for current pointers.
+fn claim_stem(claims: u32) -> String {
+    if claims > 1 {
+        format!("c{claims}-")
+    } else {
+        String::new()
+    }
 }
 
 /// What a call cut short by the Lambda deadline answers: the run, still `READY`, and what is stored.

@@ -2,15 +2,18 @@
 //! whose credentials were refused forgotten — by the step that failed, or, when the state machine gave
 //! the step up (its retries ran out, it timed out), by [`record_failure`].
 
+use std::collections::BTreeSet;
+
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, Quotas};
-use crate::steps::current::days_current;
+use crate::steps::current::current_keys;
 use crate::steps::quota::release_quota;
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
+use crate::transfer::MANIFEST_FILE_NAME;
 
 /// The longest failure reason stored on a run.
 const MAX_REASON_CHARS: usize = 2_000;
@@ -137,14 +140,7 @@ async fn give_up<P: Ports>(
     };
     release_quota(store, ctx).await;
     if run.as_ref().is_some_and(|r| r.status == RunStatus::Failed) {
-        // A run that made itself current before failing (its last transition was lost) is named by
-        // its days' pointers: its objects stay, or those days would read nothing.
-        let current = days_current(services, ctx).await?;
-        if current.is_empty() {
-            clear_run_objects(services, ctx).await?;
-        } else {
-            tracing::warn!(days = ?current, "the failed run is the current run of these days; its objects are kept");
-        }
+        clear_run_objects(services, ctx, &BTreeSet::new()).await?;
     }
     Ok((run, ended))
 }
@@ -238,9 +234,29 @@ pub async fn record_abandoned<P: Ports>(
 }
 
 /// Deletes what a run stored under its prefix (documents of a run that then failed, or of an earlier
-/// claim of it), so that a run is visible complete with its manifest or not at all.
-pub(crate) async fn clear_run_objects<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<(), StepError> {
-    let deleted = services.sink.delete_under(&format!("{}/", ctx.run_prefix())).await?;
+/// claim of it), so that a run is visible complete with its manifest or not at all — except the
+/// objects a current pointer names, and then the manifest that lists them: a run that made itself
+/// current before failing (its last transition was lost) keeps them until a later claim of it (or a
+/// later run) has re-pointed those days, or the days would read nothing.
+///
+/// `also_keep` are further keys to keep (the objects of the claim that just succeeded, when it sweeps
+/// away an earlier claim's).
+pub(crate) async fn clear_run_objects<P: Ports>(
+    services: &Services<P>,
+    ctx: &RunContext,
+    also_keep: &BTreeSet<String>,
+) -> Result<(), StepError> {
+    let mut keep = current_keys(services, ctx).await?;
+    keep.extend(also_keep.iter().cloned());
+    let prefix = ctx.run_prefix();
+    if !keep.is_empty() {
+        tracing::info!(
+            objects = keep.len(),
+            "objects under the run kept: current pointers name them"
+        );
+        keep.insert(format!("{prefix}/{MANIFEST_FILE_NAME}"));
+    }
+    let deleted = services.sink.delete_under(&format!("{prefix}/"), &keep).await?;
     if deleted > 0 {
         tracing::info!(objects = deleted, "deleted what the run had stored without finishing");
     }
