@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::TimeWindow;
 use crate::domain::document::ColumnKind;
+use crate::domain::finality::{FinalityOverride, FinalityPolicy, PlannedWindow};
 use crate::domain::run::{HISTORY_EVENTS_LIMIT, MAX_STEP_CALLS};
 pub use crate::domain::source::SourceSpec;
 
@@ -44,6 +45,9 @@ pub struct Job {
     pub source: SourceSpec,
     /// Which data window a scheduled run covers.
     pub window: WindowSpec,
+    /// Overrides of the source's finality policy (see [`crate::domain::finality`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finality: Option<FinalityOverride>,
     /// Where and how the data lands in S3.
     #[serde(default)]
     pub output: OutputSpec,
@@ -80,6 +84,9 @@ pub enum WindowRule {
     },
     /// `"previousHour"`: the hour before the scheduled time's hour (for hourly schedules).
     PreviousHour,
+    /// `"repull"`: yesterday, plus every day due for a re-pull under the job's finality policy,
+    /// merged into as few requests as the source allows ([`crate::domain::finality`]).
+    Repull,
     /// `"explicit"`: a fixed window, whatever the scheduled time (backfills, one-off runs).
     Explicit {
         /// First instant included.
@@ -110,6 +117,7 @@ struct RawWindow {
 #[serde(rename_all = "camelCase")]
 enum RuleName {
     Yesterday,
+    Repull,
     LastDays,
     PreviousHour,
     Explicit,
@@ -122,6 +130,7 @@ impl TryFrom<RawWindow> for WindowSpec {
         let unexpected = |field: &str, rule: &str| format!("`{field}` does not apply to rule {rule:?}");
         let rule = match (raw.rule, raw.days, raw.start, raw.end) {
             (RuleName::Yesterday, None, None, None) => WindowRule::Yesterday,
+            (RuleName::Repull, None, None, None) => WindowRule::Repull,
             (RuleName::PreviousHour, None, None, None) => WindowRule::PreviousHour,
             (RuleName::LastDays, Some(days), None, None) => WindowRule::LastDays { days },
             (RuleName::LastDays, None, _, _) => return Err("rule \"lastDays\" needs `days`".into()),
@@ -132,6 +141,7 @@ impl TryFrom<RawWindow> for WindowSpec {
             (rule, days, _, _) => {
                 let name = match rule {
                     RuleName::Yesterday => "yesterday",
+                    RuleName::Repull => "repull",
                     RuleName::LastDays => "lastDays",
                     RuleName::PreviousHour => "previousHour",
                     RuleName::Explicit => "explicit",
@@ -152,6 +162,7 @@ impl From<WindowSpec> for RawWindow {
     fn from(w: WindowSpec) -> Self {
         let (rule, days, start, end) = match w.rule {
             WindowRule::Yesterday => (RuleName::Yesterday, None, None, None),
+            WindowRule::Repull => (RuleName::Repull, None, None, None),
             WindowRule::LastDays { days } => (RuleName::LastDays, Some(days), None, None),
             WindowRule::PreviousHour => (RuleName::PreviousHour, None, None, None),
             WindowRule::Explicit { start, end } => (RuleName::Explicit, None, Some(start), Some(end)),
@@ -332,6 +343,7 @@ impl Job {
             ));
         }
         self.validate_source()?;
+        self.validate_finality()?;
         if self.output.keep_compressed && self.output.format == OutputFormat::Parquet {
             return Err(InvalidJob::new(
                 "output.format",
@@ -416,14 +428,114 @@ impl Job {
         })
     }
 
-    /// The whole window a run scheduled at `scheduled` covers, lookback included.
+    /// The job's finality policy: its source's, with the job's `finality` over it (validated by
+    /// [`Job::validate`]).
+    pub fn finality(&self) -> Result<FinalityPolicy, InvalidJob> {
+        let over = self.finality.clone().unwrap_or_default();
+        self.source
+            .rules()
+            .finality(over.attribution_days)
+            .with_override(&over)
+            .map_err(|(field, message)| InvalidJob::new(&format!("finality.{field}"), message))
+    }
+
+    /// The requests a `repull` firing at `scheduled` makes (see [`crate::domain::finality`]): the
+    /// days due, merged into windows of at most the source's (or `sliceDays`') length.
+    pub fn repull_plan(&self, scheduled: DateTime<Utc>) -> Result<Vec<PlannedWindow>, InvalidJob> {
+        let max_days = self.window.slice_days.or(self.source.max_window_days());
+        Ok(self.finality()?.plan(self.settled(scheduled).date_naive(), max_days))
+    }
+
+    /// The scheduled time as the window rules see it: `settle_hours` earlier for a source whose data
+    /// is complete only that long after the fact (AMC: 48 hours), so no window ends within them.
+    fn settled(&self, scheduled: DateTime<Utc>) -> DateTime<Utc> {
+        scheduled - Duration::hours(i64::from(self.source.rules().settle_hours()))
+    }
+
+    /// Checks the finality policy against what the source allows: its retention, and the requests
+    /// one firing may make.
+    fn validate_finality(&self) -> Result<(), InvalidJob> {
+        if let Some(over) = &self.finality
+            && over.attribution_days.is_some()
+            && self.source.kind() != "ads-reports"
+        {
+            return Err(InvalidJob::new(
+                "finality.attributionDays",
+                "applies to Ads reports only (conversions are reported on the day of the ad interaction)",
+            ));
+        }
+        if let Some(days) = self.finality.as_ref().and_then(|f| f.attribution_days)
+            && !(1..=30).contains(&days)
+        {
+            return Err(InvalidJob::new(
+                "finality.attributionDays",
+                format!("{days} is not between 1 and 30"),
+            ));
+        }
+        let policy = self.finality()?;
+        if let (Some(&oldest), Some(retention)) = (policy.pull_ages.last(), self.source.rules().max_pull_age()) {
+            if oldest > retention {
+                return Err(InvalidJob::new(
+                    "finality.repullDays",
+                    format!(
+                        "a re-pull at age {oldest} is beyond the {retention} days {} keeps this report",
+                        self.source.kind()
+                    ),
+                ));
+            }
+        }
+        if self.window.rule == WindowRule::Repull {
+            if self.source.rules().incremental() {
+                return Err(InvalidJob::new(
+                    "window.rule",
+                    format!(
+                        "{} reads incrementally (each file once, final on arrival): use \"yesterday\"",
+                        self.source.kind()
+                    ),
+                ));
+            }
+            if self.window.lookback_days > 0 {
+                return Err(InvalidJob::new(
+                    "window.lookbackDays",
+                    "the repull rule pulls days again by its finality policy: drop lookbackDays",
+                ));
+            }
+            let requests = self.repull_plan(DateTime::UNIX_EPOCH + Duration::days(1000))?.len();
+            if let Some(max) = self.source.rules().max_requests_per_firing()
+                && requests > max as usize
+            {
+                return Err(InvalidJob::new(
+                    "finality.repullDays",
+                    format!(
+                        "the re-pulls need {requests} requests a day; {} allows {max} per day and report type \
+                         (space the ages so that they fit {max} windows of {} days)",
+                        self.source.kind(),
+                        self.source.max_window_days().unwrap_or(0)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole window a run scheduled at `scheduled` covers, lookback included (for `repull`,
+    /// from the oldest day due to the newest).
     pub fn window_at(&self, scheduled: DateTime<Utc>) -> Result<TimeWindow, InvalidJob> {
-        let midnight = scheduled.date_naive().and_time(NaiveTime::MIN).and_utc();
+        let midnight = self.settled(scheduled).date_naive().and_time(NaiveTime::MIN).and_utc();
         let (start, end) = match &self.window.rule {
             WindowRule::Yesterday => (midnight - Duration::days(1), midnight),
+            WindowRule::Repull => {
+                let plan = self.repull_plan(scheduled)?;
+                let day = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+                match (plan.first(), plan.last()) {
+                    (Some(first), Some(last)) => (day(first.first), day(last.last) + Duration::days(1)),
+                    _ => (midnight - Duration::days(1), midnight),
+                }
+            }
             WindowRule::LastDays { days } => (midnight - Duration::days(i64::from(*days)), midnight),
             WindowRule::PreviousHour => {
-                let hour = midnight + Duration::hours(i64::from(chrono::Timelike::hour(&scheduled)));
+                let settled = self.settled(scheduled);
+                let hour = midnight + Duration::hours(i64::from(chrono::Timelike::hour(&settled)));
                 (hour - Duration::hours(1), hour)
             }
             WindowRule::Explicit { start, end } => (*start, *end),
@@ -434,7 +546,30 @@ impl Job {
 
     /// The run's window cut into the slices one Amazon request each may ask for, in order.
     pub fn windows(&self, scheduled: DateTime<Utc>) -> Result<Vec<TimeWindow>, InvalidJob> {
+        if self.window.rule == WindowRule::Repull {
+            let day = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+            return Ok(self
+                .repull_plan(scheduled)?
+                .iter()
+                .map(|w| TimeWindow {
+                    start: day(w.first),
+                    end: day(w.last) + Duration::days(1),
+                })
+                .collect());
+        }
         let whole = self.window_at(scheduled)?;
+        let settle = self.source.rules().settle_hours();
+        if settle > 0 && whole.end > self.settled(scheduled) {
+            return Err(InvalidJob::new(
+                "window",
+                format!(
+                    "the window ends at {}, within {settle} hours of the scheduled time {scheduled}: {} data \
+                     is complete only {settle} hours after the fact",
+                    whole.end,
+                    self.source.kind()
+                ),
+            ));
+        }
         let Some(days) = self.window.slice_days.or(self.source.max_window_days()) else {
             return Ok(vec![whole]);
         };
@@ -493,7 +628,7 @@ impl Job {
         let natural = match self.window.rule {
             WindowRule::Yesterday | WindowRule::PreviousHour => Some(1),
             WindowRule::LastDays { days } => Some(days),
-            WindowRule::Explicit { .. } => None,
+            WindowRule::Explicit { .. } | WindowRule::Repull => None,
         };
         [natural, self.window.slice_days, self.source.max_window_days()]
             .into_iter()
@@ -527,7 +662,10 @@ impl Job {
         let start = from.and_time(NaiveTime::MIN).and_utc();
         let end = to.and_time(NaiveTime::MIN).and_utc() + Duration::days(1);
         let period = match (&self.window.rule, window_days) {
-            (_, Some(_)) | (WindowRule::Explicit { .. }, None) => None,
+            // A backfill of a repull job asks for each day once, in the longest windows the source
+            // allows: the days already past their final age are final on that pull, and the schedule
+            // re-pulls the others at their ages.
+            (_, Some(_)) | (WindowRule::Explicit { .. } | WindowRule::Repull, None) => None,
             (WindowRule::Yesterday, None) => Some(Duration::days(1)),
             (WindowRule::LastDays { days }, None) => Some(Duration::days(i64::from(*days))),
             (WindowRule::PreviousHour, None) => Some(Duration::hours(1)),
@@ -877,5 +1015,136 @@ mod tests {
             let err = Job::parse(&job.to_string()).expect_err("refused");
             assert_eq!(err.field, format!("limits.{field}"), "{err}");
         }
+    }
+
+    fn ads_job(window: &str, finality: &str) -> String {
+        format!(
+            r#"{{"name": "ads", "credentials": "c", "window": {window}{finality},
+                "source": {{"type": "adsReports", "profileId": "123", "adProduct": "SPONSORED_PRODUCTS",
+                           "reportTypeId": "spCampaigns", "columns": ["date", "clicks"], "groupBy": ["campaign"]}}}}"#
+        )
+    }
+
+    fn amc_job(window: &str) -> String {
+        format!(
+            r#"{{"name": "amc", "credentials": "c", "window": {window},
+                "source": {{"type": "amc", "instanceId": "amc1", "advertiserId": "A1", "marketplaceId": "ATVPDKIKX0DER",
+                           "query": {{"sql": "SELECT 1"}}}}}}"#
+        )
+    }
+
+    fn days_of(windows: &[TimeWindow]) -> Vec<(String, String)> {
+        windows
+            .iter()
+            .map(|w| {
+                (
+                    w.start.date_naive().to_string(),
+                    (w.end - Duration::days(1)).date_naive().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_repull_ads_job_asks_for_yesterday_and_each_day_due_again_in_two_requests() {
+        let job = Job::parse(&ads_job(r#"{"rule": "repull"}"#, "")).expect("job");
+        let windows = job.windows(at("2026-12-04T06:00:00Z")).expect("windows");
+        // Ages 43 and 29 in one window, 8, 4 and 1 in the other (the FAQ's restatements, §11).
+        assert_eq!(
+            days_of(&windows),
+            [
+                ("2026-10-22".into(), "2026-11-05".into()),
+                ("2026-11-26".into(), "2026-12-03".into())
+            ]
+        );
+        assert_eq!(job.finality().expect("policy").final_after_days, 43);
+    }
+
+    #[test]
+    fn the_attribution_window_moves_the_ads_final_age_and_is_refused_for_other_sources() {
+        let job = Job::parse(&ads_job(
+            r#"{"rule": "repull"}"#,
+            r#", "finality": {"attributionDays": 7}"#,
+        ))
+        .expect("job");
+        assert_eq!(job.finality().expect("policy").final_after_days, 36);
+        let sp = sp_job(r#"{"rule": "repull"}, "finality": {"attributionDays": 7}"#);
+        assert_eq!(Job::parse(&sp).expect_err("refused").field, "finality.attributionDays");
+    }
+
+    #[test]
+    fn re_pulls_that_need_more_than_two_ads_requests_a_day_are_refused_naming_the_budget() {
+        let over = r#", "finality": {"repullDays": [20, 45, 80], "finalAfterDays": 80}"#;
+        let err = Job::parse(&ads_job(r#"{"rule": "repull"}"#, over)).expect_err("refused");
+        assert_eq!(err.field, "finality.repullDays", "{err}");
+        assert!(err.message.contains("3 requests"), "{err}");
+    }
+
+    #[test]
+    fn a_re_pull_beyond_the_reports_retention_is_refused() {
+        // Sponsored Brands keeps 60 days (reference §11).
+        let job = ads_job(
+            r#"{"rule": "repull"}"#,
+            r#", "finality": {"repullDays": [30, 61], "finalAfterDays": 61}"#,
+        )
+        .replace("SPONSORED_PRODUCTS", "SPONSORED_BRANDS")
+        .replace("spCampaigns", "sbCampaigns");
+        let err = Job::parse(&job).expect_err("refused");
+        assert_eq!(err.field, "finality.repullDays", "{err}");
+        assert!(err.message.contains("60 days"), "{err}");
+    }
+
+    #[test]
+    fn sp_api_families_have_their_own_finality() {
+        let policy = |report_type: &str| {
+            Job::parse(
+                &sp_job(r#"{"rule": "repull"}"#)
+                    .replace("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", report_type),
+            )
+            .expect("job")
+            .finality()
+            .expect("policy")
+        };
+        assert_eq!(policy("GET_SALES_AND_TRAFFIC_REPORT").pull_ages, [1, 4]);
+        assert_eq!(policy("GET_FBA_REIMBURSEMENTS_DATA").pull_ages, [1, 7, 35]);
+        assert_eq!(
+            policy("GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL").pull_ages,
+            [1]
+        );
+        // Returns re-pulled at 35 days need two requests of at most 30 days.
+        let job = Job::parse(&sp_job(r#"{"rule": "repull"}"#).replace(
+            "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+            "GET_FBA_REIMBURSEMENTS_DATA",
+        ))
+        .expect("job");
+        assert_eq!(job.windows(at("2026-12-04T06:00:00Z")).expect("windows").len(), 2);
+    }
+
+    #[test]
+    fn amc_windows_never_end_within_48_hours_of_the_scheduled_time() {
+        let scheduled = at("2026-11-23T06:00:00Z");
+        for rule in [
+            r#"{"rule": "yesterday"}"#,
+            r#"{"rule": "lastDays", "days": 7}"#,
+            r#"{"rule": "previousHour"}"#,
+        ] {
+            let job = Job::parse(&amc_job(rule)).expect("job");
+            for window in job.windows(scheduled).expect("windows") {
+                assert!(window.end <= scheduled - Duration::hours(48), "{rule}: {window:?}");
+            }
+        }
+        // An explicit window that does is refused, saying why.
+        let recent = r#"{"rule": "explicit", "start": "2026-11-20T00:00:00Z", "end": "2026-11-22T00:00:00Z"}"#;
+        let err = Job::parse(&amc_job(recent))
+            .expect("job")
+            .windows(scheduled)
+            .expect_err("refused");
+        assert!(err.message.contains("48 hours"), "{err}");
+    }
+
+    #[test]
+    fn an_incremental_source_or_a_lookback_cannot_be_combined_with_the_repull_rule() {
+        let job = ads_job(r#"{"rule": "repull", "lookbackDays": 2}"#, "");
+        assert_eq!(Job::parse(&job).expect_err("refused").field, "window.lookbackDays");
     }
 }

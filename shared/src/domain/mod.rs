@@ -3,6 +3,7 @@
 pub mod credentials;
 pub mod document;
 pub mod execution;
+pub mod finality;
 pub mod job;
 pub mod run;
 pub mod source;

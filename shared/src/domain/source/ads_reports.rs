@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{InvalidSource, PollBackoff, SourceRules};
 use crate::domain::TimeWindow;
 use crate::domain::document::ColumnKind;
+use crate::domain::finality::FinalityPolicy;
 
 /// The longest window one report may cover, in days.
 pub const MAX_WINDOW_DAYS: u32 = 31;
@@ -48,6 +49,13 @@ pub struct AdsReportRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<Filter>,
 }
+
+/// The attribution window assumed for conversions when the job names none (Sponsored Products'
+/// default 14 days; reference §11).
+pub const DEFAULT_ATTRIBUTION_DAYS: u32 = 14;
+
+/// The most report requests per profile, report type and day Amazon recommends (reference §11).
+pub const MAX_REQUESTS_PER_DAY: u32 = 2;
 
 fn daily() -> String {
     "DAILY".into()
@@ -233,6 +241,30 @@ impl SourceRules for AdsReportRequest {
 
     fn max_window_days(&self) -> Option<u32> {
         Some(MAX_WINDOW_DAYS)
+    }
+
+    /// The reporting v3 FAQ (reference §11): clicks change for 3 days, so a re-pull at age 4;
+    /// conversions are restated 1, 7 and 28 days after the conversion event, so re-pulls at 2 (folded
+    /// into the request of age 4), 8 and 29 for the day's own conversions; and, reported on the day of
+    /// the ad interaction, a day's last restatement lands attribution window + 28 days after it, seen
+    /// by the pull of the next day: final at age `attribution + 29` (43 for the default 14-day window).
+    fn finality(&self, attribution_days: Option<u32>) -> FinalityPolicy {
+        let last = attribution_days.unwrap_or(DEFAULT_ATTRIBUTION_DAYS) + 29;
+        FinalityPolicy::repulling(
+            &[4, 8, 29, last],
+            last,
+            "Ads reporting v3 FAQ: clicks 3 days; conversions restated 1, 7, 28 days after the event, \
+             attribution window + 28 days in all",
+        )
+    }
+
+    /// "1–2 report requests per advertiser, per day, for each report type" (reference §11).
+    fn max_requests_per_firing(&self) -> Option<u32> {
+        Some(MAX_REQUESTS_PER_DAY)
+    }
+
+    fn max_pull_age(&self) -> Option<u32> {
+        Some(retention_days(&self.report_type_id))
     }
 
     fn validate(&self) -> Result<(), InvalidSource> {

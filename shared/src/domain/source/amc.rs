@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{InvalidSource, PollBackoff, Quota, SourceRules};
 use crate::domain::check_id;
+use crate::domain::finality::FinalityPolicy;
 
 /// The executions AMC runs at once per instance.
 pub const MAX_RUNNING: u32 = 10;
@@ -181,4 +182,19 @@ impl SourceRules for AmcRequest {
     fn max_parallel_runs(&self) -> Option<u32> {
         Some(MAX_RUNNING)
     }
+
+    fn finality(&self, _attribution_days: Option<u32>) -> FinalityPolicy {
+        FinalityPolicy::final_on_arrival(
+            "AMC data availability: a day is complete about 48 hours after the fact; windows end that long \
+             before the scheduled time, so what is stored is final",
+        )
+    }
+
+    /// AMC's data availability note (reference §11): a day is complete about 48 hours after it.
+    fn settle_hours(&self) -> u32 {
+        SETTLE_HOURS
+    }
 }
+
+/// Hours after which a day's AMC data is complete (reference §11).
+pub const SETTLE_HOURS: u32 = 48;

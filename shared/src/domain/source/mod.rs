@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::check_id;
 use crate::domain::credentials::TokenHost;
+use crate::domain::finality::FinalityPolicy;
 
 pub use ads_reports::AdsReportRequest;
 pub use amc::AmcRequest;
@@ -133,6 +134,31 @@ pub trait SourceRules: Send + Sync {
     /// datasets), and of which columns.
     fn changelog(&self) -> Option<Changelog> {
         None
+    }
+
+    /// When the report's days are final and when they are pulled again (see
+    /// [`crate::domain::finality`]); `attribution_days` is the job's, for a source whose figures
+    /// depend on it (Ads). Default: final when stored.
+    fn finality(&self, attribution_days: Option<u32>) -> FinalityPolicy {
+        let _ = attribution_days;
+        FinalityPolicy::final_on_arrival("no restatement published: final when stored")
+    }
+
+    /// The most Amazon requests one firing may make for the job (Ads: 2 per profile and report type
+    /// per day, as Amazon recommends); `None` for no such limit.
+    fn max_requests_per_firing(&self) -> Option<u32> {
+        None
+    }
+
+    /// The oldest day age the source still serves (its retention); `None` when unpublished.
+    fn max_pull_age(&self) -> Option<u32> {
+        None
+    }
+
+    /// How long after a day its data is complete, in hours: a scheduled window never ends later than
+    /// this before the scheduled time (AMC: 48).
+    fn settle_hours(&self) -> u32 {
+        0
     }
 
     /// The column that dates each row, when the report is split by data day (see

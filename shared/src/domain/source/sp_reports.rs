@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{PollBackoff, SourceRules};
 use crate::domain::credentials::TokenHost;
 use crate::domain::document::{ColumnKind, ContentFormat};
+use crate::domain::finality::FinalityPolicy;
 
 /// The longest window one report is asked for by default.
 pub const MAX_WINDOW_DAYS: u32 = 30;
@@ -237,6 +238,14 @@ pub const DATED_REPORT_TYPES: [(&str, &str); 2] = [
     ),
 ];
 
+/// Report types whose days settle over weeks (FBA returns and reimbursements; reference §11).
+const SETTLING_OVER_WEEKS: [&str; 4] = [
+    "GET_FBA_FULFILLMENT_CUSTOMER_RETURNS_DATA",
+    "GET_FBA_REIMBURSEMENTS_DATA",
+    "GET_FLAT_FILE_RETURNS_DATA_BY_RETURN_DATE",
+    "GET_XML_RETURNS_DATA_BY_RETURN_DATE",
+];
+
 impl SourceRules for SpReportRequest {
     fn kind(&self) -> &'static str {
         "sp-reports"
@@ -261,6 +270,29 @@ impl SourceRules for SpReportRequest {
 
     fn max_window_days(&self) -> Option<u32> {
         Some(MAX_WINDOW_DAYS)
+    }
+
+    /// Per report family (reference §11): Sales and Traffic changes for about 72 hours (final at age
+    /// 4); FBA returns and reimbursements settle over weeks (re-pulled at 7 and 35, as peers do);
+    /// orders by last update and settlement reports are changelogs, final when stored. Other types
+    /// have no published figure and are treated like Sales and Traffic; a job may say otherwise.
+    fn finality(&self, _attribution_days: Option<u32>) -> FinalityPolicy {
+        let t = self.report_type.as_str();
+        if t.contains("_BY_LAST_UPDATE_") || t.contains("SETTLEMENT") {
+            FinalityPolicy::final_on_arrival("a changelog (orders by last update, settlements): final when stored")
+        } else if SETTLING_OVER_WEEKS.contains(&t) {
+            FinalityPolicy::repulling(
+                &[7, 35],
+                35,
+                "FBA returns and reimbursements settle over weeks; peers re-pull at D+7 and D+35",
+            )
+        } else {
+            FinalityPolicy::repulling(
+                &[4],
+                4,
+                "Sales and Traffic changes for about 72 hours (selling-partner-api-models issue 2439)",
+            )
+        }
     }
 
     fn day_column(&self) -> Option<super::DayColumn> {
