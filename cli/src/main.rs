@@ -11,6 +11,7 @@ mod discover;
 mod error;
 mod onboard;
 mod output;
+mod plan;
 mod runs;
 mod status;
 mod workflows;
@@ -64,6 +65,8 @@ enum Command {
     Run(runs::RunArgs),
     /// Run a job over a date range, window by window; running it again skips the windows done.
     Backfill(runs::BackfillArgs),
+    /// The Amazon requests a job's schedule makes over the next days, and why (calls nothing).
+    Plan(plan::PlanArgs),
     /// Recent runs from the job table: state, Amazon id, bytes, rows, duration, failure reason.
     Status(status::StatusArgs),
     /// Amazon Marketing Cloud: saved workflows as code.
@@ -99,6 +102,7 @@ async fn dispatch(cli: &Cli) -> CliResult<()> {
         Command::Discover(args) => discover::run(&ctx, args).await,
         Command::Run(args) => runs::run(&ctx, args).await,
         Command::Backfill(args) => runs::backfill(&ctx, args).await,
+        Command::Plan(args) => plan::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args).await,
         Command::Amc { command } => workflows::run(&ctx, command).await,
     };

@@ -473,16 +473,16 @@ impl Job {
             ));
         }
         let policy = self.finality()?;
-        if let (Some(&oldest), Some(retention)) = (policy.pull_ages.last(), self.source.rules().max_pull_age()) {
-            if oldest > retention {
-                return Err(InvalidJob::new(
-                    "finality.repullDays",
-                    format!(
-                        "a re-pull at age {oldest} is beyond the {retention} days {} keeps this report",
-                        self.source.kind()
-                    ),
-                ));
-            }
+        if let (Some(&oldest), Some(retention)) = (policy.pull_ages.last(), self.source.rules().max_pull_age())
+            && oldest > retention
+        {
+            return Err(InvalidJob::new(
+                "finality.repullDays",
+                format!(
+                    "a re-pull at age {oldest} is beyond the {retention} days {} keeps this report",
+                    self.source.kind()
+                ),
+            ));
         }
         if self.window.rule == WindowRule::Repull {
             if self.source.rules().incremental() {
