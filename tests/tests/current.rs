@@ -136,7 +136,9 @@ async fn overlapping_runs_a_backfill_and_a_re_run_leave_each_days_rows_once_with
     ads_rerun["name"] = json!("ads-rerun");
     let mut sp_rerun = with_window(sp.clone(), one_day);
     sp_rerun["name"] = json!("sp-rerun");
-    let mut amc_rerun = with_window(amc.clone(), explicit("2026-11-14", "2026-11-21"));
+    // (AMC's windows end 48 hours before their firing: the weekly runs asked for 12–18, 13–19 and
+    // 14–20 November.)
+    let mut amc_rerun = with_window(amc.clone(), explicit("2026-11-12", "2026-11-19"));
     amc_rerun["name"] = json!("amc-rerun");
     run(&p, "re-run", "2026-11-23T08:00:00Z", &[ads_rerun, sp_rerun, amc_rerun]).await;
 
@@ -210,9 +212,9 @@ async fn overlapping_runs_a_backfill_and_a_re_run_leave_each_days_rows_once_with
     let amc_read = per_day(&p, "amc_adhoc", "impressions");
     let mut amc_expected = BTreeMap::new();
     for (start, job) in [
-        ("2026-11-14", "amc-rerun"),
-        ("2026-11-15", "amc-weekly-reach"),
-        ("2026-11-16", "amc-weekly-reach"),
+        ("2026-11-12", "amc-rerun"),
+        ("2026-11-13", "amc-weekly-reach"),
+        ("2026-11-14", "amc-weekly-reach"),
     ] {
         let objects = objects_of(manifest(&manifests, job, start), None);
         amc_expected.insert(start.to_owned(), figures(&p, &objects, "impressions").await);

@@ -1564,6 +1564,18 @@ async fn the_failure_path_of_an_execution_waiting_on_another_ones_download_neith
     assert_eq!(run.status, RunStatus::Failed);
 }
 
+/// The keys under the run folder `prefix`, sorted.
+async fn keys_under(stack: &Stack, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = object_keys(stack)
+        .await
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| key.starts_with(&format!("{prefix}/")))
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// The current pointers (`symlink.txt`) in the bucket.
 async fn pointers(stack: &Stack) -> Vec<String> {
     object_keys(stack)
@@ -1659,13 +1671,7 @@ async fn a_re_run_of_a_failed_run_that_is_current_keeps_its_days_readable_until_
         "{after:?}"
     );
     let prefix = RunContext::from_event(ev.clone()).expect("context").run_prefix();
-    let mut under_run: Vec<String> = object_keys(&stack)
-        .await
-        .into_iter()
-        .map(|(key, _)| key)
-        .filter(|key| key.starts_with(&format!("{prefix}/")))
-        .collect();
-    under_run.sort();
+    let under_run = keys_under(&stack, &prefix).await;
     let mut expected = after.clone();
     expected.push(format!("{prefix}/_manifest.json"));
     expected.sort();
@@ -1686,16 +1692,7 @@ async fn a_failed_run_leaves_nothing_visible_and_its_rerun_holds_only_its_own_do
         async move { aws.put_object(BUCKET, &key, b"a,b\n1,2\n".to_vec()).await.expect("put") }
     };
     put(format!("{prefix}/00000.csv")).await;
-    let under_run = || async {
-        let mut keys: Vec<String> = object_keys(&stack)
-            .await
-            .into_iter()
-            .map(|(key, _)| key)
-            .filter(|key| key.starts_with(&format!("{prefix}/")))
-            .collect();
-        keys.sort();
-        keys
-    };
+    let under_run = || keys_under(&stack, &prefix);
     // WHEN the failure is recorded
     let mut failed = ev.clone();
     failed["failure"] = json!({ "Error": "Transient", "Cause": "the retries ran out" });
