@@ -594,6 +594,30 @@ async fn status_shows_the_runs_as_a_table_and_json_filtered_by_job_and_state_and
     );
     let (table, _) = text(&output(amzpipectl(&env), &["status"]).await);
     assert!(table.contains("REFUSED") && table.contains("slate-hostile"), "{table}");
+
+    // So is a job whose window is refused only at its scheduled time: an AMC window that ends within
+    // the 48 hours AMC's data takes to be complete.
+    let mut recent = event_job("amc");
+    recent["name"] = json!("amc-too-recent");
+    recent["window"] = json!({"rule": "explicit", "start": "2026-11-20T00:00:00Z", "end": "2026-11-22T00:00:00Z"});
+    let refusal = amzpipe::steps::refresh_token(
+        &stack.services,
+        json!({ "job": recent, "scheduledTime": "2026-11-23T06:00:00Z", "owner": "exec-2" }),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(refusal.error_type(), "InvalidJob");
+    let rows = json_of(&output(amzpipectl(&env), &["--json", "status", "--state", "refused"]).await);
+    assert!(
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .any(|r| r["job"] == "amc-too-recent"
+                && r["failureReason"]
+                    .as_str()
+                    .is_some_and(|reason| reason.contains("48 hours"))),
+        "{rows:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -34,10 +34,16 @@ pub async fn refresh_token<P: Ports>(
         Ok(ctx) => ctx,
         Err(error) => return Err(record_refusal(services, &event, error).await),
     };
+    // A window the job cannot have at this scheduled time (an AMC window ending within 48 hours of
+    // it) is a refusal of the job too, and recorded as one.
+    let windows = match ctx.job.windows(ctx.scheduled) {
+        Ok(windows) => windows,
+        Err(error) => return Err(record_refusal(services, &event, error.into()).await),
+    };
     let span = tracing::info_span!("refresh-token", job = %ctx.job.name);
     // Boxed: unboxed, the layout of the Lambda binary's handler future (this future, nested in the
     // runtime's) passes rustc's default query depth.
-    Box::pin(refresh(services, &ctx).instrument(span)).await
+    Box::pin(refresh(services, &ctx, windows).instrument(span)).await
 }
 
 /// Records a job refused as invalid where `amzpipectl status` shows it (best effort: the refusal is
@@ -53,8 +59,11 @@ async fn record_refusal<P: Ports>(services: &Services<P>, event: &serde_json::Va
     error
 }
 
-async fn refresh<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<TokenOutput, StepError> {
-    let windows = ctx.job.windows(ctx.scheduled)?;
+async fn refresh<P: Ports>(
+    services: &Services<P>,
+    ctx: &RunContext,
+    windows: Vec<TimeWindow>,
+) -> Result<TokenOutput, StepError> {
     let session = services.session(&ctx.job).await?;
     let token = match session.lwa.access_token().await {
         Ok(token) => token,
