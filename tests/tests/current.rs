@@ -295,8 +295,9 @@ async fn overtaken(p: &Pipeline, first: (&Value, &str), second: (&Value, &str), 
 }
 
 /// Checks that each of `days` (day, job, start of its window) reads, through SQL, the rows and figures
-/// that run stored for it, once.
-async fn read_from(p: &Pipeline, days: &[(&str, &str, &str)]) -> BTreeMap<String, (u64, f64)> {
+/// that run stored for it, once; and that the overtaken run (`overtaken`: its job and window start)
+/// stored other figures for the 21st (restated), so the check means something.
+async fn read_from(p: &Pipeline, days: &[(&str, &str, &str)], overtaken: (&str, &str)) {
     let manifests = p.manifests().await;
     let read = per_day(p, "ads_reports_spcampaigns", "clicks");
     assert_eq!(read.len(), days.len(), "{read:?}");
@@ -306,7 +307,10 @@ async fn read_from(p: &Pipeline, days: &[(&str, &str, &str)]) -> BTreeMap<String
         assert_eq!(read[day].0, rows, "{day}: {job}'s rows from {start}, once");
         assert!((read[day].1 - sum).abs() < 1e-6, "{day}: {job}'s figures from {start}");
     }
-    read
+    let (job, start) = overtaken;
+    let copy = objects_of(manifest(&manifests, job, start), Some("2026-11-21"));
+    let (_, sum) = figures(p, &copy, "clicks").await;
+    assert!((sum - read["2026-11-21"].1).abs() > 1e-6, "{job} restated the 21st");
 }
 
 #[tokio::test]
@@ -330,7 +334,8 @@ async fn a_backfill_requested_earlier_that_finishes_later_never_replaces_the_day
     .await;
 
     // THEN the days both cover read the daily run's rows, the one requested last; the 19th the backfill's
-    let read = read_from(
+    // AND the backfill's copy of the 21st differs (restated), so the check means something
+    read_from(
         &p,
         &[
             ("2026-11-19", "ads-backfill", "2026-11-19"),
@@ -338,12 +343,9 @@ async fn a_backfill_requested_earlier_that_finishes_later_never_replaces_the_day
             ("2026-11-21", "ads-sp-campaigns-daily", "2026-11-20"),
             ("2026-11-22", "ads-sp-campaigns-daily", "2026-11-20"),
         ],
+        ("ads-backfill", "2026-11-19"),
     )
     .await;
-    // AND the backfill's copy of the 21st differs (restated), so the check means something
-    let manifests = p.manifests().await;
-    let backfill_21 = objects_of(manifest(&manifests, "ads-backfill", "2026-11-19"), Some("2026-11-21"));
-    assert!((figures(&p, &backfill_21, "clicks").await.1 - read["2026-11-21"].1).abs() > 1e-6);
 }
 
 #[tokio::test]
@@ -365,7 +367,8 @@ async fn two_overlapping_runs_of_one_job_leave_each_shared_day_to_the_one_reques
     .await;
 
     // THEN the shared days read the run of the 23rd, asked last; the 19th the run of the 22nd
-    let read = read_from(
+    // AND the late run's copy of the 21st differs (restated), so the check means something
+    read_from(
         &p,
         &[
             ("2026-11-19", "ads-sp-campaigns-daily", "2026-11-19"),
@@ -373,13 +376,7 @@ async fn two_overlapping_runs_of_one_job_leave_each_shared_day_to_the_one_reques
             ("2026-11-21", "ads-sp-campaigns-daily", "2026-11-20"),
             ("2026-11-22", "ads-sp-campaigns-daily", "2026-11-20"),
         ],
+        ("ads-sp-campaigns-daily", "2026-11-19"),
     )
     .await;
-    // AND the late run's copy of the 21st differs (restated), so the check means something
-    let manifests = p.manifests().await;
-    let late_21 = objects_of(
-        manifest(&manifests, "ads-sp-campaigns-daily", "2026-11-19"),
-        Some("2026-11-21"),
-    );
-    assert!((figures(&p, &late_21, "clicks").await.1 - read["2026-11-21"].1).abs() > 1e-6);
 }

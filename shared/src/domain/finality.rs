@@ -18,8 +18,10 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{Duration, NaiveDate};
+use chrono::{Duration, NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
+
+use crate::domain::TimeWindow;
 
 /// The oldest age a policy may name: no source keeps data longer than this for a re-pull.
 pub const MAX_AGE_DAYS: u32 = 400;
@@ -66,6 +68,15 @@ impl PlannedWindow {
     /// How many days the request covers.
     pub fn days(&self) -> u32 {
         u32::try_from((self.last - self.first).num_days() + 1).unwrap_or(u32::MAX)
+    }
+
+    /// The request's window: from the first day's midnight (UTC) to the midnight after the last.
+    pub fn window(&self) -> TimeWindow {
+        let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+        TimeWindow {
+            start: midnight(self.first),
+            end: midnight(self.last) + Duration::days(1),
+        }
     }
 }
 

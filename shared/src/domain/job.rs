@@ -500,6 +500,7 @@ impl Job {
                     "the repull rule pulls days again by its finality policy: drop lookbackDays",
                 ));
             }
+            // The plan's shape is the same whatever the firing's day: any day counts its requests.
             let requests = self.repull_plan(DateTime::UNIX_EPOCH + Duration::days(1000))?.len();
             if let Some(max) = self.source.rules().max_requests_per_firing()
                 && requests > max as usize
@@ -521,20 +522,19 @@ impl Job {
     /// The whole window a run scheduled at `scheduled` covers, lookback included (for `repull`,
     /// from the oldest day due to the newest).
     pub fn window_at(&self, scheduled: DateTime<Utc>) -> Result<TimeWindow, InvalidJob> {
-        let midnight = self.settled(scheduled).date_naive().and_time(NaiveTime::MIN).and_utc();
+        let settled = self.settled(scheduled);
+        let midnight = settled.date_naive().and_time(NaiveTime::MIN).and_utc();
         let (start, end) = match &self.window.rule {
             WindowRule::Yesterday => (midnight - Duration::days(1), midnight),
             WindowRule::Repull => {
                 let plan = self.repull_plan(scheduled)?;
-                let day = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
                 match (plan.first(), plan.last()) {
-                    (Some(first), Some(last)) => (day(first.first), day(last.last) + Duration::days(1)),
+                    (Some(first), Some(last)) => (first.window().start, last.window().end),
                     _ => (midnight - Duration::days(1), midnight),
                 }
             }
             WindowRule::LastDays { days } => (midnight - Duration::days(i64::from(*days)), midnight),
             WindowRule::PreviousHour => {
-                let settled = self.settled(scheduled);
                 let hour = midnight + Duration::hours(i64::from(chrono::Timelike::hour(&settled)));
                 (hour - Duration::hours(1), hour)
             }
@@ -547,15 +547,7 @@ impl Job {
     /// The run's window cut into the slices one Amazon request each may ask for, in order.
     pub fn windows(&self, scheduled: DateTime<Utc>) -> Result<Vec<TimeWindow>, InvalidJob> {
         if self.window.rule == WindowRule::Repull {
-            let day = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
-            return Ok(self
-                .repull_plan(scheduled)?
-                .iter()
-                .map(|w| TimeWindow {
-                    start: day(w.first),
-                    end: day(w.last) + Duration::days(1),
-                })
-                .collect());
+            return Ok(self.repull_plan(scheduled)?.iter().map(PlannedWindow::window).collect());
         }
         let whole = self.window_at(scheduled)?;
         let settle = self.source.rules().settle_hours();

@@ -247,13 +247,15 @@ pub(crate) async fn clear_run_objects<P: Ports>(
     also_keep: &BTreeSet<String>,
 ) -> Result<(), StepError> {
     let mut keep = current_keys(services, ctx).await?;
-    keep.extend(also_keep.iter().cloned());
-    let prefix = ctx.run_prefix();
     if !keep.is_empty() {
         tracing::info!(
             objects = keep.len(),
             "objects under the run kept: current pointers name them"
         );
+    }
+    keep.extend(also_keep.iter().cloned());
+    let prefix = ctx.run_prefix();
+    if !keep.is_empty() {
         keep.insert(format!("{prefix}/{MANIFEST_FILE_NAME}"));
     }
     let deleted = services.sink.delete_under(&format!("{prefix}/"), &keep).await?;
