@@ -7,6 +7,7 @@
 //! (`--env-file target/local/stack.env`).
 
 mod context;
+mod days;
 mod discover;
 mod error;
 mod onboard;
@@ -67,7 +68,8 @@ enum Command {
     Backfill(runs::BackfillArgs),
     /// The Amazon requests a job's schedule makes over the next days, and why (calls nothing).
     Plan(plan::PlanArgs),
-    /// Recent runs from the job table: state, Amazon id, bytes, rows, duration, failure reason.
+    /// Recent runs from the job table (state, Amazon id, bytes, rows, duration, failure reason), or with
+    /// --days the state of each data day.
     Status(status::StatusArgs),
     /// Amazon Marketing Cloud: saved workflows as code.
     Amc {

@@ -1,4 +1,5 @@
-//! `status`: the runs in the job table, newest first, as a table or JSON; `--watch` follows them.
+//! `status`: the runs in the job table, newest first, as a table or JSON; `--watch` follows them;
+//! `--days N` shows the state of each data day instead (see [`crate::days`]).
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -34,6 +35,13 @@ pub struct StatusArgs {
     /// With --watch: stop after this many refreshes.
     #[arg(long, requires = "watch")]
     pub count: Option<u32>,
+    /// Instead of runs, the state of the last N data days per table and account (final,
+    /// provisional, overdue, failed, no data, missing), with the cause of each day not final.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=400), conflicts_with_all = ["state", "watch"])]
+    pub days: Option<u32>,
+    /// With --days: the last data day shown (UTC, YYYY-MM-DD); default yesterday.
+    #[arg(long, value_name = "DATE", requires = "days")]
+    pub to: Option<chrono::NaiveDate>,
 }
 
 /// A state to filter by.
@@ -211,6 +219,9 @@ pub fn window_cell(w: &TimeWindow) -> String {
 
 /// Runs the command.
 pub async fn run(ctx: &Context, args: &StatusArgs) -> CliResult<()> {
+    if let Some(days) = args.days {
+        return crate::days::run(ctx, days, args.to, args.job.as_deref()).await;
+    }
     let store = ctx.store().await?;
     let mut frames = 0u32;
     loop {

@@ -385,7 +385,11 @@ pub trait JobStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Makes `claim` the current run of `unit`, unless the current one's request is later (or as
-    /// late, with a greater run id): one conditional write. Returns whether `claim` is now current.
+    /// late, with a greater run id), and records the pull in the day's record
+    /// ([`crate::domain::day_state::DayRecord`]): one more pull, the rows of the pull it replaces kept
+    /// as the previous rows. The write is conditional on the current run it read, so concurrent
+    /// claims cannot lose each other's pulls; the same claim made again (a retried step) changes
+    /// nothing and answers `true`. Returns whether `claim` is now current.
     fn claim_current(
         &self,
         unit: &CurrentUnit,
@@ -394,6 +398,28 @@ pub trait JobStore: Send + Sync {
 
     /// The current run of `unit`, read consistently; `None` before any run succeeded for it.
     fn current(&self, unit: &CurrentUnit) -> impl Future<Output = Result<Option<CurrentClaim>, StoreError>> + Send;
+
+    /// Records, in the day's record, an attempt at `unit` that ended without making it current (it
+    /// failed, or Amazon had no data), unless a later-requested attempt is recorded already: the record
+    /// keeps the latest. `job` and `final_due` are the attempt's job's, kept where the record has
+    /// none yet. Recording the same attempt again changes nothing.
+    fn record_day_attempt(
+        &self,
+        unit: &CurrentUnit,
+        job: &str,
+        final_due: chrono::NaiveDate,
+        attempt: &crate::domain::day_state::DayAttempt,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The day records of `table` and `account` from `first` to `last` (both included), oldest
+    /// first; a day without a record is absent. Read consistently.
+    fn day_records(
+        &self,
+        table: &str,
+        account: &str,
+        first: chrono::NaiveDate,
+        last: chrono::NaiveDate,
+    ) -> impl Future<Output = Result<Vec<crate::domain::day_state::DayRecord>, StoreError>> + Send;
 }
 
 /// What one run can be current for: a table's data day of one account (see [`crate::steps::current`]).
@@ -416,6 +442,24 @@ pub struct CurrentClaim {
     pub requested_at: chrono::DateTime<chrono::Utc>,
     /// `s3://bucket/key` of every object holding the unit's rows (none: the run had no rows that day).
     pub paths: Vec<String>,
+    /// What the pull was: the day's age, whether final, its rows, its job and the day its final
+    /// pull is due.
+    pub pull: PullFacts,
+}
+
+/// What a pull of a day was, as its day record keeps it (see [`crate::domain::day_state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullFacts {
+    /// The job.
+    pub job: String,
+    /// The day's age at the run's firing ([`crate::domain::job::Job::pull_age`]).
+    pub age: i64,
+    /// Whether the pull's figures are final by the job's finality policy.
+    pub is_final: bool,
+    /// The day's rows in the run, where counted.
+    pub rows: Option<u64>,
+    /// The day on which the day's final pull is due, by the job's policy.
+    pub final_due: chrono::NaiveDate,
 }
 
 /// The primary key of a run's item in the job table (`pk`/`sk`). Part of the [`JobStore`] contract

@@ -147,6 +147,19 @@ impl FinalityPolicy {
         age >= i64::from(self.final_after_days)
     }
 
+    /// The day on which `day`'s final pull is due: the firing at its first pull age at or after the
+    /// final age (the final age itself for a policy with no such pull).
+    pub fn final_due(&self, day: NaiveDate) -> NaiveDate {
+        let age = self
+            .pull_ages
+            .iter()
+            .copied()
+            .find(|&age| age >= self.final_after_days)
+            .unwrap_or(self.final_after_days)
+            .max(1);
+        day + Duration::days(i64::from(age))
+    }
+
     /// The requests a firing on `firing_day` makes: every day whose age is a pull age, oldest first,
     /// merged greedily into windows of at most `max_days` days (`None`: one window). Greedy from the
     /// oldest day is the fewest windows that cover the due days.
@@ -226,5 +239,13 @@ mod tests {
         assert!(!policy.is_final_at(3));
         assert!(policy.is_final_at(4));
         assert!(FinalityPolicy::final_on_arrival("test").is_final_at(1));
+    }
+
+    #[test]
+    fn a_days_final_pull_is_due_at_the_first_pull_age_from_the_final_age() {
+        let policy = FinalityPolicy::repulling(&[7, 35], 30, "test");
+        assert_eq!(policy.final_due(day("2026-11-01")), day("2026-12-06"));
+        let on_arrival = FinalityPolicy::final_on_arrival("test");
+        assert_eq!(on_arrival.final_due(day("2026-11-01")), day("2026-11-02"));
     }
 }

@@ -443,7 +443,20 @@ impl Job {
     /// days due, merged into windows of at most the source's (or `sliceDays`') length.
     pub fn repull_plan(&self, scheduled: DateTime<Utc>) -> Result<Vec<PlannedWindow>, InvalidJob> {
         let max_days = self.window.slice_days.or(self.source.max_window_days());
-        Ok(self.finality()?.plan(self.settled(scheduled).date_naive(), max_days))
+        Ok(self.finality()?.plan(self.firing_day(scheduled), max_days))
+    }
+
+    /// The age of `day` at a firing at `scheduled`, as the finality policy counts it: days from `day`
+    /// to the firing's (settled) day, so that yesterday has age 1. Counted from the scheduled time,
+    /// not the clock, so that a retried or late step gives a day the age its firing planned.
+    pub fn pull_age(&self, scheduled: DateTime<Utc>, day: NaiveDate) -> i64 {
+        (self.firing_day(scheduled) - day).num_days()
+    }
+
+    /// The day a firing at `scheduled` counts ages from: the UTC day of its settled time (AMC's is
+    /// 48 hours earlier; see [`Job::repull_plan`]).
+    pub fn firing_day(&self, scheduled: DateTime<Utc>) -> NaiveDate {
+        self.settled(scheduled).date_naive()
     }
 
     /// The scheduled time as the window rules see it: `settle_hours` earlier for a source whose data

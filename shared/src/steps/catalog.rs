@@ -215,7 +215,9 @@ fn current_of(ctx: &RunContext, bucket: &str, table: TableDefinition, records: &
     }
 }
 
-fn step_error(e: CatalogError) -> StepError {
+/// The step error of a catalog failure: `Transient` for a conflict or an unavailable catalog,
+/// `Misconfigured` for a refusal.
+pub(crate) fn step_error(e: CatalogError) -> StepError {
     match e {
         CatalogError::Conflict(_) | CatalogError::Unavailable(_) => StepError::Transient(e.to_string()),
         CatalogError::Foreign(_) | CatalogError::Misconfigured(_) => StepError::Misconfigured(e.to_string()),

@@ -161,6 +161,18 @@ impl RunContext {
         format!("{partition}/{}", crate::steps::current::SYMLINK_FILE)
     }
 
+    /// Where the job's day status objects lie (see [`crate::steps::days`]): as
+    /// [`RunContext::table_location`], under `_day_status/`.
+    pub fn day_status_location(&self, bucket: &str) -> (String, String) {
+        self.location(bucket, "_day_status/")
+    }
+
+    /// The key of `day`'s status object (see [`crate::steps::days`]).
+    pub fn day_status_key(&self, day: chrono::NaiveDate) -> String {
+        let partition = self.partition("_day_status/", &self.account_segment(), &day.to_string());
+        format!("{partition}/{}", crate::steps::days::STATUS_FILE)
+    }
+
     fn location(&self, bucket: &str, folder: &str) -> (String, String) {
         let root = format!(
             "s3://{bucket}/{}{folder}source={}/",
@@ -171,7 +183,7 @@ impl RunContext {
         (root, template)
     }
 
-    /// One partition of the layout under `folder` (`""`, or `_current/`), no leading or trailing `/`:
+    /// One partition of the layout under `folder` (`""`, `_current/` or `_day_status/`), no leading or trailing `/`:
     /// `{prefix}/{folder}source={kind}/account={account}/report={report}/dt={dt}`.
     fn partition(&self, folder: &str, account: &str, dt: &str) -> String {
         format!(

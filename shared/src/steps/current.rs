@@ -35,9 +35,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
-use crate::domain::document::DocumentRecord;
+use crate::domain::document::{DocumentRecord, StoredObject};
 use crate::domain::run::RunRecord;
-use crate::ports::{CurrentClaim, CurrentUnit, JobStore, ObjectSink};
+use crate::ports::{CurrentClaim, CurrentUnit, JobStore, ObjectSink, PullFacts};
 use crate::steps::catalog::table_name;
 use crate::steps::{Ports, RunContext, Services, StepError};
 
@@ -76,20 +76,21 @@ pub async fn make_current<P: Ports>(
              of a source split by day covers several): they are in the history table only"
         );
     }
-    let claim = |paths: Vec<String>| CurrentClaim {
-        run_id: ctx.key.run_id(),
-        requested_at: run.create_started_at.unwrap_or(run.created_at),
-        paths,
-    };
     let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
     let mut won = Vec::new();
-    for (day, paths) in units {
+    for (day, (paths, rows)) in units {
         let unit = CurrentUnit {
             table: table.clone(),
             account: ctx.account_segment(),
             day,
         };
-        let claimed = services.store.claim_current(&unit, &claim(paths)).await?;
+        let claim = CurrentClaim {
+            run_id: ctx.key.run_id(),
+            requested_at: requested_at(run),
+            paths,
+            pull: pull_facts(ctx, day, rows)?,
+        };
+        let claimed = services.store.claim_current(&unit, &claim).await?;
         let winner = publish(services, ctx, &unit).await?;
         let current = winner == ctx.key.run_id();
         tracing::info!(%day, claimed, current, winner, "current run of the day");
@@ -130,9 +131,34 @@ pub async fn current_keys<P: Ports>(services: &Services<P>, ctx: &RunContext) ->
     Ok(keys)
 }
 
+/// When a run's Amazon request was made, as its current claims and day records order runs: its
+/// first create call in this claim, else its claim.
+pub(crate) fn requested_at(run: &RunRecord) -> chrono::DateTime<chrono::Utc> {
+    run.create_started_at.unwrap_or(run.created_at)
+}
+
+/// What a pull of `day` by the run of `ctx` is (its age, whether final, when its final pull is due),
+/// with the day's `rows`. Errors: `InvalidJob` (a finality policy the job's validation let through).
+fn pull_facts(ctx: &RunContext, day: NaiveDate, rows: Option<u64>) -> Result<PullFacts, StepError> {
+    let policy = ctx.job.finality()?;
+    let age = ctx.job.pull_age(ctx.scheduled, day);
+    Ok(PullFacts {
+        job: ctx.job.name.clone(),
+        age,
+        is_final: policy.is_final_at(age),
+        rows,
+        final_due: policy.final_due(day),
+    })
+}
+
 /// The units the run covers (see the module docs), each with the paths of its objects that hold the
-/// unit's rows; none when its rows cannot be made current.
-fn units(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> BTreeMap<NaiveDate, Vec<String>> {
+/// unit's rows and their rows (where every object counted them); none when its rows cannot be made
+/// current.
+fn units(
+    ctx: &RunContext,
+    bucket: &str,
+    records: &[DocumentRecord],
+) -> BTreeMap<NaiveDate, (Vec<String>, Option<u64>)> {
     let objects: Vec<_> = records.iter().flat_map(|r| &r.objects).collect();
     let mut units = BTreeMap::new();
     let days = whole_days(ctx.window.start, ctx.window.end);
@@ -140,23 +166,31 @@ fn units(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> BTreeMap
         return units;
     }
     let path = |key: &str| format!("s3://{bucket}/{key}");
+    let add = |unit: &mut (Vec<String>, Option<u64>), object: &StoredObject| {
+        unit.0.push(path(&object.key));
+        unit.1 = unit.1.zip(object.rows).map(|(a, b)| a + b);
+    };
     if objects.iter().all(|o| o.day.is_some()) {
         for day in &days {
-            units.insert(*day, Vec::new());
+            units.insert(*day, (Vec::new(), Some(0)));
         }
         for object in objects {
-            if let Some(rows) = object.day.and_then(|day| units.get_mut(&day)) {
-                rows.push(path(&object.key));
+            if let Some(unit) = object.day.and_then(|day| units.get_mut(&day)) {
+                add(unit, object);
             }
         }
     } else if ctx.job.source.rules().day_column().is_none() || days.len() == 1 {
-        units.insert(days[0], objects.iter().map(|o| path(&o.key)).collect());
+        let mut unit = (Vec::new(), Some(0));
+        for object in objects {
+            add(&mut unit, object);
+        }
+        units.insert(days[0], unit);
     }
     units
 }
 
 /// The days `[start, end)` holds whole, in order.
-fn whole_days(start: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> Vec<NaiveDate> {
+pub(crate) fn whole_days(start: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> Vec<NaiveDate> {
     let midnight = |day: NaiveDate| day.and_time(chrono::NaiveTime::MIN).and_utc();
     let first = start.date_naive();
     let first = if midnight(first) < start {

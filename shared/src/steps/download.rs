@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::domain::day_state::Cause;
 use crate::domain::document::DocumentRecord;
 use crate::domain::iso;
 use crate::domain::job::OutputFormat;
@@ -13,6 +14,7 @@ use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, SchemaChange, SourceDocument};
 use crate::steps::catalog::{column_order, register_table, widened};
 use crate::steps::current::make_current;
+use crate::steps::days::{publish, record_attempt};
 use crate::steps::failure::{clear_run_objects, fail_run, note_refusal, within_step_bound};
 use crate::steps::quota::release_quota;
 use crate::steps::{BoundSource, Deadline, Ports, RunContext, RunRef, Services, StepError};
@@ -277,6 +279,10 @@ async fn download<P: Ports>(
             )),
             ..RunUpdate::default()
         };
+        if let Some(reason) = &update.failure_reason {
+            record_attempt(store, ctx, &run, Cause::NoData, reason).await;
+            publish_days(services, ctx).await;
+        }
         (RunStatus::NoData, update, Totals::of(&records))
     } else {
         let manifest_key = format!("{prefix}/{MANIFEST_FILE_NAME}");
@@ -305,6 +311,7 @@ async fn download<P: Ports>(
         if catalogued {
             let days = make_current(services, ctx, &run, &manifest.documents).await?;
             tracing::info!(days = days.len(), "the run's rows are current");
+            publish_days(services, ctx).await;
         }
         if run.claims > 1 {
             // What an earlier claim left because pointers named it is named by them no more.
@@ -344,6 +351,14 @@ async fn download<P: Ports>(
         _ => tracing::info!("run ended with no data"),
     }
     Ok(finished(&run, stored))
+}
+
+/// Brings the days' status objects up to date ([`crate::steps::days::publish`]); a failure is logged,
+/// not raised: the records in the job table are the truth, and the job's next success writes them.
+async fn publish_days<P: Ports>(services: &Services<P>, ctx: &RunContext) {
+    if let Err(e) = publish(services, ctx).await {
+        tracing::warn!(error = %e, "the day status objects could not be written; the next run writes them");
+    }
 }
 
 /// What starts the names of a claim's objects: nothing for the run's first claim, `c{n}-` for a

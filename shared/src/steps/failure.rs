@@ -8,9 +8,11 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::domain::day_state::Cause;
 use crate::domain::run::{RunRecord, RunStatus, RunUpdate};
 use crate::ports::{JobStore, ObjectSink, Quotas};
 use crate::steps::current::current_keys;
+use crate::steps::days::record_attempt;
 use crate::steps::quota::release_quota;
 use crate::steps::{Ports, RunContext, RunRef, Services, StepError};
 use crate::transfer::MANIFEST_FILE_NAME;
@@ -89,7 +91,7 @@ pub async fn record_failure<P: Ports>(
         // step was refused as NotReady, for example) ends without failing it or clearing what it stored.
         let now = Utc::now();
         let ours = |run: &RunRecord| run.lease.as_ref().is_none_or(|l| l.admits(&ctx.owner, now));
-        let (run, _) = give_up(services, &ctx, &caught.reason(), ours).await?;
+        let (run, _) = give_up(services, &ctx, &caught.error, &caught.reason(), ours).await?;
         let failure_reason = match &run {
             Some(r) if !ours(r) => {
                 let holder = r.lease.as_ref().map_or("", |l| l.owner.as_str());
@@ -117,6 +119,7 @@ pub async fn record_failure<P: Ports>(
 async fn give_up<P: Ports>(
     services: &Services<P>,
     ctx: &RunContext,
+    error: &str,
     reason: &str,
     ours: impl Fn(&RunRecord) -> bool,
 ) -> Result<(Option<RunRecord>, bool), StepError> {
@@ -134,6 +137,8 @@ async fn give_up<P: Ports>(
                 .transition(&ctx.key, &from, RunStatus::Failed, update, Utc::now())
                 .await?;
             crate::steps::metrics::run_failed(&ctx.key.job, "GivenUp");
+            let cause = Cause::of_failure(error, run.amazon_status.as_deref());
+            record_attempt(store, ctx, &run, cause, reason).await;
             (Some(run), true)
         }
         other => (other, false),
@@ -178,14 +183,22 @@ pub async fn record_abandoned<P: Ports>(
         execution: execution.clone(),
         failed_runs: Vec::new(),
     };
-    let reason = match detail["status"].as_str() {
-        Some("TIMED_OUT") => format!("States.Timeout: the execution {execution} timed out (ExecutionTimeoutSeconds)"),
-        Some("ABORTED") => format!("Aborted: the execution {execution} was stopped"),
-        Some("FAILED") => format!(
-            "{}: the execution {execution} failed: {}",
-            detail["error"].as_str().unwrap_or("Failed"),
-            detail["cause"].as_str().unwrap_or_default()
+    let (error, reason) = match detail["status"].as_str() {
+        Some("TIMED_OUT") => (
+            "States.Timeout",
+            format!("States.Timeout: the execution {execution} timed out (ExecutionTimeoutSeconds)"),
         ),
+        Some("ABORTED") => ("Aborted", format!("Aborted: the execution {execution} was stopped")),
+        Some("FAILED") => {
+            let error = detail["error"].as_str().unwrap_or("Failed");
+            (
+                error,
+                format!(
+                    "{error}: the execution {execution} failed: {}",
+                    detail["cause"].as_str().unwrap_or_default()
+                ),
+            )
+        }
         _ => return Ok(out),
     };
     let Some(input) = detail["input"]
@@ -222,7 +235,7 @@ pub async fn record_abandoned<P: Ports>(
                 continue;
             };
             let span = tracing::info_span!("record-abandoned", job = %ctx.job.name, run_id = %ctx.key.run_id());
-            let (run, ended) = give_up(services, &ctx, &reason, |run| run.owners.contains(&execution))
+            let (run, ended) = give_up(services, &ctx, error, &reason, |run| run.owners.contains(&execution))
                 .instrument(span)
                 .await?;
             if let Some(run) = run.filter(|_| ended) {
@@ -327,9 +340,12 @@ pub(crate) async fn fail_run_with_status<St: JobStore + Quotas>(
         .transition(&ctx.key, &from, RunStatus::Failed, update, Utc::now())
         .await
     {
-        Ok(_) => {
+        Ok(run) => {
             tracing::warn!(error_type = error.error_type(), error = %error, "run failed");
             crate::steps::metrics::run_failed(&ctx.key.job, error.error_type());
+            let cause = Cause::of_failure(error.error_type(), run.amazon_status.as_deref());
+            let reason = run.failure_reason.as_deref().unwrap_or_default();
+            record_attempt(store, ctx, &run, cause, reason).await;
         }
         Err(e) => tracing::error!(error = %e, "could not record the failure on the run"),
     }

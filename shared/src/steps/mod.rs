@@ -33,6 +33,7 @@ pub mod catalog;
 mod context;
 mod create;
 pub mod current;
+pub mod days;
 mod deadline;
 mod download;
 mod error;

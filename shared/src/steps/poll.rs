@@ -4,8 +4,10 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::domain::day_state::Cause;
 use crate::domain::run::{RunStatus, RunUpdate};
 use crate::ports::{JobStore, RequestStatus};
+use crate::steps::days::record_attempt;
 use crate::steps::failure::{
     EXECUTION_STATUS_CHANGE, fail_run, fail_run_with_status, note_refusal, record_abandoned, record_failure,
     within_step_bound,
@@ -179,6 +181,7 @@ async fn poll<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Poll
             let run = store
                 .transition(&ctx.key, &[RunStatus::Requested], RunStatus::NoData, update, now)
                 .await?;
+            record_attempt(store, ctx, &run, Cause::NoData, &reason).await;
             release_quota(store, ctx).await;
             tracing::info!(request_id = %request_id, reason = %reason, "finished without data");
             Ok(done(PollState::NoData, &run))

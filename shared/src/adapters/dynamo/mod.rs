@@ -11,7 +11,7 @@
 //! | token bucket | `QUOTA#{name}` | `BUCKET` | `tokens`, `refilledAt` (epoch ms), `version` (each write increments it; the next is conditional on it) |
 //! | slot counter | `QUOTA#{name}` | `SLOTS` | `holders` (map of run id → lease end, epoch ms) |
 //! | ingested file | `JOB#{job}` | `FILE#{file id}` | `ingestedAt`: an incremental job (Slate) stored this file; no window lists it again |
-//! | current run | `CURRENT#{table}#{account}` | `DAY#{yyyy-mm-dd}` | `runId`, `requestedAt` (epoch ms), `paths` (JSON list of the objects holding the day's rows): the run whose rows are current for that day (see [`crate::steps::current`]) |
+//! | current run and day record | `CURRENT#{table}#{account}` | `DAY#{yyyy-mm-dd}` | the run whose rows are current for that day (see [`crate::steps::current`]) and what is known of the day ([`crate::domain::day_state`]); see [`days`] |
 //! | access token | `TOKEN#{secret id}` | `ACCESS_TOKEN` | `sealedToken`, `dataKey`, `nonce` (binary), `keyId`, `validUntil`; `expiresAt` = token expiry |
 //!
 //! Access tokens are stored sealed (KMS envelope encryption, see [`crate::adapters::kms`]), never in
@@ -44,6 +44,7 @@ use crate::adapters::kms::{NONCE_LEN, Sealed, TokenSealer};
 use crate::adapters::sdk_failure;
 use crate::domain::TimeWindow;
 use crate::domain::credentials::AccessToken;
+use crate::domain::day_state::{DayAttempt, DayRecord};
 use crate::domain::document::{DocumentRecord, StoredObject};
 use crate::domain::run::{RefusedJob, RunKey, RunLease, RunRecord, RunStatus, RunUpdate};
 
@@ -52,6 +53,8 @@ const REFUSED_PK: &str = "REFUSED";
 use crate::ports::{CurrentClaim, CurrentUnit, JobStore, Quotas, StoreError, TableKey, TokenCache};
 
 type Item = HashMap<String, AttributeValue>;
+
+mod days;
 
 /// How long finished runs are kept before DynamoDB's TTL deletes them, by default.
 pub const DEFAULT_RUN_TTL_DAYS: u32 = 90;
@@ -164,13 +167,6 @@ impl DynamoJobStore {
     fn run_key(key: &RunKey) -> Item {
         let TableKey { pk, sk } = TableKey::of_run(key);
         HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-    }
-
-    fn current_key(unit: &CurrentUnit) -> Item {
-        Self::key(
-            format!("CURRENT#{}#{}", unit.table, unit.account),
-            &format!("DAY#{}", unit.day),
-        )
     }
 
     /// The item at `key`, read consistently.
@@ -925,59 +921,33 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn claim_current(&self, unit: &CurrentUnit, claim: &CurrentClaim) -> Result<bool, StoreError> {
-        let paths = serde_json::to_string(&claim.paths)
-            .map_err(|e| StoreError::Unavailable(format!("the current paths could not be written: {e}")))?;
-        if paths.len() > MAX_CURRENT_PATHS_BYTES {
-            return Err(StoreError::Misconfigured(format!(
-                "{} objects hold the rows of {} on {}: more than one item lists (split the job's window)",
-                claim.paths.len(),
-                unit.table,
-                unit.day
-            )));
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::current_key(unit)))
-            .update_expression("SET runId = :run, requestedAt = :at, paths = :paths, updatedAt = :now")
-            .condition_expression(
-                "attribute_not_exists(runId) OR requestedAt < :at OR (requestedAt = :at AND runId <= :run)",
-            )
-            .expression_attribute_values(":run", s(&claim.run_id))
-            .expression_attribute_values(":at", n(claim.requested_at.timestamp_millis()))
-            .expression_attribute_values(":paths", s(paths))
-            .expression_attribute_values(":now", s(rfc3339(Utc::now())))
-            .send()
-            .await;
-        applied(result)
+        self.claim_current_day(unit, claim).await
     }
 
     async fn current(&self, unit: &CurrentUnit) -> Result<Option<CurrentClaim>, StoreError> {
-        let out = self.read_item(Self::current_key(unit)).await?;
-        let Some(item) = out.item() else {
-            return Ok(None);
-        };
-        let broken = || {
-            StoreError::Misconfigured(format!(
-                "the current run of {} on {} is unreadable",
-                unit.table, unit.day
-            ))
-        };
-        Ok(Some(CurrentClaim {
-            run_id: get_s(item, "runId").ok_or_else(broken)?.to_owned(),
-            requested_at: get_n::<i64>(item, "requestedAt")
-                .and_then(DateTime::from_timestamp_millis)
-                .ok_or_else(broken)?,
-            paths: get_s(item, "paths")
-                .and_then(|p| serde_json::from_str(p).ok())
-                .ok_or_else(broken)?,
-        }))
+        self.current_of_day(unit).await
+    }
+
+    async fn record_day_attempt(
+        &self,
+        unit: &CurrentUnit,
+        job: &str,
+        final_due: chrono::NaiveDate,
+        attempt: &DayAttempt,
+    ) -> Result<(), StoreError> {
+        self.record_attempt(unit, job, final_due, attempt).await
+    }
+
+    async fn day_records(
+        &self,
+        table: &str,
+        account: &str,
+        first: chrono::NaiveDate,
+        last: chrono::NaiveDate,
+    ) -> Result<Vec<DayRecord>, StoreError> {
+        self.records_of_days(table, account, first, last).await
     }
 }
-
-/// The most bytes of object paths one current-run item lists (DynamoDB items hold 400 KB).
-const MAX_CURRENT_PATHS_BYTES: usize = 350_000;
 
 impl Quotas for DynamoJobStore {
     async fn take_token(

@@ -1,0 +1,153 @@
+//! The state of every data day (see [`crate::domain::day_state`]), kept where a user reads it.
+//!
+//! **In the job table.** A pull that becomes current is recorded in the same conditional write that
+//! claims the day ([`crate::steps::current`]); an attempt that fails or finds no data is recorded by
+//! [`record_attempt`] on each whole day of its window, by whichever step or failure path ends the
+//! run. `amzpipectl status --days` reads these records, live.
+//!
+//! **In the bucket and the catalog.** [`publish`], at the end of each successful run, writes one
+//! JSON Lines object per day, `{prefix}/_day_status/source=…/account=…/report=…/dt={day}/status.json`
+//! (the row of [`DayStatusRow`], its state as of the write), and registers the table
+//! `{table}_day_status` over them (projected on `account` and `dt` like the others), so that
+//! `SELECT … FROM {table}_day_status WHERE status <> 'final'` runs beside the data. It writes the
+//! days the run covered and every day of the job's horizon (its oldest pull age and
+//! [`RECHECK_MARGIN_DAYS`] more, to yesterday) that is not final or provisional, so that a failed or
+//! overdue day is brought up to date by the job's next success. A day no run ever attempted has no object (the command line shows it `missing`).
+
+use chrono::{Duration, NaiveDate, Utc};
+
+use crate::domain::day_state::{Cause, DayAttempt, DayRecord, DayStatus, DayStatusRow};
+use crate::domain::run::RunRecord;
+use crate::ports::{CurrentUnit, JobStore, ObjectSink, TableColumn, TableDefinition, TableFormat};
+use crate::steps::catalog::{register, step_error, table_name};
+use crate::steps::current::{requested_at, shows_current_rows, whole_days};
+use crate::steps::{Ports, RunContext, Services, StepError};
+
+/// The status object's file name in each day's folder.
+pub const STATUS_FILE: &str = "status.json";
+
+/// Days before the job's oldest pull age whose status a success still rewrites when they are not
+/// final or provisional: a day whose final pull failed stays visible as `overdue` for a month.
+pub const RECHECK_MARGIN_DAYS: u32 = 31;
+
+/// Records on each whole day of `run`'s window that the run ended without making it current:
+/// failed with `cause` (or [`Cause::NoData`]), for `reason`. Nothing for a source whose table does
+/// not show current rows. A store that cannot record it is logged, not raised: the run's own end is
+/// what the failure path must not lose.
+pub(crate) async fn record_attempt<St: JobStore>(
+    store: &St,
+    ctx: &RunContext,
+    run: &RunRecord,
+    cause: Cause,
+    reason: &str,
+) {
+    if !shows_current_rows(ctx) {
+        return;
+    }
+    let Ok(policy) = ctx.job.finality() else {
+        return;
+    };
+    let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+    let attempt = DayAttempt {
+        run_id: run.run_id.clone(),
+        requested_at: requested_at(run),
+        at: Utc::now(),
+        cause,
+        reason: reason.to_owned(),
+    };
+    for day in whole_days(ctx.window.start, ctx.window.end) {
+        let unit = CurrentUnit {
+            table: table.clone(),
+            account: ctx.account_segment(),
+            day,
+        };
+        if let Err(e) = store
+            .record_day_attempt(&unit, &ctx.job.name, policy.final_due(day), &attempt)
+            .await
+        {
+            tracing::warn!(%day, error = %e, "the day's attempt could not be recorded");
+        }
+    }
+}
+
+/// Writes the status objects of the days the run of `ctx` covered and of the job's days that are
+/// neither final nor provisional (see the module docs), and registers their table when the function
+/// has a catalog. Returns the records written. Nothing for a source whose table does not show
+/// current rows. Errors: `Transient` (the store, the bucket or the catalog was unavailable),
+/// `Misconfigured`.
+pub async fn publish<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Vec<DayRecord>, StepError> {
+    if !shows_current_rows(ctx) {
+        return Ok(Vec::new());
+    }
+    let covered = whole_days(ctx.window.start, ctx.window.end);
+    let (Some(&first_covered), Some(&last_covered)) = (covered.first(), covered.last()) else {
+        return Ok(Vec::new());
+    };
+    let policy = ctx.job.finality()?;
+    let settled_day = ctx.job.firing_day(ctx.scheduled);
+    let oldest = policy.pull_ages.last().copied().unwrap_or(1);
+    let first = first_covered.min(settled_day - Duration::days(i64::from(oldest + RECHECK_MARGIN_DAYS)));
+    let last = last_covered.max(settled_day - Duration::days(1));
+    let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+    let now = Utc::now();
+    let records = services
+        .store
+        .day_records(&table, &ctx.account_segment(), first, last)
+        .await?;
+    let written: Vec<DayRecord> = records
+        .into_iter()
+        .filter(|r| {
+            covered.contains(&r.day)
+                || !matches!(
+                    r.state(now.date_naive()).status,
+                    DayStatus::Final | DayStatus::Provisional
+                )
+        })
+        .collect();
+    for record in &written {
+        let row = DayStatusRow::of(&table, record, now);
+        let mut body = serde_json::to_vec(&row)
+            .map_err(|e| StepError::Transient(format!("the day status could not be written: {e}")))?;
+        body.push(b'\n');
+        services
+            .sink
+            .put_object(&ctx.day_status_key(record.day), body.into(), "application/x-ndjson")
+            .await
+            .map_err(|e| StepError::Transient(format!("the day status could not be written: {e}")))?;
+    }
+    if let (Some(catalog), Some(first_day)) = (&services.catalog, written.iter().map(|r| r.day).min()) {
+        register(catalog, status_table(ctx, &services.settings.bucket, &table, first_day))
+            .await
+            .map_err(step_error)?;
+    }
+    tracing::info!(days = written.len(), "day status written");
+    Ok(written)
+}
+
+/// The `{table}_day_status` table of the job's day status objects.
+fn status_table(ctx: &RunContext, bucket: &str, table: &str, first_day: NaiveDate) -> TableDefinition {
+    let (location, location_template) = ctx.day_status_location(bucket);
+    let mut name = format!("{table}_day_status");
+    name.truncate(255);
+    TableDefinition {
+        name,
+        description: format!(
+            "amzpipe: the state of each data day of {table} (final, provisional, overdue, failed, no_data), \
+             its cause, pulls and drift; written by each successful run (partitions account and dt, projected)"
+        ),
+        columns: DayStatusRow::COLUMNS
+            .iter()
+            .map(|c| TableColumn {
+                name: (*c).to_owned(),
+                source: (*c).to_owned(),
+                kind: crate::domain::document::ColumnKind::String,
+            })
+            .collect(),
+        format: TableFormat::JsonLines,
+        location,
+        location_template,
+        accounts: std::collections::BTreeSet::from([ctx.account_segment()]),
+        first_day,
+        current: false,
+    }
+}
