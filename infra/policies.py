@@ -372,7 +372,15 @@ ALARM_METRICS = {
     ),
     # The functions' own metrics (shared/src/steps/metrics.rs: EMF lines), checked by
     # _function_metric_problems.
-    "amzpipe": ({"RunsFailed"}, "Stack", set(), None),
+    "amzpipe": (
+        {
+            "RunsFailed", "RunsSucceeded", "Rows", "Bytes", "DaysOverdue", "DaysFailed",
+            "NewestFinalDayAge", "NewestProvisionalDayAge", "RowsDroppedShare",
+        },
+        "Stack",
+        set(),
+        None,
+    ),
 }
 
 # The namespace of the metrics the functions publish themselves, with the stack's name as dimension

@@ -185,6 +185,44 @@ fn the_failed_runs_alarm_watches_the_metric_the_functions_publish_under_the_name
 }
 
 #[test]
+fn every_alarm_on_the_functions_metrics_names_a_metric_they_emit_and_the_policy_check_knows_them_all() {
+    use amzpipe::steps::metrics::{ALL, NAMESPACE};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra");
+    let template = std::fs::read_to_string(root.join("template.yaml")).expect("template");
+    let emitted: Vec<&str> = ALL.iter().map(|(name, _)| *name).collect();
+    // Each alarm resource's lines: from `  Name:` to the blank line after it.
+    let lines: Vec<&str> = template.lines().collect();
+    let mut alarms = 0;
+    for (at, line) in lines.iter().enumerate() {
+        if line.trim() != "Type: AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let body: Vec<&str> = lines[at..].iter().take_while(|l| !l.is_empty()).copied().collect();
+        if !body.iter().any(|l| l.trim() == format!("Namespace: {NAMESPACE}")) {
+            continue;
+        }
+        alarms += 1;
+        let metric = body
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("MetricName: "))
+            .expect("a metric name");
+        assert!(emitted.contains(&metric), "{metric} is not a metric the functions emit");
+    }
+    assert!(
+        alarms >= 4,
+        "the failed-run, overdue, rows-dropped and no-success alarms: {alarms}"
+    );
+    // infra/policies.py lints the same names (ALARM_METRICS["amzpipe"]).
+    let policies = std::fs::read_to_string(root.join("policies.py")).expect("policies.py");
+    for name in emitted {
+        assert!(
+            policies.contains(&format!("\"{name}\"")),
+            "{name} missing from infra/policies.py"
+        );
+    }
+}
+
+#[test]
 fn every_function_times_out_after_its_worst_case_under_the_http_policy() {
     // The template's Timeout of each function (moto enforces none) against the step's worst case.
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");

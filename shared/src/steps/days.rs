@@ -21,6 +21,7 @@ use crate::domain::run::RunRecord;
 use crate::ports::{CurrentUnit, JobStore, ObjectSink, TableColumn, TableDefinition, TableFormat};
 use crate::steps::catalog::{register, step_error, table_name};
 use crate::steps::current::{requested_at, shows_current_rows, whole_days};
+use crate::steps::metrics::DaysSummary;
 use crate::steps::{Ports, RunContext, Services, StepError};
 
 /// The status object's file name in each day's folder.
@@ -94,6 +95,11 @@ pub async fn publish<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Resu
         .store
         .day_records(&table, &ctx.account_segment(), first, last)
         .await?;
+    crate::steps::metrics::days(
+        ctx.job.source.kind(),
+        &ctx.job.name,
+        &summary(&records, &covered, now.date_naive()),
+    );
     let written: Vec<DayRecord> = records
         .into_iter()
         .filter(|r| {
@@ -122,6 +128,35 @@ pub async fn publish<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Resu
     }
     tracing::info!(days = written.len(), "day status written");
     Ok(written)
+}
+
+/// What the job's `records` say at `today`, as its metrics count them: the rows dropped are those of
+/// the days the run `covered`.
+fn summary(records: &[DayRecord], covered: &[NaiveDate], today: NaiveDate) -> DaysSummary {
+    let mut out = DaysSummary::default();
+    let age = |day: NaiveDate| (today - day).num_days();
+    for record in records {
+        match record.state(today).status {
+            DayStatus::Overdue => out.overdue += 1,
+            DayStatus::Failed => out.failed += 1,
+            DayStatus::Final => {
+                out.newest_final_age = Some(out.newest_final_age.map_or(age(record.day), |a| a.min(age(record.day))))
+            }
+            DayStatus::Provisional => {
+                out.newest_provisional_age = Some(
+                    out.newest_provisional_age
+                        .map_or(age(record.day), |a| a.min(age(record.day))),
+                );
+            }
+            DayStatus::NoData | DayStatus::Missing => {}
+        }
+        if covered.contains(&record.day)
+            && let Some((_, Some(share))) = record.row_drift()
+        {
+            out.rows_dropped_share = out.rows_dropped_share.max(-share);
+        }
+    }
+    out
 }
 
 /// The `{table}_day_status` table of the job's day status objects.

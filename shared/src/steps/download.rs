@@ -340,14 +340,17 @@ async fn download<P: Ports>(
     }
     services.persist_session(&session).await?;
     match status {
-        RunStatus::Succeeded => tracing::info!(
-            documents = stored.documents,
-            objects = stored.objects,
-            bytes_in = stored.bytes_in,
-            bytes_out = stored.bytes_out,
-            rows = stored.rows,
-            "run succeeded"
-        ),
+        RunStatus::Succeeded => {
+            crate::steps::metrics::run_succeeded(ctx.job.source.kind(), &ctx.job.name, stored.rows, stored.bytes_out);
+            tracing::info!(
+                documents = stored.documents,
+                objects = stored.objects,
+                bytes_in = stored.bytes_in,
+                bytes_out = stored.bytes_out,
+                rows = stored.rows,
+                "run succeeded"
+            );
+        }
         _ => tracing::info!("run ended with no data"),
     }
     Ok(finished(&run, stored))

@@ -136,7 +136,7 @@ async fn give_up<P: Ports>(
             let run = store
                 .transition(&ctx.key, &from, RunStatus::Failed, update, Utc::now())
                 .await?;
-            crate::steps::metrics::run_failed(&ctx.key.job, "GivenUp");
+            crate::steps::metrics::run_failed(ctx.job.source.kind(), &ctx.key.job, "GivenUp");
             let cause = Cause::of_failure(error, run.amazon_status.as_deref());
             record_attempt(store, ctx, &run, cause, reason).await;
             (Some(run), true)
@@ -342,7 +342,7 @@ pub(crate) async fn fail_run_with_status<St: JobStore + Quotas>(
     {
         Ok(run) => {
             tracing::warn!(error_type = error.error_type(), error = %error, "run failed");
-            crate::steps::metrics::run_failed(&ctx.key.job, error.error_type());
+            crate::steps::metrics::run_failed(ctx.job.source.kind(), &ctx.key.job, error.error_type());
             let cause = Cause::of_failure(error.error_type(), run.amazon_status.as_deref());
             let reason = run.failure_reason.as_deref().unwrap_or_default();
             record_attempt(store, ctx, &run, cause, reason).await;
