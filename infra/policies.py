@@ -374,7 +374,7 @@ ALARM_METRICS = {
     # _function_metric_problems.
     "amzpipe": (
         {
-            "RunsFailed", "RunsSucceeded", "Rows", "Bytes", "DaysOverdue", "DaysFailed",
+            "RunsFailed", "RunsSucceeded", "Throttles", "Rows", "Bytes", "DaysOverdue", "DaysFailed",
             "NewestFinalDayAge", "NewestProvisionalDayAge", "RowsDroppedShare",
         },
         "Stack",

@@ -828,3 +828,60 @@ async fn a_refused_permission_at_amazon_says_what_is_missing() {
     );
     assert!(stderr.contains("missing permission"), "{stderr}");
 }
+
+#[tokio::test]
+async fn status_days_shows_each_days_state_as_a_grid_and_json_with_the_cause_of_a_failed_day() {
+    let stack = Stack::start(SimConfig::default()).await.expect("stack");
+    let env = env_file(&stack.sim, &stack.aws, None);
+    // GIVEN the Ads job's run of the day before yesterday, and its run of yesterday failed by Amazon
+    let today = chrono::Utc::now().date_naive();
+    let at = |days_ago: i64| format!("{}T06:00:00Z", today - chrono::Duration::days(days_ago));
+    let job = event_job("ads-reports");
+    stack
+        .run(&json!({ "job": job, "scheduledTime": at(1) }))
+        .await
+        .expect("ads run");
+    stack
+        .sim
+        .set_scenario(amzpipe_testkit::sim::Scenario::with_outcome("spCampaigns", "FAILED"));
+    let _ = stack.run(&json!({ "job": job, "scheduledTime": at(0) })).await;
+    // WHEN the operator asks for the last four days
+    let grids = json_of(&output(amzpipectl(&env), &["--json", "status", "--days", "4"]).await);
+    // THEN the table and account have a day each, the pulled one provisional, the failed one failed
+    // with Amazon's failure as its cause, the others missing
+    let grid = &grids[0];
+    assert_eq!(grid["table"], "ads_reports_spcampaigns", "{grids:#}");
+    assert_eq!(grid["account"], "1234567890");
+    let states: Vec<(&str, &str)> = grid["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .map(|d| (d["status"].as_str().unwrap_or(""), d["cause"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("missing", "never_pulled"),
+            ("missing", "never_pulled"),
+            ("provisional", ""),
+            ("failed", "amazon_fatal")
+        ],
+        "{grids:#}"
+    );
+    let o = output(
+        amzpipectl(&env),
+        &["status", "--days", "4", "--job", "ads-sp-campaigns-daily"],
+    )
+    .await;
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("ads-sp-campaigns-daily ads_reports_spcampaigns 1234567890  ..pX"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("failed  amazon_fatal: Amazon failed the report"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("\x1b["), "no colours when not on a terminal: {stdout}");
+}

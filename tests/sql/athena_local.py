@@ -19,7 +19,9 @@ Each table is built from the catalog alone, as Athena builds it, never from the 
   `quoteChar`) by position, `skip.header.line.count` lines skipped per file, a `.gz` object inflated (as Athena
   does, by its extension); the OpenX JSON SerDe by name
   (case-insensitive, `mapping.<column>` honoured), one object per line; ParquetHiveSerDe by column name, a column a
-  file lacks read as null. Every column has the type the catalog declares (text formats: all strings).
+  file lacks read as null. Every column has the type the catalog declares (text formats: all strings);
+- Athena's `"$path"` pseudo-column, the `s3://` path of the object a row was read from (unlike Athena's, it is
+  also in `SELECT *`).
 """
 
 import argparse
@@ -203,12 +205,17 @@ def main():
                     path = os.path.join(scratch, f"{len(os.listdir(scratch)):06d}{gz}")
                     s3.download_file(bucket, key, path)
                     parts = ", ".join(f"{quote(v)} AS {ident(k)}" for k, v in zip(keys, values))
-                    selects.append(f"SELECT *, {parts} FROM ({reader(db, table, path)})")
+                    # Athena's `$path` pseudo-column: the data object a row was read from (a symlink
+                    # table's: the object the symlink names).
+                    source = quote(f"s3://{bucket}/{key}")
+                    selects.append(f'SELECT *, {parts}, {source} AS "$path" FROM ({reader(db, table, path)})')
                     found = True
                 if found:
                     seen.append(values)
             if not selects:
-                cols = ", ".join(f"NULL::VARCHAR AS {ident(c)}" for c in columns + [k["Name"] for k in table["PartitionKeys"]])
+                cols = ", ".join(
+                    f"NULL::VARCHAR AS {ident(c)}" for c in columns + [k["Name"] for k in table["PartitionKeys"]] + ["$path"]
+                )
                 selects = [f"SELECT {cols} WHERE false"]
             db.execute(f"CREATE VIEW {ident(table['Name'])} AS " + " UNION ALL ".join(selects))
             summary[table["Name"]] = {"files": len(selects) if seen else 0, "partitions": seen}

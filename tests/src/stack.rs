@@ -169,6 +169,15 @@ pub fn event_job(name: &str) -> serde_json::Value {
     job
 }
 
+/// Whether `key` is one of the records the pipeline keeps beside a run's data, under the output
+/// prefix: a day's current pointer (`_current/`, see `amzpipe::steps::current`), a day's status
+/// (`_day_status/`) or a run's pulls (`_pulls/`, see `amzpipe::steps::days`). Manifests are not.
+pub fn is_day_record(key: &str) -> bool {
+    ["/_current/", "/_day_status/", "/_pulls/"]
+        .iter()
+        .any(|folder| key.contains(folder))
+}
+
 /// The secret's JSON value.
 pub fn secret_value(region: &str) -> String {
     serde_json::json!({

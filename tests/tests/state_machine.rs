@@ -12,7 +12,7 @@ use amzpipe::steps::RunContext;
 use amzpipe::steps::budget::{STEP_CALLS, worst_case};
 use amzpipe_testkit::sfn::{Execution, MAP_RUN_RESULTS, STAGED_JOBS, local_definition};
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
-use amzpipe_testkit::stack::{BUCKET, Pipeline, event_job, put_jobs_file};
+use amzpipe_testkit::stack::{BUCKET, Pipeline, event_job, is_day_record, put_jobs_file};
 use serde_json::{Value, json};
 
 const SCHEDULED: &str = "2026-11-23T06:00:00Z";
@@ -212,6 +212,45 @@ fn every_alarm_on_the_functions_metrics_names_a_metric_they_emit_and_the_policy_
         alarms >= 4,
         "the failed-run, overdue, rows-dropped and no-success alarms: {alarms}"
     );
+    // The dashboard's every metric is one the functions emit, in the per-source series, for every
+    // source the sample events name (a source kind is `events/{kind}.json`).
+    let body: String = lines
+        .iter()
+        .skip_while(|l| l.trim() != "DashboardBody: !Sub |")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    let dashboard: serde_json::Value = serde_json::from_str(&body).expect("the dashboard's JSON");
+    let mut sources = std::collections::BTreeSet::new();
+    for widget in dashboard["widgets"].as_array().expect("widgets") {
+        for metric in widget["properties"]["metrics"].as_array().expect("metrics") {
+            assert_eq!(metric[0], NAMESPACE, "{metric}");
+            let name = metric[1].as_str().expect("a name");
+            assert!(
+                emitted.contains(&name),
+                "the dashboard shows {name}, which the functions do not emit"
+            );
+            assert_eq!(
+                (&metric[2], &metric[4]),
+                (&json!("Stack"), &json!("Source")),
+                "{metric}"
+            );
+            sources.insert(metric[5].as_str().expect("a source").to_owned());
+        }
+    }
+    let kinds: std::collections::BTreeSet<String> = ["sp-reports", "ads-reports", "amc", "slate"]
+        .iter()
+        .map(|name| {
+            let job = event_job(name);
+            amzpipe::domain::job::Job::from_value(job)
+                .expect("a sample job")
+                .source
+                .kind()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(sources, kinds, "a row per source");
     // infra/policies.py lints the same names (ALARM_METRICS["amzpipe"]).
     let policies = std::fs::read_to_string(root.join("policies.py")).expect("policies.py");
     for name in emitted {
@@ -504,7 +543,7 @@ async fn a_download_cut_off_by_the_lambda_deadline_continues_into_exactly_one_co
         .collect();
     assert_eq!(downloads, [(None, json!("CONTINUE")), (None, json!("DONE"))]);
     // The document's objects (its day's rows, 8 MiB an object) are each stored once, all of them the
-    // manifest's, besides the manifest and the day's pointer.
+    // manifest's, besides the manifest, the day's pointer and status, and the run's pulls.
     let keys = object_keys(&p).await;
     let manifests = p.manifests().await;
     assert_eq!(manifests.len(), 1);
@@ -518,7 +557,7 @@ async fn a_download_cut_off_by_the_lambda_deadline_continues_into_exactly_one_co
     let mut stored: Vec<&str> = keys
         .iter()
         .map(String::as_str)
-        .filter(|k| !k.ends_with("/_manifest.json") && !k.contains("/_current/"))
+        .filter(|k| !k.ends_with("/_manifest.json") && !is_day_record(k))
         .collect();
     stored.sort_unstable();
     assert!(!stored.is_empty());
@@ -528,8 +567,8 @@ async fn a_download_cut_off_by_the_lambda_deadline_continues_into_exactly_one_co
     );
     assert_eq!(
         keys.len(),
-        stored.len() + 2,
-        "besides, the manifest and one pointer: {keys:?}"
+        stored.len() + 4,
+        "besides, the manifest, one pointer, one day status and one record of the pulls: {keys:?}"
     );
     assert_eq!(p.aws.open_uploads(BUCKET).await.expect("uploads"), 0);
 }

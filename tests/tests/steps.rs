@@ -16,7 +16,9 @@ use amzpipe::steps::{
 };
 use amzpipe_testkit::sfn::local_definition;
 use amzpipe_testkit::sim::{Fault, Scenario, SimConfig};
-use amzpipe_testkit::stack::{BUCKET, CLIENT_SECRET, REFRESH_TOKEN, SECRET, Stack, TABLE, put_jobs_file, secret_value};
+use amzpipe_testkit::stack::{
+    BUCKET, CLIENT_SECRET, REFRESH_TOKEN, SECRET, Stack, TABLE, is_day_record, put_jobs_file, secret_value,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -134,7 +136,7 @@ async fn recorded_objects(stack: &Stack, uri: &str) -> Vec<(String, i64)> {
     let mut stored: Vec<(String, i64)> = object_keys(stack)
         .await
         .into_iter()
-        .filter(|(k, _)| !k.ends_with("/_manifest.json") && !k.contains("/_current/"))
+        .filter(|(k, _)| !k.ends_with("/_manifest.json") && !is_day_record(k))
         .collect();
     stored.sort();
     let keys: Vec<&String> = stored.iter().map(|(k, _)| k).collect();

@@ -293,6 +293,14 @@ impl DayRecord {
         }
     }
 
+    /// The failure reason behind `state`: the last attempt's, when its cause is the state's.
+    pub fn reason(&self, state: DayState) -> Option<&str> {
+        self.attempt
+            .as_ref()
+            .filter(|a| state.cause == Some(a.cause))
+            .map(|a| a.reason.as_str())
+    }
+
     /// How the current pull's rows differ from the previous current pull's: `(rows - previous,
     /// (rows - previous) / previous)`; `None` without both counts (the share is `None` from 0 rows).
     pub fn row_drift(&self) -> Option<(i64, Option<f64>)> {
@@ -358,11 +366,7 @@ impl DayStatusRow {
     pub fn of(table: &str, record: &DayRecord, now: DateTime<Utc>) -> Self {
         let state = record.state(now.date_naive());
         let drift = record.row_drift();
-        let reason = state
-            .cause
-            .and(record.attempt.as_ref())
-            .filter(|a| Some(a.cause) == state.cause)
-            .map(|a| a.reason.clone());
+        let reason = record.reason(state).map(str::to_owned);
         Self {
             table_name: table.to_owned(),
             data_day: record.day.to_string(),

@@ -1,6 +1,7 @@
 //! Domain types shared by every source: regions, time windows, job definitions and runs.
 
 pub mod credentials;
+pub mod day_grid;
 pub mod day_state;
 pub mod document;
 pub mod execution;

@@ -173,6 +173,18 @@ impl RunContext {
         format!("{partition}/{}", crate::steps::days::STATUS_FILE)
     }
 
+    /// Where the job's pulls are recorded (see [`crate::steps::days`]): as
+    /// [`RunContext::table_location`], under `_pulls/`.
+    pub fn pulls_location(&self, bucket: &str) -> (String, String) {
+        self.location(bucket, "_pulls/")
+    }
+
+    /// The key of the pulls object of claim `claims` of the run (its window starting on `dt`).
+    pub fn pulls_key(&self, dt: chrono::NaiveDate, claims: u32) -> String {
+        let partition = self.partition("_pulls/", &self.account_segment(), &dt.to_string());
+        format!("{partition}/{}-{claims}.jsonl", self.key.run_id())
+    }
+
     fn location(&self, bucket: &str, folder: &str) -> (String, String) {
         let root = format!(
             "s3://{bucket}/{}{folder}source={}/",
@@ -183,7 +195,7 @@ impl RunContext {
         (root, template)
     }
 
-    /// One partition of the layout under `folder` (`""`, `_current/` or `_day_status/`), no leading or trailing `/`:
+    /// One partition of the layout under `folder` (`""`, `_current/`, `_day_status/` or `_pulls/`), no leading or trailing `/`:
     /// `{prefix}/{folder}source={kind}/account={account}/report={report}/dt={dt}`.
     fn partition(&self, folder: &str, account: &str, dt: &str) -> String {
         format!(

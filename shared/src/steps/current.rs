@@ -76,6 +76,8 @@ pub async fn make_current<P: Ports>(
              of a source split by day covers several): they are in the history table only"
         );
     }
+    let pulled: Vec<(NaiveDate, Vec<String>)> = units.iter().map(|(day, (paths, _))| (*day, paths.clone())).collect();
+    crate::steps::days::record_pulls(services, ctx, run, &pulled).await?;
     let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
     let mut won = Vec::new();
     for (day, (paths, rows)) in units {

@@ -130,6 +130,83 @@ pub async fn publish<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Resu
     Ok(written)
 }
 
+/// One row of `{table}_pulls`: an object of a day's rows a run stored, with when the run's request
+/// was made and when its rows were stored whole, its manifest written (RFC 3339, milliseconds, UTC).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct PullRow<'a> {
+    run_id: &'a str,
+    data_day: String,
+    requested_at: &'a str,
+    completed_at: &'a str,
+    object_path: Option<&'a str>,
+}
+
+/// The columns of `{table}_pulls`, in order.
+const PULL_COLUMNS: [&str; 5] = ["run_id", "data_day", "requested_at", "completed_at", "object_path"];
+
+/// Records the days the run of `ctx` pulled, each with the objects holding its rows (`units`), as one
+/// object under `_pulls/` (a row per object; a day without rows has one row without a path), and
+/// registers `{table}_pulls` over them when the function has a catalog: what the as-of query of the
+/// README reads to tell which run's rows a day had at any time. A repeated call writes the same key.
+/// Errors: `Transient` (the bucket or the catalog was unavailable), `Misconfigured`.
+pub(crate) async fn record_pulls<P: Ports>(
+    services: &Services<P>,
+    ctx: &RunContext,
+    run: &RunRecord,
+    units: &[(NaiveDate, Vec<String>)],
+) -> Result<(), StepError> {
+    let (Some(first_day), false) = (units.iter().map(|(d, _)| *d).min(), units.is_empty()) else {
+        return Ok(());
+    };
+    let millis = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (requested_at, completed_at) = (millis(requested_at(run)), millis(Utc::now()));
+    let run_id = ctx.key.run_id();
+    let mut body = Vec::new();
+    for (day, paths) in units {
+        let row = |object_path| PullRow {
+            run_id: &run_id,
+            data_day: day.to_string(),
+            requested_at: &requested_at,
+            completed_at: &completed_at,
+            object_path,
+        };
+        let rows: Vec<PullRow> = if paths.is_empty() {
+            vec![row(None)]
+        } else {
+            paths.iter().map(|p| row(Some(p.as_str()))).collect()
+        };
+        for row in rows {
+            serde_json::to_writer(&mut body, &row)
+                .map_err(|e| StepError::Transient(format!("the pulls could not be written: {e}")))?;
+            body.push(b'\n');
+        }
+    }
+    let key = ctx.pulls_key(ctx.window.start.date_naive(), run.claims);
+    services
+        .sink
+        .put_object(&key, body.into(), "application/x-ndjson")
+        .await
+        .map_err(|e| StepError::Transient(format!("the pulls could not be written: {e}")))?;
+    if let Some(catalog) = &services.catalog {
+        let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+        let (location, location_template) = ctx.pulls_location(&services.settings.bucket);
+        let definition = strings_table(
+            ctx,
+            format!("{table}_pulls"),
+            format!(
+                "amzpipe: every pull of a day of {table}: the run, when its request was made and when it \
+                 became current, and each object of the day's rows (dt: the run's window's first day); \
+                 the as-of query reads it"
+            ),
+            &PULL_COLUMNS,
+            (location, location_template),
+            first_day.min(ctx.window.start.date_naive()),
+        );
+        register(catalog, definition).await.map_err(step_error)?;
+    }
+    Ok(())
+}
+
 /// What the job's `records` say at `today`, as its metrics count them: the rows dropped are those of
 /// the days the run `covered`.
 fn summary(records: &[DayRecord], covered: &[NaiveDate], today: NaiveDate) -> DaysSummary {
@@ -161,16 +238,34 @@ fn summary(records: &[DayRecord], covered: &[NaiveDate], today: NaiveDate) -> Da
 
 /// The `{table}_day_status` table of the job's day status objects.
 fn status_table(ctx: &RunContext, bucket: &str, table: &str, first_day: NaiveDate) -> TableDefinition {
-    let (location, location_template) = ctx.day_status_location(bucket);
-    let mut name = format!("{table}_day_status");
-    name.truncate(255);
-    TableDefinition {
-        name,
-        description: format!(
+    strings_table(
+        ctx,
+        format!("{table}_day_status"),
+        format!(
             "amzpipe: the state of each data day of {table} (final, provisional, overdue, failed, no_data), \
              its cause, pulls and drift; written by each successful run (partitions account and dt, projected)"
         ),
-        columns: DayStatusRow::COLUMNS
+        &DayStatusRow::COLUMNS,
+        ctx.day_status_location(bucket),
+        first_day,
+    )
+}
+
+/// A JSON Lines table of string `columns` named `name` (at most 255 characters) at `location` (the
+/// prefix and the partition template), partitioned as the job's tables are.
+fn strings_table(
+    ctx: &RunContext,
+    mut name: String,
+    description: String,
+    columns: &[&str],
+    (location, location_template): (String, String),
+    first_day: NaiveDate,
+) -> TableDefinition {
+    name.truncate(255);
+    TableDefinition {
+        name,
+        description,
+        columns: columns
             .iter()
             .map(|c| TableColumn {
                 name: (*c).to_owned(),

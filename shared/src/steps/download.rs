@@ -279,9 +279,10 @@ async fn download<P: Ports>(
             )),
             ..RunUpdate::default()
         };
+        // Recorded in the job table only: a run without data stores nothing in the bucket (its days'
+        // status objects are written by the job's next success).
         if let Some(reason) = &update.failure_reason {
             record_attempt(store, ctx, &run, Cause::NoData, reason).await;
-            publish_days(services, ctx).await;
         }
         (RunStatus::NoData, update, Totals::of(&records))
     } else {

@@ -290,6 +290,9 @@ pub(crate) async fn within_step_bound<St: JobStore + Quotas, T>(
     result: Result<T, StepError>,
     goes_on: impl FnOnce(&T) -> Option<String>,
 ) -> Result<T, StepError> {
+    if let Err(StepError::Throttled { .. }) = &result {
+        crate::steps::metrics::throttled(ctx.job.source.kind(), &ctx.job.name, step);
+    }
     let answer = match &result {
         Ok(out) => goes_on(out),
         Err(e) if e.is_retryable() => Some(format!("{}: {e}", e.error_type())),

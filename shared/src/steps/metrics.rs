@@ -11,6 +11,8 @@
 //! - [`RUNS_FAILED`]: one for each run that ends `FAILED`, whichever step or failure path ended it.
 //! - [`RUNS_SUCCEEDED`], [`ROWS`], [`BYTES`]: one, and the rows and bytes stored, for each run that
 //!   ends `SUCCEEDED`.
+//! - [`THROTTLES`]: one for each call of a looping step that Amazon (a 429) or a shared quota of the
+//!   job table told to wait.
 //! - [`DAYS_OVERDUE`], [`DAYS_FAILED`], [`NEWEST_FINAL_DAY_AGE`], [`NEWEST_PROVISIONAL_DAY_AGE`],
 //!   [`ROWS_DROPPED_SHARE`]: the state of a job's days (see [`crate::domain::day_state`]) after each
 //!   successful run: how many of its recent days are overdue and failed, the age in days of its
@@ -29,6 +31,8 @@ pub const SOURCE_DIMENSION: &str = "Source";
 pub const RUNS_FAILED: &str = "RunsFailed";
 /// Runs that ended `SUCCEEDED`.
 pub const RUNS_SUCCEEDED: &str = "RunsSucceeded";
+/// Step calls that Amazon (a 429) or a shared quota of the job table told to wait.
+pub const THROTTLES: &str = "Throttles";
 /// Data rows a successful run stored.
 pub const ROWS: &str = "Rows";
 /// Bytes a successful run stored.
@@ -46,8 +50,9 @@ pub const ROWS_DROPPED_SHARE: &str = "RowsDroppedShare";
 
 /// Every metric the functions publish, with its unit: what the template's alarms and dashboard may
 /// name.
-pub const ALL: [(&str, &str); 9] = [
+pub const ALL: [(&str, &str); 10] = [
     (RUNS_FAILED, "Count"),
+    (THROTTLES, "Count"),
     (RUNS_SUCCEEDED, "Count"),
     (ROWS, "Count"),
     (BYTES, "Bytes"),
@@ -102,6 +107,19 @@ pub fn run_succeeded_line(stack: &str, source: &str, job: &str, rows: u64, bytes
 pub fn run_succeeded(source: &str, job: &str, rows: u64, bytes: u64) {
     if let Some(stack) = stack() {
         println!("{}", run_succeeded_line(&stack, source, job, rows, bytes, Utc::now()));
+    }
+}
+
+/// The EMF line of one step call of `job` that was told to wait (`step`: create-request,
+/// poll-status, download-decrypt).
+pub fn throttled_line(stack: &str, source: &str, job: &str, step: &str, at: DateTime<Utc>) -> String {
+    line(stack, source, at, &[(THROTTLES, 1.0)], &[("job", job), ("step", step)])
+}
+
+/// Publishes one throttled step call (see [`throttled_line`]).
+pub fn throttled(source: &str, job: &str, step: &str) {
+    if let Some(stack) = stack() {
+        println!("{}", throttled_line(&stack, source, job, step, Utc::now()));
     }
 }
 
@@ -208,6 +226,7 @@ mod tests {
         for text in [
             run_succeeded_line("s", "ads-reports", "j", 10, 2048, at),
             days_line("s", "ads-reports", "j", &summary, at),
+            throttled_line("s", "ads-reports", "j", "poll-status", at),
         ] {
             let line: serde_json::Value = serde_json::from_str(&text).expect("JSON");
             let metrics = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]

@@ -54,9 +54,14 @@ struct Cli {
     /// Jobs running at once (the template's MaxConcurrency, at most 40).
     #[arg(long, default_value_t = 40)]
     concurrency: u32,
-    /// Give up after this many minutes.
+    /// Give up after this many minutes (per execution).
     #[arg(long, default_value_t = 60)]
     limit_minutes: u64,
+    /// The re-pull calendar instead of one schedule: the Ads jobs with the `repull` rule and the
+    /// default finality policy, fired on this many consecutive days (one execution a day; no SP-API
+    /// or AMC jobs), printing the Ads requests per profile, report type and day.
+    #[arg(long, value_name = "DAYS")]
+    repull_days: Option<u32>,
 }
 
 const SCHEDULED: &str = "2026-11-23T06:00:00Z";
@@ -68,7 +73,13 @@ fn jobs(cli: &Cli) -> Vec<Value> {
         let mut job = event_job("ads-reports");
         job["name"] = json!(format!("ads-{profile}"));
         job["source"]["profileId"] = json!(profile.to_string());
+        if cli.repull_days.is_some() {
+            job["window"] = json!({"rule": "repull"});
+        }
         jobs.push(job);
+    }
+    if cli.repull_days.is_some() {
+        return jobs;
     }
     for i in 0..cli.sp {
         for k in 0..cli.sp_jobs_per_seller {
@@ -145,6 +156,9 @@ async fn main() -> BenchResult<()> {
             .secret_string(value.to_string())
             .send()
             .await?;
+    }
+    if let Some(days) = cli.repull_days {
+        return repull_calendar(&cli, &p, &jobs, days).await;
     }
     let input = json!({ "scheduledTime": SCHEDULED, "jobsFile": put_jobs_file(&p.aws, "load-bench", &jobs).await? });
 
@@ -269,6 +283,88 @@ async fn main() -> BenchResult<()> {
             jobs.len()
         )
         .into());
+    }
+    Ok(())
+}
+
+/// The re-pull calendar: the `repull` Ads jobs fired on `days` consecutive days, one execution a day
+/// (the simulated days end yesterday, so that every day asked for is within Ads' retention). Prints,
+/// per day, the Ads requests and the most any profile and report type received, and at the end the
+/// quota violations and duplicate requests; fails unless both are 0 and no profile and report type
+/// got more than 2 requests on a day.
+async fn repull_calendar(cli: &Cli, p: &Pipeline, jobs: &[Value], days: u32) -> BenchResult<()> {
+    let today = chrono::Utc::now().date_naive();
+    let mut worst_per_day = 0;
+    let mut requested_runs = 0;
+    let clock = Instant::now();
+    for d in 0..days {
+        let day = today - chrono::Duration::days(i64::from(days - d));
+        let scheduled = format!("{day}T06:00:00Z");
+        let before = p.sim.requests_of("ads.createReport").len();
+        let input = json!({ "scheduledTime": scheduled, "jobsFile": put_jobs_file(&p.aws, &format!("repull-{d}"), jobs).await? });
+        let day_clock = Instant::now();
+        let execution = p
+            .execute_input(
+                &format!("repull-{day}"),
+                &input,
+                Duration::from_secs(cli.limit_minutes * 60),
+            )
+            .await?;
+        let creates = p.sim.requests_of("ads.createReport");
+        let mut per_profile: HashMap<(String, String), usize> = HashMap::new();
+        for r in creates.iter().skip(before).filter(|r| r.status < 300) {
+            let profile = r
+                .headers
+                .get("amazon-advertising-api-scope")
+                .cloned()
+                .unwrap_or_default();
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            let report = body["configuration"]["reportTypeId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            *per_profile.entry((profile, report)).or_default() += 1;
+        }
+        let most = per_profile.values().copied().max().unwrap_or(0);
+        worst_per_day = worst_per_day.max(most);
+        let mut done = 0;
+        for job in jobs {
+            let first = RunContext::from_event(json!({ "job": job, "scheduledTime": scheduled }))?;
+            for slice in 0..first.job.windows(first.scheduled)?.len() {
+                let ctx = RunContext::from_event(json!({ "job": job, "scheduledTime": scheduled, "slice": slice }))?;
+                let run = p.services.store.run(&ctx.key).await?;
+                if run
+                    .as_ref()
+                    .is_some_and(|r| matches!(r.status, RunStatus::Succeeded | RunStatus::NoData))
+                {
+                    done += 1;
+                }
+                if run.is_some_and(|r| r.request_id.is_some() || r.status == RunStatus::Succeeded) {
+                    requested_runs += 1;
+                }
+            }
+        }
+        println!(
+            "  {day}  {}  {done} runs done  {} Ads requests  at most {most} per profile and report type  {:.0} s",
+            execution.status,
+            creates.len() - before,
+            day_clock.elapsed().as_secs_f64()
+        );
+    }
+    let violations = p.sim.quota_refusals() as usize + p.sim.amc_creates_over_limit() as usize;
+    let (_, ads, _) = p.sim.created_counts();
+    let duplicates = ads.saturating_sub(requested_runs);
+    println!();
+    println!(
+        "re-pull calendar     {days} days × {} Ads profiles in {:.0} s",
+        jobs.len(),
+        clock.elapsed().as_secs_f64()
+    );
+    println!("requests per profile, report type and day: at most {worst_per_day} (Amazon recommends 1-2)");
+    println!("quota violations     {violations}");
+    println!("duplicate requests   {duplicates} ({ads} Ads reports made for {requested_runs} runs)");
+    if violations > 0 || duplicates > 0 || worst_per_day > 2 {
+        return Err(format!("violations {violations}, duplicates {duplicates}, {worst_per_day} requests a day").into());
     }
     Ok(())
 }

@@ -14,8 +14,10 @@
 //!    (`events/*.json`), printing the steps as they happen, then the objects written, their sizes, row
 //!    counts and manifests, and a SQL query over each table.
 //! 5. Runs the Ads job on three days in a row with a two-day lookback, then a backfill and a re-run of
-//!    one day, and shows with SQL that each data day's rows are read once, the latest run's; then stops
-//!    everything.
+//!    one day, and shows with SQL that each data day's rows are read once, the latest run's.
+//! 6. Runs a `repull` Ads job over a simulated month (thirty daily firings, one report failed by
+//!    Amazon, one firing missed), then prints the state of every day (`amzpipectl status --days`'s
+//!    grid) and queries the `_day_status` table; then stops everything.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -200,6 +202,7 @@ async fn run(pipeline: &Pipeline) -> DemoResult<()> {
     print_queries(&pipeline.aws, &tables)?;
     if let Some(ads) = jobs.iter().find(|j| j["source"]["type"] == "adsReports") {
         one_truth_per_day(pipeline, ads).await?;
+        finality_month(pipeline, ads).await?;
     }
     println!();
     println!("Next: `make test` runs the test suite; to deploy to AWS, see the README (\"Deploying to AWS\":");
@@ -280,6 +283,87 @@ async fn one_truth_per_day(pipeline: &Pipeline, ads: &Value) -> DemoResult<()> {
         "  Each day is read once, from the run requested last that covered it ({table}); every run's rows stay in"
     );
     println!("  {table}_history (README, \"One truth per data day\").");
+    Ok(())
+}
+
+/// Runs the Ads job with the `repull` rule over a simulated month, Amazon failing one firing's report
+/// and the schedule missing another, then shows the state of every day: the grid of `amzpipectl
+/// status --days` and a query of the `_day_status` table.
+async fn finality_month(pipeline: &Pipeline, ads: &Value) -> DemoResult<()> {
+    const FIRINGS: i64 = 30;
+    let (failed, missed) = (12, 20);
+    let today = chrono::Utc::now().date_naive();
+    let firing = |i: i64| today - chrono::Duration::days(FIRINGS - 1 - i);
+    let mut job = ads.clone();
+    job["name"] = json!("ads-repull-month");
+    job["window"] = json!({"rule": "repull"});
+    job["finality"] = json!({"repullDays": [3, 7], "finalAfterDays": 7});
+    println!();
+    println!(
+        "Finality: the Ads job with the repull rule (pulled at ages 1, 3 and 7, final at 7: a short policy for the demo;"
+    );
+    println!(
+        "the default is the README's) fired daily from {} to {}; Amazon fails the report of {} and the schedule",
+        firing(0),
+        firing(FIRINGS - 1),
+        firing(failed)
+    );
+    println!("misses {}:", firing(missed));
+    let clock = Instant::now();
+    let mut line = String::new();
+    for i in 0..FIRINGS {
+        if i == missed {
+            line.push_str(" (missed)");
+            continue;
+        }
+        if i == failed {
+            pipeline
+                .sim
+                .set_scenario(amzpipe_testkit::sim::Scenario::with_outcome("spCampaigns", "FAILED"));
+        }
+        let name = format!("repull-{}", firing(i));
+        let execution = pipeline
+            .execute(&name, &format!("{}T06:00:00Z", firing(i)), std::slice::from_ref(&job))
+            .await
+            .map_err(|e| format!("execution {name}: {e}"))?;
+        if i == failed {
+            pipeline.sim.set_scenario(amzpipe_testkit::sim::Scenario::default());
+        }
+        line.push_str(&format!(" {}", &firing(i).to_string()[8..]));
+        if execution.status != "SUCCEEDED" && i != failed {
+            return Err(format!("execution {name} ended {}", execution.status).into());
+        }
+    }
+    println!(
+        "  fired on{line}: {} executions in {:.0} s",
+        FIRINGS - 1,
+        clock.elapsed().as_secs_f64()
+    );
+    let (first, last) = (firing(0) - chrono::Duration::days(7), today - chrono::Duration::days(1));
+    let records = pipeline
+        .services
+        .store
+        .all_day_records(first, last, Some("ads-repull-month"))
+        .await?;
+    let grids = amzpipe::domain::day_grid::grids(records, first, last, today);
+    println!();
+    println!(
+        "  amzpipectl status --days {} --job ads-repull-month:",
+        (last - first).num_days() + 1
+    );
+    for text in amzpipe::domain::day_grid::render(&grids, first, last, false).lines() {
+        println!("  {text}");
+    }
+    let sql = "SELECT status, cause, count(*) AS days, min(data_day) AS first_day, max(data_day) AS last_day \
+               FROM ads_reports_spcampaigns_day_status WHERE status <> 'final' GROUP BY status, cause ORDER BY status";
+    print_answers(amzpipe_testkit::sql::query(
+        pipeline.aws.endpoint(),
+        GLUE_DATABASE,
+        &[sql],
+    )?);
+    println!();
+    println!("  Every day is final once pulled at its final age; the day whose final pull Amazon failed, and the one");
+    println!("  whose final pull fell on the missed firing, are overdue, each with its cause (README, \"Finality\").");
     Ok(())
 }
 

@@ -317,11 +317,61 @@ pub async fn ads_create_report(AxState(sim): AxState<Sim>, call: Call) -> Respon
             polls: 0,
             outcome,
             restatement: u32::try_from(state.ads_reports.len()).unwrap_or(u32::MAX),
+            as_of: state.config.ads_restating_as_of,
         };
         let v = ads_report_json(&id, &report, "PENDING", None);
         state.ads_reports.insert(id, report);
         Json(v).into_response()
     })
+}
+
+/// How a report's figures differ from another's for the same day.
+#[derive(Debug, Clone, Copy)]
+enum RestatedBy {
+    /// By how many reports were created before it (each answer restates every figure).
+    Report(u32),
+    /// By the age of the row's day when the report was created, as the FAQ describes
+    /// ([`super::SimConfig::ads_restating_as_of`]).
+    Age(i64),
+}
+
+/// Conversion events of a day fall within this many days after the ad interaction (the attribution
+/// window of a `…14d` metric).
+const ATTRIBUTION_DAYS: i64 = 14;
+
+/// The days after a conversion event on which Amazon restates it (the FAQ).
+const RESTATED_AFTER: [i64; 3] = [1, 7, 28];
+
+impl RestatedBy {
+    /// The value of `metric` in row `i`.
+    fn value(self, metric: &str, i: u32) -> serde_json::Value {
+        let conversion = ["sales", "purchases", "unitsSold"]
+            .iter()
+            .any(|p| metric.starts_with(p));
+        let money = metric == "cost" || metric.starts_with("sales");
+        let base = if money {
+            f64::from(i % 997) / 10.0
+        } else {
+            f64::from(i * 7 % 1000)
+        };
+        let step = match self {
+            Self::Report(_) if money => return json!(base),
+            Self::Report(n) => f64::from(n),
+            // Traffic validation: impressions and clicks change for 3 days.
+            Self::Age(age) if !conversion => age.clamp(0, 3) as f64,
+            // Each conversion event (on the interaction day or up to 14 days after it) is restated
+            // 1, 7 and 28 days after it happened: the figure grows until age 14 + 28.
+            Self::Age(age) => (0..=ATTRIBUTION_DAYS)
+                .flat_map(|event| RESTATED_AFTER.iter().map(move |after| event + after))
+                .filter(|at| age >= *at)
+                .count() as f64,
+        };
+        if money {
+            json!(base + step)
+        } else {
+            json!(base as u64 + step as u64)
+        }
+    }
 }
 
 /// A report's rows: `rows_per_day` for each day of its range.
@@ -338,24 +388,32 @@ pub(super) fn ads_document(r: &AdsReport, rows_per_day: u32) -> Bytes {
     let days = chrono::NaiveDate::parse_from_str(&end, "%Y-%m-%d")
         .map_or(1, |last| (last - first).num_days() + 1)
         .max(1);
-    let restated = r.restatement;
     let rows = rows_per_day.saturating_mul(u32::try_from(days).unwrap_or(u32::MAX));
     let mut out = String::from("[");
     for i in 0..rows {
         if i > 0 {
             out.push(',');
         }
+        let day = first + chrono::Days::new(u64::from(i) % days.unsigned_abs());
+        // Restated by age, a row's base figures are its entity's on its day, whatever range the
+        // report spans (the entity: its place among the day's rows).
+        let (restated, row) = match r.as_of {
+            Some(as_of) => (
+                RestatedBy::Age((as_of - day).num_days()),
+                i / u32::try_from(days).unwrap_or(1).max(1),
+            ),
+            None => (RestatedBy::Report(r.restatement), i),
+        };
         let fields: Vec<String> = columns
             .iter()
             .map(|c| {
                 let v = match c.as_str() {
-                    "date" => json!((first + chrono::Days::new(u64::from(i) % days.unsigned_abs())).to_string()),
+                    "date" => json!(day.to_string()),
                     "startDate" => json!(start),
                     "endDate" => json!(end),
                     "campaignId" | "adGroupId" => json!(100_000 + i % 37),
                     "campaignName" => json!(format!("Campaign {}", i % 37)),
-                    "cost" | "sales1d" | "sales7d" | "sales14d" | "sales30d" => json!(f64::from(i % 997) / 10.0),
-                    _ => json!(i * 7 % 1000 + restated),
+                    metric => restated.value(metric, row),
                 };
                 format!("{}:{}", json!(c), v)
             })

@@ -103,6 +103,13 @@ pub struct SimConfig {
     pub sp_restricted_roles: bool,
     /// Appended to every SP-API report and document id (hostile ids: `/../x?y`, control characters…).
     pub sp_id_suffix: String,
+    /// Restate Ads figures by the age of their day, as the reporting v3 FAQ describes
+    /// (`../shared/reference/amazon-apis.md` §11), for reports created while this is the simulated
+    /// day (a test sets it to each firing's day): impressions and clicks grow for 3 days; conversion
+    /// figures (`sales*`, `purchases*`, `unitsSold*`) grow at 1, 7 and 28 days after each conversion
+    /// event, the events falling within a 14-day attribution window of the ad interaction, so a day's
+    /// conversions last change at age 42. `None`: each report's values differ by its `restatement`.
+    pub ads_restating_as_of: Option<chrono::NaiveDate>,
 }
 
 impl Default for SimConfig {
@@ -119,6 +126,7 @@ impl Default for SimConfig {
             sp_legacy_documents: false,
             sp_rate_limits: true,
             ads_rows_per_day: 100,
+            ads_restating_as_of: None,
             region: "na".into(),
             amc_files: 2,
             amc_rows: 1000,
@@ -246,6 +254,9 @@ pub(crate) struct AdsReport {
     /// reference, §3.2 notes: revised up to 3 days, conversions at 1/7/28), so each report's values
     /// differ from an earlier one's for the same day by this much.
     pub restatement: u32,
+    /// The simulated day the report was created on, when Ads figures are restated by age
+    /// ([`SimConfig::ads_restating_as_of`]).
+    pub as_of: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Clone)]
