@@ -122,18 +122,26 @@ fn child_history(invocations: &[&Invocation]) -> usize {
 async fn main() -> BenchResult<()> {
     let cli = Cli::parse();
     let jobs = jobs(&cli);
-    println!(
-        "load benchmark: {} jobs ({} Ads profiles; {} SP-API sellers × {}; {} AMC instances × {}), MaxConcurrency {}, \
+    if let Some(days) = cli.repull_days {
+        println!(
+            "re-pull calendar: {} Ads profiles, the repull rule and the default finality policy, {days} daily firings, \
+             MaxConcurrency {}, Ads throttled at {} rps",
+            cli.ads, cli.concurrency, cli.ads_rps
+        );
+    } else {
+        println!(
+            "load benchmark: {} jobs ({} Ads profiles; {} SP-API sellers × {}; {} AMC instances × {}), MaxConcurrency {}, \
          Ads throttled at {} rps",
-        jobs.len(),
-        cli.ads,
-        cli.sp,
-        cli.sp_jobs_per_seller,
-        cli.amc,
-        cli.amc_jobs_per_instance,
-        cli.concurrency,
-        cli.ads_rps
-    );
+            jobs.len(),
+            cli.ads,
+            cli.sp,
+            cli.sp_jobs_per_seller,
+            cli.amc,
+            cli.amc_jobs_per_instance,
+            cli.concurrency,
+            cli.ads_rps
+        );
+    }
     let config = SimConfig {
         polls_per_stage: 1,
         sp_report_bytes: 64 << 10,
