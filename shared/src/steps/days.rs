@@ -281,3 +281,54 @@ fn strings_table(
         current: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::day_state::DayPull;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("a date")
+    }
+
+    fn record(d: &str, age: i64, is_final: bool, rows: u64, previous: Option<u64>) -> DayRecord {
+        DayRecord {
+            day: day(d),
+            job: "ads".into(),
+            final_due: day(d) + Duration::days(5),
+            current: Some(DayPull {
+                run_id: "r".into(),
+                requested_at: day(d).and_hms_opt(6, 0, 0).expect("a time").and_utc() + Duration::days(age),
+                age,
+                is_final,
+                rows: Some(rows),
+            }),
+            pulls: 2,
+            previous_rows: previous,
+            attempt: None,
+        }
+    }
+
+    #[test]
+    fn a_day_past_its_final_age_without_a_final_pull_counts_as_overdue_in_the_metrics_and_freshness_is_the_newest_days_age()
+     {
+        let today = day("2026-11-20");
+        let records = [
+            record("2026-11-01", 5, true, 10, Some(10)),
+            record("2026-11-10", 3, false, 10, Some(10)),
+            record("2026-11-17", 1, false, 4, Some(10)),
+            record("2026-11-19", 1, false, 10, None),
+        ];
+        let covered = [day("2026-11-17"), day("2026-11-19")];
+        let summary = summary(&records, &covered, today);
+        assert_eq!(summary.overdue, 1, "2026-11-10: due 2026-11-15, not final");
+        assert_eq!(summary.failed, 0);
+        assert_eq!(summary.newest_final_age, Some(19));
+        assert_eq!(summary.newest_provisional_age, Some(1));
+        assert!(
+            (summary.rows_dropped_share - 0.6).abs() < 1e-9,
+            "the re-pull of 2026-11-17 lost 6 of its 10 rows: {}",
+            summary.rows_dropped_share
+        );
+    }
+}
