@@ -41,11 +41,10 @@ use crate::domain::source::Changelog;
 use crate::ports::{
     Catalog, CatalogError, SchemaChange, TableColumn, TableDefinition, TableFormat, TableRecord, ViewDefinition,
 };
-use crate::steps::current::shows_current_rows;
 use crate::steps::{Ports, RunContext, Services, StepError};
 use crate::transfer::columnar::PARQUET_CONTENT_TYPE;
 use crate::transfer::conform::ColumnOrder;
-use crate::transfer::header::{column_names, identifier};
+use crate::transfer::header::column_names;
 
 /// Attempts at a table another writer keeps changing (each one re-reads it).
 const ATTEMPTS: usize = 6;
@@ -122,7 +121,7 @@ pub async fn column_order<P: Ports>(
     if ctx.job.output.keep_compressed || ctx.job.output.format != OutputFormat::Text {
         return Ok(None);
     }
-    let name = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+    let name = ctx.table();
     let table = catalog.table(&name).await.map_err(step_error)?;
     let order = table.and_then(|t| {
         Some(ColumnOrder {
@@ -174,9 +173,10 @@ fn misaligned(table: &TableDefinition, stored: &TableDefinition) -> StepError {
 }
 
 /// The table of every run's rows, `{table}_history` (partitioned by the runs' window's first day),
-/// for a report whose table shows the current rows; `None` for another ([`shows_current_rows`]).
+/// for a report whose table shows the current rows; `None` for another
+/// ([`RunContext::shows_current_rows`]).
 fn history_of(ctx: &RunContext, table: &TableDefinition) -> Option<TableDefinition> {
-    if !shows_current_rows(ctx) {
+    if !ctx.shows_current_rows() {
         return None;
     }
     let mut name = format!("{}_history", table.name);
@@ -466,7 +466,7 @@ pub fn table_of(ctx: &RunContext, bucket: &str, records: &[DocumentRecord]) -> O
         .collect();
     let (location, location_template) = ctx.table_location(bucket);
     Some(TableDefinition {
-        name: table_name(source.kind(), &source.report()),
+        name: ctx.table(),
         description: format!(
             "amzpipe: {} report {} (every account's runs; partitions account and dt, projected)",
             source.kind(),
@@ -503,16 +503,10 @@ fn stored_format(records: &[DocumentRecord]) -> Option<TableFormat> {
         })
 }
 
-/// A table name: `{source}_{report}`, lower case, anything but letters and digits `_`.
-pub fn table_name(kind: &str, report: &str) -> String {
-    let mut name = identifier(&format!("{kind}_{report}"));
-    name.truncate(255);
-    name
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::steps::context::table_name;
 
     fn table(format: TableFormat, columns: &[&str]) -> TableDefinition {
         let sources: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();

@@ -161,6 +161,18 @@ impl RunContext {
         format!("{partition}/{}", crate::steps::current::SYMLINK_FILE)
     }
 
+    /// The job's table in the catalog ([`table_name`] of its source and report).
+    pub fn table(&self) -> String {
+        table_name(self.job.source.kind(), &self.job.source.report())
+    }
+
+    /// Whether the job's table shows current rows (see [`crate::steps::current`]): every source's but
+    /// an incremental one's (Slate stores each file once, whichever window lists it), whose table
+    /// reads its objects directly.
+    pub fn shows_current_rows(&self) -> bool {
+        !self.job.source.rules().incremental()
+    }
+
     /// Where the job's day status objects lie (see [`crate::steps::days`]): as
     /// [`RunContext::table_location`], under `_day_status/`.
     pub fn day_status_location(&self, bucket: &str) -> (String, String) {
@@ -218,6 +230,13 @@ impl RunContext {
     pub fn account_segment(&self) -> String {
         key_segment(&self.job.source.account())
     }
+}
+
+/// A table name: `{source}_{report}`, lower case, anything but letters and digits `_`.
+pub fn table_name(kind: &str, report: &str) -> String {
+    let mut name = crate::transfer::header::identifier(&format!("{kind}_{report}"));
+    name.truncate(255);
+    name
 }
 
 /// An RFC 3339 time in UTC.

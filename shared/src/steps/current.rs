@@ -38,7 +38,6 @@ use chrono::NaiveDate;
 use crate::domain::document::{DocumentRecord, StoredObject};
 use crate::domain::run::RunRecord;
 use crate::ports::{CurrentClaim, CurrentUnit, JobStore, ObjectSink, PullFacts};
-use crate::steps::catalog::table_name;
 use crate::steps::{Ports, RunContext, Services, StepError};
 
 /// The pointer's file name in each unit's folder.
@@ -47,15 +46,9 @@ pub const SYMLINK_FILE: &str = "symlink.txt";
 /// Writes of one pointer before giving up to a retry, should the winner keep changing.
 const ATTEMPTS: usize = 5;
 
-/// Whether the job's table shows current rows: every source's but an incremental one's (Slate
-/// stores each file once, whichever window lists it), whose table reads its objects directly.
-pub fn shows_current_rows(ctx: &RunContext) -> bool {
-    !ctx.job.source.rules().incremental()
-}
-
 /// Makes the run current for every unit it covers where no later request is (see the module docs);
 /// returns the units it is current for. Nothing for a source whose table does not show current rows
-/// ([`shows_current_rows`]) or a run that stored no object.
+/// ([`RunContext::shows_current_rows`]) or a run that stored no object.
 /// Errors: `Transient` (the store or the bucket was unavailable, or the winner kept changing),
 /// `Misconfigured`.
 pub async fn make_current<P: Ports>(
@@ -64,7 +57,7 @@ pub async fn make_current<P: Ports>(
     run: &RunRecord,
     records: &[DocumentRecord],
 ) -> Result<Vec<NaiveDate>, StepError> {
-    if !shows_current_rows(ctx) {
+    if !ctx.shows_current_rows() {
         return Ok(Vec::new());
     }
     let units = units(ctx, &services.settings.bucket, records);
@@ -78,7 +71,7 @@ pub async fn make_current<P: Ports>(
     }
     let pulled: Vec<(NaiveDate, Vec<String>)> = units.iter().map(|(day, (paths, _))| (*day, paths.clone())).collect();
     crate::steps::days::record_pulls(services, ctx, run, &pulled).await?;
-    let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+    let table = ctx.table();
     let mut won = Vec::new();
     for (day, (paths, rows)) in units {
         let unit = CurrentUnit {
@@ -108,10 +101,10 @@ pub async fn make_current<P: Ports>(
 /// rows. Errors: `Transient` (the store was unavailable), `Misconfigured`.
 pub async fn current_keys<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<BTreeSet<String>, StepError> {
     let mut keys = BTreeSet::new();
-    if !shows_current_rows(ctx) {
+    if !ctx.shows_current_rows() {
         return Ok(keys);
     }
-    let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+    let table = ctx.table();
     let run_id = ctx.key.run_id();
     let in_bucket = format!("s3://{}/", services.settings.bucket);
     for day in whole_days(ctx.window.start, ctx.window.end) {

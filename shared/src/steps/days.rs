@@ -19,8 +19,8 @@ use chrono::{Duration, NaiveDate, Utc};
 use crate::domain::day_state::{Cause, DayAttempt, DayRecord, DayStatus, DayStatusRow};
 use crate::domain::run::RunRecord;
 use crate::ports::{CurrentUnit, JobStore, ObjectSink, TableColumn, TableDefinition, TableFormat};
-use crate::steps::catalog::{register, step_error, table_name};
-use crate::steps::current::{requested_at, shows_current_rows, whole_days};
+use crate::steps::catalog::{register, step_error};
+use crate::steps::current::{requested_at, whole_days};
 use crate::steps::metrics::DaysSummary;
 use crate::steps::{Ports, RunContext, Services, StepError};
 
@@ -42,13 +42,13 @@ pub(crate) async fn record_attempt<St: JobStore>(
     cause: Cause,
     reason: &str,
 ) {
-    if !shows_current_rows(ctx) {
+    if !ctx.shows_current_rows() {
         return;
     }
     let Ok(policy) = ctx.job.finality() else {
         return;
     };
-    let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+    let table = ctx.table();
     let attempt = DayAttempt {
         run_id: run.run_id.clone(),
         requested_at: requested_at(run),
@@ -77,7 +77,7 @@ pub(crate) async fn record_attempt<St: JobStore>(
 /// current rows. Errors: `Transient` (the store, the bucket or the catalog was unavailable),
 /// `Misconfigured`.
 pub async fn publish<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Result<Vec<DayRecord>, StepError> {
-    if !shows_current_rows(ctx) {
+    if !ctx.shows_current_rows() {
         return Ok(Vec::new());
     }
     let covered = whole_days(ctx.window.start, ctx.window.end);
@@ -89,7 +89,7 @@ pub async fn publish<P: Ports>(services: &Services<P>, ctx: &RunContext) -> Resu
     let oldest = policy.pull_ages.last().copied().unwrap_or(1);
     let first = first_covered.min(settled_day - Duration::days(i64::from(oldest + RECHECK_MARGIN_DAYS)));
     let last = last_covered.max(settled_day - Duration::days(1));
-    let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+    let table = ctx.table();
     let now = Utc::now();
     let records = services
         .store
@@ -188,7 +188,7 @@ pub(crate) async fn record_pulls<P: Ports>(
         .await
         .map_err(|e| StepError::Transient(format!("the pulls could not be written: {e}")))?;
     if let Some(catalog) = &services.catalog {
-        let table = table_name(ctx.job.source.kind(), &ctx.job.source.report());
+        let table = ctx.table();
         let (location, location_template) = ctx.pulls_location(&services.settings.bucket);
         let definition = strings_table(
             ctx,
