@@ -69,19 +69,8 @@ pub fn grids(
                 .iter_days()
                 .take_while(|d| *d <= last)
                 .filter_map(|day| match records.get(&day) {
-                    Some(record) => Some(cell(record, record.state(today))),
-                    None => unrecorded_state(day, today).map(|state| DayCell {
-                        day,
-                        status: state.status,
-                        cause: state.cause.map(|c| c.as_str().to_owned()),
-                        hint: state.cause.map(|c| c.hint().to_owned()),
-                        reason: None,
-                        pulls: 0,
-                        rows: None,
-                        previous_rows: None,
-                        pull_age: None,
-                        current_run: None,
-                    }),
+                    Some(record) => Some(cell(day, record.state(today), Some(record))),
+                    None => unrecorded_state(day, today).map(|state| cell(day, state, None)),
                 })
                 .collect();
             DayGrid {
@@ -94,17 +83,18 @@ pub fn grids(
         .collect()
 }
 
-fn cell(record: &DayRecord, state: DayState) -> DayCell {
-    let current = record.current.as_ref();
+/// The cell of `day` in `state`, with what its record (if any) says of its pulls.
+fn cell(day: NaiveDate, state: DayState, record: Option<&DayRecord>) -> DayCell {
+    let current = record.and_then(|r| r.current.as_ref());
     DayCell {
-        day: record.day,
+        day,
         status: state.status,
         cause: state.cause.map(|c| c.as_str().to_owned()),
         hint: state.cause.map(|c| c.hint().to_owned()),
-        reason: record.reason(state).map(str::to_owned),
-        pulls: record.pulls,
+        reason: record.and_then(|r| r.reason(state)).map(str::to_owned),
+        pulls: record.map_or(0, |r| r.pulls),
         rows: current.and_then(|c| c.rows),
-        previous_rows: record.previous_rows,
+        previous_rows: record.and_then(|r| r.previous_rows),
         pull_age: current.map(|c| c.age),
         current_run: current.map(|c| c.run_id.clone()),
     }

@@ -307,7 +307,6 @@ impl DayRecord {
         let rows = self.current.as_ref()?.rows?;
         let previous = self.previous_rows?;
         let delta = i64::try_from(rows).ok()? - i64::try_from(previous).ok()?;
-        #[allow(clippy::cast_precision_loss)] // a share of row counts: precision to 2^53 is plenty
         let share = (previous > 0).then(|| delta as f64 / previous as f64);
         Some((delta, share))
     }

@@ -36,6 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 
 use crate::domain::document::{DocumentRecord, StoredObject};
+use crate::domain::finality::FinalityPolicy;
 use crate::domain::run::RunRecord;
 use crate::ports::{CurrentClaim, CurrentUnit, JobStore, ObjectSink, PullFacts};
 use crate::steps::{Ports, RunContext, Services, StepError};
@@ -69,8 +70,10 @@ pub async fn make_current<P: Ports>(
              of a source split by day covers several): they are in the history table only"
         );
     }
-    let pulled: Vec<(NaiveDate, Vec<String>)> = units.iter().map(|(day, (paths, _))| (*day, paths.clone())).collect();
-    crate::steps::days::record_pulls(services, ctx, run, &pulled).await?;
+    let pulled = units.iter().map(|(day, (paths, _))| (*day, paths.as_slice()));
+    crate::steps::days::record_pulls(services, ctx, run, pulled).await?;
+    // Validated with the job; a policy it let through is `InvalidJob`.
+    let policy = ctx.job.finality()?;
     let table = ctx.table();
     let mut won = Vec::new();
     for (day, (paths, rows)) in units {
@@ -83,7 +86,7 @@ pub async fn make_current<P: Ports>(
             run_id: ctx.key.run_id(),
             requested_at: requested_at(run),
             paths,
-            pull: pull_facts(ctx, day, rows)?,
+            pull: pull_facts(ctx, &policy, day, rows),
         };
         let claimed = services.store.claim_current(&unit, &claim).await?;
         let winner = publish(services, ctx, &unit).await?;
@@ -132,18 +135,17 @@ pub(crate) fn requested_at(run: &RunRecord) -> chrono::DateTime<chrono::Utc> {
     run.create_started_at.unwrap_or(run.created_at)
 }
 
-/// What a pull of `day` by the run of `ctx` is (its age, whether final, when its final pull is due),
-/// with the day's `rows`. Errors: `InvalidJob` (a finality policy the job's validation let through).
-fn pull_facts(ctx: &RunContext, day: NaiveDate, rows: Option<u64>) -> Result<PullFacts, StepError> {
-    let policy = ctx.job.finality()?;
+/// What a pull of `day` by the run of `ctx` is under the job's `policy` (its age, whether final, when
+/// its final pull is due), with the day's `rows`.
+fn pull_facts(ctx: &RunContext, policy: &FinalityPolicy, day: NaiveDate, rows: Option<u64>) -> PullFacts {
     let age = ctx.job.pull_age(ctx.scheduled, day);
-    Ok(PullFacts {
+    PullFacts {
         job: ctx.job.name.clone(),
         age,
         is_final: policy.is_final_at(age),
         rows,
         final_due: policy.final_due(day),
-    })
+    }
 }
 
 /// The units the run covers (see the module docs), each with the paths of its objects that hold the

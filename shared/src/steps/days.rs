@@ -149,15 +149,12 @@ const PULL_COLUMNS: [&str; 5] = ["run_id", "data_day", "requested_at", "complete
 /// registers `{table}_pulls` over them when the function has a catalog: what the as-of query of the
 /// README reads to tell which run's rows a day had at any time. A repeated call writes the same key.
 /// Errors: `Transient` (the bucket or the catalog was unavailable), `Misconfigured`.
-pub(crate) async fn record_pulls<P: Ports>(
+pub(crate) async fn record_pulls<'a, P: Ports>(
     services: &Services<P>,
     ctx: &RunContext,
     run: &RunRecord,
-    units: &[(NaiveDate, Vec<String>)],
+    units: impl IntoIterator<Item = (NaiveDate, &'a [String])>,
 ) -> Result<(), StepError> {
-    let (Some(first_day), false) = (units.iter().map(|(d, _)| *d).min(), units.is_empty()) else {
-        return Ok(());
-    };
     let millis = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (requested_at, completed_at) = (millis(requested_at(run)), millis(Utc::now()));
     let run_id = ctx.key.run_id();
@@ -170,16 +167,16 @@ pub(crate) async fn record_pulls<P: Ports>(
             completed_at: &completed_at,
             object_path,
         };
-        let rows: Vec<PullRow> = if paths.is_empty() {
-            vec![row(None)]
-        } else {
-            paths.iter().map(|p| row(Some(p.as_str()))).collect()
-        };
-        for row in rows {
-            serde_json::to_writer(&mut body, &row)
+        // A day without rows has one row without a path.
+        let objects = paths.iter().map(|p| Some(p.as_str()));
+        for object_path in objects.chain(paths.is_empty().then_some(None)) {
+            serde_json::to_writer(&mut body, &row(object_path))
                 .map_err(|e| StepError::Transient(format!("the pulls could not be written: {e}")))?;
             body.push(b'\n');
         }
+    }
+    if body.is_empty() {
+        return Ok(());
     }
     let key = ctx.pulls_key(ctx.window.start.date_naive(), run.claims);
     services
@@ -194,13 +191,13 @@ pub(crate) async fn record_pulls<P: Ports>(
             ctx,
             format!("{table}_pulls"),
             format!(
-                "amzpipe: every pull of a day of {table}: the run, when its request was made and when it \
-                 became current, and each object of the day's rows (dt: the run's window's first day); \
-                 the as-of query reads it"
+                "amzpipe: every pull of a day of {table}: the run, when its request was made and when its \
+                 rows were stored whole, and each object of the day's rows (dt: the run's window's first \
+                 day); the as-of query reads it"
             ),
             &PULL_COLUMNS,
             (location, location_template),
-            first_day.min(ctx.window.start.date_naive()),
+            ctx.window.start.date_naive(),
         );
         register(catalog, definition).await.map_err(step_error)?;
     }

@@ -98,7 +98,6 @@ fn stack() -> Option<String> {
 
 /// The EMF line of one successful run of `job` that stored `rows` rows and `bytes` bytes.
 pub fn run_succeeded_line(stack: &str, source: &str, job: &str, rows: u64, bytes: u64, at: DateTime<Utc>) -> String {
-    #[allow(clippy::cast_precision_loss)] // metric values are doubles
     let values = [(RUNS_SUCCEEDED, 1.0), (ROWS, rows as f64), (BYTES, bytes as f64)];
     line(stack, source, at, &values, &[("job", job)])
 }
@@ -140,17 +139,14 @@ pub struct DaysSummary {
 
 /// The EMF line of the state of `job`'s days.
 pub fn days_line(stack: &str, source: &str, job: &str, days: &DaysSummary, at: DateTime<Utc>) -> String {
-    #[allow(clippy::cast_precision_loss)] // ages in days
     let mut values = vec![
         (DAYS_OVERDUE, f64::from(days.overdue)),
         (DAYS_FAILED, f64::from(days.failed)),
         (ROWS_DROPPED_SHARE, days.rows_dropped_share),
     ];
-    #[allow(clippy::cast_precision_loss)] // ages in days
     if let Some(age) = days.newest_final_age {
         values.push((NEWEST_FINAL_DAY_AGE, age as f64));
     }
-    #[allow(clippy::cast_precision_loss)] // ages in days
     if let Some(age) = days.newest_provisional_age {
         values.push((NEWEST_PROVISIONAL_DAY_AGE, age as f64));
     }

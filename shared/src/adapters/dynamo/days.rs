@@ -12,7 +12,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{DynamoJobStore, Item, applied, get_n, get_s, n, rfc3339, s, store_error};
+use super::{DynamoJobStore, Item, applied, collect_items, get_n, get_s, n, rfc3339, s, store_error};
 use crate::domain::day_state::{Cause, DayAttempt, DayPull, DayRecord};
 use crate::ports::{CurrentClaim, CurrentUnit, PullFacts, StoreError};
 
@@ -32,42 +32,40 @@ impl DynamoJobStore {
         last: NaiveDate,
         job: Option<&str>,
     ) -> Result<Vec<(String, String, DayRecord)>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut filter = "begins_with(pk, :current) AND sk BETWEEN :first AND :last".to_owned();
-            let mut scan = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .expression_attribute_values(":current", s("CURRENT#"))
-                .expression_attribute_values(":first", s(day_sk(first)))
-                .expression_attribute_values(":last", s(day_sk(last)))
-                .set_exclusive_start_key(start.take());
-            if let Some(job) = job {
-                filter.push_str(" AND job = :job");
-                scan = scan.expression_attribute_values(":job", s(job));
-            }
-            let page = scan
-                .filter_expression(filter)
-                .send()
-                .await
-                .map_err(|e| store_error("Scan", e))?;
-            for item in page.items() {
+        let mut out = collect_items(
+            async |start| {
+                let mut filter = "begins_with(pk, :current) AND sk BETWEEN :first AND :last".to_owned();
+                let mut scan = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .consistent_read(true)
+                    .expression_attribute_values(":current", s("CURRENT#"))
+                    .expression_attribute_values(":first", s(day_sk(first)))
+                    .expression_attribute_values(":last", s(day_sk(last)))
+                    .set_exclusive_start_key(start);
+                if let Some(job) = job {
+                    filter.push_str(" AND job = :job");
+                    scan = scan.expression_attribute_values(":job", s(job));
+                }
+                let page = scan
+                    .filter_expression(filter)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("Scan", e))?;
+                Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
+            },
+            |item| {
                 let Some((table, account)) = get_s(item, "pk")
                     .and_then(|pk| pk.strip_prefix("CURRENT#"))
                     .and_then(|rest| rest.split_once('#'))
                 else {
-                    continue;
+                    return Ok(None);
                 };
-                out.push((table.to_owned(), account.to_owned(), parse_record(table, item)?));
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+                Ok(Some((table.to_owned(), account.to_owned(), parse_record(table, item)?)))
+            },
+        )
+        .await?;
         out.sort_by(|a, b| (&a.0, &a.1, a.2.day).cmp(&(&b.0, &b.1, b.2.day)));
         Ok(out)
     }
@@ -216,30 +214,28 @@ impl DynamoJobStore {
         first: NaiveDate,
         last: NaiveDate,
     ) -> Result<Vec<DayRecord>, StoreError> {
-        let mut records = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
-                .expression_attribute_values(":pk", s(current_pk(table, account)))
-                .expression_attribute_values(":first", s(day_sk(first)))
-                .expression_attribute_values(":last", s(day_sk(last)))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_error("Query", e))?;
-            for item in out.items() {
-                records.push(parse_record(table, item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(records),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .expression_attribute_values(":pk", s(current_pk(table, account)))
+            .expression_attribute_values(":first", s(day_sk(first)))
+            .expression_attribute_values(":last", s(day_sk(last)));
+        collect_items(
+            async move |start| {
+                let page = query
+                    .clone()
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("Query", e))?;
+                Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
+            },
+            |item| parse_record(table, item).map(Some),
+        )
+        .await
     }
 }
 

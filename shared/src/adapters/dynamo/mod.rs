@@ -317,18 +317,27 @@ where
 /// The runs of every page `page` returns, given the key to start after (none for the first page)
 /// and answering the page's items and the key to continue from (none or empty after the last).
 async fn collect_runs(
-    mut page: impl AsyncFnMut(Option<Item>) -> Result<(Vec<Item>, Option<Item>), StoreError>,
+    page: impl AsyncFnMut(Option<Item>) -> Result<(Vec<Item>, Option<Item>), StoreError>,
 ) -> Result<Vec<RunRecord>, StoreError> {
-    let mut runs = Vec::new();
+    collect_items(page, |item| parse_run(item).map(Some)).await
+}
+
+/// What `parse` makes of the items of every page `page` returns (as [`collect_runs`]), leaving out
+/// the items it answers `None` for.
+async fn collect_items<T>(
+    mut page: impl AsyncFnMut(Option<Item>) -> Result<(Vec<Item>, Option<Item>), StoreError>,
+    mut parse: impl FnMut(&Item) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
     let mut start = None;
     loop {
         let (items, next) = page(start.take()).await?;
         for item in &items {
-            runs.push(parse_run(item)?);
+            out.extend(parse(item)?);
         }
         match next {
             Some(key) if !key.is_empty() => start = Some(key),
-            _ => return Ok(runs),
+            _ => return Ok(out),
         }
     }
 }
